@@ -1,0 +1,210 @@
+package sbom
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// LayerCache keeps layer analyses between scans. Load returns nil data
+// and a nil error when nothing is stored for the DiffID.
+type LayerCache interface {
+	LoadLayerAnalysis(ctx context.Context, diffID string) ([]byte, error)
+	StoreLayerAnalysis(ctx context.Context, diffID string, data []byte) error
+}
+
+// Progress reports the state of one layer during Inventory.
+type Progress struct {
+	Layer  int
+	Layers int
+	Digest string
+	Cached bool
+	Done   bool
+}
+
+// EncodeLayerAnalysis serialises an analysis for a LayerCache.
+func EncodeLayerAnalysis(a *LayerAnalysis) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err := json.NewEncoder(zw).Encode(a); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeLayerAnalysis reads what EncodeLayerAnalysis wrote.
+func DecodeLayerAnalysis(b []byte) (*LayerAnalysis, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("decoding layer analysis: %w", err)
+	}
+	defer zr.Close()
+	var a LayerAnalysis
+	if err := json.NewDecoder(io.LimitReader(zr, 1<<30)).Decode(&a); err != nil {
+		return nil, fmt.Errorf("decoding layer analysis: %w", err)
+	}
+	return &a, nil
+}
+
+// Inventory analyses every layer of img not already in cache, in
+// parallel, and merges the results. cache and progress may be nil.
+func (a *Analyzer) Inventory(ctx context.Context, img v1.Image, cache LayerCache, progress func(Progress)) (*Inventory, error) {
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("image digest: %w", err)
+	}
+	mf, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("image manifest: %w", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("image layers: %w", err)
+	}
+	inv := &Inventory{
+		Digest:      digest.String(),
+		MediaType:   string(mf.MediaType),
+		Config:      mf.Config.Digest.String(),
+		Platform:    platformString(cfg),
+		Created:     cfg.Created.Time,
+		Labels:      cfg.Config.Labels,
+		Annotations: mf.Annotations,
+		Layers:      make([]LayerInfo, len(layers)),
+	}
+	history := layerHistory(cfg)
+	stack := make([]stackedLayer, len(layers))
+	var mu sync.Mutex
+	report := func(p Progress) {
+		if progress != nil {
+			mu.Lock()
+			progress(p)
+			mu.Unlock()
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.workers)
+	for i, l := range layers {
+		info := LayerInfo{Index: i}
+		if i < len(mf.Layers) {
+			info.Digest = mf.Layers[i].Digest.String()
+			info.Size = mf.Layers[i].Size
+			info.MediaType = string(mf.Layers[i].MediaType)
+		}
+		if i < len(history) {
+			info.CreatedBy = history[i]
+		}
+		g.Go(func() error {
+			d, err := l.DiffID()
+			if err != nil {
+				return fmt.Errorf("layer %d diff id: %w", i, err)
+			}
+			info.DiffID = d.String()
+			report(Progress{Layer: i, Layers: len(layers), Digest: info.Digest})
+			an, cached, err := a.layerAnalysis(gctx, l, info, cache)
+			if err != nil {
+				return err
+			}
+			info.Cached = cached
+			info.Entries = len(an.Files)
+			info.Packages = len(an.Packages)
+			info.Bytes = an.Bytes
+			info.Warnings = an.Warnings
+			stack[i] = stackedLayer{info: info, analysis: an}
+			report(Progress{Layer: i, Layers: len(layers), Digest: info.Digest, Cached: cached, Done: true})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, sl := range stack {
+		inv.Layers[i] = sl.info
+		if sl.info.Cached {
+			inv.ReusedLayers++
+		}
+	}
+	present, removed, meta := mergeLayers(stack)
+	inv.OS = detectOS(meta)
+	for i := range present {
+		completeOSPackage(&present[i], inv.OS)
+	}
+	for i := range removed {
+		completeOSPackage(&removed[i], inv.OS)
+	}
+	inv.Packages, inv.Removed = present, removed
+	inv.AnalyzedAt = a.now().UTC()
+	return inv, nil
+}
+
+func (a *Analyzer) layerAnalysis(ctx context.Context, l v1.Layer, info LayerInfo, cache LayerCache) (*LayerAnalysis, bool, error) {
+	if cache != nil {
+		b, err := cache.LoadLayerAnalysis(ctx, info.DiffID)
+		if err != nil {
+			return nil, false, fmt.Errorf("layer cache: %w", err)
+		}
+		if b != nil {
+			an, err := DecodeLayerAnalysis(b)
+			if err == nil && an.Analyzer == AnalyzerVersion {
+				return an, true, nil
+			}
+			// A stale or unreadable entry is replaced below.
+		}
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, false, fmt.Errorf("opening layer %s: %w", info.Digest, err)
+	}
+	defer rc.Close()
+	an, err := a.AnalyzeLayer(ctx, info.DiffID, rc, info.Size)
+	if err != nil {
+		return nil, false, err
+	}
+	if cache != nil {
+		b, err := EncodeLayerAnalysis(an)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := cache.StoreLayerAnalysis(ctx, info.DiffID, b); err != nil {
+			return nil, false, fmt.Errorf("layer cache: %w", err)
+		}
+	}
+	return an, false, nil
+}
+
+// layerHistory returns the created_by of the history entries that made a
+// layer, in layer order.
+func layerHistory(cfg *v1.ConfigFile) []string {
+	var out []string
+	for _, h := range cfg.History {
+		if h.EmptyLayer {
+			continue
+		}
+		out = append(out, h.CreatedBy)
+	}
+	return out
+}
+
+func platformString(cfg *v1.ConfigFile) string {
+	if cfg.OS == "" {
+		return ""
+	}
+	s := cfg.OS + "/" + cfg.Architecture
+	if cfg.Variant != "" {
+		s += "/" + cfg.Variant
+	}
+	return s
+}

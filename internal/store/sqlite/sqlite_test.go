@@ -1,0 +1,43 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/store/storetest"
+)
+
+func TestStoreSuite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "socle.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "socle.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMeta(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopening (migrations must be idempotent): %v", err)
+	}
+	defer s.Close()
+	v, err := s.GetMeta(ctx, "k")
+	if err != nil || v != "v" {
+		t.Fatalf("after reopen: %q, %v", v, err)
+	}
+}

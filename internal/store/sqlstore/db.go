@@ -1,0 +1,164 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Dialect holds what differs between SQL databases.
+type Dialect struct {
+	// Name is reported by Store.Backend.
+	Name string
+	// Blob and Serial are the column types for bytes and for an
+	// auto-incrementing 64-bit key.
+	Blob   string
+	Serial string
+	// Numbered placeholders ($1) instead of question marks.
+	Numbered bool
+	// SkipLocked is true when SELECT ... FOR UPDATE SKIP LOCKED exists,
+	// and jobs are claimed with it.
+	SkipLocked bool
+	// IsUnique reports whether err is a unique-constraint violation.
+	IsUnique func(error) bool
+	// AuditTriggers are the statements that make audit_log append-only.
+	AuditTriggers []string
+	// LockMigrations, when set, runs first in each migration transaction
+	// so that servers starting together apply it once.
+	LockMigrations string
+}
+
+// DB is a store.Store on a database/sql handle.
+type DB struct {
+	db *sql.DB
+	d  Dialect
+}
+
+var _ store.Store = (*DB)(nil)
+
+// New wraps an open database and brings its schema up to date.
+func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
+	s := &DB{db: db, d: d}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SQL returns the underlying handle, for tests and tools.
+func (s *DB) SQL() *sql.DB { return s.db }
+
+func (s *DB) Close() error                   { return s.db.Close() }
+func (s *DB) Backend() string                { return s.d.Name }
+func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// q turns a query written with ? placeholders into the dialect's form.
+func (s *DB) q(query string) string {
+	if !s.d.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+func (s *DB) exec(ctx context.Context, x execer, query string, args ...any) (sql.Result, error) {
+	return x.ExecContext(ctx, s.q(query), args...)
+}
+
+func (s *DB) query(ctx context.Context, x execer, query string, args ...any) (*sql.Rows, error) {
+	return x.QueryContext(ctx, s.q(query), args...)
+}
+
+func (s *DB) queryRow(ctx context.Context, x execer, query string, args ...any) *sql.Row {
+	return x.QueryRowContext(ctx, s.q(query), args...)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// placeholders returns "?, ?, ?" for n values.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// Times are stored as microseconds since the epoch; zero means unset.
+func ts(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromTS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return err
+}
+
+// chunks splits values into slices of at most n, to stay under the
+// databases' limits on bound parameters.
+func chunks[T any](values []T, n int) [][]T {
+	var out [][]T
+	for len(values) > n {
+		out = append(out, values[:n])
+		values = values[n:]
+	}
+	if len(values) > 0 {
+		out = append(out, values)
+	}
+	return out
+}
+
+func anySlice[T any](v []T) []any {
+	out := make([]any, len(v))
+	for i := range v {
+		out[i] = v[i]
+	}
+	return out
+}

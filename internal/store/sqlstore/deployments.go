@@ -1,0 +1,87 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+func (s *DB) PutDeployment(ctx context.Context, d store.Deployment) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.putDeployment(ctx, tx, d)
+	})
+}
+
+func (s *DB) putDeployment(ctx context.Context, x execer, d store.Deployment) error {
+	_, err := s.exec(ctx, x, `INSERT INTO deployments (environment, repository, digest, since, by_whom) VALUES (?, ?, ?, ?, ?)`,
+		d.Environment, d.Repository, d.Digest, ts(d.Since), d.By)
+	return err
+}
+
+// currentDeployments is the newest deployment row per environment and
+// repository.
+const currentDeployments = `SELECT d.environment, d.repository, d.digest, d.since, d.by_whom FROM deployments d
+WHERE d.id = (SELECT MAX(d2.id) FROM deployments d2 WHERE d2.environment = d.environment AND d2.repository = d.repository)`
+
+func (s *DB) CurrentDeployments(ctx context.Context, env string) ([]store.Deployment, error) {
+	q, args := currentDeployments, []any{}
+	if env != "" {
+		q, args = q+` AND d.environment = ?`, []any{env}
+	}
+	rows, err := s.query(ctx, s.db, q+` ORDER BY d.environment, d.repository`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanDeployments(rows)
+}
+
+func (s *DB) DeploymentHistory(ctx context.Context, env, repository string) ([]store.Deployment, error) {
+	rows, err := s.query(ctx, s.db, `SELECT environment, repository, digest, since, by_whom FROM deployments
+WHERE environment = ? AND repository = ? ORDER BY id DESC`, env, repository)
+	if err != nil {
+		return nil, err
+	}
+	return scanDeployments(rows)
+}
+
+func scanDeployments(rows *sql.Rows) ([]store.Deployment, error) {
+	defer rows.Close()
+	var out []store.Deployment
+	for rows.Next() {
+		var d store.Deployment
+		var since int64
+		if err := rows.Scan(&d.Environment, &d.Repository, &d.Digest, &since, &d.By); err != nil {
+			return nil, err
+		}
+		d.Since = fromTS(since)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// environmentsOf returns, for each digest, the environments currently
+// running it.
+func (s *DB) environmentsOf(ctx context.Context, digests []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, batch := range chunks(digests, 500) {
+		rows, err := s.query(ctx, s.db, `SELECT c.digest, c.environment FROM (`+currentDeployments+`) c
+WHERE c.digest IN (`+placeholders(len(batch))+`) ORDER BY c.environment`, anySlice(batch)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var d, e string
+			if err := rows.Scan(&d, &e); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[d] = append(out[d], e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,340 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePackage) ([]store.PackageRow, error) {
+	layers, _ := json.Marshal(nonNil(img.Layers))
+	labels, _ := json.Marshal(img.Labels)
+	var fresh []store.PackageRow
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		fresh = fresh[:0]
+		if _, err := s.exec(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
+base_name, base_digest, layers, size, inventory, scanned_at, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (digest) DO UPDATE SET repository = CASE WHEN excluded.repository <> '' THEN excluded.repository ELSE images.repository END,
+media_type = excluded.media_type, config = excluded.config, platform = excluded.platform, created = excluded.created,
+os = excluded.os, ecosystem = excluded.ecosystem,
+base_name = CASE WHEN excluded.base_name <> '' THEN excluded.base_name ELSE images.base_name END,
+base_digest = CASE WHEN excluded.base_digest <> '' THEN excluded.base_digest ELSE images.base_digest END,
+layers = excluded.layers, size = excluded.size, inventory = excluded.inventory, scanned_at = excluded.scanned_at, labels = excluded.labels`,
+			img.Digest, img.Repository, img.MediaType, img.Config, img.Platform, ts(img.Created), img.OS, img.Ecosystem,
+			img.BaseName, img.BaseDigest, string(layers), img.Size, img.Inventory, ts(img.ScannedAt), string(labels)); err != nil {
+			return err
+		}
+		ids, newIDs, err := s.ensurePackages(ctx, tx, pkgs)
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_digest = ?`, img.Digest); err != nil {
+			return err
+		}
+		for _, p := range pkgs {
+			if _, err := s.exec(ctx, tx, `INSERT INTO image_packages (image_digest, package_id, name, version, type, purl, path, layer, layer_index)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, img.Digest, ids[p.Key], p.Name, p.Version, p.Type, p.PURL, p.Path, p.Layer, p.LayerIndex); err != nil {
+				return err
+			}
+		}
+		now := ts(img.ScannedAt)
+		if now == 0 {
+			now = ts(time.Now())
+		}
+		// Findings follow the index: open those the image's packages
+		// match, close those of packages it no longer holds.
+		if _, err := s.exec(ctx, tx, `INSERT INTO findings (image_digest, package_id, advisory_id, opened_at)
+SELECT DISTINCT ip.image_digest, pm.package_id, pm.advisory_id, CAST(? AS BIGINT)
+FROM image_packages ip JOIN package_matches pm ON pm.package_id = ip.package_id WHERE ip.image_digest = ?
+ON CONFLICT (image_digest, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
+WHERE findings.closed_at <> 0`, now, img.Digest); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = 'package no longer in image'
+WHERE image_digest = ? AND closed_at = 0 AND package_id NOT IN (SELECT package_id FROM image_packages WHERE image_digest = ?)`,
+			now, img.Digest, img.Digest); err != nil {
+			return err
+		}
+		for _, id := range newIDs {
+			fresh = append(fresh, id)
+		}
+		return nil
+	})
+	return fresh, err
+}
+
+// ensurePackages inserts the match keys of pkgs and returns their IDs,
+// and the rows never matched yet.
+func (s *DB) ensurePackages(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage) (map[store.PackageKey]int64, []store.PackageRow, error) {
+	ids := map[store.PackageKey]int64{}
+	var fresh []store.PackageRow
+	for _, p := range pkgs {
+		if _, ok := ids[p.Key]; ok {
+			continue
+		}
+		var id, matched int64
+		err := s.queryRow(ctx, tx, `SELECT id, matched_at FROM packages WHERE ecosystem = ? AND name = ? AND version = ?`,
+			p.Key.Ecosystem, p.Key.Name, p.Key.Version).Scan(&id, &matched)
+		if err == sql.ErrNoRows {
+			err = s.queryRow(ctx, tx, `INSERT INTO packages (ecosystem, name, version) VALUES (?, ?, ?) RETURNING id`,
+				p.Key.Ecosystem, p.Key.Name, p.Key.Version).Scan(&id)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("package %v: %w", p.Key, err)
+		}
+		ids[p.Key] = id
+		if matched == 0 {
+			fresh = append(fresh, store.PackageRow{ID: id, PackageKey: p.Key})
+		}
+	}
+	return ids, fresh, nil
+}
+
+const imageColumns = `digest, repository, media_type, config, platform, created, os, ecosystem, base_name, base_digest, layers, size, scanned_at, labels`
+
+func scanImage(row interface{ Scan(...any) error }, img *store.Image, extra ...any) error {
+	var created, scanned int64
+	var layers, labels string
+	dest := append([]any{&img.Digest, &img.Repository, &img.MediaType, &img.Config, &img.Platform, &created, &img.OS,
+		&img.Ecosystem, &img.BaseName, &img.BaseDigest, &layers, &img.Size, &scanned, &labels}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return err
+	}
+	img.Created, img.ScannedAt = fromTS(created), fromTS(scanned)
+	_ = json.Unmarshal([]byte(layers), &img.Layers)
+	_ = json.Unmarshal([]byte(labels), &img.Labels)
+	return nil
+}
+
+func (s *DB) Image(ctx context.Context, digest string) (store.Image, error) {
+	var img store.Image
+	row := s.queryRow(ctx, s.db, `SELECT `+imageColumns+`, inventory FROM images WHERE digest = ?`, digest)
+	if err := scanImage(row, &img, &img.Inventory); err != nil {
+		return img, notFound(err, "image "+digest)
+	}
+	return img, nil
+}
+
+func (s *DB) HasImage(ctx context.Context, digest string) (bool, error) {
+	var n int
+	err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM images WHERE digest = ?`, digest).Scan(&n)
+	return n > 0, err
+}
+
+func (s *DB) ImageCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM images`).Scan(&n)
+	return n, err
+}
+
+func (s *DB) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSummary, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	where, args := "", []any{}
+	if f.Repository != "" {
+		where, args = ` WHERE repository = ?`, append(args, f.Repository)
+	}
+	args = append(args, limit, f.Offset)
+	rows, err := s.query(ctx, s.db, `SELECT `+imageColumns+`, (SELECT COUNT(*) FROM image_packages ip WHERE ip.image_digest = images.digest)
+FROM images`+where+` ORDER BY scanned_at DESC, digest LIMIT ? OFFSET ?`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.ImageSummary
+	byDigest := map[string]int{}
+	for rows.Next() {
+		var img store.Image
+		var n int
+		if err := scanImage(rows, &img, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byDigest[img.Digest] = len(out)
+		out = append(out, store.ImageSummary{
+			Digest: img.Digest, Repository: img.Repository, Platform: img.Platform, OS: img.OS,
+			Created: img.Created, ScannedAt: img.ScannedAt, BaseName: img.BaseName, BaseDigest: img.BaseDigest,
+			Packages: n, Open: map[string]int{}, Fixable: map[string]int{},
+		})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	digests := make([]string, 0, len(out))
+	for _, sm := range out {
+		digests = append(digests, sm.Digest)
+	}
+	for _, batch := range chunks(digests, 500) {
+		if err := s.fillSummaries(ctx, batch, out, byDigest); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// fillSummaries adds finding counts, tags and environments.
+func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
+	in := placeholders(len(digests))
+	args := anySlice(digests)
+	rows, err := s.query(ctx, s.db, `SELECT f.image_digest, a.severity, pm.fixed_version <> '', COUNT(*)
+FROM findings f JOIN advisories a ON a.id = f.advisory_id
+JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id
+WHERE f.closed_at = 0 AND a.withdrawn = 0 AND f.image_digest IN (`+in+`) GROUP BY f.image_digest, a.severity, pm.fixed_version <> ''`, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var d, sev string
+		var fixable bool
+		var n int
+		if err := rows.Scan(&d, &sev, &fixable, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		sm := &out[byDigest[d]]
+		sm.Open[sev] += n
+		if fixable {
+			sm.Fixable[sev] += n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	tags, err := s.tagsOf(ctx, digests)
+	if err != nil {
+		return err
+	}
+	envs, err := s.environmentsOf(ctx, digests)
+	if err != nil {
+		return err
+	}
+	for d, i := range byDigest {
+		out[i].Tags = tags[d]
+		out[i].Environments = envs[d]
+	}
+	return nil
+}
+
+func (s *DB) tagsOf(ctx context.Context, digests []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, batch := range chunks(digests, 500) {
+		rows, err := s.query(ctx, s.db, `SELECT digest, tag FROM tags WHERE digest IN (`+placeholders(len(batch))+`) ORDER BY tag`, anySlice(batch)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var d, t string
+			if err := rows.Scan(&d, &t); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[d] = append(out[d], t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *DB) PutTag(ctx context.Context, ev store.TagEvent) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := s.queryRow(ctx, tx, `SELECT digest FROM tags WHERE repository = ? AND tag = ?`, ev.Repository, ev.Tag).Scan(&cur)
+		if err == nil && cur == ev.Digest {
+			return nil
+		}
+		if err != nil && err != sql.ErrNoRows {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO tags (repository, tag, digest, since) VALUES (?, ?, ?, ?)
+ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since`,
+			ev.Repository, ev.Tag, ev.Digest, ts(ev.At)); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at) VALUES (?, ?, ?, ?)`,
+			ev.Repository, ev.Tag, ev.Digest, ts(ev.At))
+		return err
+	})
+}
+
+func (s *DB) DeleteTag(ctx context.Context, repository, tag string, at time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := s.queryRow(ctx, tx, `SELECT digest FROM tags WHERE repository = ? AND tag = ?`, repository, tag).Scan(&cur)
+		if err == sql.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM tags WHERE repository = ? AND tag = ?`, repository, tag); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at, deleted) VALUES (?, ?, ?, ?, 1)`,
+			repository, tag, cur, ts(at))
+		return err
+	})
+}
+
+func (s *DB) Tags(ctx context.Context, repository string) ([]store.TagEvent, error) {
+	where, args := "", []any{}
+	if repository != "" {
+		where, args = ` WHERE repository = ?`, []any{repository}
+	}
+	rows, err := s.query(ctx, s.db, `SELECT repository, tag, digest, since FROM tags`+where+` ORDER BY repository, tag`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanTagEvents(rows)
+}
+
+func (s *DB) TagHistory(ctx context.Context, repository, tag string) ([]store.TagEvent, error) {
+	rows, err := s.query(ctx, s.db, `SELECT repository, tag, digest, at FROM tag_history
+WHERE repository = ? AND tag = ? AND deleted = 0 ORDER BY at DESC, id DESC`, repository, tag)
+	if err != nil {
+		return nil, err
+	}
+	return scanTagEvents(rows)
+}
+
+func scanTagEvents(rows *sql.Rows) ([]store.TagEvent, error) {
+	defer rows.Close()
+	var out []store.TagEvent
+	for rows.Next() {
+		var ev store.TagEvent
+		var at int64
+		if err := rows.Scan(&ev.Repository, &ev.Tag, &ev.Digest, &at); err != nil {
+			return nil, err
+		}
+		ev.At = fromTS(at)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+func (s *DB) ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error) {
+	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index
+FROM image_packages ip JOIN packages p ON p.id = ip.package_id WHERE ip.image_digest = ? ORDER BY ip.type, ip.name, ip.version, ip.path`, digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.ImagePackage
+	for rows.Next() {
+		var p store.ImagePackage
+		if err := rows.Scan(&p.Key.Ecosystem, &p.Key.Name, &p.Key.Version, &p.Name, &p.Version, &p.Type, &p.PURL, &p.Path, &p.Layer, &p.LayerIndex); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,148 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// migrations are applied in order, once each; a database records the
+// last one it has. Never edit one that has shipped: add another.
+var migrations = []string{
+	// 1: the scan and watch model.
+	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE layers (diff_id TEXT PRIMARY KEY, data {{blob}} NOT NULL, stored_at BIGINT NOT NULL);
+CREATE TABLE layer_claims (diff_id TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until BIGINT NOT NULL);
+CREATE TABLE advisories (
+	id TEXT PRIMARY KEY, modified BIGINT NOT NULL, published BIGINT NOT NULL, withdrawn BIGINT NOT NULL,
+	aliases TEXT NOT NULL, summary TEXT NOT NULL, severity TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,
+	source TEXT NOT NULL, raw {{blob}} NOT NULL, raw_hash TEXT NOT NULL);
+CREATE TABLE advisory_aliases (alias TEXT NOT NULL, advisory_id TEXT NOT NULL, PRIMARY KEY (alias, advisory_id));
+CREATE INDEX advisory_aliases_adv ON advisory_aliases (advisory_id);
+CREATE TABLE advisory_affected (advisory_id TEXT NOT NULL, ecosystem TEXT NOT NULL, name TEXT NOT NULL,
+	spec {{blob}} NOT NULL, PRIMARY KEY (advisory_id, ecosystem, name));
+CREATE INDEX advisory_affected_pkg ON advisory_affected (name, ecosystem);
+CREATE TABLE feeds (name TEXT PRIMARY KEY, kind TEXT NOT NULL, url TEXT NOT NULL, records BIGINT NOT NULL,
+	last_attempt BIGINT NOT NULL, last_success BIGINT NOT NULL, last_error TEXT NOT NULL, cursor TEXT NOT NULL);
+CREATE TABLE images (
+	digest TEXT PRIMARY KEY, repository TEXT NOT NULL, media_type TEXT NOT NULL, config TEXT NOT NULL,
+	platform TEXT NOT NULL, created BIGINT NOT NULL, os TEXT NOT NULL, ecosystem TEXT NOT NULL,
+	base_name TEXT NOT NULL, base_digest TEXT NOT NULL, layers TEXT NOT NULL, size BIGINT NOT NULL,
+	inventory {{blob}} NOT NULL, scanned_at BIGINT NOT NULL, labels TEXT NOT NULL);
+CREATE INDEX images_repo ON images (repository);
+CREATE INDEX images_scanned ON images (scanned_at);
+CREATE TABLE packages (id {{serial}} PRIMARY KEY, ecosystem TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+	matched_at BIGINT NOT NULL DEFAULT 0, UNIQUE (ecosystem, name, version));
+CREATE INDEX packages_name ON packages (name, ecosystem);
+CREATE TABLE image_packages (image_digest TEXT NOT NULL, package_id BIGINT NOT NULL, name TEXT NOT NULL,
+	version TEXT NOT NULL, type TEXT NOT NULL, purl TEXT NOT NULL, path TEXT NOT NULL, layer TEXT NOT NULL,
+	layer_index INTEGER NOT NULL);
+CREATE INDEX image_packages_img ON image_packages (image_digest);
+CREATE INDEX image_packages_pkg ON image_packages (package_id, image_digest);
+CREATE TABLE package_matches (package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL, fixed_version TEXT NOT NULL,
+	PRIMARY KEY (package_id, advisory_id));
+CREATE INDEX package_matches_adv ON package_matches (advisory_id);
+CREATE TABLE findings (image_digest TEXT NOT NULL, package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL,
+	opened_at BIGINT NOT NULL, closed_at BIGINT NOT NULL DEFAULT 0, close_reason TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (image_digest, package_id, advisory_id));
+CREATE INDEX findings_adv ON findings (advisory_id, closed_at);
+CREATE INDEX findings_pkg ON findings (package_id, advisory_id);
+CREATE TABLE tags (repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, since BIGINT NOT NULL,
+	PRIMARY KEY (repository, tag));
+CREATE INDEX tags_digest ON tags (digest);
+CREATE TABLE tag_history (id {{serial}} PRIMARY KEY, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
+	at BIGINT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX tag_history_tag ON tag_history (repository, tag, at);
+CREATE TABLE jobs (id {{serial}} PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, payload {{blob}} NOT NULL,
+	state TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '', lease_until BIGINT NOT NULL DEFAULT 0,
+	attempts INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0,
+	total INTEGER NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL);
+CREATE UNIQUE INDEX jobs_active_key ON jobs (key) WHERE state IN ('pending', 'running');
+CREATE INDEX jobs_claim ON jobs (state, id);
+CREATE TABLE tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+	created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL, last_used BIGINT NOT NULL);
+CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+	subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE deployments (id {{serial}} PRIMARY KEY, environment TEXT NOT NULL, repository TEXT NOT NULL,
+	digest TEXT NOT NULL, since BIGINT NOT NULL, by_whom TEXT NOT NULL);
+CREATE INDEX deployments_env ON deployments (environment, repository, id);
+CREATE INDEX deployments_digest ON deployments (digest);
+{{audit_triggers}}`,
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	for i, m := range migrations {
+		version := i + 1
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if s.d.LockMigrations != "" {
+				if _, err := tx.ExecContext(ctx, s.d.LockMigrations); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+				return fmt.Errorf("creating schema_migrations: %w", err)
+			}
+			var n int
+			if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range splitStatements(s.expand(m)) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("migration %d: %w\n%s", version, err, stmt)
+				}
+			}
+			_, err := s.exec(ctx, tx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ts(time.Now()))
+			return err
+		})
+		if err != nil {
+			if s.d.IsUnique != nil && s.d.IsUnique(err) {
+				continue // another server applied it at the same time
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *DB) expand(m string) string {
+	r := strings.NewReplacer(
+		"{{blob}}", s.d.Blob,
+		"{{serial}}", s.d.Serial,
+		"{{audit_triggers}}", triggers(s.d.AuditTriggers),
+	)
+	return r.Replace(m)
+}
+
+// splitStatements splits on ";\n" and on "---" separators; trigger
+// bodies, which contain semicolons, are separated by "---".
+func splitStatements(m string) []string {
+	var out []string
+	for _, block := range strings.Split(m, "\n---\n") {
+		if strings.Contains(block, "BEGIN") || strings.Contains(block, "$$") {
+			if b := strings.TrimSpace(block); b != "" {
+				out = append(out, b)
+			}
+			continue
+		}
+		for _, stmt := range strings.Split(block, ";\n") {
+			stmt = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(stmt), ";"))
+			if stmt != "" {
+				out = append(out, stmt)
+			}
+		}
+	}
+	return out
+}
+
+func triggers(ts []string) string {
+	if len(ts) == 0 {
+		return ""
+	}
+	return "---\n" + strings.Join(ts, "\n---\n")
+}

@@ -1,0 +1,499 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a caller may branch on.
+var (
+	// ErrNotFound is returned when the requested record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is returned when a write would break a uniqueness or
+	// state rule (an approval given twice, a tag moved concurrently).
+	ErrConflict = errors.New("conflict")
+)
+
+// Store is everything socle keeps. Implementations must be safe for
+// concurrent use by several goroutines and, for PostgreSQL, by several
+// processes.
+type Store interface {
+	LayerCache
+	Advisories
+	Images
+	Matches
+	Findings
+	Jobs
+	Tokens
+	Audit
+	Deployments
+	Meta
+	// Close releases the database.
+	Close() error
+	// Backend names the implementation ("sqlite", "postgres").
+	Backend() string
+	// Ping checks the database answers.
+	Ping(ctx context.Context) error
+}
+
+// LayerCache keeps the analysis of each layer, by DiffID.
+type LayerCache interface {
+	// LoadLayerAnalysis returns the stored analysis, or nil data and a
+	// nil error when there is none.
+	LoadLayerAnalysis(ctx context.Context, diffID string) ([]byte, error)
+	// StoreLayerAnalysis records an analysis, replacing any other.
+	StoreLayerAnalysis(ctx context.Context, diffID string, data []byte) error
+	// ClaimLayer takes a lease on analysing a layer, so that two servers
+	// sharing one database never read the same layer at once. It
+	// returns false when another owner holds an unexpired lease.
+	ClaimLayer(ctx context.Context, diffID, owner string, lease time.Duration) (bool, error)
+	// ReleaseLayer drops owner's lease.
+	ReleaseLayer(ctx context.Context, diffID, owner string) error
+	// LayerCount returns how many layer analyses are stored.
+	LayerCount(ctx context.Context) (int, error)
+}
+
+// Advisory is one OSV record and what matching needs of it.
+type Advisory struct {
+	ID        string
+	Modified  time.Time
+	Published time.Time
+	// Withdrawn is zero unless the advisory was withdrawn.
+	Withdrawn time.Time
+	Aliases   []string
+	Summary   string
+	// Severity is CRITICAL, HIGH, MEDIUM, LOW or UNKNOWN; Score its CVSS
+	// base score, when one is known.
+	Severity string
+	Score    float64
+	// Source names the feed or file the record came from.
+	Source string
+	// Raw is the record as OSV JSON.
+	Raw      []byte
+	Affected []Affected
+}
+
+// Affected is one package an advisory names, with the ranges and
+// versions that decide whether a version is affected, in an encoding the
+// vuln package owns.
+type Affected struct {
+	Ecosystem string
+	Name      string
+	Spec      []byte
+}
+
+// PackageName is an (OSV ecosystem, package name) pair.
+type PackageName struct {
+	Ecosystem string
+	Name      string
+}
+
+// UpsertResult says what an UpsertAdvisories call changed.
+type UpsertResult struct {
+	Added, Updated, Unchanged int
+	// Changed lists the advisories added or updated.
+	Changed []string
+	// Packages lists every package named by a changed advisory, before or
+	// after the change: the packages whose matches must be recomputed.
+	Packages []PackageName
+}
+
+// AffectedRow is an Affected entry with the advisory facts findings show.
+type AffectedRow struct {
+	AdvisoryID string
+	Ecosystem  string
+	Name       string
+	Spec       []byte
+	Withdrawn  bool
+	Severity   string
+	Score      float64
+	Aliases    []string
+	Summary    string
+	Modified   time.Time
+	Published  time.Time
+}
+
+// EcosystemStat summarises the advisories for one ecosystem.
+type EcosystemStat struct {
+	Ecosystem string
+	Records   int
+	Withdrawn int
+	// NewestModified is the latest "modified" time among the records.
+	NewestModified time.Time
+	Sources        []string
+}
+
+// Feed is the state of one advisory source.
+type Feed struct {
+	Name string
+	// Kind is how the feed is read: "file", "osv-zip", "osv-dir", "git",
+	// "alpine-secdb", "bundled".
+	Kind        string
+	URL         string
+	Records     int
+	LastAttempt time.Time
+	LastSuccess time.Time
+	// LastError is empty after a successful sync.
+	LastError string
+	// Cursor is the feed's own change marker (an ETag, a commit).
+	Cursor string
+}
+
+// Advisories stores OSV records.
+type Advisories interface {
+	// UpsertAdvisories inserts or replaces records. A record whose
+	// Modified time and Raw content are unchanged is counted as
+	// Unchanged and not written.
+	UpsertAdvisories(ctx context.Context, advs []Advisory) (UpsertResult, error)
+	// Advisory returns one record by ID, with Raw and Affected.
+	Advisory(ctx context.Context, id string) (Advisory, error)
+	// ResolveAdvisoryIDs returns the IDs of the records whose ID or
+	// aliases include id, or nil.
+	ResolveAdvisoryIDs(ctx context.Context, id string) ([]string, error)
+	// AffectedFor returns the affected entries for a package. An entry
+	// for an ecosystem without a release ("Debian") applies to every
+	// release ("Debian:12") and is returned for it.
+	AffectedFor(ctx context.Context, ecosystem, name string) ([]AffectedRow, error)
+	// AdvisoryStats summarises the store by ecosystem.
+	AdvisoryStats(ctx context.Context) ([]EcosystemStat, error)
+	// PutFeed records the state of a feed.
+	PutFeed(ctx context.Context, f Feed) error
+	// Feeds lists every feed.
+	Feeds(ctx context.Context) ([]Feed, error)
+	// AdvisoryCount returns the number of records.
+	AdvisoryCount(ctx context.Context) (int, error)
+}
+
+// Image is one analysed image manifest.
+type Image struct {
+	Digest     string
+	Repository string
+	MediaType  string
+	Config     string
+	Platform   string
+	Created    time.Time
+	// OS is the operating system's pretty name, Ecosystem its OSV
+	// ecosystem ("Debian:12").
+	OS        string
+	Ecosystem string
+	// BaseName and BaseDigest identify the parent image.
+	BaseName   string
+	BaseDigest string
+	Layers     []string
+	Size       int64
+	// Inventory is the encoded sbom.Inventory.
+	Inventory []byte
+	ScannedAt time.Time
+	Labels    map[string]string
+}
+
+// ImagePackage is one package of an image, linked to its match key.
+type ImagePackage struct {
+	// Key is what advisories are matched on.
+	Key     PackageKey
+	Name    string
+	Version string
+	Type    string
+	PURL    string
+	Path    string
+	// Layer is the digest of the layer that introduced the package.
+	Layer      string
+	LayerIndex int
+}
+
+// PackageKey is the unit matched against advisories: one version of one
+// package name in one ecosystem.
+type PackageKey struct {
+	Ecosystem string
+	Name      string
+	Version   string
+}
+
+// PackageRow is a stored PackageKey.
+type PackageRow struct {
+	ID int64
+	PackageKey
+}
+
+// ImageSummary is a row of the fleet view.
+type ImageSummary struct {
+	Digest     string
+	Repository string
+	Tags       []string
+	Platform   string
+	OS         string
+	Created    time.Time
+	ScannedAt  time.Time
+	BaseName   string
+	BaseDigest string
+	Packages   int
+	// Open counts open findings by severity; Fixable those with a fix.
+	Open    map[string]int
+	Fixable map[string]int
+	// Environments where the image is deployed.
+	Environments []string
+}
+
+// ImageFilter narrows Images.
+type ImageFilter struct {
+	Repository string
+	Limit      int
+	Offset     int
+}
+
+// TagEvent is one move of a tag.
+type TagEvent struct {
+	Repository string
+	Tag        string
+	Digest     string
+	At         time.Time
+}
+
+// Images stores image records and their packages.
+type Images interface {
+	// PutImage records an image and replaces its package list. It
+	// returns the packages it stored that had never been matched.
+	PutImage(ctx context.Context, img Image, pkgs []ImagePackage) ([]PackageRow, error)
+	// Image returns an image record, with its Inventory.
+	Image(ctx context.Context, digest string) (Image, error)
+	// HasImage reports whether an image is recorded.
+	HasImage(ctx context.Context, digest string) (bool, error)
+	// Images lists image summaries, newest scan first.
+	Images(ctx context.Context, f ImageFilter) ([]ImageSummary, error)
+	// ImageCount returns the number of images.
+	ImageCount(ctx context.Context) (int, error)
+	// PutTag records that repository:tag points at digest from at on. A
+	// tag that already points there is left as is.
+	PutTag(ctx context.Context, ev TagEvent) error
+	// DeleteTag records that a tag was removed.
+	DeleteTag(ctx context.Context, repository, tag string, at time.Time) error
+	// Tags returns the current tags of a repository, or of every
+	// repository when repository is empty.
+	Tags(ctx context.Context, repository string) ([]TagEvent, error)
+	// TagHistory returns every digest a tag pointed at, newest first.
+	TagHistory(ctx context.Context, repository, tag string) ([]TagEvent, error)
+	// ImagePackages returns an image's packages.
+	ImagePackages(ctx context.Context, digest string) ([]ImagePackage, error)
+}
+
+// PackageMatch is one advisory that affects a package version.
+type PackageMatch struct {
+	AdvisoryID string
+	// FixedVersion is the first version that fixes it, or empty.
+	FixedVersion string
+}
+
+// Matches keeps, for each stored package version, the advisories that
+// affect it: the index every query about exposure reads.
+type Matches interface {
+	// PackagesNamed returns the stored versions of a package. An
+	// ecosystem without a release ("Debian") selects every release.
+	PackagesNamed(ctx context.Context, ecosystem, name string) ([]PackageRow, error)
+	// SetPackageMatches replaces the advisories matched to a package and
+	// opens or closes the findings of every image holding it. A finding
+	// whose advisory no longer matches is closed with closeReasons[id],
+	// or "no longer affected" when the map has no entry. at is the time
+	// recorded.
+	SetPackageMatches(ctx context.Context, pkgID int64, matches []PackageMatch, closeReasons map[string]string, at time.Time) (FindingChanges, error)
+	// PackageMatches returns the advisories matched to a package.
+	PackageMatches(ctx context.Context, pkgID int64) ([]PackageMatch, error)
+}
+
+// FindingChanges counts the findings a write opened and closed.
+type FindingChanges struct {
+	Opened, Closed int
+	// Images lists the images whose findings changed.
+	Images []string
+}
+
+// Finding is one advisory affecting one package of one image.
+type Finding struct {
+	ImageDigest  string
+	AdvisoryID   string
+	Aliases      []string
+	Summary      string
+	Severity     string
+	Score        float64
+	Withdrawn    bool
+	FixedVersion string
+	Package      ImagePackage
+	OpenedAt     time.Time
+	ClosedAt     time.Time
+	CloseReason  string
+	// Published is the advisory's publication time, the start of
+	// exposure when a fix exists.
+	Published time.Time
+}
+
+// AffectedImage answers "which images are affected by X".
+type AffectedImage struct {
+	Digest       string
+	Repository   string
+	Tags         []string
+	Environments []string
+	AdvisoryID   string
+	Package      ImagePackage
+	FixedVersion string
+	Severity     string
+}
+
+// AffectedQuery selects findings by advisory or by package.
+type AffectedQuery struct {
+	// Advisory is an advisory ID or alias (CVE, GHSA, GO, PYSEC).
+	Advisory string
+	// Package is a package name, in Ecosystem when that is set.
+	Package   string
+	Ecosystem string
+	// Version narrows Package to one version.
+	Version string
+}
+
+// TrendPoint is the number of open fixable findings at one time.
+type TrendPoint struct {
+	At      time.Time
+	Open    int
+	Fixable int
+}
+
+// Findings answers questions about findings from the index.
+type Findings interface {
+	// ImageFindings returns the open findings of an image.
+	ImageFindings(ctx context.Context, digest string) ([]Finding, error)
+	// AffectedImages returns the images with an open finding for the
+	// query, or holding the package when the query names one.
+	AffectedImages(ctx context.Context, q AffectedQuery) ([]AffectedImage, error)
+	// FindingTrend counts open and fixable findings of the images
+	// currently tagged, at each step from from to to.
+	FindingTrend(ctx context.Context, from, to time.Time, step time.Duration) ([]TrendPoint, error)
+}
+
+// Job is a unit of background work.
+type Job struct {
+	ID   int64
+	Kind string
+	// Key deduplicates jobs: a second enqueue of a key already pending
+	// or running is ignored.
+	Key     string
+	Payload []byte
+	State   string // pending, running, done, failed
+	Owner   string
+	// LeaseUntil is when a running job's owner is presumed dead.
+	LeaseUntil time.Time
+	Attempts   int
+	Error      string
+	Done       int
+	Total      int
+	Message    string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Job states.
+const (
+	JobPending = "pending"
+	JobRunning = "running"
+	JobDone    = "done"
+	JobFailed  = "failed"
+)
+
+// Jobs is a durable work queue shared by every server on one database.
+type Jobs interface {
+	// EnqueueJob adds a job unless one with the same key is pending or
+	// running; it returns the job's ID and whether it was added.
+	EnqueueJob(ctx context.Context, kind, key string, payload []byte) (int64, bool, error)
+	// ClaimJob takes the oldest pending job of the given kinds, or a
+	// running one whose lease expired, for owner; nil when none. Two
+	// callers never claim the same job.
+	ClaimJob(ctx context.Context, owner string, kinds []string, lease time.Duration) (*Job, error)
+	// ExtendJob renews owner's lease and records progress.
+	ExtendJob(ctx context.Context, id int64, owner string, lease time.Duration, done, total int, msg string) error
+	// FinishJob ends a job as done (err empty) or failed. A failed job
+	// with attempts left is made pending again.
+	FinishJob(ctx context.Context, id int64, owner string, errMsg string, retry bool) error
+	// Jobs lists recent jobs, newest first.
+	Jobs(ctx context.Context, limit int) ([]Job, error)
+	// JobByID returns one job.
+	JobByID(ctx context.Context, id int64) (Job, error)
+}
+
+// Roles a token may have, in increasing power.
+const (
+	RoleViewer    = "viewer"
+	RoleDeveloper = "developer"
+	RoleApprover  = "approver"
+	RoleAdmin     = "admin"
+)
+
+// Token is an API credential. The secret itself is never stored.
+type Token struct {
+	ID        string
+	Name      string
+	Role      string
+	Hash      []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
+	LastUsed  time.Time
+}
+
+// Tokens stores API tokens by the hash of their secret.
+type Tokens interface {
+	CreateToken(ctx context.Context, t Token) error
+	// TokenByHash returns the token with that secret hash.
+	TokenByHash(ctx context.Context, hash []byte) (Token, error)
+	ListTokens(ctx context.Context) ([]Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+	TouchToken(ctx context.Context, id string, at time.Time) error
+}
+
+// AuditEvent is one entry of the audit log.
+type AuditEvent struct {
+	Seq     int64
+	At      time.Time
+	Actor   string
+	Action  string
+	Subject string
+	// Details is a JSON object.
+	Details []byte
+	// PrevHash and Hash chain the log: Hash covers PrevHash and every
+	// other field, so that editing any row breaks the chain after it.
+	PrevHash string
+	Hash     string
+}
+
+// Audit is the append-only, hash-chained audit log.
+type Audit interface {
+	// AppendAudit adds an event, computing its Seq and chain hashes.
+	AppendAudit(ctx context.Context, ev AuditEvent) (AuditEvent, error)
+	// AuditEvents returns events with Seq > after, oldest first.
+	AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
+}
+
+// Deployment says which digest of a repository runs in an environment.
+type Deployment struct {
+	Environment string
+	Repository  string
+	Digest      string
+	Since       time.Time
+	// By names who or what recorded it (a promotion, the API).
+	By string
+}
+
+// Deployments records which environment runs which digest.
+type Deployments interface {
+	// PutDeployment records that env now runs digest for repository.
+	PutDeployment(ctx context.Context, d Deployment) error
+	// DeploymentsOf returns the current deployments, of one environment
+	// when env is not empty.
+	CurrentDeployments(ctx context.Context, env string) ([]Deployment, error)
+	// DeploymentHistory returns every deployment of a repository in an
+	// environment, newest first.
+	DeploymentHistory(ctx context.Context, env, repository string) ([]Deployment, error)
+}
+
+// Meta keeps small settings.
+type Meta interface {
+	GetMeta(ctx context.Context, key string) (string, error)
+	SetMeta(ctx context.Context, key, value string) error
+}

@@ -1,0 +1,710 @@
+package storetest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Factory returns an empty store for one test; the suite closes it.
+type Factory func(t *testing.T) store.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, newStore Factory) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"LayerCache", testLayerCache},
+		{"LayerClaims", testLayerClaims},
+		{"Advisories", testAdvisories},
+		{"AffectedForReleaseless", testAffectedForReleaseless},
+		{"ImagesAndTags", testImagesAndTags},
+		{"MatchesOpenAndCloseFindings", testMatches},
+		{"AffectedImages", testAffectedImages},
+		{"FindingTrend", testFindingTrend},
+		{"JobsQueue", testJobs},
+		{"JobsConcurrentClaim", testJobsConcurrentClaim},
+		{"JobLeaseExpiry", testJobLeaseExpiry},
+		{"Tokens", testTokens},
+		{"AuditChain", testAudit},
+		{"AuditConcurrentAppend", testAuditConcurrent},
+		{"Deployments", testDeployments},
+		{"Meta", testMeta},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testLayerCache(t *testing.T, s store.Store) {
+	b, err := s.LoadLayerAnalysis(ctx, "sha256:aa")
+	must(t, err)
+	if b != nil {
+		t.Fatalf("empty cache returned %q", b)
+	}
+	must(t, s.StoreLayerAnalysis(ctx, "sha256:aa", []byte("one")))
+	must(t, s.StoreLayerAnalysis(ctx, "sha256:aa", []byte("two")))
+	b, err = s.LoadLayerAnalysis(ctx, "sha256:aa")
+	must(t, err)
+	if string(b) != "two" {
+		t.Fatalf("got %q, want the replacement", b)
+	}
+	n, err := s.LayerCount(ctx)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("LayerCount = %d, want 1", n)
+	}
+}
+
+func testLayerClaims(t *testing.T, s store.Store) {
+	ok, err := s.ClaimLayer(ctx, "sha256:bb", "a", time.Minute)
+	must(t, err)
+	if !ok {
+		t.Fatal("first claim refused")
+	}
+	ok, err = s.ClaimLayer(ctx, "sha256:bb", "b", time.Minute)
+	must(t, err)
+	if ok {
+		t.Fatal("second owner took an unexpired claim")
+	}
+	ok, err = s.ClaimLayer(ctx, "sha256:bb", "a", time.Minute)
+	must(t, err)
+	if !ok {
+		t.Fatal("owner could not renew its own claim")
+	}
+	must(t, s.ReleaseLayer(ctx, "sha256:bb", "a"))
+	ok, err = s.ClaimLayer(ctx, "sha256:bb", "b", -time.Second)
+	must(t, err)
+	if !ok {
+		t.Fatal("released claim not available")
+	}
+	// b's lease is already expired: c may take it.
+	ok, err = s.ClaimLayer(ctx, "sha256:bb", "c", time.Minute)
+	must(t, err)
+	if !ok {
+		t.Fatal("expired claim not taken over")
+	}
+}
+
+func advisory(id string, mod time.Time, aliases []string, affected ...store.Affected) store.Advisory {
+	return store.Advisory{
+		ID: id, Modified: mod, Published: mod.Add(-time.Hour), Aliases: aliases,
+		Summary: "summary of " + id, Severity: "HIGH", Score: 7.5, Source: "suite",
+		Raw: []byte(fmt.Sprintf(`{"id":%q,"modified":%q}`, id, mod.Format(time.RFC3339))), Affected: affected,
+	}
+}
+
+func testAdvisories(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := advisory("GHSA-aaaa", t0, []string{"CVE-2024-1"}, store.Affected{Ecosystem: "npm", Name: "left-pad", Spec: []byte("spec1")})
+	b := advisory("GO-2024-1", t0, []string{"CVE-2024-1", "GHSA-aaaa"}, store.Affected{Ecosystem: "Go", Name: "stdlib", Spec: []byte("spec2")})
+	res, err := s.UpsertAdvisories(ctx, []store.Advisory{a, b})
+	must(t, err)
+	if res.Added != 2 || res.Updated != 0 || len(res.Changed) != 2 {
+		t.Fatalf("first upsert: %+v", res)
+	}
+	res, err = s.UpsertAdvisories(ctx, []store.Advisory{a})
+	must(t, err)
+	if res.Unchanged != 1 || len(res.Changed) != 0 || len(res.Packages) != 0 {
+		t.Fatalf("unchanged upsert: %+v", res)
+	}
+	// A new version moves the advisory to another package: both the old
+	// and the new package must be re-evaluated.
+	a2 := advisory("GHSA-aaaa", t0.Add(time.Hour), []string{"CVE-2024-1"}, store.Affected{Ecosystem: "npm", Name: "right-pad", Spec: []byte("spec3")})
+	res, err = s.UpsertAdvisories(ctx, []store.Advisory{a2})
+	must(t, err)
+	want := []store.PackageName{{Ecosystem: "npm", Name: "left-pad"}, {Ecosystem: "npm", Name: "right-pad"}}
+	if res.Updated != 1 || !reflect.DeepEqual(res.Packages, want) {
+		t.Fatalf("update: %+v, want packages %v", res, want)
+	}
+	got, err := s.Advisory(ctx, "GHSA-aaaa")
+	must(t, err)
+	if !got.Modified.Equal(a2.Modified) || len(got.Affected) != 1 || got.Affected[0].Name != "right-pad" || string(got.Raw) != string(a2.Raw) {
+		t.Fatalf("stored advisory: %+v", got)
+	}
+	if _, err := s.Advisory(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing advisory: err = %v, want ErrNotFound", err)
+	}
+	ids, err := s.ResolveAdvisoryIDs(ctx, "CVE-2024-1")
+	must(t, err)
+	if !reflect.DeepEqual(ids, []string{"GHSA-aaaa", "GO-2024-1"}) {
+		t.Fatalf("ResolveAdvisoryIDs(CVE) = %v", ids)
+	}
+	ids, err = s.ResolveAdvisoryIDs(ctx, "GO-2024-1")
+	must(t, err)
+	if !reflect.DeepEqual(ids, []string{"GO-2024-1"}) {
+		t.Fatalf("ResolveAdvisoryIDs(own id) = %v", ids)
+	}
+	rows, err := s.AffectedFor(ctx, "npm", "left-pad")
+	must(t, err)
+	if len(rows) != 0 {
+		t.Fatalf("old affected entry still returned: %+v", rows)
+	}
+	rows, err = s.AffectedFor(ctx, "Go", "stdlib")
+	must(t, err)
+	if len(rows) != 1 || rows[0].AdvisoryID != "GO-2024-1" || string(rows[0].Spec) != "spec2" || rows[0].Severity != "HIGH" {
+		t.Fatalf("AffectedFor(Go, stdlib) = %+v", rows)
+	}
+	stats, err := s.AdvisoryStats(ctx)
+	must(t, err)
+	if len(stats) != 2 || stats[0].Ecosystem != "Go" || stats[0].Records != 1 || !reflect.DeepEqual(stats[0].Sources, []string{"suite"}) {
+		t.Fatalf("AdvisoryStats = %+v", stats)
+	}
+	n, err := s.AdvisoryCount(ctx)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("AdvisoryCount = %d", n)
+	}
+	f := store.Feed{Name: "go", Kind: "osv-zip", URL: "file:///x", Records: 2, LastAttempt: t0, LastSuccess: t0, Cursor: "etag"}
+	must(t, s.PutFeed(ctx, f))
+	f.LastError, f.LastAttempt = "boom", t0.Add(time.Hour)
+	must(t, s.PutFeed(ctx, f))
+	feeds, err := s.Feeds(ctx)
+	must(t, err)
+	if len(feeds) != 1 || feeds[0].LastError != "boom" || !feeds[0].LastSuccess.Equal(t0) || feeds[0].Cursor != "etag" {
+		t.Fatalf("Feeds = %+v", feeds)
+	}
+}
+
+func testAffectedForReleaseless(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
+	_, err := s.UpsertAdvisories(ctx, []store.Advisory{
+		advisory("DEBIAN-1", t0, nil, store.Affected{Ecosystem: "Debian", Name: "openssl", Spec: []byte("any")}),
+		advisory("DSA-1", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "openssl", Spec: []byte("12")}),
+		advisory("DSA-2", t0, nil, store.Affected{Ecosystem: "Debian:11", Name: "openssl", Spec: []byte("11")}),
+	})
+	must(t, err)
+	rows, err := s.AffectedFor(ctx, "Debian:12", "openssl")
+	must(t, err)
+	var ids []string
+	for _, r := range rows {
+		ids = append(ids, r.AdvisoryID)
+	}
+	if !reflect.DeepEqual(ids, []string{"DEBIAN-1", "DSA-1"}) {
+		t.Fatalf("AffectedFor(Debian:12) = %v, want the release-less and the Debian:12 entries", ids)
+	}
+}
+
+func image(digest, repo string, at time.Time) store.Image {
+	return store.Image{
+		Digest: digest, Repository: repo, MediaType: "application/vnd.oci.image.manifest.v1+json",
+		Platform: "linux/amd64", OS: "Debian GNU/Linux 12", Ecosystem: "Debian:12", Layers: []string{"sha256:l1"},
+		Inventory: []byte("inv-" + digest), ScannedAt: at, Labels: map[string]string{"a": "b"},
+	}
+}
+
+func pkg(eco, name, version, bin string) store.ImagePackage {
+	return store.ImagePackage{
+		Key: store.PackageKey{Ecosystem: eco, Name: name, Version: version}, Name: bin, Version: version,
+		Type: "deb", PURL: "pkg:deb/debian/" + bin + "@" + version, Path: "var/lib/dpkg/status", Layer: "sha256:l1",
+	}
+}
+
+func testImagesAndTags(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	fresh, err := s.PutImage(ctx, image("sha256:i1", "r/app", t0), []store.ImagePackage{
+		pkg("Debian:12", "openssl", "3.0.1", "libssl3"), pkg("Debian:12", "openssl", "3.0.1", "openssl"), pkg("Debian:12", "zlib", "1.2", "zlib1g"),
+	})
+	must(t, err)
+	if len(fresh) != 2 {
+		t.Fatalf("PutImage returned %d unmatched packages, want 2 distinct keys", len(fresh))
+	}
+	must2(t, s.SetPackageMatches, fresh[0].ID)
+	// The same keys from a second image are no longer "never matched"
+	// for the one that was matched.
+	fresh2, err := s.PutImage(ctx, image("sha256:i2", "r/app", t0.Add(time.Hour)), []store.ImagePackage{pkg("Debian:12", "openssl", "3.0.1", "libssl3"), pkg("Debian:12", "zlib", "1.2", "zlib1g")})
+	must(t, err)
+	if len(fresh2) != 1 {
+		t.Fatalf("second image: %d unmatched, want 1", len(fresh2))
+	}
+	img, err := s.Image(ctx, "sha256:i1")
+	must(t, err)
+	if string(img.Inventory) != "inv-sha256:i1" || img.Labels["a"] != "b" || !reflect.DeepEqual(img.Layers, []string{"sha256:l1"}) || !img.ScannedAt.Equal(t0) {
+		t.Fatalf("Image = %+v", img)
+	}
+	if _, err := s.Image(ctx, "sha256:none"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing image err = %v", err)
+	}
+	has, err := s.HasImage(ctx, "sha256:i2")
+	must(t, err)
+	if !has {
+		t.Fatal("HasImage false")
+	}
+	pk, err := s.ImagePackages(ctx, "sha256:i1")
+	must(t, err)
+	if len(pk) != 3 || pk[0].Name != "libssl3" || pk[0].Key.Name != "openssl" {
+		t.Fatalf("ImagePackages = %+v", pk)
+	}
+	must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/app", Tag: "1", Digest: "sha256:i1", At: t0}))
+	must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/app", Tag: "1", Digest: "sha256:i1", At: t0.Add(time.Minute)}))
+	must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/app", Tag: "1", Digest: "sha256:i2", At: t0.Add(time.Hour)}))
+	must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/app", Tag: "1.0.0", Digest: "sha256:i1", At: t0}))
+	tags, err := s.Tags(ctx, "r/app")
+	must(t, err)
+	if len(tags) != 2 || tags[0].Tag != "1" || tags[0].Digest != "sha256:i2" {
+		t.Fatalf("Tags = %+v", tags)
+	}
+	hist, err := s.TagHistory(ctx, "r/app", "1")
+	must(t, err)
+	if len(hist) != 2 || hist[0].Digest != "sha256:i2" || hist[1].Digest != "sha256:i1" {
+		t.Fatalf("TagHistory = %+v (an unchanged re-tag must not add history)", hist)
+	}
+	must(t, s.DeleteTag(ctx, "r/app", "1.0.0", t0.Add(2*time.Hour)))
+	tags, err = s.Tags(ctx, "")
+	must(t, err)
+	if len(tags) != 1 {
+		t.Fatalf("after delete, Tags = %+v", tags)
+	}
+	sums, err := s.Images(ctx, store.ImageFilter{})
+	must(t, err)
+	if len(sums) != 2 || sums[0].Digest != "sha256:i2" || sums[0].Packages != 2 || !reflect.DeepEqual(sums[0].Tags, []string{"1"}) {
+		t.Fatalf("Images = %+v", sums)
+	}
+	n, err := s.ImageCount(ctx)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("ImageCount = %d", n)
+	}
+}
+
+// must2 records an empty match set, marking a package as matched.
+func must2(t *testing.T, set func(context.Context, int64, []store.PackageMatch, map[string]string, time.Time) (store.FindingChanges, error), id int64) {
+	t.Helper()
+	if _, err := set(ctx, id, nil, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seedFindings(t *testing.T, s store.Store, t0 time.Time) (opensslID int64) {
+	t.Helper()
+	_, err := s.UpsertAdvisories(ctx, []store.Advisory{
+		advisory("CVE-2024-1", t0, []string{"DSA-1"}, store.Affected{Ecosystem: "Debian:12", Name: "openssl", Spec: []byte("x")}),
+		advisory("CVE-2024-2", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "openssl", Spec: []byte("y")}),
+	})
+	must(t, err)
+	fresh, err := s.PutImage(ctx, image("sha256:a", "r/a", t0), []store.ImagePackage{pkg("Debian:12", "openssl", "3.0.1", "libssl3"), pkg("Debian:12", "zlib", "1.2", "zlib1g")})
+	must(t, err)
+	_, err = s.PutImage(ctx, image("sha256:b", "r/b", t0), []store.ImagePackage{pkg("Debian:12", "openssl", "3.0.1", "openssl")})
+	must(t, err)
+	for _, p := range fresh {
+		if p.Name == "openssl" {
+			opensslID = p.ID
+		}
+	}
+	if opensslID == 0 {
+		t.Fatal("openssl key not returned as unmatched")
+	}
+	return opensslID
+}
+
+func testMatches(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)
+	id := seedFindings(t, s, t0)
+	ch, err := s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}, {AdvisoryID: "CVE-2024-2"}}, nil, t0.Add(time.Hour))
+	must(t, err)
+	if ch.Opened != 4 || ch.Closed != 0 || !reflect.DeepEqual(ch.Images, []string{"sha256:a", "sha256:b"}) {
+		t.Fatalf("first match: %+v", ch)
+	}
+	fs, err := s.ImageFindings(ctx, "sha256:a")
+	must(t, err)
+	if len(fs) != 2 || fs[0].AdvisoryID != "CVE-2024-1" || fs[0].FixedVersion != "3.0.2" || fs[0].Package.Name != "libssl3" ||
+		!reflect.DeepEqual(fs[0].Aliases, []string{"DSA-1"}) || !fs[0].OpenedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("ImageFindings = %+v", fs)
+	}
+	// Same matches again: nothing changes.
+	ch, err = s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}, {AdvisoryID: "CVE-2024-2"}}, nil, t0.Add(2*time.Hour))
+	must(t, err)
+	if ch.Opened != 0 || ch.Closed != 0 {
+		t.Fatalf("idempotent match changed findings: %+v", ch)
+	}
+	// CVE-2024-2 is withdrawn: closed with that reason.
+	ch, err = s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}},
+		map[string]string{"CVE-2024-2": "advisory withdrawn"}, t0.Add(3*time.Hour))
+	must(t, err)
+	if ch.Closed != 2 || ch.Opened != 0 {
+		t.Fatalf("withdrawal: %+v", ch)
+	}
+	pm, err := s.PackageMatches(ctx, id)
+	must(t, err)
+	if len(pm) != 1 || pm[0].AdvisoryID != "CVE-2024-1" {
+		t.Fatalf("PackageMatches = %+v", pm)
+	}
+	// A new image holding the package gets the current findings at once.
+	_, err = s.PutImage(ctx, image("sha256:c", "r/c", t0.Add(4*time.Hour)), []store.ImagePackage{pkg("Debian:12", "openssl", "3.0.1", "libssl3")})
+	must(t, err)
+	fs, err = s.ImageFindings(ctx, "sha256:c")
+	must(t, err)
+	if len(fs) != 1 || fs[0].AdvisoryID != "CVE-2024-1" {
+		t.Fatalf("new image findings = %+v", fs)
+	}
+	// Rescanning an image without the package closes its findings.
+	_, err = s.PutImage(ctx, image("sha256:c", "r/c", t0.Add(5*time.Hour)), []store.ImagePackage{pkg("Debian:12", "zlib", "1.2", "zlib1g")})
+	must(t, err)
+	fs, err = s.ImageFindings(ctx, "sha256:c")
+	must(t, err)
+	if len(fs) != 0 {
+		t.Fatalf("findings of removed package still open: %+v", fs)
+	}
+	sums, err := s.Images(ctx, store.ImageFilter{Repository: "r/a"})
+	must(t, err)
+	if len(sums) != 1 || sums[0].Open["HIGH"] != 1 || sums[0].Fixable["HIGH"] != 1 {
+		t.Fatalf("summary counts = %+v", sums)
+	}
+	rows, err := s.PackagesNamed(ctx, "Debian", "openssl")
+	must(t, err)
+	if len(rows) != 1 || rows[0].ID != id {
+		t.Fatalf("PackagesNamed(Debian) = %+v", rows)
+	}
+	rows, err = s.PackagesNamed(ctx, "Debian:11", "openssl")
+	must(t, err)
+	if len(rows) != 0 {
+		t.Fatalf("PackagesNamed(Debian:11) = %+v", rows)
+	}
+}
+
+func testAffectedImages(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	id := seedFindings(t, s, t0)
+	_, err := s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}}, nil, t0)
+	must(t, err)
+	must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/a", Tag: "prod", Digest: "sha256:a", At: t0}))
+	must(t, s.PutDeployment(ctx, store.Deployment{Environment: "prod", Repository: "r/a", Digest: "sha256:a", Since: t0, By: "suite"}))
+	for _, q := range []string{"CVE-2024-1", "DSA-1"} {
+		got, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: q})
+		must(t, err)
+		if len(got) != 2 || got[0].Digest != "sha256:a" || got[0].Repository != "r/a" || got[0].FixedVersion != "3.0.2" ||
+			!reflect.DeepEqual(got[0].Environments, []string{"prod"}) || !reflect.DeepEqual(got[0].Tags, []string{"prod"}) || got[1].Digest != "sha256:b" {
+			t.Fatalf("AffectedImages(%s) = %+v", q, got)
+		}
+	}
+	got, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-0000-0"})
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("unknown advisory matched %+v", got)
+	}
+	got, err = s.AffectedImages(ctx, store.AffectedQuery{Package: "zlib1g"})
+	must(t, err)
+	if len(got) != 1 || got[0].Digest != "sha256:a" {
+		t.Fatalf("AffectedImages(package zlib1g) = %+v", got)
+	}
+	got, err = s.AffectedImages(ctx, store.AffectedQuery{Package: "openssl", Ecosystem: "Debian", Version: "3.0.1"})
+	must(t, err)
+	if len(got) != 2 {
+		t.Fatalf("AffectedImages(openssl 3.0.1) = %+v", got)
+	}
+}
+
+func testFindingTrend(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	id := seedFindings(t, s, t0)
+	must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/a", Tag: "latest", Digest: "sha256:a", At: t0}))
+	_, err := s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}, {AdvisoryID: "CVE-2024-2"}}, nil, t0.Add(24*time.Hour))
+	must(t, err)
+	_, err = s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}}, nil, t0.Add(72*time.Hour))
+	must(t, err)
+	pts, err := s.FindingTrend(ctx, t0, t0.Add(96*time.Hour), 24*time.Hour)
+	must(t, err)
+	var open, fixable []int
+	for _, p := range pts {
+		open, fixable = append(open, p.Open), append(fixable, p.Fixable)
+	}
+	// Only the tagged image (sha256:a) counts; sha256:b is untagged.
+	if !reflect.DeepEqual(open, []int{0, 2, 2, 1, 1}) || !reflect.DeepEqual(fixable, []int{0, 1, 1, 1, 1}) {
+		t.Fatalf("trend open=%v fixable=%v", open, fixable)
+	}
+}
+
+func testJobs(t *testing.T, s store.Store) {
+	id, added, err := s.EnqueueJob(ctx, "scan", "scan:sha256:a", []byte(`{"d":1}`))
+	must(t, err)
+	if !added {
+		t.Fatal("first enqueue not added")
+	}
+	id2, added, err := s.EnqueueJob(ctx, "scan", "scan:sha256:a", nil)
+	must(t, err)
+	if added || id2 != id {
+		t.Fatalf("duplicate enqueue: added=%v id=%d want %d", added, id2, id)
+	}
+	j, err := s.ClaimJob(ctx, "w1", []string{"sync"}, time.Minute)
+	must(t, err)
+	if j != nil {
+		t.Fatalf("claimed a job of another kind: %+v", j)
+	}
+	j, err = s.ClaimJob(ctx, "w1", []string{"scan", "sync"}, time.Minute)
+	must(t, err)
+	if j == nil || j.ID != id || j.State != store.JobRunning || j.Owner != "w1" || string(j.Payload) != `{"d":1}` || j.Attempts != 1 {
+		t.Fatalf("claimed %+v", j)
+	}
+	// While it runs, the same key is still deduplicated.
+	if _, added, _ := s.EnqueueJob(ctx, "scan", "scan:sha256:a", nil); added {
+		t.Fatal("enqueue of a running key was added")
+	}
+	if err := s.ExtendJob(ctx, id, "w2", time.Minute, 1, 2, "x"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("extend by non-owner: %v", err)
+	}
+	must(t, s.ExtendJob(ctx, id, "w1", time.Minute, 1, 2, "half"))
+	must(t, s.FinishJob(ctx, id, "w1", "transient", true))
+	got, err := s.JobByID(ctx, id)
+	must(t, err)
+	if got.State != store.JobPending || got.Error != "transient" || got.Done != 1 || got.Total != 2 {
+		t.Fatalf("after retryable failure: %+v", got)
+	}
+	j, err = s.ClaimJob(ctx, "w1", []string{"scan"}, time.Minute)
+	must(t, err)
+	must(t, s.FinishJob(ctx, j.ID, "w1", "", false))
+	got, _ = s.JobByID(ctx, id)
+	if got.State != store.JobDone || got.Attempts != 2 {
+		t.Fatalf("after success: %+v", got)
+	}
+	// Done: the key may be enqueued again.
+	_, added, err = s.EnqueueJob(ctx, "scan", "scan:sha256:a", nil)
+	must(t, err)
+	if !added {
+		t.Fatal("re-enqueue after completion refused")
+	}
+	jobs, err := s.Jobs(ctx, 10)
+	must(t, err)
+	if len(jobs) != 2 || jobs[0].ID <= jobs[1].ID {
+		t.Fatalf("Jobs = %+v", jobs)
+	}
+	if _, err := s.JobByID(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing job: %v", err)
+	}
+}
+
+func testJobsConcurrentClaim(t *testing.T, s store.Store) {
+	const n = 40
+	for i := 0; i < n; i++ {
+		if _, _, err := s.EnqueueJob(ctx, "scan", fmt.Sprintf("k%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	claimed := map[int64]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(owner string) {
+			defer wg.Done()
+			for {
+				j, err := s.ClaimJob(ctx, owner, []string{"scan"}, time.Minute)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if j == nil {
+					return
+				}
+				mu.Lock()
+				if prev, dup := claimed[j.ID]; dup {
+					mu.Unlock()
+					errs <- fmt.Errorf("job %d claimed by %s and %s", j.ID, prev, owner)
+					return
+				}
+				claimed[j.ID] = owner
+				mu.Unlock()
+				if err := s.FinishJob(ctx, j.ID, owner, "", false); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(fmt.Sprintf("w%d", w))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(claimed) != n {
+		t.Fatalf("claimed %d jobs, want %d", len(claimed), n)
+	}
+}
+
+func testJobLeaseExpiry(t *testing.T, s store.Store) {
+	id, _, err := s.EnqueueJob(ctx, "scan", "lease", nil)
+	must(t, err)
+	j, err := s.ClaimJob(ctx, "dead", []string{"scan"}, -time.Second)
+	must(t, err)
+	if j == nil || j.ID != id {
+		t.Fatalf("claim = %+v", j)
+	}
+	j, err = s.ClaimJob(ctx, "alive", []string{"scan"}, time.Minute)
+	must(t, err)
+	if j == nil || j.ID != id || j.Owner != "alive" || j.Attempts != 2 {
+		t.Fatalf("expired lease not reclaimed: %+v", j)
+	}
+	if err := s.FinishJob(ctx, id, "dead", "", false); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("the dead owner finished a job it lost: %v", err)
+	}
+	must(t, s.FinishJob(ctx, id, "alive", "fatal", false))
+	got, _ := s.JobByID(ctx, id)
+	if got.State != store.JobFailed {
+		t.Fatalf("state = %s", got.State)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC)
+	tok := store.Token{ID: "t1", Name: "ci", Role: store.RoleDeveloper, Hash: []byte{1, 2, 3}, CreatedAt: t0}
+	must(t, s.CreateToken(ctx, tok))
+	if err := s.CreateToken(ctx, tok); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate token: %v", err)
+	}
+	got, err := s.TokenByHash(ctx, []byte{1, 2, 3})
+	must(t, err)
+	if got.ID != "t1" || got.Role != store.RoleDeveloper || !got.CreatedAt.Equal(t0) {
+		t.Fatalf("TokenByHash = %+v", got)
+	}
+	if _, err := s.TokenByHash(ctx, []byte{9}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown hash: %v", err)
+	}
+	must(t, s.TouchToken(ctx, "t1", t0.Add(time.Hour)))
+	must(t, s.RevokeToken(ctx, "t1", t0.Add(2*time.Hour)))
+	if err := s.RevokeToken(ctx, "t1", t0.Add(3*time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second revoke: %v", err)
+	}
+	list, err := s.ListTokens(ctx)
+	must(t, err)
+	if len(list) != 1 || !list[0].RevokedAt.Equal(t0.Add(2*time.Hour)) || !list[0].LastUsed.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("ListTokens = %+v", list)
+	}
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 5; i++ {
+		ev, err := s.AppendAudit(ctx, store.AuditEvent{At: t0.Add(time.Duration(i) * time.Minute), Actor: "alice", Action: "promote", Subject: fmt.Sprintf("img%d", i), Details: []byte(`{"env":"prod"}`)})
+		must(t, err)
+		if ev.Seq != int64(i+1) || ev.Hash == "" {
+			t.Fatalf("append %d: %+v", i, ev)
+		}
+	}
+	evs, err := s.AuditEvents(ctx, 0, 100)
+	must(t, err)
+	if len(evs) != 5 {
+		t.Fatalf("AuditEvents = %d", len(evs))
+	}
+	if _, _, err := store.VerifyAuditChain("", 0, evs); err != nil {
+		t.Fatalf("fresh chain does not verify: %v", err)
+	}
+	tail, err := s.AuditEvents(ctx, 3, 100)
+	must(t, err)
+	if len(tail) != 2 || tail[0].Seq != 4 {
+		t.Fatalf("AuditEvents(after 3) = %+v", tail)
+	}
+	tampered := append([]store.AuditEvent(nil), evs...)
+	tampered[2].Actor = "mallory"
+	var cb *store.ChainBreak
+	if _, _, err := store.VerifyAuditChain("", 0, tampered); !errors.As(err, &cb) || cb.Seq != 3 {
+		t.Fatalf("edited event not detected: %v", err)
+	}
+	// The database itself refuses edits.
+	if err := tamperAudit(s); err == nil {
+		t.Fatal("the store let the audit log be edited")
+	}
+}
+
+// tamperAudit tries to edit the audit log with SQL, as someone with
+// database access would.
+func tamperAudit(s store.Store) error {
+	db, ok := s.(interface{ SQL() *sql.DB })
+	if !ok {
+		return errors.New("store has no SQL handle")
+	}
+	_, err := db.SQL().ExecContext(ctx, `UPDATE audit_log SET actor = 'mallory' WHERE seq = 1`)
+	return err
+}
+
+func testAuditConcurrent(t *testing.T, s store.Store) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if _, err := s.AppendAudit(ctx, store.AuditEvent{Actor: "a", Action: "x", Subject: fmt.Sprint(i)}); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	evs, err := s.AuditEvents(ctx, 0, 100)
+	must(t, err)
+	if len(evs) != 40 {
+		t.Fatalf("%d events, want 40", len(evs))
+	}
+	if _, _, err := store.VerifyAuditChain("", 0, evs); err != nil {
+		t.Fatalf("concurrent appends broke the chain: %v", err)
+	}
+}
+
+func testDeployments(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC)
+	for i, d := range []store.Deployment{
+		{Environment: "prod", Repository: "r/a", Digest: "sha256:1", Since: t0, By: "x"},
+		{Environment: "prod", Repository: "r/a", Digest: "sha256:2", Since: t0.Add(time.Hour), By: "y"},
+		{Environment: "dev", Repository: "r/a", Digest: "sha256:3", Since: t0, By: "z"},
+	} {
+		if err := s.PutDeployment(ctx, d); err != nil {
+			t.Fatalf("deployment %d: %v", i, err)
+		}
+	}
+	cur, err := s.CurrentDeployments(ctx, "")
+	must(t, err)
+	sort.Slice(cur, func(i, j int) bool { return cur[i].Environment < cur[j].Environment })
+	if len(cur) != 2 || cur[0].Digest != "sha256:3" || cur[1].Digest != "sha256:2" || cur[1].By != "y" {
+		t.Fatalf("CurrentDeployments = %+v", cur)
+	}
+	cur, err = s.CurrentDeployments(ctx, "prod")
+	must(t, err)
+	if len(cur) != 1 || cur[0].Digest != "sha256:2" {
+		t.Fatalf("CurrentDeployments(prod) = %+v", cur)
+	}
+	hist, err := s.DeploymentHistory(ctx, "prod", "r/a")
+	must(t, err)
+	if len(hist) != 2 || hist[0].Digest != "sha256:2" || !hist[1].Since.Equal(t0) {
+		t.Fatalf("DeploymentHistory = %+v", hist)
+	}
+}
+
+func testMeta(t *testing.T, s store.Store) {
+	v, err := s.GetMeta(ctx, "k")
+	must(t, err)
+	if v != "" {
+		t.Fatalf("unset meta = %q", v)
+	}
+	must(t, s.SetMeta(ctx, "k", "1"))
+	must(t, s.SetMeta(ctx, "k", "2"))
+	v, err = s.GetMeta(ctx, "k")
+	must(t, err)
+	if v != "2" {
+		t.Fatalf("meta = %q", v)
+	}
+}
