@@ -164,6 +164,9 @@ func Walk(r io.Reader, compressedSize int64, lim Limits, v Visitor) error {
 	lim = lim.withDefaults()
 	counted := &boundedReader{r: r, lim: lim, compressed: compressedSize}
 	tr := tar.NewReader(counted)
+	// Sparse entries expand holes into zeros that are never read from
+	// the stream: what visitors read is bounded separately.
+	logical := &contentReader{lim: lim.MaxTotalSize}
 	for i := 0; ; i++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -178,7 +181,7 @@ func Walk(r io.Reader, compressedSize int64, lim Limits, v Visitor) error {
 		if i >= lim.MaxEntries {
 			return fmt.Errorf("%w: more than %d entries", ErrTooLarge, lim.MaxEntries)
 		}
-		if err := visit(tr, h, i, lim, v); err != nil {
+		if err := visit(tr, h, i, lim, v, logical); err != nil {
 			if counted.err != nil {
 				return counted.err
 			}
@@ -187,7 +190,7 @@ func Walk(r io.Reader, compressedSize int64, lim Limits, v Visitor) error {
 	}
 }
 
-func visit(tr *tar.Reader, h *tar.Header, i int, lim Limits, v Visitor) error {
+func visit(tr *tar.Reader, h *tar.Header, i int, lim Limits, v Visitor, logical *contentReader) error {
 	fail := func(err error) error { return &EntryError{Index: i, Name: h.Name, Err: err} }
 	if len(h.Name) > lim.MaxPathLength {
 		return fail(fmt.Errorf("%w: name longer than %d bytes", ErrTooLarge, lim.MaxPathLength))
@@ -198,6 +201,9 @@ func visit(tr *tar.Reader, h *tar.Header, i int, lim Limits, v Visitor) error {
 	}
 	if p == "" {
 		return nil // the root directory itself
+	}
+	if strings.Contains("/"+p, "/"+whiteoutPrefix+whiteoutPrefix) && !strings.HasSuffix(p, opaqueMarker) {
+		return nil // AUFS metadata directories (.wh..wh.plnk/...) are not content
 	}
 	dir, base := path.Split(p)
 	dir = strings.TrimSuffix(dir, "/")
@@ -223,7 +229,8 @@ func visit(tr *tar.Reader, h *tar.Header, i int, lim Limits, v Visitor) error {
 		if h.Size < 0 || h.Size > lim.MaxFileSize {
 			return fail(fmt.Errorf("%w: file of %d bytes, limit %d", ErrTooLarge, h.Size, lim.MaxFileSize))
 		}
-		e.Kind, e.Size, content = KindFile, h.Size, tr
+		logical.r = tr
+		e.Kind, e.Size, content = KindFile, h.Size, logical
 	case tar.TypeDir:
 		e.Kind = KindDir
 	case tar.TypeSymlink:
@@ -308,5 +315,24 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return n, b.err
 	}
+	return n, err
+}
+
+// contentReader bounds the bytes visitors read from all entries.
+type contentReader struct {
+	r   io.Reader
+	n   int64
+	lim int64
+}
+
+func (c *contentReader) Read(p []byte) (int, error) {
+	if c.n >= c.lim {
+		return 0, fmt.Errorf("%w: entries expand to more than %d bytes", ErrTooLarge, c.lim)
+	}
+	if rem := c.lim - c.n; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
 	return n, err
 }

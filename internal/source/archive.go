@@ -264,9 +264,7 @@ func archiveImage(f *os.File, ref oci.ImageRef) (*Image, error) {
 	}
 	out := &Image{Image: img, Ref: ref}
 	if len(entry.RepoTags) > 0 {
-		if t, err := name.NewTag(entry.RepoTags[0]); err == nil {
-			out.Repository, out.Tag = t.Context().Name(), t.TagStr()
-		}
+		out.Repository, out.Tag = splitRepoTag(entry.RepoTags[0])
 	}
 	return out, nil
 }
@@ -391,3 +389,13 @@ func (c *archiveCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) 
 }
 
 var _ partial.CompressedImageCore = (*archiveCore)(nil)
+
+// splitRepoTag splits "alpine:3.10" as written, without expanding it to
+// a registry's full name.
+func splitRepoTag(s string) (repo, tag string) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 || strings.Contains(s[i+1:], "/") {
+		return s, ""
+	}
+	return s[:i], s[i+1:]
+}

@@ -168,10 +168,10 @@ func openLayout(ref oci.ImageRef, opts *Options) (*Image, error) {
 	d := picked[0]
 	out := &Image{Ref: ref}
 	if n := d.Annotations[refNameAnnotation]; n != "" {
-		if t, err := name.NewTag(n); err == nil {
-			out.Repository, out.Tag = t.Context().Name(), t.TagStr()
-		} else if oci.ValidTag(n) {
+		if oci.ValidTag(n) {
 			out.Tag = n
+		} else {
+			out.Repository, out.Tag = splitRepoTag(n)
 		}
 	}
 	img, index, err := imageFromDescriptor(idx, d, opts.platform())

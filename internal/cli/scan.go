@@ -1,0 +1,294 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/report"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
+)
+
+// imageOptions are the flags of every command that opens an image.
+type imageOptions struct {
+	platform string
+	insecure bool
+}
+
+func (o *imageOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.platform, "platform", "linux/amd64", "platform to pick from a multi-platform image (os/arch[/variant])")
+	f.BoolVar(&o.insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+}
+
+func (o *imageOptions) sourceOptions(dataDir string) (source.Options, error) {
+	p, err := v1.ParsePlatform(o.platform)
+	if err != nil {
+		return source.Options{}, usageError(fmt.Errorf("--platform %q: %w", o.platform, err))
+	}
+	return source.Options{Platform: p, InsecureRegistryUnsafe: o.insecure, TempDir: os.TempDir()}, nil
+}
+
+type scanOptions struct {
+	image         imageOptions
+	output        string
+	file          string
+	severity      string
+	exitCode      int
+	ignoreUnfixed bool
+	vex           []string
+	index         bool
+	progress      bool
+}
+
+func (o *scanOptions) AddFlags(f *pflag.FlagSet) {
+	o.image.AddFlags(f)
+	f.StringVarP(&o.output, "output", "o", "table", "output format: "+strings.Join(report.Formats, ", "))
+	f.StringVar(&o.file, "file", "", "write the report to this file instead of standard output")
+	f.StringVar(&o.severity, "severity", "", "report only these severities, comma-separated (CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN)")
+	f.IntVar(&o.exitCode, "exit-code", 0, "exit with this status when any reported vulnerability remains")
+	f.BoolVar(&o.ignoreUnfixed, "ignore-unfixed", false, "report only vulnerabilities that have a fixed version")
+	f.StringArrayVar(&o.vex, "vex", nil, "OpenVEX document whose not_affected and fixed statements suppress findings (repeatable)")
+	f.BoolVar(&o.index, "index", true, "record the image and its findings in the store, for later queries")
+	f.BoolVar(&o.progress, "progress", isTerminal(os.Stderr), "show layer progress on standard error")
+}
+
+func newScanCmd(g *globals) *cobra.Command {
+	o := &scanOptions{}
+	cmd := &cobra.Command{
+		Use:   "scan REF",
+		Short: "Inventory an image layer by layer and match it against advisories",
+		Long: `Scan an image and report the vulnerabilities of its packages.
+
+REF is a registry reference (registry.example/app:1.2), an OCI layout
+directory (oci:DIR, oci:DIR:TAG, oci:DIR@DIGEST) or a docker save tarball
+(docker-archive:FILE, gzip accepted). Layers are analysed once and cached by
+digest: a second image sharing base layers reads only its own.`,
+		Example: `  socle scan docker-archive:alpine.tar.gz
+  socle scan -o sarif --file scan.sarif registry.example/app:1.2
+  socle scan --severity CRITICAL,HIGH --ignore-unfixed --exit-code 1 oci:./layout`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runScan(cmd.Context(), g, o, args[0])
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func runScan(ctx context.Context, g *globals, o *scanOptions, refArg string) error {
+	if !validFormat(o.output, report.Formats) {
+		return usageError(fmt.Errorf("--output %q: want one of %s", o.output, strings.Join(report.Formats, ", ")))
+	}
+	filter := report.Filter{IgnoreUnfixed: o.ignoreUnfixed}
+	if o.severity != "" {
+		sev, err := vuln.ParseSeverities(o.severity)
+		if err != nil {
+			return usageError(fmt.Errorf("--severity: %w", err))
+		}
+		filter.Severities = sev
+	}
+	vex, err := loadVEX(o.vex)
+	if err != nil {
+		return err
+	}
+	ref, err := oci.ParseImageRef(refArg)
+	if err != nil {
+		return usageError(err)
+	}
+	sopts, err := o.image.sourceOptions(g.dataDir)
+	if err != nil {
+		return err
+	}
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	note, err := ensureAdvisories(ctx, g, st)
+	if err != nil {
+		return err
+	}
+	img, err := source.Open(ctx, ref, sopts)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	an, err := sbom.NewAnalyzer()
+	if err != nil {
+		return err
+	}
+	sc := scan.New(st, an, scan.WithLogger(g.logger))
+	opts := scan.Options{Index: o.index, VEX: vex}
+	if o.progress {
+		opts.Progress = progressPrinter(g.errOut)
+	}
+	res, err := sc.Scan(ctx, img, opts)
+	if err != nil {
+		return err
+	}
+	res.Findings = filter.Apply(res.Findings)
+	note, err = advisoryNote(ctx, st, res.Inventory, note)
+	if err != nil {
+		return err
+	}
+	if err := writeTo(g.out, o.file, func(w io.Writer) error { return report.Write(w, o.output, res, note) }); err != nil {
+		return err
+	}
+	if code := report.ExitCode(res.Findings, o.exitCode); code != 0 {
+		return &statusError{code: code}
+	}
+	return nil
+}
+
+func validFormat(f string, formats []string) bool {
+	for _, x := range formats {
+		if f == x {
+			return true
+		}
+	}
+	return false
+}
+
+func loadVEX(paths []string) (*vuln.VEX, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	v := &vuln.VEX{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--vex: %w", err)
+		}
+		if err := v.ParseOpenVEX(b); err != nil {
+			return nil, fmt.Errorf("--vex %s: %w", p, err)
+		}
+	}
+	return v, nil
+}
+
+// writeTo writes to file, or to out when file is empty. A file is
+// written to a temporary name and renamed, so a failed scan never leaves
+// half a report where a pipeline expects a whole one.
+func writeTo(out io.Writer, file string, write func(io.Writer) error) error {
+	if file == "" {
+		return write(out)
+	}
+	tmp, err := os.CreateTemp(dirOf(file), ".socle-report-*")
+	if err != nil {
+		return err
+	}
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[:i+1]
+	}
+	return "."
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func progressPrinter(w io.Writer) func(scan.Progress) {
+	return func(p scan.Progress) {
+		state := "reading"
+		if p.Done {
+			state = "read"
+			if p.Cached {
+				state = "cached"
+			}
+		}
+		fmt.Fprintf(w, "layer %d/%d %s %s\n", p.Layer+1, p.Layers, oci.ShortDigest(p.Digest), state)
+	}
+}
+
+// ensureAdvisories loads the bundled sample when the store holds no
+// advisory at all, and says so.
+func ensureAdvisories(ctx context.Context, g *globals, st store.Store) (report.AdvisoryNote, error) {
+	n, err := st.AdvisoryCount(ctx)
+	if err != nil {
+		return report.AdvisoryNote{}, err
+	}
+	if n > 0 {
+		return report.AdvisoryNote{}, nil
+	}
+	stats, err := vuln.ImportBundled(ctx, st)
+	if err != nil {
+		return report.AdvisoryNote{}, fmt.Errorf("loading the bundled sample advisories: %w", err)
+	}
+	fmt.Fprintf(g.errOut, "No advisories were imported; loaded the bundled SAMPLE set (%d records). It is small and incomplete:\n"+
+		"import real data with `socle db import PATH` or `socle db sync` before trusting a clean result.\n", stats.Records)
+	return report.AdvisoryNote{}, nil
+}
+
+// advisoryNote describes the advisories the image's ecosystems were
+// matched against, and warns about ecosystems with none.
+func advisoryNote(ctx context.Context, st store.Advisories, inv *sbom.Inventory, note report.AdvisoryNote) (report.AdvisoryNote, error) {
+	stats, err := st.AdvisoryStats(ctx)
+	if err != nil {
+		return note, err
+	}
+	byEco := map[string]store.EcosystemStat{}
+	for _, s := range stats {
+		byEco[s.Ecosystem] = s
+	}
+	seen := map[string]bool{}
+	var missing []string
+	onlySample := true
+	for _, p := range inv.Packages {
+		if p.Ecosystem == "" || seen[p.Ecosystem] {
+			continue
+		}
+		seen[p.Ecosystem] = true
+		s, ok := byEco[p.Ecosystem]
+		if base, _, _ := strings.Cut(p.Ecosystem, ":"); !ok {
+			s, ok = byEco[base]
+		}
+		if !ok {
+			missing = append(missing, p.Ecosystem)
+			continue
+		}
+		line := fmt.Sprintf("%s: %d records from %s", s.Ecosystem, s.Records, strings.Join(s.Sources, ", "))
+		if !s.NewestModified.IsZero() {
+			line += ", newest modified " + s.NewestModified.Format("2006-01-02")
+		}
+		note.Lines = append(note.Lines, line)
+		for _, src := range s.Sources {
+			if src != vuln.BundledSource {
+				onlySample = false
+			}
+		}
+	}
+	var warn []string
+	if len(missing) > 0 {
+		warn = append(warn, fmt.Sprintf("no advisories are loaded for %s: those packages were not checked", strings.Join(missing, ", ")))
+	}
+	if len(note.Lines) > 0 && onlySample {
+		warn = append(warn, "only the bundled SAMPLE advisories are loaded; results are incomplete")
+	}
+	note.Warning = strings.Join(warn, "; ")
+	return note, nil
+}

@@ -1,0 +1,126 @@
+package sbom
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"strings"
+
+	"github.com/github/go-spdx/v2/spdxexp"
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx/v2/common"
+	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
+)
+
+// spdxLicenseID reports whether l is a license expression made of
+// identifiers on the SPDX license list. Package databases also hold free
+// text ("GPL2", "MIT BSD GPL2+"), which is kept as a name, never claimed
+// as an identifier.
+func spdxLicenseID(l string) bool {
+	ok, _ := spdxexp.ValidateLicenses([]string{l})
+	return ok
+}
+
+// SPDX builds an SPDX 2.3 document of the inventory: the image as the
+// described package, containing one package per inventory package.
+func SPDX(inv *Inventory, name ImageName) *spdx.Document {
+	imgName := name.Repository
+	if imgName == "" {
+		imgName = inv.Digest
+	}
+	doc := &spdx.Document{
+		SPDXVersion:       spdx.Version,
+		DataLicense:       spdx.DataLicense,
+		SPDXIdentifier:    "DOCUMENT",
+		DocumentName:      imgName,
+		DocumentNamespace: "https://spdx.org/spdxdocs/socle-" + uuidFromDigest(inv.Digest),
+		CreationInfo: &spdx.CreationInfo{
+			Creators: []common.Creator{{CreatorType: "Tool", Creator: ToolName + "-" + ToolVersion}},
+			Created:  inv.AnalyzedAt.UTC().Format("2006-01-02T15:04:05Z"),
+		},
+	}
+	rootID := common.ElementID("Image-" + spdxSafe(inv.Digest))
+	root := &spdx.Package{
+		PackageName:             imgName,
+		PackageSPDXIdentifier:   rootID,
+		PackageVersion:          inv.Digest,
+		PackageDownloadLocation: "NOASSERTION",
+		PrimaryPackagePurpose:   "CONTAINER",
+		PackageLicenseConcluded: "NOASSERTION",
+		PackageLicenseDeclared:  "NOASSERTION",
+		PackageCopyrightText:    "NOASSERTION",
+		PackageExternalReferences: []*spdx.PackageExternalReference{{
+			Category: common.CategoryPackageManager, RefType: "purl", Locator: ImagePURL(name.Repository, inv.Digest),
+		}},
+	}
+	doc.Packages = append(doc.Packages, root)
+	doc.Relationships = append(doc.Relationships, &spdx.Relationship{
+		RefA:         common.MakeDocElementID("", "DOCUMENT"),
+		RefB:         common.MakeDocElementID("", string(rootID)),
+		Relationship: common.TypeRelationshipDescribe,
+	})
+	for i := range inv.Packages {
+		p := &inv.Packages[i]
+		id := common.ElementID("Package-" + spdxSafe(p.Type+"-"+p.Name) + "-" + shortHash(ComponentRef(i, p)+p.Path))
+		sp := &spdx.Package{
+			PackageName:             qualifiedName(p),
+			PackageSPDXIdentifier:   id,
+			PackageVersion:          p.Version,
+			PackageDownloadLocation: "NOASSERTION",
+			PackageLicenseConcluded: "NOASSERTION",
+			PackageLicenseDeclared:  spdxLicense(p.Licenses),
+			PackageCopyrightText:    "NOASSERTION",
+			PackageSourceInfo:       "layer " + p.Layer + " path /" + p.Path,
+			PrimaryPackagePurpose:   "LIBRARY",
+		}
+		if p.PURL != "" {
+			sp.PackageExternalReferences = []*spdx.PackageExternalReference{{
+				Category: common.CategoryPackageManager, RefType: "purl", Locator: p.PURL,
+			}}
+		}
+		doc.Packages = append(doc.Packages, sp)
+		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
+			RefA:         common.MakeDocElementID("", string(rootID)),
+			RefB:         common.MakeDocElementID("", string(id)),
+			Relationship: common.TypeRelationshipContains,
+		})
+	}
+	return doc
+}
+
+// WriteSPDX writes an SPDX 2.3 document as JSON.
+func WriteSPDX(w io.Writer, doc *spdx.Document) error {
+	return spdxjson.Write(doc, w, spdxjson.Indent("  "))
+}
+
+func qualifiedName(p *Package) string {
+	if p.Namespace != "" {
+		return p.Namespace + ":" + p.Name
+	}
+	return p.Name
+}
+
+func spdxLicense(ls []string) string {
+	if len(ls) == 1 && spdxLicenseID(ls[0]) {
+		return ls[0]
+	}
+	return "NOASSERTION"
+}
+
+// spdxSafe keeps what SPDX allows in an element ID.
+func spdxSafe(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:6])
+}

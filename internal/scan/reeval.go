@@ -1,0 +1,40 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// PackageLister finds the stored versions of a package.
+type PackageLister interface {
+	PackagesNamed(ctx context.Context, ecosystem, name string) ([]store.PackageRow, error)
+}
+
+// ReevalStats counts what a re-evaluation touched.
+type ReevalStats struct {
+	Names    int
+	Versions int
+}
+
+// Reevaluate rematches every stored version of the named packages: the
+// work after advisories change, proportional to the packages they name,
+// with no layer read again.
+func (s *Scanner) Reevaluate(ctx context.Context, lister PackageLister, names []store.PackageName) (ReevalStats, error) {
+	var st ReevalStats
+	for _, n := range names {
+		rows, err := lister.PackagesNamed(ctx, n.Ecosystem, n.Name)
+		if err != nil {
+			return st, fmt.Errorf("packages named %s/%s: %w", n.Ecosystem, n.Name, err)
+		}
+		st.Names++
+		for _, r := range rows {
+			if err := s.Rematch(ctx, r, nil); err != nil {
+				return st, err
+			}
+			st.Versions++
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,417 @@
+package vuln
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/osv-scalibr/semantic"
+
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// AffectedSource is the part of the store matching reads.
+type AffectedSource interface {
+	AffectedFor(ctx context.Context, ecosystem, name string) ([]store.AffectedRow, error)
+}
+
+// Match is one advisory affecting one package version.
+type Match struct {
+	store.AffectedRow
+	// FixedVersion is the first version that is not affected, or empty
+	// when no fix is known.
+	FixedVersion string
+	// Severity is the advisory's, or the package-specific one its
+	// database gives.
+	Severity string
+}
+
+// Matcher finds the advisories affecting package versions.
+type Matcher struct {
+	src AffectedSource
+}
+
+// NewMatcher returns a Matcher reading advisories from src.
+func NewMatcher(src AffectedSource) *Matcher { return &Matcher{src: src} }
+
+// Match returns the advisories affecting key, with the withdrawn ones
+// apart.
+func (m *Matcher) Match(ctx context.Context, key store.PackageKey) (active, withdrawn []Match, err error) {
+	rows, err := m.src.AffectedFor(ctx, key.Ecosystem, key.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("advisories for %s/%s: %w", key.Ecosystem, key.Name, err)
+	}
+	for _, r := range rows {
+		spec, err := DecodeSpec(r.Spec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("advisory %s: %w", r.AdvisoryID, err)
+		}
+		ok, fixed := Affects(spec, key.Ecosystem, key.Version)
+		if !ok {
+			continue
+		}
+		mt := Match{AffectedRow: r, FixedVersion: fixed, Severity: r.Severity}
+		if spec.Severity != "" && (mt.Severity == "" || mt.Severity == SeverityUnknown || r.Score == 0) {
+			mt.Severity = spec.Severity
+		}
+		if r.Withdrawn {
+			withdrawn = append(withdrawn, mt)
+		} else {
+			active = append(active, mt)
+		}
+	}
+	return active, withdrawn, nil
+}
+
+// Affects reports whether version is affected under spec in ecosystem,
+// and the first fixed version above it when one is known. It follows the
+// OSV evaluation: an exact entry in the versions list, or any ECOSYSTEM or
+// SEMVER range whose sorted events leave the version affected.
+func Affects(spec Spec, ecosystem, version string) (bool, string) {
+	if version == "" {
+		return false, ""
+	}
+	listed := false
+	for _, v := range spec.Versions {
+		if v == version || strings.TrimPrefix(v, "v") == strings.TrimPrefix(version, "v") {
+			listed = true
+			break
+		}
+	}
+	pv, err := semantic.Parse(version, ecosystem)
+	if err != nil {
+		// An ecosystem semantic does not know, or a malformed version:
+		// only an exact listing can say it is affected.
+		return listed, ""
+	}
+	affected := listed
+	fixed := ""
+	for _, r := range spec.Ranges {
+		in, f := rangeAffects(r, pv, ecosystem, version)
+		if !in {
+			continue
+		}
+		affected = true
+		if f != "" && (fixed == "" || lessVersion(ecosystem, f, fixed)) {
+			fixed = f
+		}
+	}
+	if affected && fixed == "" {
+		// A version listed as affected may still have a fix in a range.
+		for _, r := range spec.Ranges {
+			for _, e := range r.Events {
+				if e.Fixed != "" {
+					if c, err := pv.CompareStr(e.Fixed); err == nil && c < 0 && (fixed == "" || lessVersion(ecosystem, e.Fixed, fixed)) {
+						fixed = e.Fixed
+					}
+				}
+			}
+		}
+	}
+	return affected, fixed
+}
+
+func rangeAffects(r Range, pv semantic.Version, ecosystem, version string) (bool, string) {
+	events := append([]Event(nil), r.Events...)
+	sort.SliceStable(events, func(i, j int) bool {
+		a, b := eventVersion(events[i]), eventVersion(events[j])
+		if a == "0" {
+			return b != "0"
+		}
+		if b == "0" {
+			return false
+		}
+		pa, err := semantic.Parse(a, ecosystem)
+		if err != nil {
+			return false
+		}
+		c, err := pa.CompareStr(b)
+		return err == nil && c < 0
+	})
+	affected := false
+	fixed := ""
+	for _, e := range events {
+		switch {
+		case e.Introduced != "":
+			if e.Introduced == "0" {
+				affected = true
+			} else if c, err := pv.CompareStr(e.Introduced); err == nil && c >= 0 {
+				affected = true
+			}
+		case e.Fixed != "":
+			if c, err := pv.CompareStr(e.Fixed); err == nil {
+				if c >= 0 {
+					affected = false
+				} else if affected && fixed == "" {
+					fixed = e.Fixed
+				}
+			}
+		case e.LastAffected != "":
+			if c, err := pv.CompareStr(e.LastAffected); err == nil && c > 0 && e.LastAffected != version {
+				affected = false
+			}
+		case e.Limit != "":
+			if e.Limit != "*" {
+				if c, err := pv.CompareStr(e.Limit); err == nil && c >= 0 {
+					affected = false
+				}
+			}
+		}
+	}
+	if !affected {
+		return false, ""
+	}
+	return true, fixed
+}
+
+func eventVersion(e Event) string {
+	switch {
+	case e.Introduced != "":
+		return e.Introduced
+	case e.Fixed != "":
+		return e.Fixed
+	case e.LastAffected != "":
+		return e.LastAffected
+	}
+	return e.Limit
+}
+
+// lessVersion reports a < b under ecosystem, falling back to string order.
+func lessVersion(ecosystem, a, b string) bool {
+	pa, err := semantic.Parse(a, ecosystem)
+	if err != nil {
+		return a < b
+	}
+	c, err := pa.CompareStr(b)
+	if err != nil {
+		return a < b
+	}
+	return c < 0
+}
+
+// KeyOf returns what a package is matched on: its OSV ecosystem, the
+// name advisories use (the source package for Debian and Alpine, stdlib
+// for the Go toolchain, group:artifact for Maven) and its version. ok is
+// false for packages nothing can be matched against.
+func KeyOf(p *sbom.Package) (store.PackageKey, bool) {
+	if p.Ecosystem == "" || p.Version == "" {
+		return store.PackageKey{}, false
+	}
+	k := store.PackageKey{Ecosystem: p.Ecosystem, Name: p.Name, Version: p.Version}
+	switch p.Type {
+	case "deb", "opkg":
+		if p.SourceName != "" {
+			k.Name = p.SourceName
+		}
+		if p.SourceVersion != "" {
+			k.Version = p.SourceVersion
+		}
+	case "apk":
+		if p.SourceName != "" {
+			k.Name = p.SourceName
+		}
+	case "rpm":
+		base, _, _ := strings.Cut(p.Ecosystem, ":")
+		if p.Epoch > 0 && (base == "Red Hat" || base == "AlmaLinux" || base == "Rocky Linux") {
+			k.Version = strconv.Itoa(p.Epoch) + ":" + p.Version
+		}
+	case "golang":
+		if p.Name == "go" {
+			k.Name = "stdlib"
+		}
+		k.Version = strings.TrimPrefix(k.Version, "v")
+		if k.Version == "(devel)" {
+			return store.PackageKey{}, false
+		}
+	case "maven":
+		if p.Namespace != "" {
+			k.Name = p.Namespace + ":" + p.Name
+		}
+	}
+	k.Name = NormalizeName(k.Ecosystem, k.Name)
+	return k, true
+}
+
+// Finding is one vulnerability in one package of an image, after
+// aliases are merged.
+type Finding struct {
+	// ID is the preferred identifier: the CVE when there is one.
+	ID string `json:"id"`
+	// Aliases are every other identifier of the same vulnerability.
+	Aliases []string `json:"aliases,omitempty"`
+	// Advisories are the records merged into this finding.
+	Advisories   []string         `json:"advisories"`
+	Package      sbom.Package     `json:"package"`
+	Key          store.PackageKey `json:"match_key"`
+	Severity     string           `json:"severity"`
+	Score        float64          `json:"score,omitempty"`
+	FixedVersion string           `json:"fixed_version,omitempty"`
+	Summary      string           `json:"summary,omitempty"`
+	Published    time.Time        `json:"published,omitzero"`
+	Withdrawn    bool             `json:"withdrawn,omitempty"`
+	// Suppressed holds the VEX status and justification that hid it.
+	Suppressed string `json:"suppressed,omitempty"`
+}
+
+// FindingsFor matches every present package of an inventory and merges
+// aliases per package. Results are cached per match key, so a package
+// version shared by many binaries is matched once.
+func FindingsFor(ctx context.Context, m *Matcher, pkgs []sbom.Package) (findings, withdrawn []Finding, err error) {
+	type result struct{ active, withdrawn []Match }
+	cache := map[store.PackageKey]result{}
+	var mu sync.Mutex
+	for i := range pkgs {
+		p := &pkgs[i]
+		key, ok := KeyOf(p)
+		if !ok {
+			continue
+		}
+		mu.Lock()
+		r, hit := cache[key]
+		mu.Unlock()
+		if !hit {
+			a, w, err := m.Match(ctx, key)
+			if err != nil {
+				return nil, nil, err
+			}
+			r = result{a, w}
+			cache[key] = r
+		}
+		findings = append(findings, MergeAliases(*p, key, r.active)...)
+		withdrawn = append(withdrawn, MergeAliases(*p, key, r.withdrawn)...)
+	}
+	SortFindings(findings)
+	SortFindings(withdrawn)
+	return findings, withdrawn, nil
+}
+
+// MergeAliases folds the matches of one package that name the same
+// vulnerability (through their IDs and aliases) into one finding each.
+func MergeAliases(p sbom.Package, key store.PackageKey, ms []Match) []Finding {
+	groups := GroupByAlias(len(ms), func(i int) []string { return append([]string{ms[i].AdvisoryID}, ms[i].Aliases...) })
+	out := make([]Finding, 0, len(groups))
+	for _, g := range groups {
+		f := Finding{Package: p, Key: key, Severity: SeverityUnknown}
+		ids := map[string]bool{}
+		for _, i := range g {
+			mt := ms[i]
+			f.Advisories = append(f.Advisories, mt.AdvisoryID)
+			ids[mt.AdvisoryID] = true
+			for _, a := range mt.Aliases {
+				ids[a] = true
+			}
+			if SeverityRank(mt.Severity) > SeverityRank(f.Severity) {
+				f.Severity = mt.Severity
+			}
+			if mt.Score > f.Score {
+				f.Score = mt.Score
+			}
+			if mt.FixedVersion != "" && (f.FixedVersion == "" || lessVersion(key.Ecosystem, f.FixedVersion, mt.FixedVersion)) {
+				f.FixedVersion = mt.FixedVersion
+			}
+			if f.Summary == "" {
+				f.Summary = mt.Summary
+			}
+			if !mt.Published.IsZero() && (f.Published.IsZero() || mt.Published.Before(f.Published)) {
+				f.Published = mt.Published
+			}
+			f.Withdrawn = f.Withdrawn || mt.Withdrawn
+		}
+		all := make([]string, 0, len(ids))
+		for id := range ids {
+			all = append(all, id)
+		}
+		f.ID = PreferredID(all)
+		for _, id := range all {
+			if id != f.ID {
+				f.Aliases = append(f.Aliases, id)
+			}
+		}
+		sort.Strings(f.Aliases)
+		sort.Strings(f.Advisories)
+		out = append(out, f)
+	}
+	return out
+}
+
+// GroupByAlias partitions n items into groups that share an identifier.
+func GroupByAlias(n int, ids func(int) []string) [][]int {
+	parent := make([]int, n)
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	owner := map[string]int{}
+	for i := 0; i < n; i++ {
+		for _, id := range ids(i) {
+			if j, ok := owner[id]; ok {
+				parent[find(i)] = find(j)
+			} else {
+				owner[id] = i
+			}
+		}
+	}
+	byRoot := map[int][]int{}
+	var roots []int
+	for i := 0; i < n; i++ {
+		r := find(i)
+		if _, ok := byRoot[r]; !ok {
+			roots = append(roots, r)
+		}
+		byRoot[r] = append(byRoot[r], i)
+	}
+	out := make([][]int, 0, len(roots))
+	for _, r := range roots {
+		out = append(out, byRoot[r])
+	}
+	return out
+}
+
+// PreferredID picks the identifier to show: a CVE, else a GHSA, else the
+// smallest.
+func PreferredID(ids []string) string {
+	sort.Strings(ids)
+	for _, prefix := range []string{"CVE-", "GHSA-"} {
+		for _, id := range ids {
+			if strings.HasPrefix(id, prefix) {
+				return id
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
+}
+
+// SortFindings orders findings by package, then severity, then ID.
+func SortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := &fs[i], &fs[j]
+		if a.Package.Name != b.Package.Name {
+			return a.Package.Name < b.Package.Name
+		}
+		if a.Package.Version != b.Package.Version {
+			return a.Package.Version < b.Package.Version
+		}
+		if a.Package.Path != b.Package.Path {
+			return a.Package.Path < b.Package.Path
+		}
+		if ra, rb := SeverityRank(a.Severity), SeverityRank(b.Severity); ra != rb {
+			return ra > rb
+		}
+		return a.ID < b.ID
+	})
+}

@@ -1,0 +1,300 @@
+package vuln
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/package-url/packageurl-go"
+)
+
+// VEX holds the statements of OpenVEX documents.
+type VEX struct {
+	statements []vexStatement
+}
+
+type vexStatement struct {
+	vulns         []string
+	products      []vexProduct
+	status        string
+	justification string
+	impact        string
+	at            time.Time
+	order         int
+}
+
+type vexProduct struct {
+	id            string
+	subcomponents []string
+}
+
+// OpenVEX statuses.
+const (
+	VEXNotAffected        = "not_affected"
+	VEXAffected           = "affected"
+	VEXFixed              = "fixed"
+	VEXUnderInvestigation = "under_investigation"
+)
+
+type rawVEX struct {
+	Context    string         `json:"@context"`
+	Timestamp  string         `json:"timestamp"`
+	Statements []rawStatement `json:"statements"`
+}
+
+type rawStatement struct {
+	Vulnerability   json.RawMessage `json:"vulnerability"`
+	Products        json.RawMessage `json:"products"`
+	Subcomponents   json.RawMessage `json:"subcomponents"`
+	Status          string          `json:"status"`
+	Justification   string          `json:"justification"`
+	ImpactStatement string          `json:"impact_statement"`
+	Timestamp       string          `json:"timestamp"`
+}
+
+// ParseOpenVEX reads an OpenVEX document (v0.0.1 or v0.2.0) and adds its
+// statements. Later documents and later statements win over earlier ones
+// for the same vulnerability and product, as the specification says.
+func (v *VEX) ParseOpenVEX(data []byte) error {
+	var doc rawVEX
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("parsing OpenVEX: %w", err)
+	}
+	if !strings.Contains(doc.Context, "openvex") {
+		return fmt.Errorf("not an OpenVEX document (@context %q)", doc.Context)
+	}
+	docTime := parseVEXTime(doc.Timestamp)
+	for i, rs := range doc.Statements {
+		st := vexStatement{
+			status:        rs.Status,
+			justification: rs.Justification,
+			impact:        rs.ImpactStatement,
+			at:            docTime,
+			order:         len(v.statements),
+		}
+		if t := parseVEXTime(rs.Timestamp); !t.IsZero() {
+			st.at = t
+		}
+		switch st.status {
+		case VEXNotAffected, VEXAffected, VEXFixed, VEXUnderInvestigation:
+		default:
+			return fmt.Errorf("OpenVEX statement %d: unknown status %q", i, st.status)
+		}
+		var err error
+		if st.vulns, err = parseVEXVulnerability(rs.Vulnerability); err != nil {
+			return fmt.Errorf("OpenVEX statement %d: %w", i, err)
+		}
+		if st.products, err = parseVEXProducts(rs.Products); err != nil {
+			return fmt.Errorf("OpenVEX statement %d: %w", i, err)
+		}
+		if len(rs.Subcomponents) > 0 {
+			subs, err := parseVEXProducts(rs.Subcomponents)
+			if err != nil {
+				return fmt.Errorf("OpenVEX statement %d: subcomponents: %w", i, err)
+			}
+			for pi := range st.products {
+				for _, s := range subs {
+					st.products[pi].subcomponents = append(st.products[pi].subcomponents, s.id)
+				}
+			}
+		}
+		if len(st.products) == 0 {
+			return fmt.Errorf("OpenVEX statement %d: no products", i)
+		}
+		v.statements = append(v.statements, st)
+	}
+	return nil
+}
+
+func parseVEXTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+func parseVEXVulnerability(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("no vulnerability")
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if s == "" {
+			return nil, errors.New("empty vulnerability")
+		}
+		return []string{s}, nil
+	}
+	var o struct {
+		ID      string   `json:"@id"`
+		Name    string   `json:"name"`
+		Aliases []string `json:"aliases"`
+	}
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, fmt.Errorf("vulnerability: %w", err)
+	}
+	var out []string
+	for _, x := range append([]string{o.Name, o.ID}, o.Aliases...) {
+		if x != "" {
+			out = append(out, x)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("vulnerability has no name")
+	}
+	return out, nil
+}
+
+func parseVEXProducts(raw json.RawMessage) ([]vexProduct, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	var out []vexProduct
+	for _, it := range items {
+		var s string
+		if json.Unmarshal(it, &s) == nil {
+			out = append(out, vexProduct{id: s})
+			continue
+		}
+		var o struct {
+			ID            string `json:"@id"`
+			Subcomponents []struct {
+				ID string `json:"@id"`
+			} `json:"subcomponents"`
+		}
+		if err := json.Unmarshal(it, &o); err != nil {
+			return nil, fmt.Errorf("product: %w", err)
+		}
+		p := vexProduct{id: o.ID}
+		for _, sc := range o.Subcomponents {
+			p.subcomponents = append(p.subcomponents, sc.ID)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Len is the number of statements loaded.
+func (v *VEX) Len() int { return len(v.statements) }
+
+// Apply splits findings of the image with digest into those kept and
+// those a not_affected or fixed statement suppresses; a suppressed
+// finding carries the status and justification.
+func (v *VEX) Apply(digest string, fs []Finding) (kept, suppressed []Finding) {
+	if v == nil || len(v.statements) == 0 {
+		return fs, nil
+	}
+	for _, f := range fs {
+		var best *vexStatement
+		for i := range v.statements {
+			st := &v.statements[i]
+			if !st.names(f) || !st.covers(digest, f.Package.PURL) {
+				continue
+			}
+			if best == nil || st.at.After(best.at) || (st.at.Equal(best.at) && st.order > best.order) {
+				best = st
+			}
+		}
+		if best != nil && (best.status == VEXNotAffected || best.status == VEXFixed) {
+			f.Suppressed = best.status
+			if best.justification != "" {
+				f.Suppressed += ": " + best.justification
+			} else if best.impact != "" {
+				f.Suppressed += ": " + best.impact
+			}
+			suppressed = append(suppressed, f)
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return kept, suppressed
+}
+
+func (st *vexStatement) names(f Finding) bool {
+	for _, n := range st.vulns {
+		if n == f.ID {
+			return true
+		}
+		for _, a := range f.Aliases {
+			if n == a {
+				return true
+			}
+		}
+		for _, a := range f.Advisories {
+			if n == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// covers reports whether a statement's products include the package
+// purl inside the image digest.
+func (st *vexStatement) covers(digest, pkgPURL string) bool {
+	for _, p := range st.products {
+		if isImageProduct(p.id, digest) {
+			if len(p.subcomponents) == 0 {
+				return true
+			}
+			for _, s := range p.subcomponents {
+				if purlMatches(s, pkgPURL) {
+					return true
+				}
+			}
+			continue
+		}
+		if purlMatches(p.id, pkgPURL) {
+			return true
+		}
+	}
+	return false
+}
+
+// isImageProduct reports whether id names the image with digest: an
+// oci package URL whose version is the digest, or a reference pinned to it.
+func isImageProduct(id, digest string) bool {
+	if digest == "" {
+		return false
+	}
+	if strings.HasPrefix(id, "pkg:oci/") {
+		p, err := packageurl.FromString(id)
+		if err != nil {
+			return false
+		}
+		v, _ := url.PathUnescape(p.Version)
+		return v == digest
+	}
+	return strings.HasSuffix(id, "@"+digest) || id == digest
+}
+
+// purlMatches compares a statement's package URL with a package's: same
+// type, namespace and name, and the same version when the statement
+// gives one. Qualifiers are ignored.
+func purlMatches(stmt, pkg string) bool {
+	if stmt == "" || pkg == "" {
+		return false
+	}
+	a, err := packageurl.FromString(stmt)
+	if err != nil {
+		return false
+	}
+	b, err := packageurl.FromString(pkg)
+	if err != nil {
+		return false
+	}
+	if !strings.EqualFold(a.Type, b.Type) || !strings.EqualFold(a.Namespace, b.Namespace) || a.Name != b.Name {
+		return false
+	}
+	return a.Version == "" || a.Version == b.Version
+}
