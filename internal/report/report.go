@@ -7,8 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/vuln"
 )
 
@@ -70,22 +70,22 @@ func imageName(res *scan.Result) sbom.ImageName {
 // jsonReport is the JSON output: stable field names, documented in
 // docs/output.md.
 type jsonReport struct {
-	SchemaVersion int             `json:"schema_version"`
-	Ref           string          `json:"ref"`
-	Repository    string          `json:"repository,omitempty"`
-	Tag           string          `json:"tag,omitempty"`
-	Digest        string          `json:"digest"`
-	Platform      string          `json:"platform,omitempty"`
-	OS            sbom.OS         `json:"os"`
+	SchemaVersion int              `json:"schema_version"`
+	Ref           string           `json:"ref"`
+	Repository    string           `json:"repository,omitempty"`
+	Tag           string           `json:"tag,omitempty"`
+	Digest        string           `json:"digest"`
+	Platform      string           `json:"platform,omitempty"`
+	OS            sbom.OS          `json:"os"`
 	Layers        []sbom.LayerInfo `json:"layers"`
-	ReusedLayers  int             `json:"reused_layers"`
-	Packages      int             `json:"packages"`
-	Findings      []vuln.Finding  `json:"findings"`
-	Withdrawn     []vuln.Finding  `json:"withdrawn"`
-	Suppressed    []vuln.Finding  `json:"suppressed"`
-	Summary       map[string]int  `json:"summary"`
-	Advisories    []string        `json:"advisories,omitempty"`
-	Warning       string          `json:"warning,omitempty"`
+	ReusedLayers  int              `json:"reused_layers"`
+	Packages      int              `json:"packages"`
+	Findings      []vuln.Finding   `json:"findings"`
+	Withdrawn     []vuln.Finding   `json:"withdrawn"`
+	Suppressed    []vuln.Finding   `json:"suppressed"`
+	Summary       map[string]int   `json:"summary"`
+	Advisories    []string         `json:"advisories,omitempty"`
+	Warning       string           `json:"warning,omitempty"`
 }
 
 func writeJSON(w io.Writer, res *scan.Result, note AdvisoryNote) error {

@@ -68,9 +68,9 @@ func (s *Scanner) Matcher() *vuln.Matcher { return s.matcher }
 
 // Result is the outcome of scanning one image.
 type Result struct {
-	Ref        string         `json:"ref"`
-	Repository string         `json:"repository,omitempty"`
-	Tag        string         `json:"tag,omitempty"`
+	Ref        string          `json:"ref"`
+	Repository string          `json:"repository,omitempty"`
+	Tag        string          `json:"tag,omitempty"`
 	Inventory  *sbom.Inventory `json:"inventory"`
 	// Findings are open vulnerabilities, aliases merged per package.
 	Findings []vuln.Finding `json:"findings"`
