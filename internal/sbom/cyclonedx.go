@@ -138,11 +138,11 @@ func CycloneDX(inv *Inventory, name ImageName) *cdx.BOM {
 // licenseChoice records an SPDX identifier as such and anything else as
 // a license name.
 func licenseChoice(l string) cdx.LicenseChoice {
-	if spdxLicenseID(l) {
-		if strings.Contains(strings.TrimSpace(l), " ") {
-			return cdx.LicenseChoice{Expression: l}
+	if n, ok := normalizeLicense(l); ok {
+		if strings.ContainsAny(n, " ()") || strings.HasPrefix(n, "LicenseRef-") {
+			return cdx.LicenseChoice{Expression: n}
 		}
-		return cdx.LicenseChoice{License: &cdx.License{ID: l}}
+		return cdx.LicenseChoice{License: &cdx.License{ID: n}}
 	}
 	return cdx.LicenseChoice{License: &cdx.License{Name: l}}
 }

@@ -12,13 +12,18 @@ import (
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
 
-// spdxLicenseID reports whether l is a license expression made of
-// identifiers on the SPDX license list. Package databases also hold free
+// spdxLicense returns l in its canonical SPDX form ("zlib" becomes
+// "Zlib") when it is an expression made of identifiers on the SPDX
+// license list, and false otherwise. Package databases also hold free
 // text ("GPL2", "MIT BSD GPL2+"), which is kept as a name, never claimed
-// as an identifier.
-func spdxLicenseID(l string) bool {
-	ok, _ := spdxexp.ValidateLicenses([]string{l})
-	return ok
+// as an identifier. Deprecated identifiers are refused: CycloneDX 1.6
+// does not list them all.
+func normalizeLicense(l string) (string, bool) {
+	ok, invalid := spdxexp.ValidateAndNormalizeLicensesWithOptions([]string{l}, spdxexp.ValidateLicensesOptions{FailDeprecatedLicenses: true, FailAllDocumentRefs: true})
+	if len(invalid) > 0 || len(ok) != 1 {
+		return "", false
+	}
+	return ok[0], true
 }
 
 // SPDX builds an SPDX 2.3 document of the inventory: the image as the
@@ -101,8 +106,10 @@ func qualifiedName(p *Package) string {
 }
 
 func spdxLicense(ls []string) string {
-	if len(ls) == 1 && spdxLicenseID(ls[0]) {
-		return ls[0]
+	if len(ls) == 1 {
+		if l, ok := normalizeLicense(ls[0]); ok {
+			return l
+		}
 	}
 	return "NOASSERTION"
 }

@@ -205,9 +205,9 @@ type ImagePackage struct {
 // PackageKey is the unit matched against advisories: one version of one
 // package name in one ecosystem.
 type PackageKey struct {
-	Ecosystem string
-	Name      string
-	Version   string
+	Ecosystem string `json:"ecosystem"`
+	Name      string `json:"name"`
+	Version   string `json:"version"`
 }
 
 // PackageRow is a stored PackageKey.

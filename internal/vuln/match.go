@@ -92,6 +92,9 @@ func Affects(spec Spec, ecosystem, version string) (bool, string) {
 	affected := listed
 	fixed := ""
 	for _, r := range spec.Ranges {
+		if r.Type != "ECOSYSTEM" && r.Type != "SEMVER" {
+			continue
+		}
 		in, f := rangeAffects(r, pv, ecosystem, version)
 		if !in {
 			continue
