@@ -55,6 +55,9 @@ environments and enforces it all at admission.`,
 		newScanCmd(g),
 		newSBOMCmd(g),
 		newDBCmd(g),
+		newServeCmd(g),
+		newTokenCmd(g),
+		newJobsCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -418,3 +418,47 @@ func SortFindings(fs []Finding) {
 		return a.ID < b.ID
 	})
 }
+
+// FromStore merges the stored findings of one image by package and
+// alias, as FindingsFor does for a fresh scan.
+func FromStore(rows []store.Finding) []Finding {
+	type group struct {
+		pkg     sbom.Package
+		key     store.PackageKey
+		matches []Match
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, r := range rows {
+		p := r.Package
+		k := p.Type + "\x00" + p.Name + "\x00" + p.Version + "\x00" + p.Path
+		g, ok := groups[k]
+		if !ok {
+			g = &group{
+				pkg: sbom.Package{Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL, Path: p.Path,
+					Layer: p.Layer, LayerIndex: p.LayerIndex, Ecosystem: p.Key.Ecosystem},
+				key: p.Key,
+			}
+			if p.Key.Name != p.Name {
+				g.pkg.SourceName = p.Key.Name
+			}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.matches = append(g.matches, Match{
+			AffectedRow: store.AffectedRow{
+				AdvisoryID: r.AdvisoryID, Aliases: r.Aliases, Summary: r.Summary, Severity: r.Severity,
+				Score: r.Score, Withdrawn: r.Withdrawn, Published: r.Published,
+			},
+			FixedVersion: r.FixedVersion,
+			Severity:     r.Severity,
+		})
+	}
+	var out []Finding
+	for _, k := range order {
+		g := groups[k]
+		out = append(out, MergeAliases(g.pkg, g.key, g.matches)...)
+	}
+	SortFindings(out)
+	return out
+}

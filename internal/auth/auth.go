@@ -1,0 +1,154 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Errors callers branch on; the server maps them to 401 and 403.
+var (
+	ErrUnauthenticated = errors.New("a valid token is required")
+	ErrForbidden       = errors.New("the token's role does not allow this")
+)
+
+// tokenPrefix marks socle tokens, so that secret scanners recognise them.
+const tokenPrefix = "socle_"
+
+// Roles lists the roles in increasing power.
+var Roles = []string{store.RoleViewer, store.RoleDeveloper, store.RoleApprover, store.RoleAdmin}
+
+func rank(role string) int {
+	for i, r := range Roles {
+		if r == role {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// ValidRole reports whether role is one of Roles.
+func ValidRole(role string) bool { return rank(role) > 0 }
+
+// Allows reports whether a token with role have may do what needs want.
+func Allows(have, want string) bool { return rank(have) >= rank(want) && rank(want) > 0 }
+
+// Principal is who a request acts as.
+type Principal struct {
+	TokenID string
+	Name    string
+	Role    string
+}
+
+// String names the principal in audit records.
+func (p Principal) String() string {
+	if p.Name != "" {
+		return p.Name + " (token " + p.TokenID + ")"
+	}
+	return "token " + p.TokenID
+}
+
+// Hash returns the stored form of a secret.
+func Hash(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// TokenStore is the part of the store tokens live in.
+type TokenStore interface {
+	CreateToken(ctx context.Context, t store.Token) error
+	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
+	TouchToken(ctx context.Context, id string, at time.Time) error
+}
+
+// Create makes a token and returns its secret, which is not kept.
+func Create(ctx context.Context, st TokenStore, name, role string, ttl time.Duration, now time.Time) (secret string, tok store.Token, err error) {
+	if !ValidRole(role) {
+		return "", store.Token{}, fmt.Errorf("unknown role %q (want one of %s)", role, strings.Join(Roles, ", "))
+	}
+	idBytes := make([]byte, 6)
+	secretBytes := make([]byte, 24)
+	if _, err := rand.Read(idBytes); err != nil {
+		return "", store.Token{}, err
+	}
+	if _, err := rand.Read(secretBytes); err != nil {
+		return "", store.Token{}, err
+	}
+	id := hex.EncodeToString(idBytes)
+	secret = tokenPrefix + id + "_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secretBytes))
+	tok = store.Token{ID: id, Name: name, Role: role, Hash: Hash(secret), CreatedAt: now.UTC()}
+	if ttl > 0 {
+		tok.ExpiresAt = now.Add(ttl).UTC()
+	}
+	if err := st.CreateToken(ctx, tok); err != nil {
+		return "", store.Token{}, err
+	}
+	return secret, tok, nil
+}
+
+// Authenticator checks secrets against the store.
+type Authenticator struct {
+	st  TokenStore
+	now func() time.Time
+}
+
+// NewAuthenticator returns an Authenticator.
+func NewAuthenticator(st TokenStore) *Authenticator {
+	return &Authenticator{st: st, now: time.Now}
+}
+
+// Authenticate returns the principal of a secret, or ErrUnauthenticated.
+func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	if !strings.HasPrefix(secret, tokenPrefix) || len(secret) > 200 {
+		return Principal{}, ErrUnauthenticated
+	}
+	h := Hash(secret)
+	t, err := a.st.TokenByHash(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if subtle.ConstantTimeCompare(t.Hash, h) != 1 {
+		return Principal{}, ErrUnauthenticated
+	}
+	now := a.now()
+	if !t.RevokedAt.IsZero() || (!t.ExpiresAt.IsZero() && now.After(t.ExpiresAt)) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if now.Sub(t.LastUsed) > time.Minute {
+		_ = a.st.TouchToken(ctx, t.ID, now)
+	}
+	return Principal{TokenID: t.ID, Name: t.Name, Role: t.Role}, nil
+}
+
+// Require checks that p may act with role want.
+func Require(p Principal, want string) error {
+	if !Allows(p.Role, want) {
+		return fmt.Errorf("%w: %s has role %s, %s needed", ErrForbidden, p, p.Role, want)
+	}
+	return nil
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying the request's principal.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal a request acts as.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}

@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/socle-dev/socle/internal/auth"
+)
+
+func newTokenCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke API tokens",
+	}
+	cmd.AddCommand(newTokenCreateCmd(g), newTokenListCmd(g), newTokenRevokeCmd(g))
+	return cmd
+}
+
+type tokenCreateOptions struct {
+	role    string
+	name    string
+	expires time.Duration
+}
+
+func newTokenCreateCmd(g *globals) *cobra.Command {
+	o := &tokenCreateOptions{}
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a token and print it once",
+		Long: `Create an API token. The token is printed once and only its hash is kept.
+Roles, in increasing power: viewer (read), developer (push, scan, report
+deployments), approver (approve promotions), admin (everything, overrides).`,
+		Example: `  socle token create --role viewer --name dashboard
+  socle token create --role developer --name ci --expires 720h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !auth.ValidRole(o.role) {
+				return usageError(fmt.Errorf("--role %q: want one of %s", o.role, strings.Join(auth.Roles, ", ")))
+			}
+			return runTokenCreate(cmd.Context(), g, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.role, "role", "", "viewer, developer, approver or admin (required)")
+	cmd.Flags().StringVar(&o.name, "name", "", "who or what the token is for")
+	cmd.Flags().DurationVar(&o.expires, "expires", 0, "lifetime, e.g. 720h (default: no expiry)")
+	_ = cmd.MarkFlagRequired("role")
+	return cmd
+}
+
+func runTokenCreate(ctx context.Context, g *globals, o *tokenCreateOptions) error {
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	secret, tok, err := auth.Create(ctx, st, o.name, o.role, o.expires, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.out, secret)
+	fmt.Fprintf(g.errOut, "token %s (%s) created; it is shown only now\n", tok.ID, tok.Role)
+	return nil
+}
+
+func newTokenListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := g.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			toks, err := st.ListTokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tEXPIRES\tLAST USED\tSTATE")
+			for _, t := range toks {
+				state := "active"
+				if !t.RevokedAt.IsZero() {
+					state = "revoked"
+				} else if !t.ExpiresAt.IsZero() && time.Now().After(t.ExpiresAt) {
+					state = "expired"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, orNone(t.Name), t.Role, fmtTime(t.CreatedAt), fmtTime(t.ExpiresAt), fmtTime(t.LastUsed), state)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func newTokenRevokeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := g.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.RevokeToken(cmd.Context(), args[0], time.Now()); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "token %s revoked\n", args[0])
+			return nil
+		},
+	}
+}

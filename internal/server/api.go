@@ -1,0 +1,571 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
+)
+
+func queryInt(r *http.Request, key string, def, max int) (int, error) {
+	v := r.URL.Query().Get(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > max {
+		return 0, errBadRequest(fmt.Sprintf("%s must be a number from 0 to %d", key, max))
+	}
+	return n, nil
+}
+
+func digestParam(r *http.Request) (string, error) {
+	d := r.PathValue("digest")
+	if err := oci.ValidateDigest(d); err != nil {
+		return "", errBadRequest(err.Error())
+	}
+	return d, nil
+}
+
+// repositorySummary is a row of GET /api/v1/repositories.
+type repositorySummary struct {
+	Repository string   `json:"repository"`
+	Images     int      `json:"images"`
+	Tags       []string `json:"tags"`
+}
+
+func (s *Server) apiRepositories(w http.ResponseWriter, r *http.Request) {
+	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: 100000})
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	byRepo := map[string]*repositorySummary{}
+	for _, im := range imgs {
+		rs, ok := byRepo[im.Repository]
+		if !ok {
+			rs = &repositorySummary{Repository: im.Repository, Tags: []string{}}
+			byRepo[im.Repository] = rs
+		}
+		rs.Images++
+		rs.Tags = append(rs.Tags, im.Tags...)
+	}
+	out := make([]repositorySummary, 0, len(byRepo))
+	for _, rs := range byRepo {
+		sort.Strings(rs.Tags)
+		out = append(out, *rs)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Repository < out[j].Repository })
+	writeJSON(w, http.StatusOK, map[string]any{"repositories": out})
+}
+
+// imageJSON is an image in API responses.
+type imageJSON struct {
+	Digest       string         `json:"digest"`
+	Repository   string         `json:"repository"`
+	Tags         []string       `json:"tags"`
+	Environments []string       `json:"environments"`
+	Platform     string         `json:"platform"`
+	OS           string         `json:"os"`
+	Created      time.Time      `json:"created,omitzero"`
+	ScannedAt    time.Time      `json:"scanned_at"`
+	BaseName     string         `json:"base_name,omitempty"`
+	BaseDigest   string         `json:"base_digest,omitempty"`
+	Packages     int            `json:"packages"`
+	Open         map[string]int `json:"open"`
+	Fixable      map[string]int `json:"fixable"`
+}
+
+func toImageJSON(im store.ImageSummary) imageJSON {
+	return imageJSON{
+		Digest: im.Digest, Repository: im.Repository, Tags: nonNilStrings(im.Tags), Environments: nonNilStrings(im.Environments),
+		Platform: im.Platform, OS: im.OS, Created: im.Created, ScannedAt: im.ScannedAt, BaseName: im.BaseName,
+		BaseDigest: im.BaseDigest, Packages: im.Packages, Open: im.Open, Fixable: im.Fixable,
+	}
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Server) apiImages(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 1000, 100000)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	offset, err := queryInt(r, "offset", 0, 1<<30)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Repository: r.URL.Query().Get("repository"), Limit: limit, Offset: offset})
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	out := make([]imageJSON, 0, len(imgs))
+	for _, im := range imgs {
+		out = append(out, toImageJSON(im))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"images": out})
+}
+
+// inventoryOf loads the stored inventory of an image.
+func (s *Server) inventoryOf(r *http.Request, digest string) (*sbom.Inventory, store.Image, error) {
+	img, err := s.st.Image(r.Context(), digest)
+	if err != nil {
+		return nil, img, err
+	}
+	inv, err := scan.DecodeInventory(img.Inventory)
+	return inv, img, err
+}
+
+func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) {
+	d, err := digestParam(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	inv, img, err := s.inventoryOf(r, d)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	sums, err := s.st.Images(r.Context(), store.ImageFilter{Repository: img.Repository, Limit: 100000})
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	resp := map[string]any{"os": inv.OS, "layers": inv.Layers, "labels": img.Labels}
+	for _, sm := range sums {
+		if sm.Digest == d {
+			resp["image"] = toImageJSON(sm)
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) apiImagePackages(w http.ResponseWriter, r *http.Request) {
+	d, err := digestParam(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	inv, _, err := s.inventoryOf(r, d)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"packages": inv.Packages, "removed": inv.Removed})
+}
+
+func (s *Server) imageFindings(r *http.Request, digest string) ([]vuln.Finding, error) {
+	if _, err := s.st.Image(r.Context(), digest); err != nil {
+		return nil, err
+	}
+	rows, err := s.st.ImageFindings(r.Context(), digest)
+	if err != nil {
+		return nil, err
+	}
+	var active []store.Finding
+	for _, f := range rows {
+		if !f.Withdrawn {
+			active = append(active, f)
+		}
+	}
+	return vuln.FromStore(active), nil
+}
+
+func (s *Server) apiImageFindings(w http.ResponseWriter, r *http.Request) {
+	d, err := digestParam(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	fs, err := s.imageFindings(r, d)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if fs == nil {
+		fs = []vuln.Finding{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"digest": d, "findings": fs})
+}
+
+func (s *Server) apiImageSBOM(w http.ResponseWriter, r *http.Request) {
+	d, err := digestParam(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	inv, img, err := s.inventoryOf(r, d)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	name := sbom.ImageName{Repository: img.Repository}
+	switch r.URL.Query().Get("format") {
+	case "", "cyclonedx":
+		w.Header().Set("Content-Type", "application/vnd.cyclonedx+json")
+		err = sbom.WriteCycloneDX(w, sbom.CycloneDX(inv, name))
+	case "spdx":
+		w.Header().Set("Content-Type", "application/spdx+json")
+		err = sbom.WriteSPDX(w, sbom.SPDX(inv, name))
+	default:
+		s.apiError(w, r, errBadRequest("format must be cyclonedx or spdx"))
+		return
+	}
+	if err != nil {
+		s.log.Error("writing an SBOM", "digest", d, "err", err)
+	}
+}
+
+func (s *Server) apiTags(w http.ResponseWriter, r *http.Request) {
+	tags, err := s.st.Tags(r.Context(), r.URL.Query().Get("repository"))
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tags": tagsJSON(tags)})
+}
+
+type tagJSON struct {
+	Repository string    `json:"repository"`
+	Tag        string    `json:"tag"`
+	Digest     string    `json:"digest"`
+	Since      time.Time `json:"since"`
+}
+
+func tagsJSON(ts []store.TagEvent) []tagJSON {
+	out := make([]tagJSON, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, tagJSON{Repository: t.Repository, Tag: t.Tag, Digest: t.Digest, Since: t.At})
+	}
+	return out
+}
+
+func (s *Server) apiTagHistory(w http.ResponseWriter, r *http.Request) {
+	repo, tag := r.URL.Query().Get("repository"), r.URL.Query().Get("tag")
+	if repo == "" || tag == "" {
+		s.apiError(w, r, errBadRequest("repository and tag are required"))
+		return
+	}
+	h, err := s.st.TagHistory(r.Context(), repo, tag)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"history": tagsJSON(h)})
+}
+
+// affectedJSON is a row of GET /api/v1/affected.
+type affectedJSON struct {
+	Digest       string   `json:"digest"`
+	Repository   string   `json:"repository"`
+	Tags         []string `json:"tags"`
+	Environments []string `json:"environments"`
+	Advisory     string   `json:"advisory,omitempty"`
+	Package      string   `json:"package"`
+	Version      string   `json:"version"`
+	Ecosystem    string   `json:"ecosystem"`
+	FixedVersion string   `json:"fixed_version,omitempty"`
+	Severity     string   `json:"severity,omitempty"`
+}
+
+func (s *Server) affected(r *http.Request) ([]store.AffectedImage, error) {
+	q := r.URL.Query()
+	aq := store.AffectedQuery{Advisory: q.Get("advisory"), Package: q.Get("package"), Ecosystem: q.Get("ecosystem"), Version: q.Get("version")}
+	if aq.Advisory == "" && aq.Package == "" {
+		return nil, errBadRequest("give advisory=ID or package=NAME")
+	}
+	return s.st.AffectedImages(r.Context(), aq)
+}
+
+func (s *Server) apiAffected(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.affected(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	out := make([]affectedJSON, 0, len(rows))
+	images := map[string]bool{}
+	for _, a := range rows {
+		images[a.Digest] = true
+		out = append(out, affectedJSON{
+			Digest: a.Digest, Repository: a.Repository, Tags: nonNilStrings(a.Tags), Environments: nonNilStrings(a.Environments),
+			Advisory: a.AdvisoryID, Package: a.Package.Name, Version: a.Package.Version, Ecosystem: a.Package.Key.Ecosystem,
+			FixedVersion: a.FixedVersion, Severity: a.Severity,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"images": len(images), "affected": out})
+}
+
+func (s *Server) apiAdvisory(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ids, err := s.st.ResolveAdvisoryIDs(r.Context(), id)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if len(ids) == 0 {
+		s.apiError(w, r, fmt.Errorf("advisory %s: %w", id, store.ErrNotFound))
+		return
+	}
+	var out []json.RawMessage
+	for _, x := range ids {
+		a, err := s.st.Advisory(r.Context(), x)
+		if err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+		out = append(out, a.Raw)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "records": out})
+}
+
+func (s *Server) apiAdvisoryStats(w http.ResponseWriter, r *http.Request) {
+	stats, err := s.st.AdvisoryStats(r.Context())
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	feeds, err := s.st.Feeds(r.Context())
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	type ecoJSON struct {
+		Ecosystem      string    `json:"ecosystem"`
+		Records        int       `json:"records"`
+		Withdrawn      int       `json:"withdrawn"`
+		NewestModified time.Time `json:"newest_modified,omitzero"`
+		Sources        []string  `json:"sources"`
+	}
+	out := make([]ecoJSON, 0, len(stats))
+	for _, st := range stats {
+		out = append(out, ecoJSON{st.Ecosystem, st.Records, st.Withdrawn, st.NewestModified, nonNilStrings(st.Sources)})
+	}
+	type feedJSON struct {
+		Name        string    `json:"name"`
+		Kind        string    `json:"kind"`
+		URL         string    `json:"url"`
+		Records     int       `json:"records"`
+		LastSuccess time.Time `json:"last_success,omitzero"`
+		LastError   string    `json:"last_error,omitempty"`
+	}
+	fs := make([]feedJSON, 0, len(feeds))
+	for _, f := range feeds {
+		fs = append(fs, feedJSON{f.Name, f.Kind, f.URL, f.Records, f.LastSuccess, f.LastError})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ecosystems": out, "feeds": fs})
+}
+
+func (s *Server) trend(r *http.Request, days int) ([]store.TrendPoint, error) {
+	to := s.now().UTC()
+	from := to.Add(-time.Duration(days) * 24 * time.Hour)
+	return s.st.FindingTrend(r.Context(), from, to, 24*time.Hour)
+}
+
+func (s *Server) apiTrend(w http.ResponseWriter, r *http.Request) {
+	days, err := queryInt(r, "days", 30, 366)
+	if err != nil || days == 0 {
+		s.apiError(w, r, errBadRequest("days must be from 1 to 366"))
+		return
+	}
+	pts, err := s.trend(r, days)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	type pt struct {
+		At      time.Time `json:"at"`
+		Open    int       `json:"open"`
+		Fixable int       `json:"fixable"`
+	}
+	out := make([]pt, 0, len(pts))
+	for _, p := range pts {
+		out = append(out, pt{p.At, p.Open, p.Fixable})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"points": out})
+}
+
+type jobJSON struct {
+	ID        int64     `json:"id"`
+	Kind      string    `json:"kind"`
+	Key       string    `json:"key"`
+	State     string    `json:"state"`
+	Done      int       `json:"done"`
+	Total     int       `json:"total"`
+	Message   string    `json:"message"`
+	Error     string    `json:"error,omitempty"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func toJobJSON(j store.Job) jobJSON {
+	return jobJSON{j.ID, j.Kind, j.Key, j.State, j.Done, j.Total, j.Message, j.Error, j.Attempts, j.CreatedAt, j.UpdatedAt}
+}
+
+func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 100, 1000)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	js, err := s.st.Jobs(r.Context(), limit)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	out := make([]jobJSON, 0, len(js))
+	for _, j := range js {
+		out = append(out, toJobJSON(j))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.apiError(w, r, errBadRequest("job id must be a number"))
+		return
+	}
+	j, err := s.st.JobByID(r.Context(), id)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toJobJSON(j))
+}
+
+// decodeBody reads a bounded JSON body into v, refusing unknown fields.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errBadRequest("invalid JSON body: " + err.Error())
+	}
+	return nil
+}
+
+func (s *Server) apiScan(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Reference string `json:"reference"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if body.Reference == "" {
+		s.apiError(w, r, errBadRequest("reference is required"))
+		return
+	}
+	id, err := s.scans.EnqueueReference(r.Context(), body.Reference)
+	if err != nil {
+		var br *badRequest
+		if !errors.As(err, &br) {
+			err = errBadRequest(err.Error())
+		}
+		s.apiError(w, r, err)
+		return
+	}
+	p, _ := auth.PrincipalFrom(r.Context())
+	s.log.Info("scan requested", "reference", body.Reference, "job", id, "principal", p.String())
+	writeJSON(w, http.StatusAccepted, map[string]any{"job": id})
+}
+
+func (s *Server) apiDeployments(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.st.CurrentDeployments(r.Context(), r.URL.Query().Get("environment"))
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	type depJSON struct {
+		Environment string    `json:"environment"`
+		Repository  string    `json:"repository"`
+		Digest      string    `json:"digest"`
+		Since       time.Time `json:"since"`
+		By          string    `json:"by"`
+	}
+	out := make([]depJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, depJSON{d.Environment, d.Repository, d.Digest, d.Since, d.By})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deployments": out})
+}
+
+// apiPutDeployment records which digest an environment runs, for
+// deployments socle does not drive itself (a CD system reporting back).
+func (s *Server) apiPutDeployment(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Environment string `json:"environment"`
+		Repository  string `json:"repository"`
+		Digest      string `json:"digest"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if body.Environment == "" || body.Repository == "" {
+		s.apiError(w, r, errBadRequest("environment and repository are required"))
+		return
+	}
+	if err := oci.ValidateDigest(body.Digest); err != nil {
+		s.apiError(w, r, errBadRequest(err.Error()))
+		return
+	}
+	p, _ := auth.PrincipalFrom(r.Context())
+	d := store.Deployment{Environment: body.Environment, Repository: body.Repository, Digest: body.Digest, Since: s.now().UTC(), By: p.String()}
+	if err := s.st.PutDeployment(r.Context(), d); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	details, _ := json.Marshal(map[string]string{"environment": d.Environment, "repository": d.Repository, "digest": d.Digest})
+	if _, err := s.st.AppendAudit(r.Context(), store.AuditEvent{Actor: p.String(), Action: "deployment.report", Subject: d.Repository + "@" + d.Digest, Details: details}); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"status": "recorded"})
+}
+
+// apiFleetVersion lets the dashboard see that the fleet changed.
+func (s *Server) apiFleetVersion(w http.ResponseWriter, r *http.Request) {
+	v, err := s.fleetVersion(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"version": v})
+}
+
+func (s *Server) fleetVersion(r *http.Request) (string, error) {
+	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: 1})
+	if err != nil {
+		return "", err
+	}
+	n, err := s.st.ImageCount(r.Context())
+	if err != nil {
+		return "", err
+	}
+	v := strconv.Itoa(n)
+	if len(imgs) > 0 {
+		v += "-" + strconv.FormatInt(imgs[0].ScannedAt.UnixMicro(), 10)
+	}
+	return v, nil
+}

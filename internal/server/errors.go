@@ -1,0 +1,57 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// badRequest marks an error caused by the request.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func errBadRequest(msg string) error { return &badRequest{msg} }
+
+// status maps an error to its HTTP status and the message the client
+// sees. Unknown errors are 500s whose detail stays in the log.
+func status(err error) (int, string) {
+	var br *badRequest
+	switch {
+	case errors.As(err, &br):
+		return http.StatusBadRequest, br.msg
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized, err.Error()
+	case errors.Is(err, auth.ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+// apiError writes err as a JSON error body.
+func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := status(err)
+	if code == http.StatusInternalServerError {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
+	}
+	writeJSON(w, code, map[string]any{"error": map[string]any{"status": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/watch"
+	"github.com/socle-dev/socle/internal/web"
+)
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// Scans queues scans on request.
+type Scans interface {
+	EnqueueReference(ctx context.Context, ref string) (int64, error)
+}
+
+// Deps are what the server is built from.
+type Deps struct {
+	Store   store.Store
+	Scans   Scans
+	Auth    *auth.Authenticator
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// Ready reports whether the server can take work (store reachable,
+	// registry started).
+	Ready func(ctx context.Context) error
+	// Version is shown in the API.
+	Version string
+	// SecureCookies marks cookies Secure (when served over TLS).
+	SecureCookies bool
+}
+
+// Server serves the API and the dashboard.
+type Server struct {
+	st      store.Store
+	scans   Scans
+	auth    *auth.Authenticator
+	metrics *Metrics
+	log     *slog.Logger
+	ready   func(ctx context.Context) error
+	pages   *web.Renderer
+	version string
+	secure  bool
+	now     func() time.Time
+}
+
+// New returns a Server.
+func New(d Deps) (*Server, error) {
+	pages, err := web.New()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
+		ready: d.Ready, pages: pages, version: d.Version, secure: d.SecureCookies, now: time.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(d.Store)
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	viewer := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleViewer, h) }
+	developer := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleDeveloper, h) }
+	page := func(h http.HandlerFunc) http.Handler { return s.requirePage(store.RoleViewer, h) }
+
+	// Operations: no token.
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.requireAPI(store.RoleViewer, s.metrics.Handler().ServeHTTP))
+
+	// API.
+	mux.HandleFunc("GET /api/v1/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(openAPI)
+	})
+	mux.Handle("GET /api/v1/repositories", viewer(s.apiRepositories))
+	mux.Handle("GET /api/v1/images", viewer(s.apiImages))
+	mux.Handle("GET /api/v1/images/{digest}", viewer(s.apiImage))
+	mux.Handle("GET /api/v1/images/{digest}/packages", viewer(s.apiImagePackages))
+	mux.Handle("GET /api/v1/images/{digest}/findings", viewer(s.apiImageFindings))
+	mux.Handle("GET /api/v1/images/{digest}/sbom", viewer(s.apiImageSBOM))
+	mux.Handle("GET /api/v1/tags", viewer(s.apiTags))
+	mux.Handle("GET /api/v1/tags/history", viewer(s.apiTagHistory))
+	mux.Handle("GET /api/v1/affected", viewer(s.apiAffected))
+	mux.Handle("GET /api/v1/advisories", viewer(s.apiAdvisoryStats))
+	mux.Handle("GET /api/v1/advisories/{id}", viewer(s.apiAdvisory))
+	mux.Handle("GET /api/v1/trend", viewer(s.apiTrend))
+	mux.Handle("GET /api/v1/jobs", viewer(s.apiJobs))
+	mux.Handle("GET /api/v1/jobs/{id}", viewer(s.apiJob))
+	mux.Handle("POST /api/v1/scans", developer(s.apiScan))
+	mux.Handle("GET /api/v1/deployments", viewer(s.apiDeployments))
+	mux.Handle("POST /api/v1/deployments", developer(s.apiPutDeployment))
+	mux.Handle("GET /api/v1/fleet/version", viewer(s.apiFleetVersion))
+	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
+		s.apiError(w, r, errNotFoundRoute)
+	}))
+
+	// Dashboard.
+	mux.Handle("GET /static/", web.Static())
+	mux.HandleFunc("GET /login", s.loginPage)
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("POST /logout", s.logout)
+	mux.Handle("GET /{$}", page(s.fleetPage))
+	mux.Handle("GET /images/{digest}", page(s.imagePage))
+	mux.Handle("GET /cves/{id}", page(s.cvePage))
+	mux.Handle("GET /packages", page(s.packagePage))
+	mux.Handle("GET /jobs", page(s.jobsPage))
+	mux.Handle("GET /search", page(s.search))
+
+	return s.observe(mux, securityHeaders(mux))
+}
+
+// observe records metrics and a log line per request, by route pattern
+// (never by raw path, which would let clients create label values).
+func (s *Server) observe(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		_, route := mux.Handler(r)
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		s.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		s.metrics.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+		if route != "GET /healthz" && route != "GET /readyz" {
+			s.log.Debug("http request", "method", r.Method, "route", route, "status", sw.code, "duration", d)
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
+		return
+	}
+	if s.ready != nil {
+		if err := s.ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Ensure the watcher satisfies Scans.
+var _ Scans = (*watch.Watcher)(nil)

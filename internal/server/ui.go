@@ -1,0 +1,294 @@
+package server
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
+	"github.com/socle-dev/socle/internal/web"
+)
+
+// render writes a page, buffering it so that a template error becomes a
+// clean 500 rather than half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page, title string, data any) {
+	p := web.Page{Title: title, Data: data}
+	if pr, ok := auth.PrincipalFrom(r.Context()); ok {
+		p.User, p.Role = pr.Name, pr.Role
+		if p.User == "" {
+			p.User = "token " + pr.TokenID
+		}
+	}
+	if c, err := r.Cookie(csrfCookie); err == nil {
+		p.CSRF = c.Value
+	}
+	var buf bytes.Buffer
+	if err := s.pages.Render(&buf, page, p); err != nil {
+		s.log.Error("rendering a page", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := status(err)
+	if code == http.StatusInternalServerError {
+		s.log.Error("page failed", "path", r.URL.Path, "err", err)
+	}
+	s.render(w, r, code, "error", http.StatusText(code), web.ErrorPage{Status: code, Message: msg})
+}
+
+func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
+	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: 2000})
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data := web.FleetPage{}
+	for _, im := range imgs {
+		row := web.ImageRow{
+			Digest: im.Digest, Repository: im.Repository, Tags: im.Tags, Environments: im.Environments,
+			Platform: im.Platform, OS: im.OS, Created: im.Created, ScannedAt: im.ScannedAt, Base: im.BaseName,
+			Packages: im.Packages, CriticalFix: im.Fixable[vuln.SeverityCritical], HighFix: im.Fixable[vuln.SeverityHigh],
+		}
+		for _, n := range im.Open {
+			row.Open += n
+		}
+		if len(im.Tags) > 0 {
+			data.Critical += row.CriticalFix
+			data.High += row.HighFix
+		}
+		data.Images = append(data.Images, row)
+	}
+	pts, err := s.trend(r, 30)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	tp := make([]web.TrendPoint, 0, len(pts))
+	for _, p := range pts {
+		tp = append(tp, web.TrendPoint{At: p.At, Open: p.Open, Fixable: p.Fixable})
+	}
+	data.Trend = web.TrendChart(tp, 760, 200)
+	if data.Advisories, err = s.st.AdvisoryCount(r.Context()); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	stats, err := s.st.AdvisoryStats(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data.SampleOnly = len(stats) > 0
+	for _, st := range stats {
+		for _, src := range st.Sources {
+			if src != vuln.BundledSource {
+				data.SampleOnly = false
+			}
+		}
+	}
+	if data.Version, err = s.fleetVersion(r); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "fleet", "Fleet", data)
+}
+
+func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) {
+	d, err := digestParam(r)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	inv, img, err := s.inventoryOf(r, d)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	fs, err := s.imageFindings(r, d)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data := web.ImagePage{
+		Digest: d, Repository: img.Repository, Platform: img.Platform, OS: img.OS, Created: img.Created,
+		ScannedAt: img.ScannedAt, Base: img.BaseName, BaseDigest: img.BaseDigest, Summary: map[string]int{},
+	}
+	byLayer := map[int]int{}
+	var last string
+	for _, f := range fs {
+		key := f.Package.Name + "\x00" + f.Package.Version + "\x00" + f.Package.Path
+		data.Findings = append(data.Findings, web.FindingRow{
+			ID: f.ID, Aliases: f.Aliases, Severity: f.Severity, Package: f.Package.Name, Version: f.Package.Version,
+			Fixed: f.FixedVersion, LayerIndex: f.Package.LayerIndex, Summary: f.Summary, Published: f.Published, First: key != last,
+		})
+		last = key
+		byLayer[f.Package.LayerIndex]++
+		data.Summary[f.Severity]++
+	}
+	for _, l := range inv.Layers {
+		data.Layers = append(data.Layers, web.LayerRow{Index: l.Index, Digest: l.Digest, Size: l.Size, CreatedBy: l.CreatedBy, Packages: l.Packages, Findings: byLayer[l.Index]})
+	}
+	for _, p := range inv.Packages {
+		data.Packages = append(data.Packages, web.PackageRow{Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL, Path: p.Path, LayerIndex: p.LayerIndex})
+	}
+	sums, err := s.st.Images(r.Context(), store.ImageFilter{Repository: img.Repository, Limit: 100000})
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	for _, sm := range sums {
+		if sm.Digest == d {
+			data.Tags, data.Environments = sm.Tags, sm.Environments
+		}
+	}
+	for _, tag := range data.Tags {
+		hist, err := s.st.TagHistory(r.Context(), img.Repository, tag)
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		th := web.TagHistory{Repository: img.Repository, Tag: tag}
+		for i, ev := range hist {
+			th.Events = append(th.Events, web.TagEventRow{Digest: ev.Digest, At: ev.At, Current: i == 0})
+		}
+		data.History = append(data.History, th)
+	}
+	title := img.Repository
+	if title == "" {
+		title = web.ShortDigest(d)
+	}
+	s.render(w, r, http.StatusOK, "image", title, data)
+}
+
+func (s *Server) cvePage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ids, err := s.st.ResolveAdvisoryIDs(r.Context(), id)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data := web.CVEPage{ID: id}
+	for _, x := range ids {
+		a, err := s.st.Advisory(r.Context(), x)
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		data.Advisories = append(data.Advisories, web.AdvisoryRow{
+			ID: a.ID, Aliases: a.Aliases, Summary: a.Summary, Severity: a.Severity, Score: a.Score,
+			Published: a.Published, Modified: a.Modified, Withdrawn: !a.Withdrawn.IsZero(), Source: a.Source,
+		})
+	}
+	rows, err := s.st.AffectedImages(r.Context(), store.AffectedQuery{Advisory: id})
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data.Affected, data.Images = affectedRows(rows)
+	s.render(w, r, http.StatusOK, "cve", id, data)
+}
+
+// affectedRows folds one row per image and package, whatever the number
+// of advisories (aliases) that matched it.
+func affectedRows(rows []store.AffectedImage) ([]web.AffectedRow, int) {
+	seen := map[string]bool{}
+	images := map[string]bool{}
+	var out []web.AffectedRow
+	for _, a := range rows {
+		k := a.Digest + "\x00" + a.Package.Name + "\x00" + a.Package.Version + "\x00" + a.Package.Path
+		images[a.Digest] = true
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, web.AffectedRow{
+			Digest: a.Digest, Repository: a.Repository, Tags: a.Tags, Environments: a.Environments,
+			Package: a.Package.Name, Version: a.Package.Version, Fixed: a.FixedVersion, Severity: a.Severity,
+		})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if len(out[i].Environments) != len(out[j].Environments) {
+			return len(out[i].Environments) > len(out[j].Environments)
+		}
+		return out[i].Repository < out[j].Repository
+	})
+	return out, len(images)
+}
+
+func (s *Server) packagePage(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		s.pageError(w, r, errBadRequest("name is required"))
+		return
+	}
+	eco := r.URL.Query().Get("ecosystem")
+	rows, err := s.st.AffectedImages(r.Context(), store.AffectedQuery{Package: name, Ecosystem: eco})
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data := web.PackagePage{Name: name, Ecosystem: eco}
+	data.Affected, _ = affectedRows(rows)
+	s.render(w, r, http.StatusOK, "packages", name, data)
+}
+
+func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request) {
+	js, err := s.st.Jobs(r.Context(), 200)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data := web.JobsPage{}
+	for _, j := range js {
+		data.Jobs = append(data.Jobs, web.JobRow{
+			ID: j.ID, Kind: j.Kind, Key: j.Key, State: j.State, Done: j.Done, Total: j.Total,
+			Message: j.Message, Error: j.Error, Attempts: j.Attempts, Created: j.CreatedAt, Updated: j.UpdatedAt,
+		})
+	}
+	s.render(w, r, http.StatusOK, "jobs", "Jobs", data)
+}
+
+var (
+	advisoryLike = regexp.MustCompile(`^(CVE|GHSA|GO|PYSEC|DSA|DLA|DEBIAN|ALPINE|RUSTSEC|OSV)-[A-Za-z0-9._:-]+$`)
+	digestLike   = regexp.MustCompile(`^(sha256:)?[0-9a-f]{64}$`)
+)
+
+// search sends a query where it belongs: an advisory, an image, or a
+// package.
+func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	switch {
+	case q == "":
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	case advisoryLike.MatchString(upperPrefix(q)) && !strings.Contains(q, "/"):
+		http.Redirect(w, r, "/cves/"+url.PathEscape(upperPrefix(q)), http.StatusSeeOther)
+	case digestLike.MatchString(q):
+		if !strings.HasPrefix(q, "sha256:") {
+			q = "sha256:" + q
+		}
+		http.Redirect(w, r, "/images/"+q, http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, "/packages?name="+url.QueryEscape(q), http.StatusSeeOther)
+	}
+}
+
+// upperPrefix writes an identifier's database prefix in capitals
+// ("cve-2021-1" becomes "CVE-2021-1"); the rest keeps its case, which
+// GHSA identifiers need.
+func upperPrefix(q string) string {
+	prefix, rest, ok := strings.Cut(q, "-")
+	if !ok {
+		return q
+	}
+	return strings.ToUpper(prefix) + "-" + rest
+}

@@ -1,0 +1,164 @@
+package web
+
+import (
+	"html/template"
+	"time"
+)
+
+// FleetPage is the front page: every image and the trend of findings.
+type FleetPage struct {
+	Images []ImageRow
+	Trend  template.HTML
+	// Totals are open fixable findings by severity, over tagged images.
+	Critical, High int
+	Advisories      int
+	SampleOnly      bool
+	Version         string
+}
+
+// ImageRow is one image in the fleet table.
+type ImageRow struct {
+	Digest       string
+	Repository   string
+	Tags         []string
+	Environments []string
+	Platform     string
+	OS           string
+	Created      time.Time
+	ScannedAt    time.Time
+	Base         string
+	Packages     int
+	// CriticalFix and HighFix count open findings with a fix.
+	CriticalFix, HighFix int
+	Open                 int
+}
+
+// ImagePage shows one image.
+type ImagePage struct {
+	Digest       string
+	Repository   string
+	Tags         []string
+	Environments []string
+	Platform     string
+	OS           string
+	Created      time.Time
+	ScannedAt    time.Time
+	Base         string
+	BaseDigest   string
+	Layers       []LayerRow
+	Findings     []FindingRow
+	Packages     []PackageRow
+	History      []TagHistory
+	Summary      map[string]int
+}
+
+// LayerRow is one layer of an image.
+type LayerRow struct {
+	Index     int
+	Digest    string
+	Size      int64
+	CreatedBy string
+	Packages  int
+	Findings  int
+}
+
+// FindingRow is one finding.
+type FindingRow struct {
+	ID         string
+	Aliases    []string
+	Severity   string
+	Package    string
+	Version    string
+	Fixed      string
+	LayerIndex int
+	Summary    string
+	Published  time.Time
+	// First is true on the first row of a package's group.
+	First bool
+}
+
+// PackageRow is one package.
+type PackageRow struct {
+	Name, Version, Type, PURL, Path string
+	LayerIndex                      int
+}
+
+// TagHistory is the digests one tag pointed at.
+type TagHistory struct {
+	Repository, Tag string
+	Events          []TagEventRow
+}
+
+// TagEventRow is one move of a tag.
+type TagEventRow struct {
+	Digest  string
+	At      time.Time
+	Current bool
+}
+
+// CVEPage shows a vulnerability and everything it affects.
+type CVEPage struct {
+	ID         string
+	Advisories []AdvisoryRow
+	Affected   []AffectedRow
+	Images     int
+}
+
+// AdvisoryRow is one record about the vulnerability.
+type AdvisoryRow struct {
+	ID        string
+	Aliases   []string
+	Summary   string
+	Severity  string
+	Score     float64
+	Published time.Time
+	Modified  time.Time
+	Withdrawn bool
+	Source    string
+}
+
+// AffectedRow is one image holding an affected package.
+type AffectedRow struct {
+	Digest       string
+	Repository   string
+	Tags         []string
+	Environments []string
+	Package      string
+	Version      string
+	Fixed        string
+	Severity     string
+}
+
+// PackagePage lists the images holding a package.
+type PackagePage struct {
+	Name      string
+	Ecosystem string
+	Affected  []AffectedRow
+}
+
+// JobsPage lists background work.
+type JobsPage struct {
+	Jobs []JobRow
+}
+
+// JobRow is one job.
+type JobRow struct {
+	ID                 int64
+	Kind, Key, State   string
+	Done, Total        int
+	Message, Error     string
+	Attempts           int
+	Created, Updated   time.Time
+}
+
+// LoginPage asks for a token.
+type LoginPage struct {
+	Next  string
+	Error string
+}
+
+// ErrorPage explains a failure.
+type ErrorPage struct {
+	Status  int
+	Message string
+}
