@@ -36,7 +36,7 @@ feeds:
 func TestErrorsNameLineAndField(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc, want string
-		line          int
+		line            int
 	}{
 		{"unknown field", "server:\n  adr: x\n", "field adr not found", 2},
 		{"bad addr", "server:\n  addr: nowhere\n", "server.addr", 2},

@@ -11,9 +11,9 @@ type FleetPage struct {
 	Trend  template.HTML
 	// Totals are open fixable findings by severity, over tagged images.
 	Critical, High int
-	Advisories      int
-	SampleOnly      bool
-	Version         string
+	Advisories     int
+	SampleOnly     bool
+	Version        string
 }
 
 // ImageRow is one image in the fleet table.
@@ -143,12 +143,12 @@ type JobsPage struct {
 
 // JobRow is one job.
 type JobRow struct {
-	ID                 int64
-	Kind, Key, State   string
-	Done, Total        int
-	Message, Error     string
-	Attempts           int
-	Created, Updated   time.Time
+	ID               int64
+	Kind, Key, State string
+	Done, Total      int
+	Message, Error   string
+	Attempts         int
+	Created, Updated time.Time
 }
 
 // LoginPage asks for a token.
