@@ -45,6 +45,7 @@ type serveOptions struct {
 	tlsCert, tlsKey  string
 	tlsSelfSigned    bool
 	shutdownGrace    time.Duration
+	jobLease         time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -80,6 +81,7 @@ writes an admin token to DATA_DIR/admin-token.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	f.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate for loopback, kept in DATA_DIR/tls")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running jobs may take to finish on shutdown")
+	f.DurationVar(&o.jobLease, "job-lease", 30*time.Second, "how long a crashed server's running job waits before another server (or the same one restarted) takes it over")
 	return cmd
 }
 
@@ -168,7 +170,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	sc := scan.New(st, an, scan.WithOwner(owner), scan.WithLogger(log))
+	sc := scan.New(st, an, scan.WithOwner(owner), scan.WithClaimLease(o.jobLease), scan.WithLogger(log))
 	authn := auth.NewAuthenticator(st)
 	remoteOpts := source.Options{InsecureRegistryUnsafe: o.insecureRegistry || cfg.Registry.InsecureUnsafe}
 
@@ -226,7 +228,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	metrics := server.NewMetrics(st)
 	runner = jobs.NewRunner(st, map[string]jobs.Handler{
 		watch.KindScan: watcher.HandleScan,
-	}, jobs.Options{Owner: owner, Workers: workers, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
+	}, jobs.Options{Owner: owner, Workers: workers, Lease: o.jobLease, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
 
 	srv, err := server.New(server.Deps{
 		Store: st, Scans: watcher, Auth: authn, Metrics: metrics, Logger: log.With("component", "server"),

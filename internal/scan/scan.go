@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -31,6 +32,8 @@ type Scanner struct {
 	analyzer *sbom.Analyzer
 	matcher  *vuln.Matcher
 	owner    string
+	lease    time.Duration
+	claims   *claimingCache
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -41,6 +44,10 @@ type Option func(*Scanner)
 // WithOwner names this process in layer claims, so that servers sharing
 // a database never analyse the same layer twice at once.
 func WithOwner(owner string) Option { return func(s *Scanner) { s.owner = owner } }
+
+// WithClaimLease sets how long a layer claim lasts without renewal: how
+// long a crashed server's layer holds others up (default 30s).
+func WithClaimLease(d time.Duration) Option { return func(s *Scanner) { s.lease = d } }
 
 // WithLogger gives the scanner a logger; it is silent otherwise.
 func WithLogger(l *slog.Logger) Option { return func(s *Scanner) { s.log = l } }
@@ -56,9 +63,13 @@ func New(st Store, a *sbom.Analyzer, opts ...Option) *Scanner {
 		matcher:  vuln.NewMatcher(st),
 		now:      time.Now,
 		log:      slog.New(slog.DiscardHandler),
+		lease:    30 * time.Second,
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.owner != "" {
+		s.claims = &claimingCache{st: st, owner: s.owner, lease: s.lease}
 	}
 	return s
 }
@@ -87,8 +98,8 @@ type Progress = sbom.Progress
 // layers the cache does not hold.
 func (s *Scanner) Inventory(ctx context.Context, img *source.Image, progress func(Progress)) (*sbom.Inventory, error) {
 	var lc sbom.LayerCache = s.store
-	if s.owner != "" {
-		lc = &claimingCache{st: s.store, owner: s.owner}
+	if s.claims != nil {
+		lc = s.claims
 	}
 	return s.analyzer.Inventory(ctx, img, lc, progress)
 }
@@ -238,16 +249,28 @@ func DecodeInventory(b []byte) (*sbom.Inventory, error) {
 
 // claimingCache wraps the layer cache with leases, so that when several
 // servers share a database, a layer one of them is reading is waited
-// for, not read again.
+// for, not read again; within one process, concurrent scans of images
+// sharing a layer wait for each other the same way. A lease is renewed
+// while its reader lives, and lapses soon after a reader dies, so a
+// crashed server holds nothing up for long.
 type claimingCache struct {
 	st    store.LayerCache
 	owner string
+	lease time.Duration
+	mu    sync.Mutex
+	held  map[string]*holding
 }
 
-const (
-	layerLease = 10 * time.Minute
-	claimPoll  = 200 * time.Millisecond
-)
+// holding is this process's claim on one layer.
+type holding struct {
+	done chan struct{} // closed when the claim ends
+	once sync.Once
+	stop context.CancelFunc
+}
+
+func (h *holding) end() { h.once.Do(func() { h.stop(); close(h.done) }) }
+
+const claimPoll = 200 * time.Millisecond
 
 func (c *claimingCache) LoadLayerAnalysis(ctx context.Context, diffID string) ([]byte, error) {
 	for {
@@ -255,13 +278,36 @@ func (c *claimingCache) LoadLayerAnalysis(ctx context.Context, diffID string) ([
 		if err != nil || b != nil {
 			return b, err
 		}
-		ok, err := c.st.ClaimLayer(ctx, diffID, c.owner, layerLease)
+		// Wait for another scan of this process reading the same layer.
+		c.mu.Lock()
+		if h, ok := c.held[diffID]; ok {
+			c.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-h.done:
+			}
+			continue
+		}
+		ok, err := c.st.ClaimLayer(ctx, diffID, c.owner, c.lease)
 		if err != nil {
+			c.mu.Unlock()
 			return nil, err
 		}
 		if ok {
+			// Another reader may have stored it between our load and our
+			// claim: look again before reading the layer.
+			b, err := c.st.LoadLayerAnalysis(ctx, diffID)
+			if err != nil || b != nil {
+				c.mu.Unlock()
+				_ = c.st.ReleaseLayer(ctx, diffID, c.owner)
+				return b, err
+			}
+			c.hold(ctx, diffID)
+			c.mu.Unlock()
 			return nil, nil // ours to analyse; StoreLayerAnalysis releases it
 		}
+		c.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -270,9 +316,50 @@ func (c *claimingCache) LoadLayerAnalysis(ctx context.Context, diffID string) ([
 	}
 }
 
-func (c *claimingCache) StoreLayerAnalysis(ctx context.Context, diffID string, data []byte) error {
-	if err := c.st.StoreLayerAnalysis(ctx, diffID, data); err != nil {
-		return err
+// hold records a claim and renews it until the analysis is stored or the
+// reader's context ends. c.mu is held.
+func (c *claimingCache) hold(ctx context.Context, diffID string) {
+	rctx, cancel := context.WithCancel(ctx)
+	h := &holding{done: make(chan struct{}), stop: cancel}
+	if c.held == nil {
+		c.held = map[string]*holding{}
 	}
-	return c.st.ReleaseLayer(ctx, diffID, c.owner)
+	c.held[diffID] = h
+	go func() {
+		t := time.NewTicker(c.lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				c.drop(diffID, h)
+				return
+			case <-t.C:
+				_, _ = c.st.ClaimLayer(rctx, diffID, c.owner, c.lease)
+			}
+		}
+	}()
+}
+
+// drop ends a holding, letting waiting scans of this process go on.
+func (c *claimingCache) drop(diffID string, h *holding) {
+	c.mu.Lock()
+	if c.held[diffID] == h {
+		delete(c.held, diffID)
+	}
+	c.mu.Unlock()
+	h.end()
+}
+
+func (c *claimingCache) StoreLayerAnalysis(ctx context.Context, diffID string, data []byte) error {
+	err := c.st.StoreLayerAnalysis(ctx, diffID, data)
+	if err == nil {
+		err = c.st.ReleaseLayer(ctx, diffID, c.owner)
+	}
+	c.mu.Lock()
+	h := c.held[diffID]
+	c.mu.Unlock()
+	if h != nil {
+		c.drop(diffID, h)
+	}
+	return err
 }
