@@ -16,6 +16,7 @@ type PackageLister interface {
 type ReevalStats struct {
 	Names    int
 	Versions int
+	Changes  store.FindingChanges
 }
 
 // Reevaluate rematches every stored version of the named packages: the
@@ -23,18 +24,17 @@ type ReevalStats struct {
 // with no layer read again.
 func (s *Scanner) Reevaluate(ctx context.Context, lister PackageLister, names []store.PackageName) (ReevalStats, error) {
 	var st ReevalStats
+	var all []store.PackageRow
 	for _, n := range names {
 		rows, err := lister.PackagesNamed(ctx, n.Ecosystem, n.Name)
 		if err != nil {
 			return st, fmt.Errorf("packages named %s/%s: %w", n.Ecosystem, n.Name, err)
 		}
 		st.Names++
-		for _, r := range rows {
-			if err := s.Rematch(ctx, r, nil); err != nil {
-				return st, err
-			}
-			st.Versions++
-		}
+		all = append(all, rows...)
 	}
-	return st, nil
+	st.Versions = len(all)
+	ch, err := s.Rematch(ctx, all)
+	st.Changes = ch
+	return st, err
 }

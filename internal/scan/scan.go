@@ -23,7 +23,7 @@ type Store interface {
 	store.LayerCache
 	vuln.AffectedSource
 	PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePackage) ([]store.PackageRow, error)
-	SetPackageMatches(ctx context.Context, pkgID int64, matches []store.PackageMatch, closeReasons map[string]string, at time.Time) (store.FindingChanges, error)
+	SetMatches(ctx context.Context, updates []store.MatchUpdate, at time.Time) (store.FindingChanges, error)
 }
 
 // Scanner scans images.
@@ -148,37 +148,58 @@ func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository str
 	if err != nil {
 		return fmt.Errorf("recording image %s: %w", inv.Digest, err)
 	}
-	for _, row := range fresh {
-		if err := s.Rematch(ctx, row, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = s.Rematch(ctx, fresh)
+	return err
 }
 
-// Rematch recomputes the advisories matching one stored package version
-// and updates its findings. closeReasons explains findings that close.
-func (s *Scanner) Rematch(ctx context.Context, row store.PackageRow, closeReasons map[string]string) error {
-	active, withdrawn, err := s.matcher.Match(ctx, row.PackageKey)
-	if err != nil {
-		return err
+// Rematch recomputes the advisories matching stored package versions and
+// updates their findings, in batches of one transaction each. Findings
+// of withdrawn advisories close with that reason.
+func (s *Scanner) Rematch(ctx context.Context, rows []store.PackageRow) (store.FindingChanges, error) {
+	var total store.FindingChanges
+	if err := s.matcher.Refresh(ctx); err != nil {
+		return total, err
 	}
-	ms := make([]store.PackageMatch, 0, len(active))
-	for _, m := range active {
-		ms = append(ms, store.PackageMatch{AdvisoryID: m.AdvisoryID, FixedVersion: m.FixedVersion})
-	}
-	if len(withdrawn) > 0 {
-		if closeReasons == nil {
-			closeReasons = map[string]string{}
+	for _, batch := range batches(rows, 200) {
+		updates := make([]store.MatchUpdate, 0, len(batch))
+		for _, row := range batch {
+			active, withdrawn, err := s.matcher.Match(ctx, row.PackageKey)
+			if err != nil {
+				return total, err
+			}
+			u := store.MatchUpdate{PackageID: row.ID, Matches: make([]store.PackageMatch, 0, len(active))}
+			for _, m := range active {
+				u.Matches = append(u.Matches, store.PackageMatch{AdvisoryID: m.AdvisoryID, FixedVersion: m.FixedVersion})
+			}
+			if len(withdrawn) > 0 {
+				u.CloseReasons = map[string]string{}
+				for _, w := range withdrawn {
+					u.CloseReasons[w.AdvisoryID] = "advisory withdrawn"
+				}
+			}
+			updates = append(updates, u)
 		}
-		for _, w := range withdrawn {
-			closeReasons[w.AdvisoryID] = "advisory withdrawn"
+		ch, err := s.store.SetMatches(ctx, updates, s.now())
+		if err != nil {
+			return total, fmt.Errorf("recording matches: %w", err)
 		}
+		total.Opened += ch.Opened
+		total.Closed += ch.Closed
+		total.Images = append(total.Images, ch.Images...)
 	}
-	if _, err := s.store.SetPackageMatches(ctx, row.ID, ms, closeReasons, s.now()); err != nil {
-		return fmt.Errorf("recording matches of %s/%s %s: %w", row.Ecosystem, row.Name, row.Version, err)
+	return total, nil
+}
+
+func batches[T any](v []T, n int) [][]T {
+	var out [][]T
+	for len(v) > n {
+		out = append(out, v[:n])
+		v = v[n:]
 	}
-	return nil
+	if len(v) > 0 {
+		out = append(out, v)
+	}
+	return out
 }
 
 // Options narrow what Scan reports.

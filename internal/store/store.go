@@ -163,6 +163,10 @@ type Advisories interface {
 	Feeds(ctx context.Context) ([]Feed, error)
 	// AdvisoryCount returns the number of records.
 	AdvisoryCount(ctx context.Context) (int, error)
+	// AdvisoryGeneration returns a number that changes whenever a record
+	// is added, updated or removed, by any process sharing the store, so
+	// that caches of advisories know when to drop.
+	AdvisoryGeneration(ctx context.Context) (int64, error)
 }
 
 // Image is one analysed image manifest.
@@ -296,8 +300,19 @@ type Matches interface {
 	// or "no longer affected" when the map has no entry. at is the time
 	// recorded.
 	SetPackageMatches(ctx context.Context, pkgID int64, matches []PackageMatch, closeReasons map[string]string, at time.Time) (FindingChanges, error)
+	// SetMatches applies several SetPackageMatches updates in one
+	// transaction: what indexing an image or re-evaluating after an
+	// advisory sync does for many package versions at once.
+	SetMatches(ctx context.Context, updates []MatchUpdate, at time.Time) (FindingChanges, error)
 	// PackageMatches returns the advisories matched to a package.
 	PackageMatches(ctx context.Context, pkgID int64) ([]PackageMatch, error)
+}
+
+// MatchUpdate is the new set of advisories matched to one package version.
+type MatchUpdate struct {
+	PackageID    int64
+	Matches      []PackageMatch
+	CloseReasons map[string]string
 }
 
 // FindingChanges counts the findings a write opened and closed.

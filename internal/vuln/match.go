@@ -20,6 +20,12 @@ type AffectedSource interface {
 	AffectedFor(ctx context.Context, ecosystem, name string) ([]store.AffectedRow, error)
 }
 
+// generationSource is implemented by stores that version their
+// advisories; the matcher then caches decoded advisories between calls.
+type generationSource interface {
+	AdvisoryGeneration(ctx context.Context) (int64, error)
+}
+
 // Match is one advisory affecting one package version.
 type Match struct {
 	store.AffectedRow
@@ -34,23 +40,89 @@ type Match struct {
 // Matcher finds the advisories affecting package versions.
 type Matcher struct {
 	src AffectedSource
+
+	mu    sync.Mutex
+	gen   int64
+	cache map[[2]string][]decodedRow
 }
+
+// decodedRow is an affected entry with its spec decoded.
+type decodedRow struct {
+	store.AffectedRow
+	spec Spec
+}
+
+// maxCachedNames bounds the decoded-advisory cache.
+const maxCachedNames = 50_000
 
 // NewMatcher returns a Matcher reading advisories from src.
 func NewMatcher(src AffectedSource) *Matcher { return &Matcher{src: src} }
 
+// Refresh checks whether the store's advisories changed since the cache
+// was filled, and drops it if so. Batch callers (indexing an image,
+// re-evaluating) call it once per batch; without it the cache is not
+// used, and every Match reads the store.
+func (m *Matcher) Refresh(ctx context.Context) error {
+	gs, ok := m.src.(generationSource)
+	if !ok {
+		return nil
+	}
+	g, err := gs.AdvisoryGeneration(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cache == nil || g != m.gen {
+		m.cache = map[[2]string][]decodedRow{}
+		m.gen = g
+	}
+	return nil
+}
+
+// rows returns the decoded affected entries for a package name.
+func (m *Matcher) rows(ctx context.Context, ecosystem, name string) ([]decodedRow, error) {
+	k := [2]string{ecosystem, name}
+	m.mu.Lock()
+	if m.cache != nil {
+		if rows, ok := m.cache[k]; ok {
+			m.mu.Unlock()
+			return rows, nil
+		}
+	}
+	m.mu.Unlock()
+	raw, err := m.src.AffectedFor(ctx, ecosystem, name)
+	if err != nil {
+		return nil, fmt.Errorf("advisories for %s/%s: %w", ecosystem, name, err)
+	}
+	rows := make([]decodedRow, 0, len(raw))
+	for _, r := range raw {
+		spec, err := DecodeSpec(r.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("advisory %s: %w", r.AdvisoryID, err)
+		}
+		rows = append(rows, decodedRow{AffectedRow: r, spec: spec})
+	}
+	m.mu.Lock()
+	if m.cache != nil {
+		if len(m.cache) >= maxCachedNames {
+			m.cache = map[[2]string][]decodedRow{}
+		}
+		m.cache[k] = rows
+	}
+	m.mu.Unlock()
+	return rows, nil
+}
+
 // Match returns the advisories affecting key, with the withdrawn ones
 // apart.
 func (m *Matcher) Match(ctx context.Context, key store.PackageKey) (active, withdrawn []Match, err error) {
-	rows, err := m.src.AffectedFor(ctx, key.Ecosystem, key.Name)
+	rows, err := m.rows(ctx, key.Ecosystem, key.Name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("advisories for %s/%s: %w", key.Ecosystem, key.Name, err)
+		return nil, nil, err
 	}
-	for _, r := range rows {
-		spec, err := DecodeSpec(r.Spec)
-		if err != nil {
-			return nil, nil, fmt.Errorf("advisory %s: %w", r.AdvisoryID, err)
-		}
+	for _, dr := range rows {
+		r, spec := dr.AffectedRow, dr.spec
 		ok, fixed := Affects(spec, key.Ecosystem, key.Version)
 		if !ok {
 			continue
@@ -83,7 +155,7 @@ func Affects(spec Spec, ecosystem, version string) (bool, string) {
 			break
 		}
 	}
-	pv, err := semantic.Parse(version, ecosystem)
+	pv, err := parseVersion(version, ecosystem)
 	if err != nil {
 		// An ecosystem semantic does not know, or a malformed version:
 		// only an exact listing can say it is affected.
@@ -109,8 +181,10 @@ func Affects(spec Spec, ecosystem, version string) (bool, string) {
 		for _, r := range spec.Ranges {
 			for _, e := range r.Events {
 				if e.Fixed != "" {
-					if c, err := pv.CompareStr(e.Fixed); err == nil && c < 0 && (fixed == "" || lessVersion(ecosystem, e.Fixed, fixed)) {
-						fixed = e.Fixed
+					if fv, err := parseVersion(e.Fixed, ecosystem); err == nil {
+						if c, err := pv.Compare(fv); err == nil && c < 0 && (fixed == "" || lessVersion(ecosystem, e.Fixed, fixed)) {
+							fixed = e.Fixed
+						}
 					}
 				}
 			}
@@ -120,34 +194,51 @@ func Affects(spec Spec, ecosystem, version string) (bool, string) {
 }
 
 func rangeAffects(r Range, pv semantic.Version, ecosystem, version string) (bool, string) {
-	events := append([]Event(nil), r.Events...)
+	type parsed struct {
+		e Event
+		v semantic.Version // nil for "0" and for versions that do not parse
+	}
+	events := make([]parsed, 0, len(r.Events))
+	for _, e := range r.Events {
+		p := parsed{e: e}
+		if ev := eventVersion(e); ev != "0" && ev != "*" {
+			p.v, _ = parseVersion(ev, ecosystem)
+		}
+		events = append(events, p)
+	}
 	sort.SliceStable(events, func(i, j int) bool {
-		a, b := eventVersion(events[i]), eventVersion(events[j])
-		if a == "0" {
-			return b != "0"
+		a, b := events[i], events[j]
+		if eventVersion(a.e) == "0" {
+			return eventVersion(b.e) != "0"
 		}
-		if b == "0" {
+		if eventVersion(b.e) == "0" || a.v == nil || b.v == nil {
 			return false
 		}
-		pa, err := semantic.Parse(a, ecosystem)
-		if err != nil {
-			return false
-		}
-		c, err := pa.CompareStr(b)
+		c, err := a.v.Compare(b.v)
 		return err == nil && c < 0
 	})
+	// cmp compares the package version with an event's: -1, 0, 1, or
+	// false when they cannot be compared.
+	cmp := func(p parsed) (int, bool) {
+		if p.v == nil {
+			return 0, false
+		}
+		c, err := pv.Compare(p.v)
+		return c, err == nil
+	}
 	affected := false
 	fixed := ""
-	for _, e := range events {
+	for _, p := range events {
+		e := p.e
 		switch {
 		case e.Introduced != "":
 			if e.Introduced == "0" {
 				affected = true
-			} else if c, err := pv.CompareStr(e.Introduced); err == nil && c >= 0 {
+			} else if c, ok := cmp(p); ok && c >= 0 {
 				affected = true
 			}
 		case e.Fixed != "":
-			if c, err := pv.CompareStr(e.Fixed); err == nil {
+			if c, ok := cmp(p); ok {
 				if c >= 0 {
 					affected = false
 				} else if affected && fixed == "" {
@@ -155,12 +246,12 @@ func rangeAffects(r Range, pv semantic.Version, ecosystem, version string) (bool
 				}
 			}
 		case e.LastAffected != "":
-			if c, err := pv.CompareStr(e.LastAffected); err == nil && c > 0 && e.LastAffected != version {
+			if c, ok := cmp(p); ok && c > 0 && e.LastAffected != version {
 				affected = false
 			}
 		case e.Limit != "":
 			if e.Limit != "*" {
-				if c, err := pv.CompareStr(e.Limit); err == nil && c >= 0 {
+				if c, ok := cmp(p); ok && c >= 0 {
 					affected = false
 				}
 			}
@@ -186,15 +277,54 @@ func eventVersion(e Event) string {
 
 // lessVersion reports a < b under ecosystem, falling back to string order.
 func lessVersion(ecosystem, a, b string) bool {
-	pa, err := semantic.Parse(a, ecosystem)
+	pa, err := parseVersion(a, ecosystem)
 	if err != nil {
 		return a < b
 	}
-	c, err := pa.CompareStr(b)
+	pb, err := parseVersion(b, ecosystem)
+	if err != nil {
+		return a < b
+	}
+	c, err := pa.Compare(pb)
 	if err != nil {
 		return a < b
 	}
 	return c < 0
+}
+
+// versionCache keeps parsed versions: matching a fleet parses the same
+// advisory events and package versions over and over, and parsing (PEP
+// 440, Debian) costs more than comparing.
+var versionCache = struct {
+	sync.Mutex
+	m map[[2]string]parsedVersion
+}{m: map[[2]string]parsedVersion{}}
+
+type parsedVersion struct {
+	v   semantic.Version
+	err error
+}
+
+const maxCachedVersions = 200_000
+
+// parseVersion parses with semantic under the ecosystem's rules, cached.
+func parseVersion(v, ecosystem string) (semantic.Version, error) {
+	base, _, _ := strings.Cut(ecosystem, ":")
+	k := [2]string{base, v}
+	versionCache.Lock()
+	p, ok := versionCache.m[k]
+	versionCache.Unlock()
+	if ok {
+		return p.v, p.err
+	}
+	pv, err := semantic.Parse(v, base)
+	versionCache.Lock()
+	if len(versionCache.m) >= maxCachedVersions {
+		versionCache.m = map[[2]string]parsedVersion{}
+	}
+	versionCache.m[k] = parsedVersion{pv, err}
+	versionCache.Unlock()
+	return pv, err
 }
 
 // KeyOf returns what a package is matched on: its OSV ecosystem, the
@@ -266,6 +396,9 @@ type Finding struct {
 // version shared by many binaries is matched once.
 func FindingsFor(ctx context.Context, m *Matcher, pkgs []sbom.Package) (findings, withdrawn []Finding, err error) {
 	type result struct{ active, withdrawn []Match }
+	if err := m.Refresh(ctx); err != nil {
+		return nil, nil, err
+	}
 	cache := map[store.PackageKey]result{}
 	var mu sync.Mutex
 	for i := range pkgs {

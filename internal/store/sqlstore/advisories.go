@@ -23,12 +23,16 @@ func (s *DB) UpsertAdvisories(ctx context.Context, advs []store.Advisory) (store
 	pkgs := map[store.PackageName]bool{}
 	for _, batch := range chunks(advs, 500) {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			before := len(res.Changed)
 			for _, a := range batch {
 				if err := s.upsertAdvisory(ctx, tx, a, &res, pkgs); err != nil {
 					return fmt.Errorf("advisory %s: %w", a.ID, err)
 				}
 			}
-			return nil
+			if len(res.Changed) == before {
+				return nil
+			}
+			return s.bumpAdvisoryGeneration(ctx, tx)
 		})
 		if err != nil {
 			return res, err
@@ -273,4 +277,24 @@ func (s *DB) Feeds(ctx context.Context) ([]store.Feed, error) {
 		out = append(out, f)
 	}
 	return out, rows.Err()
+}
+
+const advisoryGenerationKey = "advisory_generation"
+
+// bumpAdvisoryGeneration increments the generation in the transaction
+// that changes advisories, so readers see both or neither.
+func (s *DB) bumpAdvisoryGeneration(ctx context.Context, tx *sql.Tx) error {
+	_, err := s.exec(ctx, tx, `INSERT INTO meta (key, value) VALUES (?, '1')
+ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)`, advisoryGenerationKey)
+	return err
+}
+
+func (s *DB) AdvisoryGeneration(ctx context.Context) (int64, error) {
+	v, err := s.GetMeta(ctx, advisoryGenerationKey)
+	if err != nil || v == "" {
+		return 0, err
+	}
+	var n int64
+	_, err = fmt.Sscan(v, &n)
+	return n, err
 }

@@ -162,3 +162,9 @@ func anySlice[T any](v []T) []any {
 	}
 	return out
 }
+
+// rowPlaceholders returns "(?, ?), (?, ?)" for rows of cols values.
+func rowPlaceholders(rows, cols int) string {
+	row := "(" + placeholders(cols) + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+}

@@ -13,23 +13,25 @@ func (s *DB) PutDeployment(ctx context.Context, d store.Deployment) error {
 	})
 }
 
+// putDeployment appends to the history and moves the current pointer,
+// in the caller's transaction.
 func (s *DB) putDeployment(ctx context.Context, x execer, d store.Deployment) error {
-	_, err := s.exec(ctx, x, `INSERT INTO deployments (environment, repository, digest, since, by_whom) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := s.exec(ctx, x, `INSERT INTO deployments (environment, repository, digest, since, by_whom) VALUES (?, ?, ?, ?, ?)`,
+		d.Environment, d.Repository, d.Digest, ts(d.Since), d.By); err != nil {
+		return err
+	}
+	_, err := s.exec(ctx, x, `INSERT INTO deployments_current (environment, repository, digest, since, by_whom) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (environment, repository) DO UPDATE SET digest = excluded.digest, since = excluded.since, by_whom = excluded.by_whom`,
 		d.Environment, d.Repository, d.Digest, ts(d.Since), d.By)
 	return err
 }
 
-// currentDeployments is the newest deployment row per environment and
-// repository.
-const currentDeployments = `SELECT d.environment, d.repository, d.digest, d.since, d.by_whom FROM deployments d
-WHERE d.id = (SELECT MAX(d2.id) FROM deployments d2 WHERE d2.environment = d.environment AND d2.repository = d.repository)`
-
 func (s *DB) CurrentDeployments(ctx context.Context, env string) ([]store.Deployment, error) {
-	q, args := currentDeployments, []any{}
+	q, args := `SELECT environment, repository, digest, since, by_whom FROM deployments_current`, []any{}
 	if env != "" {
-		q, args = q+` AND d.environment = ?`, []any{env}
+		q, args = q+` WHERE environment = ?`, []any{env}
 	}
-	rows, err := s.query(ctx, s.db, q+` ORDER BY d.environment, d.repository`, args...)
+	rows, err := s.query(ctx, s.db, q+` ORDER BY environment, repository`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -65,8 +67,8 @@ func scanDeployments(rows *sql.Rows) ([]store.Deployment, error) {
 func (s *DB) environmentsOf(ctx context.Context, digests []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for _, batch := range chunks(digests, 500) {
-		rows, err := s.query(ctx, s.db, `SELECT c.digest, c.environment FROM (`+currentDeployments+`) c
-WHERE c.digest IN (`+placeholders(len(batch))+`) ORDER BY c.environment`, anySlice(batch)...)
+		rows, err := s.query(ctx, s.db, `SELECT digest, environment FROM deployments_current
+WHERE digest IN (`+placeholders(len(batch))+`) ORDER BY environment`, anySlice(batch)...)
 		if err != nil {
 			return nil, err
 		}

@@ -68,23 +68,51 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) ([]store
 		if len(ids) == 0 {
 			return nil, nil
 		}
-		rows, err := s.query(ctx, s.db, findingSelect+` WHERE f.closed_at = 0 AND f.advisory_id IN (`+placeholders(len(ids))+`)
-ORDER BY f.image_digest, ip.name`, anySlice(ids)...)
+		// The index answers: the package versions the advisories match,
+		// then the images holding each (a covering index scan). Every
+		// such image has the finding open, by construction.
+		type hit struct {
+			pkg             int64
+			adv, fixed, sev string
+			key             store.PackageKey
+		}
+		var hits []hit
+		rows, err := s.query(ctx, s.db, `SELECT pm.package_id, pm.advisory_id, pm.fixed_version, a.severity, p.ecosystem, p.name, p.version
+FROM package_matches pm JOIN advisories a ON a.id = pm.advisory_id JOIN packages p ON p.id = pm.package_id
+WHERE pm.advisory_id IN (`+placeholders(len(ids))+`) ORDER BY p.name, p.version, pm.advisory_id`, anySlice(ids)...)
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
-			f, err := scanFinding(rows)
-			if err != nil {
+			var h hit
+			if err := rows.Scan(&h.pkg, &h.adv, &h.fixed, &h.sev, &h.key.Ecosystem, &h.key.Name, &h.key.Version); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			out = append(out, store.AffectedImage{Digest: f.ImageDigest, AdvisoryID: f.AdvisoryID, Package: f.Package,
-				FixedVersion: f.FixedVersion, Severity: f.Severity})
+			hits = append(hits, h)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, err
+		}
+		held := map[int64][]string{}
+		for _, h := range hits {
+			if _, ok := held[h.pkg]; ok {
+				continue
+			}
+			digests, err := s.imagesWithPackage(ctx, s.db, h.pkg)
+			if err != nil {
+				return nil, err
+			}
+			held[h.pkg] = digests
+		}
+		for _, h := range hits {
+			for _, d := range held[h.pkg] {
+				out = append(out, store.AffectedImage{
+					Digest: d, AdvisoryID: h.adv, FixedVersion: h.fixed, Severity: h.sev,
+					Package: store.ImagePackage{Key: h.key, Name: h.key.Name, Version: h.key.Version},
+				})
+			}
 		}
 	case q.Package != "":
 		where := `(ip.name = ? OR p.name = ?)`

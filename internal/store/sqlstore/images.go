@@ -35,9 +35,14 @@ layers = excluded.layers, size = excluded.size, inventory = excluded.inventory, 
 		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_digest = ?`, img.Digest); err != nil {
 			return err
 		}
-		for _, p := range pkgs {
+		const cols = 9
+		for _, batch := range chunks(pkgs, 100) {
+			args := make([]any, 0, len(batch)*cols)
+			for _, p := range batch {
+				args = append(args, img.Digest, ids[p.Key], p.Name, p.Version, p.Type, p.PURL, p.Path, p.Layer, p.LayerIndex)
+			}
 			if _, err := s.exec(ctx, tx, `INSERT INTO image_packages (image_digest, package_id, name, version, type, purl, path, layer, layer_index)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, img.Digest, ids[p.Key], p.Name, p.Version, p.Type, p.PURL, p.Path, p.Layer, p.LayerIndex); err != nil {
+VALUES `+rowPlaceholders(len(batch), cols), args...); err != nil {
 				return err
 			}
 		}
@@ -68,27 +73,59 @@ WHERE image_digest = ? AND closed_at = 0 AND package_id NOT IN (SELECT package_i
 }
 
 // ensurePackages inserts the match keys of pkgs and returns their IDs,
-// and the rows never matched yet.
+// and the rows never matched yet, in two statements per hundred keys.
 func (s *DB) ensurePackages(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage) (map[store.PackageKey]int64, []store.PackageRow, error) {
-	ids := map[store.PackageKey]int64{}
-	var fresh []store.PackageRow
+	var keys []store.PackageKey
+	seen := map[store.PackageKey]bool{}
 	for _, p := range pkgs {
-		if _, ok := ids[p.Key]; ok {
-			continue
+		if !seen[p.Key] {
+			seen[p.Key] = true
+			keys = append(keys, p.Key)
 		}
-		var id, matched int64
-		err := s.queryRow(ctx, tx, `SELECT id, matched_at FROM packages WHERE ecosystem = ? AND name = ? AND version = ?`,
-			p.Key.Ecosystem, p.Key.Name, p.Key.Version).Scan(&id, &matched)
-		if err == sql.ErrNoRows {
-			err = s.queryRow(ctx, tx, `INSERT INTO packages (ecosystem, name, version) VALUES (?, ?, ?) RETURNING id`,
-				p.Key.Ecosystem, p.Key.Name, p.Key.Version).Scan(&id)
+	}
+	ids := make(map[store.PackageKey]int64, len(keys))
+	var fresh []store.PackageRow
+	for _, batch := range chunks(keys, 100) {
+		args := make([]any, 0, len(batch)*3)
+		names := make([]any, 0, len(batch))
+		for _, k := range batch {
+			args = append(args, k.Ecosystem, k.Name, k.Version)
+			names = append(names, k.Name)
 		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO packages (ecosystem, name, version) VALUES `+rowPlaceholders(len(batch), 3)+`
+ON CONFLICT (ecosystem, name, version) DO NOTHING`, args...); err != nil {
+			return nil, nil, fmt.Errorf("storing package keys: %w", err)
+		}
+		rows, err := s.query(ctx, tx, `SELECT id, ecosystem, name, version, matched_at FROM packages WHERE name IN (`+placeholders(len(names))+`)`, names...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("package %v: %w", p.Key, err)
+			return nil, nil, err
 		}
-		ids[p.Key] = id
-		if matched == 0 {
-			fresh = append(fresh, store.PackageRow{ID: id, PackageKey: p.Key})
+		for rows.Next() {
+			var r store.PackageRow
+			var matched int64
+			if err := rows.Scan(&r.ID, &r.Ecosystem, &r.Name, &r.Version, &matched); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			if !seen[r.PackageKey] {
+				continue
+			}
+			if _, dup := ids[r.PackageKey]; dup {
+				continue
+			}
+			ids[r.PackageKey] = r.ID
+			if matched == 0 {
+				fresh = append(fresh, r)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, k := range keys {
+		if _, ok := ids[k]; !ok {
+			return nil, nil, fmt.Errorf("package %v was not stored", k)
 		}
 	}
 	return ids, fresh, nil

@@ -56,59 +56,89 @@ func (s *DB) packageMatches(ctx context.Context, x execer, pkgID int64) ([]store
 }
 
 func (s *DB) SetPackageMatches(ctx context.Context, pkgID int64, matches []store.PackageMatch, closeReasons map[string]string, at time.Time) (store.FindingChanges, error) {
+	return s.SetMatches(ctx, []store.MatchUpdate{{PackageID: pkgID, Matches: matches, CloseReasons: closeReasons}}, at)
+}
+
+func (s *DB) SetMatches(ctx context.Context, updates []store.MatchUpdate, at time.Time) (store.FindingChanges, error) {
 	var ch store.FindingChanges
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ch = store.FindingChanges{}
-		old, err := s.packageMatches(ctx, tx, pkgID)
+		images := map[string]bool{}
+		ids := make([]int64, 0, len(updates))
+		for _, u := range updates {
+			ids = append(ids, u.PackageID)
+		}
+		old, err := s.matchesOf(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
-		oldBy := map[string]string{}
-		for _, m := range old {
-			oldBy[m.AdvisoryID] = m.FixedVersion
-		}
-		newBy := map[string]string{}
-		for _, m := range matches {
-			newBy[m.AdvisoryID] = m.FixedVersion
-		}
-		images := map[string]bool{}
-		for id, fixed := range newBy {
-			prev, had := oldBy[id]
-			if had && prev == fixed {
-				continue
+		var upserts []any
+		nUpserts := 0
+		for _, u := range updates {
+			oldBy := old[u.PackageID]
+			newBy := make(map[string]string, len(u.Matches))
+			for _, m := range u.Matches {
+				newBy[m.AdvisoryID] = m.FixedVersion
 			}
-			if _, err := s.exec(ctx, tx, `INSERT INTO package_matches (package_id, advisory_id, fixed_version) VALUES (?, ?, ?)
-ON CONFLICT (package_id, advisory_id) DO UPDATE SET fixed_version = excluded.fixed_version`, pkgID, id, fixed); err != nil {
+			var added []string
+			for id, fixed := range newBy {
+				prev, had := oldBy[id]
+				if had && prev == fixed {
+					continue
+				}
+				upserts = append(upserts, u.PackageID, id, fixed)
+				nUpserts++
+				if !had {
+					added = append(added, id)
+				}
+			}
+			byReason := map[string][]string{}
+			var removed []string
+			for id := range oldBy {
+				if _, ok := newBy[id]; ok {
+					continue
+				}
+				reason := u.CloseReasons[id]
+				if reason == "" {
+					reason = "no longer affected"
+				}
+				byReason[reason] = append(byReason[reason], id)
+				removed = append(removed, id)
+			}
+			if len(removed) > 0 {
+				sort.Strings(removed)
+				if _, err := s.exec(ctx, tx, `DELETE FROM package_matches WHERE package_id = ? AND advisory_id IN (`+placeholders(len(removed))+`)`,
+					append([]any{u.PackageID}, anySlice(removed)...)...); err != nil {
+					return err
+				}
+				for reason, advs := range byReason {
+					n, err := s.closeFindings(ctx, tx, u.PackageID, advs, reason, at, images)
+					if err != nil {
+						return err
+					}
+					ch.Closed += n
+				}
+			}
+			if len(added) > 0 {
+				sort.Strings(added)
+				n, err := s.openFindings(ctx, tx, u.PackageID, added, at, images)
+				if err != nil {
+					return err
+				}
+				ch.Opened += n
+			}
+		}
+		for _, batch := range chunks(upserts, 300) {
+			if _, err := s.exec(ctx, tx, `INSERT INTO package_matches (package_id, advisory_id, fixed_version) VALUES `+rowPlaceholders(len(batch)/3, 3)+`
+ON CONFLICT (package_id, advisory_id) DO UPDATE SET fixed_version = excluded.fixed_version`, batch...); err != nil {
 				return err
 			}
-			if had {
-				continue
-			}
-			n, err := s.openFindings(ctx, tx, pkgID, id, at, images)
-			if err != nil {
-				return err
-			}
-			ch.Opened += n
 		}
-		for id := range oldBy {
-			if _, ok := newBy[id]; ok {
-				continue
-			}
-			if _, err := s.exec(ctx, tx, `DELETE FROM package_matches WHERE package_id = ? AND advisory_id = ?`, pkgID, id); err != nil {
+		for _, batch := range chunks(ids, 500) {
+			if _, err := s.exec(ctx, tx, `UPDATE packages SET matched_at = ? WHERE id IN (`+placeholders(len(batch))+`)`,
+				append([]any{ts(at)}, anySlice(batch)...)...); err != nil {
 				return err
 			}
-			reason := closeReasons[id]
-			if reason == "" {
-				reason = "no longer affected"
-			}
-			n, err := s.closeFindings(ctx, tx, pkgID, id, reason, at, images)
-			if err != nil {
-				return err
-			}
-			ch.Closed += n
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE packages SET matched_at = ? WHERE id = ?`, ts(at), pkgID); err != nil {
-			return err
 		}
 		for d := range images {
 			ch.Images = append(ch.Images, d)
@@ -119,29 +149,70 @@ ON CONFLICT (package_id, advisory_id) DO UPDATE SET fixed_version = excluded.fix
 	return ch, err
 }
 
-func (s *DB) openFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advID string, at time.Time, images map[string]bool) (int, error) {
+// matchesOf loads the current matches of several packages.
+func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]map[string]string, error) {
+	out := make(map[int64]map[string]string, len(ids))
+	for _, batch := range chunks(ids, 500) {
+		rows, err := s.query(ctx, x, `SELECT package_id, advisory_id, fixed_version FROM package_matches WHERE package_id IN (`+placeholders(len(batch))+`)`, anySlice(batch)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id int64
+			var adv, fixed string
+			if err := rows.Scan(&id, &adv, &fixed); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if out[id] == nil {
+				out[id] = map[string]string{}
+			}
+			out[id][adv] = fixed
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// openFindings opens, in every image holding the package, a finding for
+// each advisory; a closed one reopens.
+func (s *DB) openFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs []string, at time.Time, images map[string]bool) (int, error) {
 	digests, err := s.imagesWithPackage(ctx, tx, pkgID)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	var rows []any
 	for _, d := range digests {
-		res, err := s.exec(ctx, tx, `INSERT INTO findings (image_digest, package_id, advisory_id, opened_at) VALUES (?, ?, ?, ?)
+		for _, a := range advIDs {
+			rows = append(rows, d, pkgID, a, ts(at))
+		}
+	}
+	n := 0
+	for _, batch := range chunks(rows, 400) {
+		res, err := s.exec(ctx, tx, `INSERT INTO findings (image_digest, package_id, advisory_id, opened_at) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
 ON CONFLICT (image_digest, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
-WHERE findings.closed_at <> 0`, d, pkgID, advID, ts(at))
+WHERE findings.closed_at <> 0`, batch...)
 		if err != nil {
 			return 0, err
 		}
-		if k, _ := res.RowsAffected(); k > 0 {
-			n++
+		k, _ := res.RowsAffected()
+		n += int(k)
+	}
+	if n > 0 {
+		for _, d := range digests {
 			images[d] = true
 		}
 	}
 	return n, nil
 }
 
-func (s *DB) closeFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advID, reason string, at time.Time, images map[string]bool) (int, error) {
-	rows, err := s.query(ctx, tx, `SELECT image_digest FROM findings WHERE package_id = ? AND advisory_id = ? AND closed_at = 0`, pkgID, advID)
+// closeFindings closes the open findings of a package for advisories.
+func (s *DB) closeFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs []string, reason string, at time.Time, images map[string]bool) (int, error) {
+	args := append([]any{pkgID}, anySlice(advIDs)...)
+	rows, err := s.query(ctx, tx, `SELECT DISTINCT image_digest FROM findings WHERE package_id = ? AND advisory_id IN (`+placeholders(len(advIDs))+`) AND closed_at = 0`, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -161,18 +232,20 @@ func (s *DB) closeFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advID, 
 	if len(digests) == 0 {
 		return 0, nil
 	}
-	if _, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = ? WHERE package_id = ? AND advisory_id = ? AND closed_at = 0`,
-		ts(at), reason, pkgID, advID); err != nil {
+	res, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = ? WHERE package_id = ? AND advisory_id IN (`+placeholders(len(advIDs))+`) AND closed_at = 0`,
+		append([]any{ts(at), reason}, args...)...)
+	if err != nil {
 		return 0, err
 	}
 	for _, d := range digests {
 		images[d] = true
 	}
-	return len(digests), nil
+	k, _ := res.RowsAffected()
+	return int(k), nil
 }
 
 func (s *DB) imagesWithPackage(ctx context.Context, x execer, pkgID int64) ([]string, error) {
-	rows, err := s.query(ctx, x, `SELECT DISTINCT image_digest FROM image_packages WHERE package_id = ?`, pkgID)
+	rows, err := s.query(ctx, x, `SELECT DISTINCT image_digest FROM image_packages WHERE package_id = ? ORDER BY image_digest`, pkgID)
 	if err != nil {
 		return nil, err
 	}

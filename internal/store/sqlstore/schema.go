@@ -39,7 +39,7 @@ CREATE INDEX packages_name ON packages (name, ecosystem);
 CREATE TABLE image_packages (image_digest TEXT NOT NULL, package_id BIGINT NOT NULL, name TEXT NOT NULL,
 	version TEXT NOT NULL, type TEXT NOT NULL, purl TEXT NOT NULL, path TEXT NOT NULL, layer TEXT NOT NULL,
 	layer_index INTEGER NOT NULL);
-CREATE INDEX image_packages_img ON image_packages (image_digest);
+CREATE INDEX image_packages_img ON image_packages (image_digest, package_id);
 CREATE INDEX image_packages_pkg ON image_packages (package_id, image_digest);
 CREATE TABLE package_matches (package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL, fixed_version TEXT NOT NULL,
 	PRIMARY KEY (package_id, advisory_id));
@@ -69,7 +69,9 @@ CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, actor TEXT N
 CREATE TABLE deployments (id {{serial}} PRIMARY KEY, environment TEXT NOT NULL, repository TEXT NOT NULL,
 	digest TEXT NOT NULL, since BIGINT NOT NULL, by_whom TEXT NOT NULL);
 CREATE INDEX deployments_env ON deployments (environment, repository, id);
-CREATE INDEX deployments_digest ON deployments (digest);
+CREATE TABLE deployments_current (environment TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT NOT NULL,
+	since BIGINT NOT NULL, by_whom TEXT NOT NULL, PRIMARY KEY (environment, repository));
+CREATE INDEX deployments_current_digest ON deployments_current (digest);
 {{audit_triggers}}`,
 }
 

@@ -30,6 +30,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"ImagesAndTags", testImagesAndTags},
 		{"MatchesOpenAndCloseFindings", testMatches},
 		{"AffectedImages", testAffectedImages},
+		{"SetMatchesBatch", testSetMatchesBatch},
+		{"AdvisoryGeneration", testAdvisoryGeneration},
 		{"FindingTrend", testFindingTrend},
 		{"JobsQueue", testJobs},
 		{"JobsConcurrentClaim", testJobsConcurrentClaim},
@@ -706,5 +708,71 @@ func testMeta(t *testing.T, s store.Store) {
 	must(t, err)
 	if v != "2" {
 		t.Fatalf("meta = %q", v)
+	}
+}
+
+func testSetMatchesBatch(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)
+	fresh, err := s.PutImage(ctx, image("sha256:m", "r/m", t0), []store.ImagePackage{
+		pkg("Debian:12", "openssl", "3.0.1", "libssl3"), pkg("Debian:12", "zlib", "1.2", "zlib1g"), pkg("Debian:12", "glibc", "2.36", "libc6"),
+	})
+	must(t, err)
+	_, err = s.UpsertAdvisories(ctx, []store.Advisory{
+		advisory("CVE-2024-10", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "openssl", Spec: []byte("x")}),
+		advisory("CVE-2024-11", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "zlib", Spec: []byte("x")}),
+		advisory("CVE-2024-12", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "zlib", Spec: []byte("x")}),
+	})
+	must(t, err)
+	ids := map[string]int64{}
+	for _, p := range fresh {
+		ids[p.Name] = p.ID
+	}
+	ch, err := s.SetMatches(ctx, []store.MatchUpdate{
+		{PackageID: ids["openssl"], Matches: []store.PackageMatch{{AdvisoryID: "CVE-2024-10", FixedVersion: "3.0.2"}}},
+		{PackageID: ids["zlib"], Matches: []store.PackageMatch{{AdvisoryID: "CVE-2024-11"}, {AdvisoryID: "CVE-2024-12", FixedVersion: "1.3"}}},
+		{PackageID: ids["glibc"]},
+	}, t0)
+	must(t, err)
+	if ch.Opened != 3 || !reflect.DeepEqual(ch.Images, []string{"sha256:m"}) {
+		t.Fatalf("batch: %+v", ch)
+	}
+	// Every package is now matched: a second image holding them brings
+	// no "never matched" rows.
+	again, err := s.PutImage(ctx, image("sha256:n", "r/n", t0), []store.ImagePackage{pkg("Debian:12", "glibc", "2.36", "libc6")})
+	must(t, err)
+	if len(again) != 0 {
+		t.Fatalf("matched packages reported fresh: %+v", again)
+	}
+	ch, err = s.SetMatches(ctx, []store.MatchUpdate{
+		{PackageID: ids["zlib"], Matches: []store.PackageMatch{{AdvisoryID: "CVE-2024-12", FixedVersion: "1.3"}}, CloseReasons: map[string]string{"CVE-2024-11": "advisory withdrawn"}},
+	}, t0.Add(time.Hour))
+	must(t, err)
+	if ch.Opened != 0 || ch.Closed != 1 {
+		t.Fatalf("second batch: %+v", ch)
+	}
+	fs, err := s.ImageFindings(ctx, "sha256:m")
+	must(t, err)
+	if len(fs) != 2 {
+		t.Fatalf("findings after the batches: %+v", fs)
+	}
+}
+
+func testAdvisoryGeneration(t *testing.T, s store.Store) {
+	g0, err := s.AdvisoryGeneration(ctx)
+	must(t, err)
+	t0 := time.Date(2024, 5, 3, 0, 0, 0, 0, time.UTC)
+	a := advisory("GHSA-gen", t0, nil, store.Affected{Ecosystem: "npm", Name: "x", Spec: []byte("1")})
+	_, err = s.UpsertAdvisories(ctx, []store.Advisory{a})
+	must(t, err)
+	g1, err := s.AdvisoryGeneration(ctx)
+	must(t, err)
+	if g1 == g0 {
+		t.Fatal("generation unchanged by a new advisory")
+	}
+	_, err = s.UpsertAdvisories(ctx, []store.Advisory{a})
+	must(t, err)
+	g2, _ := s.AdvisoryGeneration(ctx)
+	if g2 != g1 {
+		t.Fatal("generation changed by an unchanged advisory")
 	}
 }

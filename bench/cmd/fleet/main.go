@@ -1,0 +1,434 @@
+// Command fleet fills a socle store with a synthetic fleet built from
+// real package data and measures what issue 3 asks: the latency of the
+// "affected by CVE" query, the ingest rate, and the API's p99 under load
+// (with wrk). bench/serve.sh runs it.
+//
+// The fleet: every image holds the 88 packages of the real Debian
+// bookworm minbase (one of 20 base variants, some with the real
+// bookworm-security fixes applied), plus 112 PyPI packages drawn from the
+// real PyPA advisory database, at versions its records list. Advisories:
+// the real PyPA records, and OSV records DERIVED from real Debian
+// changelogs (labelled as such).
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"gopkg.in/yaml.v3"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/postgres"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/testenv"
+	"github.com/socle-dev/socle/internal/vuln"
+)
+
+func main() {
+	var (
+		dataDir  = flag.String("data", "", "shared data directory")
+		db       = flag.String("db", "", "postgres:// URL, or empty for a SQLite file in -work")
+		work     = flag.String("work", os.TempDir(), "working directory")
+		images   = flag.Int("images", 10000, "images to ingest")
+		pkgs     = flag.Int("packages", 200, "packages per image")
+		bases    = flag.Int("bases", 20, "base image variants")
+		wrk      = flag.String("wrk", "wrk", "wrk binary for the API load")
+		duration = flag.Duration("load", 10*time.Second, "API load duration per endpoint")
+		profile  = flag.String("cpuprofile", "", "write a CPU profile of the ingest")
+		conns    = flag.Int("conns", 8, "wrk connections")
+	)
+	flag.Parse()
+	ctx := context.Background()
+	st, err := openStore(ctx, *db, *work)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+
+	// Advisories: real PyPA records and derived Debian ones.
+	t0 := time.Now()
+	im := vuln.NewImporter(st, "pypa")
+	if err := im.ImportPath(ctx, filepath.Join(*dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz")); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := im.Finish(ctx); err != nil {
+		log.Fatal(err)
+	}
+	pairs, err := testenv.DebianChangelogPairs(filepath.Join(*dataDir, "debian", "derived", "bookworm-minbase-changelog-cves.tsv"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	dim := vuln.NewImporter(st, "derived-debian-changelogs")
+	for i, rec := range testenv.DerivedDebianOSV(pairs) {
+		if err := dim.ImportReader(ctx, fmt.Sprintf("derived-%d.json", i), strings.NewReader(string(rec)), time.Now()); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := dim.Finish(ctx); err != nil {
+		log.Fatal(err)
+	}
+	advisories, _ := st.AdvisoryCount(ctx)
+	log.Printf("advisories imported: %d in %s", advisories, time.Since(t0).Round(time.Millisecond))
+
+	debs := debianPackages(filepath.Join(*dataDir, "debian", "bookworm-minbase-rootfs", "var", "lib", "dpkg", "status"), pairs)
+	pypi := pypiPool(filepath.Join(*dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz"))
+	log.Printf("package pools: %d Debian, %d PyPI (name, version) pairs", len(debs), len(pypi))
+
+	an, err := sbom.NewAnalyzer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sc := scan.New(st, an)
+	rng := rand.New(rand.NewPCG(1, 2))
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+	}
+	nApp := *pkgs - len(debs)
+	start := time.Now()
+	var digests []string
+	for i := 0; i < *images; i++ {
+		inv := synthImage(i, i%*bases, debs, pypi, nApp, rng)
+		if err := sc.Index(ctx, inv, fmt.Sprintf("bench/app-%d", i%500)); err != nil {
+			log.Fatal(err)
+		}
+		if err := st.PutTag(ctx, store.TagEvent{Repository: fmt.Sprintf("bench/app-%d", i%500), Tag: fmt.Sprint(i / 500), Digest: inv.Digest, At: time.Now()}); err != nil {
+			log.Fatal(err)
+		}
+		digests = append(digests, inv.Digest)
+		if (i+1)%1000 == 0 {
+			log.Printf("ingested %d images (%.0f/s)", i+1, float64(i+1)/time.Since(start).Seconds())
+		}
+	}
+	ingest := time.Since(start)
+	if *profile != "" {
+		pprof.StopCPUProfile()
+	}
+	rate := float64(*images) / ingest.Seconds()
+
+	// The query: every CVE the derived Debian data and a sample of PyPA
+	// records make affect the fleet.
+	cves := affectingCVEs(ctx, st, pairs)
+	var lat []time.Duration
+	found := 0
+	for round := 0; round < 5; round++ {
+		for _, c := range cves {
+			q0 := time.Now()
+			rows, err := st.AffectedImages(ctx, store.AffectedQuery{Advisory: c})
+			if err != nil {
+				log.Fatal(err)
+			}
+			lat = append(lat, time.Since(q0))
+			if round == 0 {
+				found += len(rows)
+			}
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+
+	// The API under load.
+	secret, _, err := auth.Create(ctx, st, "bench", store.RoleViewer, 0, time.Now())
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := server.New(server.Deps{Store: st, Auth: auth.NewAuthenticator(st)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go http.Serve(ln, srv.Handler())
+	base := "http://" + ln.Addr().String()
+	loads := map[string]string{
+		"affected by CVE":   base + "/api/v1/affected?advisory=" + cves[len(cves)/2],
+		"image findings":    base + "/api/v1/images/" + digests[len(digests)/2] + "/findings",
+		"healthz (no auth)": base + "/healthz",
+	}
+	var loadNames []string
+	for k := range loads {
+		loadNames = append(loadNames, k)
+	}
+	sort.Strings(loadNames)
+	results := map[string]string{}
+	for _, name := range loadNames {
+		results[name] = runWrk(*wrk, loads[name], secret, *duration, *conns)
+	}
+
+	backend := st.Backend()
+	fmt.Printf("# socle serve benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02T15:04Z"))
+	fmt.Printf("Store: %s. Fleet: %d images x %d packages (%d bases); %d advisories.\n\n", backend, *images, *pkgs, *bases, advisories)
+	fmt.Printf("| measure | value | target |\n|---|---|---|\n")
+	fmt.Printf("| ingest rate | %.0f images/s (%s for %d) | - |\n", rate, ingest.Round(time.Millisecond), *images)
+	fmt.Printf("| \"affected by CVE\" query p50 | %s | < 50 ms |\n", pct(lat, 50))
+	fmt.Printf("| \"affected by CVE\" query p99 | %s | < 50 ms |\n", pct(lat, 99))
+	fmt.Printf("| \"affected by CVE\" query max | %s | - |\n", lat[len(lat)-1])
+	for _, name := range loadNames {
+		fmt.Printf("| API %s p99 (wrk, %d connections) | %s | < 20 ms |\n", name, *conns, results[name])
+	}
+	fmt.Printf("\n%d CVEs queried (%d affected image-package rows in all).\n", len(cves), found)
+}
+
+func openStore(ctx context.Context, db, work string) (store.Store, error) {
+	if strings.HasPrefix(db, "postgres") {
+		return postgres.Open(ctx, db)
+	}
+	p := filepath.Join(work, "fleet-bench.db")
+	os.Remove(p)
+	os.Remove(p + "-wal")
+	os.Remove(p + "-shm")
+	return sqlite.Open(ctx, p)
+}
+
+type debPkg struct{ name, version, source, sourceVersion, patched string }
+
+// debianPackages reads the real minbase status; for packages the derived
+// table has a bookworm-security fix for, it notes the patched version.
+func debianPackages(path string, pairs []testenv.DebianChangelogPair) []debPkg {
+	f, err := os.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	fixes := map[string]string{}
+	for _, p := range pairs {
+		if p.Status == "affected_fix_available" {
+			fixes[p.Source] = p.Fixed
+		}
+	}
+	var out []debPkg
+	var cur debPkg
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	srcRe := regexp.MustCompile(`^(\S+)(?: \((.*)\))?$`)
+	flush := func() {
+		if cur.name != "" {
+			if cur.source == "" {
+				cur.source = cur.name
+			}
+			if cur.sourceVersion == "" {
+				cur.sourceVersion = cur.version
+			}
+			cur.patched = fixes[cur.source]
+			out = append(out, cur)
+		}
+		cur = debPkg{}
+	}
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			flush()
+		case strings.HasPrefix(line, "Package: "):
+			cur.name = strings.TrimPrefix(line, "Package: ")
+		case strings.HasPrefix(line, "Version: "):
+			cur.version = strings.TrimPrefix(line, "Version: ")
+		case strings.HasPrefix(line, "Source: "):
+			m := srcRe.FindStringSubmatch(strings.TrimPrefix(line, "Source: "))
+			if m != nil {
+				cur.source, cur.sourceVersion = m[1], m[2]
+			}
+		}
+	}
+	flush()
+	return out
+}
+
+type pyPkg struct {
+	name, version string
+	affected      bool
+}
+
+// pypiPool lists real (name, version) pairs from the PyPA records:
+// versions their lists name as affected, and versions their ranges name
+// as fixed.
+func pypiPool(path string) []pyPkg {
+	f, err := os.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	seen := map[pyPkg]bool{}
+	var out []pyPkg
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		if !strings.HasSuffix(h.Name, ".yaml") {
+			continue
+		}
+		var rec struct {
+			Affected []struct {
+				Package  struct{ Name string } `yaml:"package"`
+				Versions []string              `yaml:"versions"`
+				Ranges   []struct {
+					Events []map[string]string `yaml:"events"`
+				} `yaml:"ranges"`
+			} `yaml:"affected"`
+		}
+		b, _ := io.ReadAll(tr)
+		if yaml.Unmarshal(b, &rec) != nil {
+			continue
+		}
+		for _, a := range rec.Affected {
+			vs := a.Versions
+			if len(vs) > 3 {
+				vs = vs[len(vs)-3:]
+			}
+			for _, v := range vs {
+				p := pyPkg{a.Package.Name, v, true}
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+			}
+			for _, r := range a.Ranges {
+				for _, e := range r.Events {
+					if f := e["fixed"]; f != "" {
+						p := pyPkg{a.Package.Name, f, false}
+						if !seen[p] {
+							seen[p] = true
+							out = append(out, p)
+						}
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].name != out[j].name {
+			return out[i].name < out[j].name
+		}
+		return out[i].version < out[j].version
+	})
+	return out
+}
+
+func synthImage(i, base int, debs []debPkg, pypi []pyPkg, nApp int, rng *rand.Rand) *sbom.Inventory {
+	digest := fmt.Sprintf("sha256:%064x", i+1)
+	baseLayer := fmt.Sprintf("sha256:%064x", 1<<40+base)
+	appLayer := fmt.Sprintf("sha256:%064x", 1<<41+i)
+	inv := &sbom.Inventory{
+		Digest: digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Platform: "linux/amd64",
+		Created: time.Now().Add(-time.Duration(i) * time.Minute), OS: sbom.OS{ID: "debian", VersionID: "12", PrettyName: "Debian GNU/Linux 12 (bookworm)"},
+		Layers: []sbom.LayerInfo{{Index: 0, Digest: baseLayer}, {Index: 1, Digest: appLayer}},
+	}
+	patched := base%2 == 1
+	for _, d := range debs {
+		v, sv := d.version, d.sourceVersion
+		if patched && d.patched != "" {
+			v, sv = d.patched, d.patched
+		}
+		inv.Packages = append(inv.Packages, sbom.Package{
+			Name: d.name, Version: v, Type: "deb", SourceName: d.source, SourceVersion: sv, Ecosystem: "Debian:12",
+			PURL: "pkg:deb/debian/" + d.name + "@" + v, Path: "var/lib/dpkg/status", Layer: baseLayer, LayerIndex: 0,
+		})
+	}
+	picked := map[string]bool{}
+	for len(picked) < nApp {
+		p := pypi[rng.IntN(len(pypi))]
+		// About one package in five at a version its advisory lists as
+		// affected, the rest at a version a fix names.
+		if picked[p.name] || p.affected != (rng.IntN(5) == 0) {
+			continue
+		}
+		picked[p.name] = true
+		inv.Packages = append(inv.Packages, sbom.Package{
+			Name: p.name, Version: p.version, Type: "pypi", Ecosystem: "PyPI",
+			PURL: "pkg:pypi/" + p.name + "@" + p.version, Path: "usr/lib/python3/dist-packages/" + p.name + ".dist-info/METADATA",
+			Layer: appLayer, LayerIndex: 1,
+		})
+	}
+	return inv
+}
+
+// affectingCVEs returns CVEs that affect stored images: the derived
+// Debian ones and up to 50 PyPA ones with findings.
+func affectingCVEs(ctx context.Context, st store.Store, pairs []testenv.DebianChangelogPair) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range pairs {
+		if p.Status == "affected_fix_available" && !seen[p.CVE] {
+			seen[p.CVE] = true
+			out = append(out, p.CVE)
+		}
+	}
+	imgs, _ := st.Images(ctx, store.ImageFilter{Limit: 20})
+	for _, im := range imgs {
+		fs, _ := st.ImageFindings(ctx, im.Digest)
+		for _, f := range fs {
+			for _, a := range f.Aliases {
+				if strings.HasPrefix(a, "CVE-") && !seen[a] && len(out) < 80 {
+					seen[a] = true
+					out = append(out, a)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	i := (len(d)*p + 99) / 100
+	if i >= len(d) {
+		i = len(d) - 1
+	}
+	return d[i]
+}
+
+var wrkP99 = regexp.MustCompile(`(?m)^\s+99%\s+(\S+)`)
+
+// runWrk loads url with wrk for d and returns its p99 latency.
+func runWrk(wrk, url, token string, d time.Duration, conns int) string {
+	out, err := exec.Command(wrk, "-t2", fmt.Sprintf("-c%d", conns), "-d"+d.String(), "--latency", "-H", "Authorization: Bearer "+token, url).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("wrk failed: %v", err)
+	}
+	m := wrkP99.FindSubmatch(out)
+	if m == nil {
+		return "no p99 in wrk output"
+	}
+	rps := regexp.MustCompile(`Requests/sec:\s+(\S+)`).FindSubmatch(out)
+	s := string(m[1])
+	if rps != nil {
+		s += fmt.Sprintf(" (%s req/s)", rps[1])
+	}
+	return s
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Compare socle and syft on the same images, in one run: wall time and
+# peak memory (socle cold, socle with a warm layer cache, syft), and the
+# package lists each finds, with the differences explained.
+#
+#   bench/scan.sh            # writes bench/out/scan-report.md
+#
+# Images: the real Alpine 3.10 image of the shared data; a Debian bookworm
+# minbase made with debootstrap from the host's apt mirror; and that base
+# with real Go binaries added (syft's, socle's, and the shared age-keygen),
+# for Go module inventories.
+source "$(dirname "$0")/lib.sh"
+apt_install time debootstrap python3
+build_socle
+go_tool syft github.com/anchore/syft/cmd/syft@v1.54.1
+go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
+imgs="$out/images"
+mkdir -p "$imgs"
+: > "$out/times"
+
+gunzip -c "$data/images/alpine-310.tar.gz" > "$imgs/alpine-310.tar"
+
+if [ ! -f "$imgs/debian-minbase.tar" ]; then
+  mirror=$(apt_mirror)
+  rootfs="$out/rootfs"
+  need_root rm -rf "$rootfs"
+  need_root debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+  need_root tar -C "$rootfs" --numeric-owner -cf "$out/rootfs.tar" .
+  "$bin/crane" append --oci-empty-base -f "$out/rootfs.tar" -t socle.bench/debian-minbase:bookworm -o "$imgs/debian-minbase.tar" >/dev/null
+fi
+if [ ! -f "$imgs/debian-goapps.tar" ]; then
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/usr/local/bin"
+  cp "$bin/syft" "$bin/socle" "$data/gobin/age-keygen" "$tmp/usr/local/bin/"
+  tar -C "$tmp" --numeric-owner -cf "$out/goapps.tar" usr
+  rm -rf "$tmp"
+  "$bin/crane" append --oci-empty-base -f "$out/rootfs.tar" -f "$out/goapps.tar" -t socle.bench/debian-goapps:1 -o "$imgs/debian-goapps.tar" >/dev/null
+fi
+
+report="$out/scan-report.md"
+{
+  echo "# socle vs syft, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "socle $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo dev); syft v1.54.1; $(nproc) cores."
+  echo
+} > "$report"
+for img in alpine-310 debian-minbase debian-goapps; do
+  tarball="$imgs/$img.tar"
+  dd="$out/data-$img"
+  rm -rf "$dd"
+  measure "$img socle-cold" "$bin/socle" --data-dir "$dd" sbom --progress=false -o cyclonedx --file "$out/$img.socle.json" "docker-archive:$tarball"
+  measure "$img socle-warm" "$bin/socle" --data-dir "$dd" sbom --progress=false -o cyclonedx --file "$out/$img.socle.json" "docker-archive:$tarball"
+  measure "$img syft" "$bin/syft" -q "docker-archive:$tarball" -o "cyclonedx-json=$out/$img.syft.json"
+done
+python3 "$root/bench/compare.py" "$out" alpine-310 debian-minbase debian-goapps >> "$report"
+cat "$report"
