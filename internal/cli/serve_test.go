@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -347,4 +349,37 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestServeTLSSelfSigned serves HTTPS with the generated loopback
+// certificate, which a client trusting that certificate accepts.
+func TestServeTLSSelfSigned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the socle binary")
+	}
+	dir := t.TempDir()
+	srv := startServe(t, dir, "--tls-self-signed")
+	pemBytes, err := os.ReadFile(filepath.Join(dir, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("no certificate in cert.pem")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + srv.api + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz over TLS: %d", resp.StatusCode)
+	}
+	if _, err := http.Get("https://" + srv.api + "/healthz"); err == nil {
+		t.Fatal("a client without the certificate trusted it")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "tls", "key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi.Mode(), err)
+	}
 }

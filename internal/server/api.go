@@ -174,8 +174,12 @@ func (s *Server) apiImagePackages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) imageFindings(r *http.Request, digest string) ([]vuln.Finding, error) {
-	if _, err := s.st.Image(r.Context(), digest); err != nil {
+	ok, err := s.st.HasImage(r.Context(), digest)
+	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("image %s: %w", digest, store.ErrNotFound)
 	}
 	rows, err := s.st.ImageFindings(r.Context(), digest)
 	if err != nil {
@@ -287,32 +291,37 @@ type affectedJSON struct {
 	Severity     string   `json:"severity,omitempty"`
 }
 
-func (s *Server) affected(r *http.Request) ([]store.AffectedImage, error) {
+func (s *Server) affected(r *http.Request) (store.AffectedResult, error) {
 	q := r.URL.Query()
 	aq := store.AffectedQuery{Advisory: q.Get("advisory"), Package: q.Get("package"), Ecosystem: q.Get("ecosystem"), Version: q.Get("version")}
 	if aq.Advisory == "" && aq.Package == "" {
-		return nil, errBadRequest("give advisory=ID or package=NAME")
+		return store.AffectedResult{}, errBadRequest("give advisory=ID or package=NAME")
+	}
+	var err error
+	if aq.Limit, err = queryInt(r, "limit", 1000, 100000); err != nil {
+		return store.AffectedResult{}, err
+	}
+	if aq.Offset, err = queryInt(r, "offset", 0, 1<<30); err != nil {
+		return store.AffectedResult{}, err
 	}
 	return s.st.AffectedImages(r.Context(), aq)
 }
 
 func (s *Server) apiAffected(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.affected(r)
+	res, err := s.affected(r)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	out := make([]affectedJSON, 0, len(rows))
-	images := map[string]bool{}
-	for _, a := range rows {
-		images[a.Digest] = true
+	out := make([]affectedJSON, 0, len(res.Rows))
+	for _, a := range res.Rows {
 		out = append(out, affectedJSON{
 			Digest: a.Digest, Repository: a.Repository, Tags: nonNilStrings(a.Tags), Environments: nonNilStrings(a.Environments),
 			Advisory: a.AdvisoryID, Package: a.Package.Name, Version: a.Package.Version, Ecosystem: a.Package.Key.Ecosystem,
 			FixedVersion: a.FixedVersion, Severity: a.Severity,
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"images": len(images), "affected": out})
+	writeJSON(w, http.StatusOK, map[string]any{"images": res.Images, "total": res.Total, "affected": out})
 }
 
 func (s *Server) apiAdvisory(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,7 +19,7 @@ const (
 	csrfCookie  = "socle_csrf"
 )
 
-var errNotFoundRoute = errors.New("no such API route: " + store.ErrNotFound.Error())
+var errNotFoundRoute = fmt.Errorf("no such API route: %w", store.ErrNotFound)
 
 // credential finds the token of a request: a bearer token, or the
 // dashboard's cookie. viaCookie tells them apart for CSRF checks.

@@ -11,8 +11,16 @@ import (
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/registry"
+	"github.com/socle-dev/socle/internal/registry/registrytest"
+	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/testenv"
 )
 
 func TestHealthNeedsNoToken(t *testing.T) {
@@ -217,5 +225,32 @@ func TestDashboardLoginAndCSRF(t *testing.T) {
 	resp.Body.Close()
 	if resp.Request.URL.Path != "/login" {
 		t.Fatalf("logout landed on %s", resp.Request.URL)
+	}
+}
+
+// TestRegistryTokens: the registry, exposed beyond loopback, takes the
+// API's tokens: viewers pull, developers push, strangers neither.
+func TestRegistryTokens(t *testing.T) {
+	s := newStack(t)
+	reg := registrytest.Start(t, registry.Options{Authorizer: server.RegistryAuthorizer{Auth: auth.NewAuthenticator(s.st)}})
+	img := testenv.Image(t, testenv.Layer(t, []testenv.File{{Path: "hand-made", Content: []byte("x")}}))
+	ref, _ := name.ParseReference(reg.Host + "/app:1")
+	as := func(role string) remote.Option {
+		return remote.WithAuth(&authn.Basic{Username: "socle", Password: s.tokens[role]})
+	}
+	if err := remote.Write(ref, img); err == nil {
+		t.Fatal("anonymous push accepted")
+	}
+	if err := remote.Write(ref, img, as(store.RoleViewer)); err == nil {
+		t.Fatal("viewer push accepted")
+	}
+	if err := remote.Write(ref, img, as(store.RoleDeveloper)); err != nil {
+		t.Fatalf("developer push: %v", err)
+	}
+	if _, err := remote.Image(ref, as(store.RoleViewer)); err != nil {
+		t.Fatalf("viewer pull: %v", err)
+	}
+	if _, err := remote.Image(ref); err == nil {
+		t.Fatal("anonymous pull accepted")
 	}
 }

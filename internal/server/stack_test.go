@@ -34,7 +34,8 @@ import (
 // stack is socle serve assembled in process: a real SQLite file, the
 // embedded registry on an httptest server, the job runner and the API.
 type stack struct {
-	t        *testing.T
+	t        testing.TB
+	handler  http.Handler
 	st       store.Store
 	reg      *registrytest.Server
 	api      *httptest.Server
@@ -43,7 +44,7 @@ type stack struct {
 	stopJobs context.CancelFunc
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "socle.db"))
@@ -74,7 +75,8 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.api = httptest.NewServer(srv.Handler())
+	s.handler = srv.Handler()
+	s.api = httptest.NewServer(s.handler)
 	for _, role := range auth.Roles {
 		secret, _, err := auth.Create(ctx, st, role+"-user", role, 0, time.Now())
 		if err != nil {

@@ -189,24 +189,25 @@ func (s *Server) cvePage(w http.ResponseWriter, r *http.Request) {
 			Published: a.Published, Modified: a.Modified, Withdrawn: !a.Withdrawn.IsZero(), Source: a.Source,
 		})
 	}
-	rows, err := s.st.AffectedImages(r.Context(), store.AffectedQuery{Advisory: id})
+	res, err := s.st.AffectedImages(r.Context(), store.AffectedQuery{Advisory: id, Limit: pageRows})
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	data.Affected, data.Images = affectedRows(rows)
+	data.Affected, data.Images, data.More = affectedRows(res.Rows), res.Images, res.Total-len(res.Rows)
 	s.render(w, r, http.StatusOK, "cve", id, data)
 }
 
+// pageRows bounds the rows a dashboard page lists; the API pages the rest.
+const pageRows = 500
+
 // affectedRows folds one row per image and package, whatever the number
 // of advisories (aliases) that matched it.
-func affectedRows(rows []store.AffectedImage) ([]web.AffectedRow, int) {
+func affectedRows(rows []store.AffectedImage) []web.AffectedRow {
 	seen := map[string]bool{}
-	images := map[string]bool{}
 	var out []web.AffectedRow
 	for _, a := range rows {
-		k := a.Digest + "\x00" + a.Package.Name + "\x00" + a.Package.Version + "\x00" + a.Package.Path
-		images[a.Digest] = true
+		k := a.Digest + "\x00" + a.Package.Name + "\x00" + a.Package.Version
 		if seen[k] {
 			continue
 		}
@@ -222,7 +223,7 @@ func affectedRows(rows []store.AffectedImage) ([]web.AffectedRow, int) {
 		}
 		return out[i].Repository < out[j].Repository
 	})
-	return out, len(images)
+	return out
 }
 
 func (s *Server) packagePage(w http.ResponseWriter, r *http.Request) {
@@ -232,13 +233,12 @@ func (s *Server) packagePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	eco := r.URL.Query().Get("ecosystem")
-	rows, err := s.st.AffectedImages(r.Context(), store.AffectedQuery{Package: name, Ecosystem: eco})
+	res, err := s.st.AffectedImages(r.Context(), store.AffectedQuery{Package: name, Ecosystem: eco, Limit: pageRows})
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	data := web.PackagePage{Name: name, Ecosystem: eco}
-	data.Affected, _ = affectedRows(rows)
+	data := web.PackagePage{Name: name, Ecosystem: eco, Affected: affectedRows(res.Rows), Images: res.Images, More: res.Total - len(res.Rows)}
 	s.render(w, r, http.StatusOK, "packages", name, data)
 }
 

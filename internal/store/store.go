@@ -353,6 +353,16 @@ type AffectedImage struct {
 	Severity     string
 }
 
+// AffectedResult is a page of an AffectedImages answer.
+type AffectedResult struct {
+	// Images counts the distinct images affected, Total the rows, over
+	// the whole answer.
+	Images int
+	Total  int
+	// Rows is the page asked for.
+	Rows []AffectedImage
+}
+
 // AffectedQuery selects findings by advisory or by package.
 type AffectedQuery struct {
 	// Advisory is an advisory ID or alias (CVE, GHSA, GO, PYSEC).
@@ -362,6 +372,8 @@ type AffectedQuery struct {
 	Ecosystem string
 	// Version narrows Package to one version.
 	Version string
+	// Limit and Offset page the rows; Limit 0 returns them all.
+	Limit, Offset int
 }
 
 // TrendPoint is the number of open fixable findings at one time.
@@ -376,8 +388,10 @@ type Findings interface {
 	// ImageFindings returns the open findings of an image.
 	ImageFindings(ctx context.Context, digest string) ([]Finding, error)
 	// AffectedImages returns the images with an open finding for the
-	// query, or holding the package when the query names one.
-	AffectedImages(ctx context.Context, q AffectedQuery) ([]AffectedImage, error)
+	// query, or holding the package when the query names one, one row
+	// per image and package version (and advisory), ordered by package
+	// version, then by image age (oldest first).
+	AffectedImages(ctx context.Context, q AffectedQuery) (AffectedResult, error)
 	// FindingTrend counts open and fixable findings of the images
 	// currently tagged, at each step from from to to.
 	FindingTrend(ctx context.Context, from, to time.Time, step time.Duration) ([]TrendPoint, error)

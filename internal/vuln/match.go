@@ -275,6 +275,10 @@ func eventVersion(e Event) string {
 	return e.Limit
 }
 
+// LessVersion reports a < b under the ecosystem's version rules,
+// falling back to string order for versions it cannot parse.
+func LessVersion(ecosystem, a, b string) bool { return lessVersion(ecosystem, a, b) }
+
 // lessVersion reports a < b under ecosystem, falling back to string order.
 func lessVersion(ecosystem, a, b string) bool {
 	pa, err := parseVersion(a, ecosystem)

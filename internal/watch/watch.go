@@ -120,7 +120,9 @@ func (w *Watcher) EnqueueReference(ctx context.Context, ref string) (int64, erro
 	if w.embedded != nil {
 		first, rest, ok := strings.Cut(ref, "/")
 		switch {
-		case ok && first == w.host:
+		case !ok:
+			embedded = true // a bare name: "app:1"
+		case first == w.host:
 			embedded, path = true, rest
 		case !strings.ContainsAny(first, ".:") && first != "localhost":
 			embedded = true

@@ -102,6 +102,8 @@ type CVEPage struct {
 	Advisories []AdvisoryRow
 	Affected   []AffectedRow
 	Images     int
+	// More counts rows beyond the page (the API lists them all).
+	More int
 }
 
 // AdvisoryRow is one record about the vulnerability.
@@ -134,6 +136,8 @@ type PackagePage struct {
 	Name      string
 	Ecosystem string
 	Affected  []AffectedRow
+	Images    int
+	More      int
 }
 
 // JobsPage lists background work.

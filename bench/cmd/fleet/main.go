@@ -57,26 +57,51 @@ func main() {
 		duration = flag.Duration("load", 10*time.Second, "API load duration per endpoint")
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the ingest")
 		conns    = flag.Int("conns", 8, "wrk connections")
+		reuse    = flag.Bool("reuse", false, "reuse the SQLite store of an earlier run: skip the import and the ingest")
 	)
 	flag.Parse()
 	ctx := context.Background()
-	st, err := openStore(ctx, *db, *work)
+	st, err := openStore(ctx, *db, *work, *reuse)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer st.Close()
 
+	pairs, err := testenv.DebianChangelogPairs(filepath.Join(*dataDir, "debian", "derived", "bookworm-minbase-changelog-cves.tsv"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	var ingest time.Duration
+	var digests []string
+	if *reuse {
+		imgs, err := st.Images(ctx, store.ImageFilter{Limit: *images})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, im := range imgs {
+			digests = append(digests, im.Digest)
+		}
+	} else {
+		ingest, digests = fill(ctx, st, *dataDir, pairs, *images, *pkgs, *bases, *profile)
+	}
+	advisories, _ := st.AdvisoryCount(ctx)
+	rate := float64(*images) / ingest.Seconds()
+	_ = rate
+	qprof := ""
+	if *reuse {
+		qprof = *profile
+	}
+	queryAndLoad(ctx, st, pairs, digests, ingest, *images, *pkgs, *bases, advisories, *wrk, *duration, *conns, qprof)
+}
+
+func fill(ctx context.Context, st store.Store, dataDir string, pairs []testenv.DebianChangelogPair, images, pkgs, bases int, profile string) (time.Duration, []string) {
 	// Advisories: real PyPA records and derived Debian ones.
 	t0 := time.Now()
 	im := vuln.NewImporter(st, "pypa")
-	if err := im.ImportPath(ctx, filepath.Join(*dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz")); err != nil {
+	if err := im.ImportPath(ctx, filepath.Join(dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz")); err != nil {
 		log.Fatal(err)
 	}
 	if _, err := im.Finish(ctx); err != nil {
-		log.Fatal(err)
-	}
-	pairs, err := testenv.DebianChangelogPairs(filepath.Join(*dataDir, "debian", "derived", "bookworm-minbase-changelog-cves.tsv"))
-	if err != nil {
 		log.Fatal(err)
 	}
 	dim := vuln.NewImporter(st, "derived-debian-changelogs")
@@ -91,8 +116,8 @@ func main() {
 	advisories, _ := st.AdvisoryCount(ctx)
 	log.Printf("advisories imported: %d in %s", advisories, time.Since(t0).Round(time.Millisecond))
 
-	debs := debianPackages(filepath.Join(*dataDir, "debian", "bookworm-minbase-rootfs", "var", "lib", "dpkg", "status"), pairs)
-	pypi := pypiPool(filepath.Join(*dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz"))
+	debs := debianPackages(filepath.Join(dataDir, "debian", "bookworm-minbase-rootfs", "var", "lib", "dpkg", "status"), pairs)
+	pypi := pypiPool(filepath.Join(dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz"))
 	log.Printf("package pools: %d Debian, %d PyPI (name, version) pairs", len(debs), len(pypi))
 
 	an, err := sbom.NewAnalyzer()
@@ -101,18 +126,18 @@ func main() {
 	}
 	sc := scan.New(st, an)
 	rng := rand.New(rand.NewPCG(1, 2))
-	if *profile != "" {
-		f, err := os.Create(*profile)
+	if profile != "" {
+		f, err := os.Create(profile)
 		if err != nil {
 			log.Fatal(err)
 		}
 		pprof.StartCPUProfile(f)
 	}
-	nApp := *pkgs - len(debs)
+	nApp := pkgs - len(debs)
 	start := time.Now()
 	var digests []string
-	for i := 0; i < *images; i++ {
-		inv := synthImage(i, i%*bases, debs, pypi, nApp, rng)
+	for i := 0; i < images; i++ {
+		inv := synthImage(i, i%bases, debs, pypi, nApp, rng)
 		if err := sc.Index(ctx, inv, fmt.Sprintf("bench/app-%d", i%500)); err != nil {
 			log.Fatal(err)
 		}
@@ -125,16 +150,29 @@ func main() {
 		}
 	}
 	ingest := time.Since(start)
-	if *profile != "" {
+	if profile != "" {
 		pprof.StopCPUProfile()
 	}
-	rate := float64(*images) / ingest.Seconds()
+	return ingest, digests
+}
+
+func queryAndLoad(ctx context.Context, st store.Store, pairs []testenv.DebianChangelogPair, digests []string, ingest time.Duration,
+	images, pkgs, bases, advisories int, wrk string, duration time.Duration, conns int, profile string) {
+	rate := float64(images) / ingest.Seconds()
 
 	// The query: every CVE the derived Debian data and a sample of PyPA
 	// records make affect the fleet.
 	cves := affectingCVEs(ctx, st, pairs)
 	var lat []time.Duration
 	found := 0
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	for round := 0; round < 5; round++ {
 		for _, c := range cves {
 			q0 := time.Now()
@@ -144,7 +182,7 @@ func main() {
 			}
 			lat = append(lat, time.Since(q0))
 			if round == 0 {
-				found += len(rows)
+				found += rows.Total
 			}
 		}
 	}
@@ -177,31 +215,35 @@ func main() {
 	sort.Strings(loadNames)
 	results := map[string]string{}
 	for _, name := range loadNames {
-		results[name] = runWrk(*wrk, loads[name], secret, *duration, *conns)
+		results[name] = runWrk(wrk, loads[name], secret, duration, conns)
 	}
 
 	backend := st.Backend()
 	fmt.Printf("# socle serve benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02T15:04Z"))
-	fmt.Printf("Store: %s. Fleet: %d images x %d packages (%d bases); %d advisories.\n\n", backend, *images, *pkgs, *bases, advisories)
+	fmt.Printf("Store: %s. Fleet: %d images x %d packages (%d bases); %d advisories.\n\n", backend, images, pkgs, bases, advisories)
 	fmt.Printf("| measure | value | target |\n|---|---|---|\n")
-	fmt.Printf("| ingest rate | %.0f images/s (%s for %d) | - |\n", rate, ingest.Round(time.Millisecond), *images)
+	if ingest > 0 {
+		fmt.Printf("| ingest rate | %.0f images/s (%s for %d) | - |\n", rate, ingest.Round(time.Millisecond), images)
+	}
 	fmt.Printf("| \"affected by CVE\" query p50 | %s | < 50 ms |\n", pct(lat, 50))
 	fmt.Printf("| \"affected by CVE\" query p99 | %s | < 50 ms |\n", pct(lat, 99))
 	fmt.Printf("| \"affected by CVE\" query max | %s | - |\n", lat[len(lat)-1])
 	for _, name := range loadNames {
-		fmt.Printf("| API %s p99 (wrk, %d connections) | %s | < 20 ms |\n", name, *conns, results[name])
+		fmt.Printf("| API %s p99 (wrk, %d connections) | %s | < 20 ms |\n", name, conns, results[name])
 	}
 	fmt.Printf("\n%d CVEs queried (%d affected image-package rows in all).\n", len(cves), found)
 }
 
-func openStore(ctx context.Context, db, work string) (store.Store, error) {
+func openStore(ctx context.Context, db, work string, reuse bool) (store.Store, error) {
 	if strings.HasPrefix(db, "postgres") {
 		return postgres.Open(ctx, db)
 	}
 	p := filepath.Join(work, "fleet-bench.db")
-	os.Remove(p)
-	os.Remove(p + "-wal")
-	os.Remove(p + "-shm")
+	if !reuse {
+		os.Remove(p)
+		os.Remove(p + "-wal")
+		os.Remove(p + "-shm")
+	}
 	return sqlite.Open(ctx, p)
 }
 
@@ -265,8 +307,8 @@ type pyPkg struct {
 }
 
 // pypiPool lists real (name, version) pairs from the PyPA records:
-// versions their lists name as affected, and versions their ranges name
-// as fixed.
+// versions their lists name as affected, and for each package the newest
+// version a range names as fixed.
 func pypiPool(path string) []pyPkg {
 	f, err := os.Open(path)
 	if err != nil {
@@ -279,6 +321,7 @@ func pypiPool(path string) []pyPkg {
 	}
 	tr := tar.NewReader(zr)
 	seen := map[pyPkg]bool{}
+	latestFix := map[string]string{}
 	var out []pyPkg
 	for {
 		h, err := tr.Next()
@@ -319,15 +362,18 @@ func pypiPool(path string) []pyPkg {
 			for _, r := range a.Ranges {
 				for _, e := range r.Events {
 					if f := e["fixed"]; f != "" {
-						p := pyPkg{a.Package.Name, f, false}
-						if !seen[p] {
-							seen[p] = true
-							out = append(out, p)
+						if cur, ok := latestFix[a.Package.Name]; !ok || vuln.LessVersion("PyPI", cur, f) {
+							latestFix[a.Package.Name] = f
 						}
 					}
 				}
 			}
 		}
+	}
+	// The newest fix of each package is the version a maintained image
+	// would run.
+	for name, v := range latestFix {
+		out = append(out, pyPkg{name, v, false})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].name != out[j].name {

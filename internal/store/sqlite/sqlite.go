@@ -21,9 +21,10 @@ import (
 
 // Dialect describes SQLite to sqlstore.
 var Dialect = sqlstore.Dialect{
-	Name:   "sqlite",
-	Blob:   "BLOB",
-	Serial: "INTEGER",
+	Name:         "sqlite",
+	Blob:         "BLOB",
+	Serial:       "INTEGER",
+	WithoutRowID: " WITHOUT ROWID",
 	IsUnique: func(err error) bool {
 		var e *sqlite.Error
 		if errors.As(err, &e) {

@@ -32,12 +32,16 @@ type Dialect struct {
 	// LockMigrations, when set, runs first in each migration transaction
 	// so that servers starting together apply it once.
 	LockMigrations string
+	// WithoutRowID ends the DDL of tables that are only a primary key
+	// ("WITHOUT ROWID" in SQLite).
+	WithoutRowID string
 }
 
 // DB is a store.Store on a database/sql handle.
 type DB struct {
-	db *sql.DB
-	d  Dialect
+	db    *sql.DB
+	d     Dialect
+	names nameCache
 }
 
 var _ store.Store = (*DB)(nil)

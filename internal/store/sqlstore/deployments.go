@@ -20,10 +20,12 @@ func (s *DB) putDeployment(ctx context.Context, x execer, d store.Deployment) er
 		d.Environment, d.Repository, d.Digest, ts(d.Since), d.By); err != nil {
 		return err
 	}
-	_, err := s.exec(ctx, x, `INSERT INTO deployments_current (environment, repository, digest, since, by_whom) VALUES (?, ?, ?, ?, ?)
+	if _, err := s.exec(ctx, x, `INSERT INTO deployments_current (environment, repository, digest, since, by_whom) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (environment, repository) DO UPDATE SET digest = excluded.digest, since = excluded.since, by_whom = excluded.by_whom`,
-		d.Environment, d.Repository, d.Digest, ts(d.Since), d.By)
-	return err
+		d.Environment, d.Repository, d.Digest, ts(d.Since), d.By); err != nil {
+		return err
+	}
+	return s.bump(ctx, x, tagsGenKey)
 }
 
 func (s *DB) CurrentDeployments(ctx context.Context, env string) ([]store.Deployment, error) {

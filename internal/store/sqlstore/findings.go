@@ -9,13 +9,14 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-const findingSelect = `SELECT f.image_digest, f.advisory_id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
+const findingSelect = `SELECT i.digest, f.advisory_id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
 p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index,
 f.opened_at, f.closed_at, f.close_reason, a.published
-FROM findings f
+FROM images i
+JOIN findings f ON f.image_id = i.id
 JOIN advisories a ON a.id = f.advisory_id
 JOIN packages p ON p.id = f.package_id
-JOIN image_packages ip ON ip.image_digest = f.image_digest AND ip.package_id = f.package_id
+JOIN image_packages ip ON ip.image_id = f.image_id AND ip.package_id = f.package_id
 LEFT JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id`
 
 func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
@@ -40,7 +41,7 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 }
 
 func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
-	rows, err := s.query(ctx, s.db, findingSelect+` WHERE f.image_digest = ? AND f.closed_at = 0
+	rows, err := s.query(ctx, s.db, findingSelect+` WHERE i.digest = ? AND f.closed_at = 0
 ORDER BY ip.type, ip.name, ip.version, f.advisory_id`, digest)
 	if err != nil {
 		return nil, err
@@ -57,141 +58,165 @@ ORDER BY ip.type, ip.name, ip.version, f.advisory_id`, digest)
 	return out, rows.Err()
 }
 
-func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) ([]store.AffectedImage, error) {
-	var out []store.AffectedImage
-	switch {
-	case q.Advisory != "":
-		ids, err := s.ResolveAdvisoryIDs(ctx, q.Advisory)
-		if err != nil {
-			return nil, err
-		}
-		if len(ids) == 0 {
-			return nil, nil
-		}
-		// The index answers: the package versions the advisories match,
-		// then the images holding each (a covering index scan). Every
-		// such image has the finding open, by construction.
-		type hit struct {
-			pkg             int64
-			adv, fixed, sev string
-			key             store.PackageKey
-		}
-		var hits []hit
-		rows, err := s.query(ctx, s.db, `SELECT pm.package_id, pm.advisory_id, pm.fixed_version, a.severity, p.ecosystem, p.name, p.version
-FROM package_matches pm JOIN advisories a ON a.id = pm.advisory_id JOIN packages p ON p.id = pm.package_id
-WHERE pm.advisory_id IN (`+placeholders(len(ids))+`) ORDER BY p.name, p.version, pm.advisory_id`, anySlice(ids)...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var h hit
-			if err := rows.Scan(&h.pkg, &h.adv, &h.fixed, &h.sev, &h.key.Ecosystem, &h.key.Name, &h.key.Version); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			hits = append(hits, h)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		held := map[int64][]string{}
-		for _, h := range hits {
-			if _, ok := held[h.pkg]; ok {
-				continue
-			}
-			digests, err := s.imagesWithPackage(ctx, s.db, h.pkg)
-			if err != nil {
-				return nil, err
-			}
-			held[h.pkg] = digests
-		}
-		for _, h := range hits {
-			for _, d := range held[h.pkg] {
-				out = append(out, store.AffectedImage{
-					Digest: d, AdvisoryID: h.adv, FixedVersion: h.fixed, Severity: h.sev,
-					Package: store.ImagePackage{Key: h.key, Name: h.key.Name, Version: h.key.Version},
-				})
-			}
-		}
-	case q.Package != "":
-		where := `(ip.name = ? OR p.name = ?)`
-		args := []any{q.Package, q.Package}
-		if q.Ecosystem != "" {
-			where += ` AND (p.ecosystem = ? OR p.ecosystem LIKE ?)`
-			args = append(args, q.Ecosystem, q.Ecosystem+":%")
-		}
-		if q.Version != "" {
-			where += ` AND (ip.version = ? OR p.version = ?)`
-			args = append(args, q.Version, q.Version)
-		}
-		rows, err := s.query(ctx, s.db, `SELECT ip.image_digest, p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index
-FROM image_packages ip JOIN packages p ON p.id = ip.package_id WHERE `+where+` ORDER BY ip.image_digest, ip.name`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var a store.AffectedImage
-			p := &a.Package
-			if err := rows.Scan(&a.Digest, &p.Key.Ecosystem, &p.Key.Name, &p.Key.Version, &p.Name, &p.Version, &p.Type, &p.PURL, &p.Path, &p.Layer, &p.LayerIndex); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out = append(out, a)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, nil
-	}
-	return out, s.describeAffected(ctx, out)
+// affectedHit is one package version an answer covers.
+type affectedHit struct {
+	pkg             int64
+	adv, fixed, sev string
+	key             store.PackageKey
+	name            string // the name to show
 }
 
-// describeAffected adds repositories, tags and environments.
-func (s *DB) describeAffected(ctx context.Context, out []store.AffectedImage) error {
-	seen := map[string]bool{}
-	var digests []string
-	for _, a := range out {
-		if !seen[a.Digest] {
-			seen[a.Digest] = true
-			digests = append(digests, a.Digest)
-		}
+func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.AffectedResult, error) {
+	var res store.AffectedResult
+	var hits []affectedHit
+	var err error
+	switch {
+	case q.Advisory != "":
+		hits, err = s.advisoryHits(ctx, q.Advisory)
+	case q.Package != "":
+		hits, err = s.packageHits(ctx, q)
+	default:
+		return res, nil
 	}
-	if len(digests) == 0 {
-		return nil
+	if err != nil || len(hits) == 0 {
+		return res, err
 	}
-	tags, err := s.tagsOf(ctx, digests)
-	if err != nil {
-		return err
+	if err := s.refreshNames(ctx); err != nil {
+		return res, err
 	}
-	envs, err := s.environmentsOf(ctx, digests)
-	if err != nil {
-		return err
+	// Every image holding a matched package version has the finding
+	// open, by construction: the index answers without findings rows.
+	type row struct {
+		hit int
+		id  int64
 	}
-	repos := map[string]string{}
-	for _, batch := range chunks(digests, 500) {
-		rows, err := s.query(ctx, s.db, `SELECT digest, repository FROM images WHERE digest IN (`+placeholders(len(batch))+`)`, anySlice(batch)...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var d, r string
-			if err := rows.Scan(&d, &r); err != nil {
-				rows.Close()
-				return err
+	var rows []row
+	held := map[int64][]int64{}
+	distinct := map[int64]bool{}
+	for i, h := range hits {
+		ids, ok := held[h.pkg]
+		if !ok {
+			if ids, err = s.imageIDsHolding(ctx, h.pkg); err != nil {
+				return res, err
 			}
-			repos[d] = r
+			held[h.pkg] = ids
 		}
-		rows.Close()
+		for _, id := range ids {
+			rows = append(rows, row{i, id})
+			distinct[id] = true
+		}
 	}
-	for i := range out {
-		out[i].Repository = repos[out[i].Digest]
-		out[i].Tags = tags[out[i].Digest]
-		out[i].Environments = envs[out[i].Digest]
+	res.Total, res.Images = len(rows), len(distinct)
+	if q.Offset > 0 {
+		if q.Offset >= len(rows) {
+			rows = nil
+		} else {
+			rows = rows[q.Offset:]
+		}
 	}
-	return nil
+	if q.Limit > 0 && len(rows) > q.Limit {
+		rows = rows[:q.Limit]
+	}
+	ids := make([]int64, 0, len(rows))
+	for _, r := range rows {
+		ids = append(ids, r.id)
+	}
+	names, err := s.describe(ctx, ids)
+	if err != nil {
+		return res, err
+	}
+	res.Rows = make([]store.AffectedImage, 0, len(rows))
+	for _, r := range rows {
+		h, n := hits[r.hit], names[r.id]
+		tags, envs := s.tagsAndEnvs(n.digest)
+		res.Rows = append(res.Rows, store.AffectedImage{
+			Digest: n.digest, Repository: n.repository, Tags: tags, Environments: envs,
+			AdvisoryID: h.adv, FixedVersion: h.fixed, Severity: h.sev,
+			Package: store.ImagePackage{Key: h.key, Name: h.name, Version: h.key.Version},
+		})
+	}
+	return res, nil
+}
+
+// advisoryHits lists the package versions matched by an advisory and its
+// aliases.
+func (s *DB) advisoryHits(ctx context.Context, advisory string) ([]affectedHit, error) {
+	ids, err := s.ResolveAdvisoryIDs(ctx, advisory)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, err := s.query(ctx, s.db, `SELECT pm.package_id, pm.advisory_id, pm.fixed_version, a.severity, p.ecosystem, p.name, p.version
+FROM package_matches pm JOIN advisories a ON a.id = pm.advisory_id JOIN packages p ON p.id = pm.package_id
+WHERE pm.advisory_id IN (`+placeholders(len(ids))+`) ORDER BY p.name, p.version, pm.advisory_id`, anySlice(ids)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var hits []affectedHit
+	for rows.Next() {
+		var h affectedHit
+		if err := rows.Scan(&h.pkg, &h.adv, &h.fixed, &h.sev, &h.key.Ecosystem, &h.key.Name, &h.key.Version); err != nil {
+			return nil, err
+		}
+		h.name = h.key.Name
+		hits = append(hits, h)
+	}
+	return hits, rows.Err()
+}
+
+// packageHits lists the package versions a package query names: by the
+// matched (source) name or by a binary package's name.
+func (s *DB) packageHits(ctx context.Context, q store.AffectedQuery) ([]affectedHit, error) {
+	byBinary := map[int64]bool{}
+	rows, err := s.query(ctx, s.db, `SELECT DISTINCT package_id FROM image_packages WHERE name = ?`, q.Package)
+	if err != nil {
+		return nil, err
+	}
+	var ids []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byBinary[id] = true
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	where, args := `name = ?`, []any{q.Package}
+	if len(ids) > 0 {
+		where = `(name = ? OR id IN (` + placeholders(len(ids)) + `))`
+		args = append(args, ids...)
+	}
+	if q.Ecosystem != "" {
+		where += ` AND (ecosystem = ? OR ecosystem LIKE ?)`
+		args = append(args, q.Ecosystem, q.Ecosystem+":%")
+	}
+	if q.Version != "" {
+		where += ` AND version = ?`
+		args = append(args, q.Version)
+	}
+	prows, err := s.query(ctx, s.db, `SELECT id, ecosystem, name, version FROM packages WHERE `+where+` ORDER BY name, version`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer prows.Close()
+	var hits []affectedHit
+	for prows.Next() {
+		var h affectedHit
+		if err := prows.Scan(&h.pkg, &h.key.Ecosystem, &h.key.Name, &h.key.Version); err != nil {
+			return nil, err
+		}
+		h.name = h.key.Name
+		if byBinary[h.pkg] {
+			h.name = q.Package
+		}
+		hits = append(hits, h)
+	}
+	return hits, prows.Err()
 }
 
 func (s *DB) FindingTrend(ctx context.Context, from, to time.Time, step time.Duration) ([]store.TrendPoint, error) {
@@ -207,7 +232,7 @@ FROM findings f
 JOIN advisories a ON a.id = f.advisory_id
 LEFT JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id
 WHERE f.opened_at <= ? AND (f.closed_at = 0 OR f.closed_at > ?) AND a.withdrawn = 0
-AND f.image_digest IN (SELECT digest FROM tags)`, at, at).Scan(&open, &fixable)
+AND f.image_id IN (SELECT i.id FROM images i JOIN tags t ON t.digest = i.digest)`, at, at).Scan(&open, &fixable)
 		if err != nil {
 			return nil, err
 		}

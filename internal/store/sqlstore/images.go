@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -16,32 +17,62 @@ func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePa
 	var fresh []store.PackageRow
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		fresh = fresh[:0]
-		if _, err := s.exec(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
-base_name, base_digest, layers, size, inventory, scanned_at, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		// A repository change renames an image in cached answers.
+		var oldRepo string
+		err := s.queryRow(ctx, tx, `SELECT repository FROM images WHERE digest = ?`, img.Digest).Scan(&oldRepo)
+		if err != nil && err != sql.ErrNoRows {
+			return err
+		}
+		if err == nil && img.Repository != "" && oldRepo != img.Repository {
+			if err := s.bump(ctx, tx, imagesGenKey); err != nil {
+				return err
+			}
+		}
+		var imageID int64
+		if err := s.queryRow(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
+base_name, base_digest, layers, size, scanned_at, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (digest) DO UPDATE SET repository = CASE WHEN excluded.repository <> '' THEN excluded.repository ELSE images.repository END,
 media_type = excluded.media_type, config = excluded.config, platform = excluded.platform, created = excluded.created,
 os = excluded.os, ecosystem = excluded.ecosystem,
 base_name = CASE WHEN excluded.base_name <> '' THEN excluded.base_name ELSE images.base_name END,
 base_digest = CASE WHEN excluded.base_digest <> '' THEN excluded.base_digest ELSE images.base_digest END,
-layers = excluded.layers, size = excluded.size, inventory = excluded.inventory, scanned_at = excluded.scanned_at, labels = excluded.labels`,
+layers = excluded.layers, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels
+RETURNING id`,
 			img.Digest, img.Repository, img.MediaType, img.Config, img.Platform, ts(img.Created), img.OS, img.Ecosystem,
-			img.BaseName, img.BaseDigest, string(layers), img.Size, img.Inventory, ts(img.ScannedAt), string(labels)); err != nil {
+			img.BaseName, img.BaseDigest, string(layers), img.Size, ts(img.ScannedAt), string(labels)).Scan(&imageID); err != nil {
+			return err
+		}
+		// The inventory lives apart, so that image rows stay small and the
+		// fleet's queries read few pages.
+		if _, err := s.exec(ctx, tx, `INSERT INTO image_inventories (image_id, data) VALUES (?, ?)
+ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes(img.Inventory)); err != nil {
 			return err
 		}
 		ids, newIDs, err := s.ensurePackages(ctx, tx, pkgs)
 		if err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_digest = ?`, img.Digest); err != nil {
-			return err
+		for _, q := range []string{`DELETE FROM image_packages WHERE image_id = ?`, `DELETE FROM package_images WHERE image_id = ?`} {
+			if _, err := s.exec(ctx, tx, q, imageID); err != nil {
+				return err
+			}
+		}
+		pairs := make([]any, 0, 2*len(ids))
+		for _, id := range ids {
+			pairs = append(pairs, id, imageID)
+		}
+		for _, batch := range chunks(pairs, 400) {
+			if _, err := s.exec(ctx, tx, `INSERT INTO package_images (package_id, image_id) VALUES `+rowPlaceholders(len(batch)/2, 2), batch...); err != nil {
+				return err
+			}
 		}
 		const cols = 9
 		for _, batch := range chunks(pkgs, 100) {
 			args := make([]any, 0, len(batch)*cols)
 			for _, p := range batch {
-				args = append(args, img.Digest, ids[p.Key], p.Name, p.Version, p.Type, p.PURL, p.Path, p.Layer, p.LayerIndex)
+				args = append(args, imageID, ids[p.Key], p.Name, p.Version, p.Type, p.PURL, p.Path, p.Layer, p.LayerIndex)
 			}
-			if _, err := s.exec(ctx, tx, `INSERT INTO image_packages (image_digest, package_id, name, version, type, purl, path, layer, layer_index)
+			if _, err := s.exec(ctx, tx, `INSERT INTO image_packages (image_id, package_id, name, version, type, purl, path, layer, layer_index)
 VALUES `+rowPlaceholders(len(batch), cols), args...); err != nil {
 				return err
 			}
@@ -52,16 +83,16 @@ VALUES `+rowPlaceholders(len(batch), cols), args...); err != nil {
 		}
 		// Findings follow the index: open those the image's packages
 		// match, close those of packages it no longer holds.
-		if _, err := s.exec(ctx, tx, `INSERT INTO findings (image_digest, package_id, advisory_id, opened_at)
-SELECT DISTINCT ip.image_digest, pm.package_id, pm.advisory_id, CAST(? AS BIGINT)
-FROM image_packages ip JOIN package_matches pm ON pm.package_id = ip.package_id WHERE ip.image_digest = ?
-ON CONFLICT (image_digest, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
-WHERE findings.closed_at <> 0`, now, img.Digest); err != nil {
+		if _, err := s.exec(ctx, tx, `INSERT INTO findings (image_id, package_id, advisory_id, opened_at)
+SELECT DISTINCT ip.image_id, pm.package_id, pm.advisory_id, CAST(? AS BIGINT)
+FROM image_packages ip JOIN package_matches pm ON pm.package_id = ip.package_id WHERE ip.image_id = ?
+ON CONFLICT (image_id, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
+WHERE findings.closed_at <> 0`, now, imageID); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = 'package no longer in image'
-WHERE image_digest = ? AND closed_at = 0 AND package_id NOT IN (SELECT package_id FROM image_packages WHERE image_digest = ?)`,
-			now, img.Digest, img.Digest); err != nil {
+WHERE image_id = ? AND closed_at = 0 AND package_id NOT IN (SELECT package_id FROM image_packages WHERE image_id = ?)`,
+			now, imageID, imageID); err != nil {
 			return err
 		}
 		for _, id := range newIDs {
@@ -149,7 +180,8 @@ func scanImage(row interface{ Scan(...any) error }, img *store.Image, extra ...a
 
 func (s *DB) Image(ctx context.Context, digest string) (store.Image, error) {
 	var img store.Image
-	row := s.queryRow(ctx, s.db, `SELECT `+imageColumns+`, inventory FROM images WHERE digest = ?`, digest)
+	row := s.queryRow(ctx, s.db, `SELECT `+prefixed("images.", imageColumns)+`, COALESCE(v.data, '') FROM images
+LEFT JOIN image_inventories v ON v.image_id = images.id WHERE images.digest = ?`, digest)
 	if err := scanImage(row, &img, &img.Inventory); err != nil {
 		return img, notFound(err, "image "+digest)
 	}
@@ -178,7 +210,7 @@ func (s *DB) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSumm
 		where, args = ` WHERE repository = ?`, append(args, f.Repository)
 	}
 	args = append(args, limit, f.Offset)
-	rows, err := s.query(ctx, s.db, `SELECT `+imageColumns+`, (SELECT COUNT(*) FROM image_packages ip WHERE ip.image_digest = images.digest)
+	rows, err := s.query(ctx, s.db, `SELECT `+imageColumns+`, (SELECT COUNT(*) FROM image_packages ip WHERE ip.image_id = images.id)
 FROM images`+where+` ORDER BY scanned_at DESC, digest LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return nil, err
@@ -219,10 +251,10 @@ FROM images`+where+` ORDER BY scanned_at DESC, digest LIMIT ? OFFSET ?`, args...
 func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
 	in := placeholders(len(digests))
 	args := anySlice(digests)
-	rows, err := s.query(ctx, s.db, `SELECT f.image_digest, a.severity, pm.fixed_version <> '', COUNT(*)
-FROM findings f JOIN advisories a ON a.id = f.advisory_id
+	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, pm.fixed_version <> '', COUNT(*)
+FROM images i JOIN findings f ON f.image_id = i.id JOIN advisories a ON a.id = f.advisory_id
 JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id
-WHERE f.closed_at = 0 AND a.withdrawn = 0 AND f.image_digest IN (`+in+`) GROUP BY f.image_digest, a.severity, pm.fixed_version <> ''`, args...)
+WHERE f.closed_at = 0 AND a.withdrawn = 0 AND i.digest IN (`+in+`) GROUP BY i.digest, a.severity, pm.fixed_version <> ''`, args...)
 	if err != nil {
 		return err
 	}
@@ -297,6 +329,9 @@ ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = ex
 			ev.Repository, ev.Tag, ev.Digest, ts(ev.At)); err != nil {
 			return err
 		}
+		if err := s.bump(ctx, tx, tagsGenKey); err != nil {
+			return err
+		}
 		_, err = s.exec(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at) VALUES (?, ?, ?, ?)`,
 			ev.Repository, ev.Tag, ev.Digest, ts(ev.At))
 		return err
@@ -314,6 +349,9 @@ func (s *DB) DeleteTag(ctx context.Context, repository, tag string, at time.Time
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `DELETE FROM tags WHERE repository = ? AND tag = ?`, repository, tag); err != nil {
+			return err
+		}
+		if err := s.bump(ctx, tx, tagsGenKey); err != nil {
 			return err
 		}
 		_, err = s.exec(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at, deleted) VALUES (?, ?, ?, ?, 1)`,
@@ -360,7 +398,8 @@ func scanTagEvents(rows *sql.Rows) ([]store.TagEvent, error) {
 
 func (s *DB) ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error) {
 	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index
-FROM image_packages ip JOIN packages p ON p.id = ip.package_id WHERE ip.image_digest = ? ORDER BY ip.type, ip.name, ip.version, ip.path`, digest)
+FROM image_packages ip JOIN packages p ON p.id = ip.package_id JOIN images i ON i.id = ip.image_id
+WHERE i.digest = ? ORDER BY ip.type, ip.name, ip.version, ip.path`, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -374,4 +413,20 @@ FROM image_packages ip JOIN packages p ON p.id = ip.package_id WHERE ip.image_di
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// prefixed qualifies a comma-separated column list.
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, p := range parts {
+		parts[i] = prefix + p
+	}
+	return strings.Join(parts, ", ")
 }

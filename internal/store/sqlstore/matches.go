@@ -180,20 +180,20 @@ func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]ma
 // openFindings opens, in every image holding the package, a finding for
 // each advisory; a closed one reopens.
 func (s *DB) openFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs []string, at time.Time, images map[string]bool) (int, error) {
-	digests, err := s.imagesWithPackage(ctx, tx, pkgID)
+	held, err := s.imagesHolding(ctx, tx, pkgID)
 	if err != nil {
 		return 0, err
 	}
 	var rows []any
-	for _, d := range digests {
+	for _, h := range held {
 		for _, a := range advIDs {
-			rows = append(rows, d, pkgID, a, ts(at))
+			rows = append(rows, h.id, pkgID, a, ts(at))
 		}
 	}
 	n := 0
 	for _, batch := range chunks(rows, 400) {
-		res, err := s.exec(ctx, tx, `INSERT INTO findings (image_digest, package_id, advisory_id, opened_at) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
-ON CONFLICT (image_digest, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
+		res, err := s.exec(ctx, tx, `INSERT INTO findings (image_id, package_id, advisory_id, opened_at) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
+ON CONFLICT (image_id, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
 WHERE findings.closed_at <> 0`, batch...)
 		if err != nil {
 			return 0, err
@@ -202,8 +202,8 @@ WHERE findings.closed_at <> 0`, batch...)
 		n += int(k)
 	}
 	if n > 0 {
-		for _, d := range digests {
-			images[d] = true
+		for _, h := range held {
+			images[h.digest] = true
 		}
 	}
 	return n, nil
@@ -212,7 +212,8 @@ WHERE findings.closed_at <> 0`, batch...)
 // closeFindings closes the open findings of a package for advisories.
 func (s *DB) closeFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs []string, reason string, at time.Time, images map[string]bool) (int, error) {
 	args := append([]any{pkgID}, anySlice(advIDs)...)
-	rows, err := s.query(ctx, tx, `SELECT DISTINCT image_digest FROM findings WHERE package_id = ? AND advisory_id IN (`+placeholders(len(advIDs))+`) AND closed_at = 0`, args...)
+	rows, err := s.query(ctx, tx, `SELECT DISTINCT i.digest FROM findings f JOIN images i ON i.id = f.image_id
+WHERE f.package_id = ? AND f.advisory_id IN (`+placeholders(len(advIDs))+`) AND f.closed_at = 0`, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -244,19 +245,56 @@ func (s *DB) closeFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs 
 	return int(k), nil
 }
 
-func (s *DB) imagesWithPackage(ctx context.Context, x execer, pkgID int64) ([]string, error) {
-	rows, err := s.query(ctx, x, `SELECT DISTINCT image_digest FROM image_packages WHERE package_id = ? ORDER BY image_digest`, pkgID)
+// heldImage is an image holding a package.
+type heldImage struct {
+	id     int64
+	digest string
+}
+
+// imagesHolding lists the images holding a package version, from the
+// (package_id, image_id) index, in digest order.
+func (s *DB) imagesHolding(ctx context.Context, x execer, pkgID int64) ([]heldImage, error) {
+	rows, err := s.query(ctx, x, `SELECT i.id, i.digest FROM package_images pi JOIN images i ON i.id = pi.image_id WHERE pi.package_id = ?`, pkgID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []heldImage
 	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
+		var h heldImage
+		if err := rows.Scan(&h.id, &h.digest); err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].digest < out[j].digest })
+	return out, rows.Err()
+}
+
+// imageIDsHolding lists the images holding a package version, oldest
+// first, from the (package_id, image_id) primary key alone.
+func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64) ([]int64, error) {
+	rows, err := s.query(ctx, s.db, `SELECT image_id FROM package_images WHERE package_id = ? ORDER BY image_id`, pkgID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
 	}
 	return out, rows.Err()
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
 }

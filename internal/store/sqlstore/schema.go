@@ -27,27 +27,29 @@ CREATE INDEX advisory_affected_pkg ON advisory_affected (name, ecosystem);
 CREATE TABLE feeds (name TEXT PRIMARY KEY, kind TEXT NOT NULL, url TEXT NOT NULL, records BIGINT NOT NULL,
 	last_attempt BIGINT NOT NULL, last_success BIGINT NOT NULL, last_error TEXT NOT NULL, cursor TEXT NOT NULL);
 CREATE TABLE images (
-	digest TEXT PRIMARY KEY, repository TEXT NOT NULL, media_type TEXT NOT NULL, config TEXT NOT NULL,
+	id {{serial}} PRIMARY KEY, digest TEXT NOT NULL UNIQUE, repository TEXT NOT NULL, media_type TEXT NOT NULL, config TEXT NOT NULL,
 	platform TEXT NOT NULL, created BIGINT NOT NULL, os TEXT NOT NULL, ecosystem TEXT NOT NULL,
 	base_name TEXT NOT NULL, base_digest TEXT NOT NULL, layers TEXT NOT NULL, size BIGINT NOT NULL,
-	inventory {{blob}} NOT NULL, scanned_at BIGINT NOT NULL, labels TEXT NOT NULL);
+	scanned_at BIGINT NOT NULL, labels TEXT NOT NULL);
+CREATE TABLE image_inventories (image_id BIGINT PRIMARY KEY, data {{blob}} NOT NULL);
 CREATE INDEX images_repo ON images (repository);
 CREATE INDEX images_scanned ON images (scanned_at);
 CREATE TABLE packages (id {{serial}} PRIMARY KEY, ecosystem TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
 	matched_at BIGINT NOT NULL DEFAULT 0, UNIQUE (ecosystem, name, version));
 CREATE INDEX packages_name ON packages (name, ecosystem);
-CREATE TABLE image_packages (image_digest TEXT NOT NULL, package_id BIGINT NOT NULL, name TEXT NOT NULL,
+CREATE TABLE image_packages (image_id BIGINT NOT NULL, package_id BIGINT NOT NULL, name TEXT NOT NULL,
 	version TEXT NOT NULL, type TEXT NOT NULL, purl TEXT NOT NULL, path TEXT NOT NULL, layer TEXT NOT NULL,
 	layer_index INTEGER NOT NULL);
-CREATE INDEX image_packages_img ON image_packages (image_digest, package_id);
-CREATE INDEX image_packages_pkg ON image_packages (package_id, image_digest);
+CREATE INDEX image_packages_img ON image_packages (image_id, package_id);
+CREATE INDEX image_packages_name ON image_packages (name, package_id);
+CREATE TABLE package_images (package_id BIGINT NOT NULL, image_id BIGINT NOT NULL, PRIMARY KEY (package_id, image_id)){{without_rowid}};
+CREATE INDEX package_images_img ON package_images (image_id);
 CREATE TABLE package_matches (package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL, fixed_version TEXT NOT NULL,
 	PRIMARY KEY (package_id, advisory_id));
 CREATE INDEX package_matches_adv ON package_matches (advisory_id);
-CREATE TABLE findings (image_digest TEXT NOT NULL, package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL,
+CREATE TABLE findings (image_id BIGINT NOT NULL, package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL,
 	opened_at BIGINT NOT NULL, closed_at BIGINT NOT NULL DEFAULT 0, close_reason TEXT NOT NULL DEFAULT '',
-	PRIMARY KEY (image_digest, package_id, advisory_id));
-CREATE INDEX findings_adv ON findings (advisory_id, closed_at);
+	PRIMARY KEY (image_id, package_id, advisory_id));
 CREATE INDEX findings_pkg ON findings (package_id, advisory_id);
 CREATE TABLE tags (repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, since BIGINT NOT NULL,
 	PRIMARY KEY (repository, tag));
@@ -116,6 +118,7 @@ func (s *DB) expand(m string) string {
 	r := strings.NewReplacer(
 		"{{blob}}", s.d.Blob,
 		"{{serial}}", s.d.Serial,
+		"{{without_rowid}}", s.d.WithoutRowID,
 		"{{audit_triggers}}", triggers(s.d.AuditTriggers),
 	)
 	return r.Replace(m)

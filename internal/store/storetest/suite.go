@@ -396,25 +396,45 @@ func testAffectedImages(t *testing.T, s store.Store) {
 	for _, q := range []string{"CVE-2024-1", "DSA-1"} {
 		got, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: q})
 		must(t, err)
-		if len(got) != 2 || got[0].Digest != "sha256:a" || got[0].Repository != "r/a" || got[0].FixedVersion != "3.0.2" ||
-			!reflect.DeepEqual(got[0].Environments, []string{"prod"}) || !reflect.DeepEqual(got[0].Tags, []string{"prod"}) || got[1].Digest != "sha256:b" {
+		r := got.Rows
+		if got.Images != 2 || got.Total != 2 || len(r) != 2 || r[0].Digest != "sha256:a" || r[0].Repository != "r/a" || r[0].FixedVersion != "3.0.2" ||
+			!reflect.DeepEqual(r[0].Environments, []string{"prod"}) || !reflect.DeepEqual(r[0].Tags, []string{"prod"}) || r[1].Digest != "sha256:b" ||
+			r[0].Package.Key.Name != "openssl" {
 			t.Fatalf("AffectedImages(%s) = %+v", q, got)
 		}
 	}
-	got, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-0000-0"})
+	// Tags and deployments made after a first answer show in the next.
+	must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/b", Tag: "1.0", Digest: "sha256:b", At: t0}))
+	must(t, s.PutDeployment(ctx, store.Deployment{Environment: "staging", Repository: "r/b", Digest: "sha256:b", Since: t0, By: "suite"}))
+	got, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2024-1"})
 	must(t, err)
-	if len(got) != 0 {
+	if !reflect.DeepEqual(got.Rows[1].Tags, []string{"1.0"}) || !reflect.DeepEqual(got.Rows[1].Environments, []string{"staging"}) {
+		t.Fatalf("stale names: %+v", got.Rows[1])
+	}
+	page, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2024-1", Limit: 1, Offset: 1})
+	must(t, err)
+	if page.Total != 2 || page.Images != 2 || len(page.Rows) != 1 || page.Rows[0].Digest != "sha256:b" {
+		t.Fatalf("page = %+v", page)
+	}
+	got, err = s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-0000-0"})
+	must(t, err)
+	if got.Total != 0 {
 		t.Fatalf("unknown advisory matched %+v", got)
 	}
 	got, err = s.AffectedImages(ctx, store.AffectedQuery{Package: "zlib1g"})
 	must(t, err)
-	if len(got) != 1 || got[0].Digest != "sha256:a" {
+	if got.Images != 1 || got.Rows[0].Digest != "sha256:a" || got.Rows[0].Package.Name != "zlib1g" {
 		t.Fatalf("AffectedImages(package zlib1g) = %+v", got)
 	}
 	got, err = s.AffectedImages(ctx, store.AffectedQuery{Package: "openssl", Ecosystem: "Debian", Version: "3.0.1"})
 	must(t, err)
-	if len(got) != 2 {
+	if got.Images != 2 {
 		t.Fatalf("AffectedImages(openssl 3.0.1) = %+v", got)
+	}
+	got, err = s.AffectedImages(ctx, store.AffectedQuery{Package: "openssl", Version: "9.9"})
+	must(t, err)
+	if got.Images != 0 {
+		t.Fatalf("AffectedImages(openssl 9.9) = %+v", got)
 	}
 }
 

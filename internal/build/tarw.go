@@ -1,0 +1,153 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// tree is a set of files to write as one layer, in sorted order with
+// fixed times: the same tree always gives the same bytes.
+type tree struct {
+	entries map[string]*treeEntry
+	spool   string // directory for large contents
+	nspool  int
+	epoch   time.Time
+}
+
+type treeEntry struct {
+	hdr     tar.Header
+	data    []byte // small contents
+	spooled string // or a file holding them
+	owner   string // which package wrote it
+}
+
+func newTree(spool string, epoch time.Time) *tree {
+	return &tree{entries: map[string]*treeEntry{}, spool: spool, epoch: epoch}
+}
+
+const maxInMemoryEntry = 1 << 20
+
+// add records an entry; content is read now. A later add of the same
+// path replaces a file, and is ignored for a directory already there.
+func (t *tree) add(h tar.Header, content io.Reader, owner string) error {
+	p := strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")
+	if p == "" || p == "." {
+		return nil
+	}
+	if old, ok := t.entries[p]; ok && old.hdr.Typeflag == tar.TypeDir && h.Typeflag == tar.TypeDir {
+		return nil
+	}
+	e := &treeEntry{owner: owner}
+	e.hdr = tar.Header{
+		Typeflag: h.Typeflag, Name: p, Linkname: h.Linkname, Size: 0,
+		Mode: h.Mode & 0o7777, Uid: h.Uid, Gid: h.Gid, ModTime: t.epoch, Format: tar.FormatPAX,
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA:
+		e.hdr.Typeflag = tar.TypeReg
+		e.hdr.Size = h.Size
+		if h.Size <= maxInMemoryEntry {
+			b, err := io.ReadAll(io.LimitReader(content, h.Size))
+			if err != nil {
+				return err
+			}
+			e.data = b
+		} else {
+			f, err := os.CreateTemp(t.spool, "entry-*")
+			if err != nil {
+				return err
+			}
+			n, err := io.Copy(f, io.LimitReader(content, h.Size))
+			f.Close()
+			if err != nil || n != h.Size {
+				return fmt.Errorf("spooling %s: %v", p, err)
+			}
+			e.spooled = f.Name()
+		}
+	case tar.TypeDir:
+		e.hdr.Name += "/"
+	case tar.TypeSymlink:
+	case tar.TypeLink:
+		e.hdr.Linkname = strings.TrimPrefix(path.Clean("/"+h.Linkname), "/")
+	default:
+		return nil // devices and FIFOs are not placed in images
+	}
+	t.entries[p] = e
+	return nil
+}
+
+// addFile adds a regular file from memory.
+func (t *tree) addFile(p string, mode int64, uid, gid int, data []byte, owner string) error {
+	return t.add(tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Uid: uid, Gid: gid, Size: int64(len(data))}, bytes.NewReader(data), owner)
+}
+
+func (t *tree) addDir(p string, mode int64, uid, gid int) error {
+	return t.add(tar.Header{Typeflag: tar.TypeDir, Name: p, Mode: mode, Uid: uid, Gid: gid}, nil, "")
+}
+
+func (t *tree) addSymlink(p, target string) error {
+	return t.add(tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: target, Mode: 0o777}, nil, "")
+}
+
+// read returns the content of a regular file in the tree.
+func (t *tree) read(p string) ([]byte, bool) {
+	e, ok := t.entries[p]
+	if !ok || e.hdr.Typeflag != tar.TypeReg {
+		return nil, false
+	}
+	if e.spooled != "" {
+		b, err := os.ReadFile(e.spooled)
+		return b, err == nil
+	}
+	return e.data, true
+}
+
+// writeTo writes the tree as a tar stream, parents before children,
+// every directory present.
+func (t *tree) writeTo(w io.Writer) error {
+	// Make sure every parent directory exists as an entry.
+	for p := range t.entries {
+		for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+			if _, ok := t.entries[d]; !ok {
+				t.entries[d] = &treeEntry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: t.epoch, Format: tar.FormatPAX}}
+			}
+		}
+	}
+	paths := make([]string, 0, len(t.entries))
+	for p := range t.entries {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	tw := tar.NewWriter(w)
+	for _, p := range paths {
+		e := t.entries[p]
+		h := e.hdr
+		if err := tw.WriteHeader(&h); err != nil {
+			return fmt.Errorf("writing %s: %w", p, err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if e.spooled != "" {
+			f, err := os.Open(e.spooled)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		} else if _, err := tw.Write(e.data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}

@@ -1,0 +1,153 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sort"
+	"sync"
+)
+
+// nameCache keeps what answers show of each image (digest, repository,
+// tags, environments) in memory, so that the fleet-wide queries do not
+// join text columns for thousands of rows. It is checked against two
+// generation counters the writers bump in their transactions, so every
+// server sharing the database sees changes at its next query.
+type nameCache struct {
+	mu        sync.Mutex
+	tagsGen   string
+	imagesGen string
+	tags      map[string][]string // digest -> tags
+	envs      map[string][]string // digest -> environments
+	images    map[int64]imageName
+}
+
+type imageName struct{ digest, repository string }
+
+const (
+	tagsGenKey   = "tags_generation"
+	imagesGenKey = "images_generation"
+)
+
+// bump increments a generation counter in the caller's transaction.
+func (s *DB) bump(ctx context.Context, x execer, key string) error {
+	_, err := s.exec(ctx, x, `INSERT INTO meta (key, value) VALUES (?, '1')
+ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)`, key)
+	return err
+}
+
+// refreshNames reloads what changed since the cache was filled.
+func (s *DB) refreshNames(ctx context.Context) error {
+	rows, err := s.query(ctx, s.db, `SELECT key, value FROM meta WHERE key IN (?, ?)`, tagsGenKey, imagesGenKey)
+	if err != nil {
+		return err
+	}
+	var tg, ig string
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		if k == tagsGenKey {
+			tg = v
+		} else {
+			ig = v
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	c := &s.names
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.images == nil || c.imagesGen != ig {
+		c.images, c.imagesGen = map[int64]imageName{}, ig
+	}
+	if c.tags != nil && c.tagsGen == tg {
+		return nil
+	}
+	tags := map[string][]string{}
+	trows, err := s.query(ctx, s.db, `SELECT digest, tag FROM tags ORDER BY tag`)
+	if err != nil {
+		return err
+	}
+	if err := collect(trows, tags); err != nil {
+		return err
+	}
+	envs := map[string][]string{}
+	erows, err := s.query(ctx, s.db, `SELECT digest, environment FROM deployments_current ORDER BY environment`)
+	if err != nil {
+		return err
+	}
+	if err := collect(erows, envs); err != nil {
+		return err
+	}
+	c.tags, c.envs, c.tagsGen = tags, envs, tg
+	return nil
+}
+
+func collect(rows *sql.Rows, into map[string][]string) error {
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		into[k] = append(into[k], v)
+	}
+	return rows.Err()
+}
+
+// describe fills digests, repositories, tags and environments of rows
+// whose image IDs are known, loading missing image names in batches.
+func (s *DB) describe(ctx context.Context, ids []int64) (map[int64]imageName, error) {
+	c := &s.names
+	c.mu.Lock()
+	var missing []int64
+	out := make(map[int64]imageName, len(ids))
+	for _, id := range ids {
+		if n, ok := c.images[id]; ok {
+			out[id] = n
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(missing, func(i, j int) bool { return missing[i] < missing[j] })
+	for _, batch := range chunks(missing, 500) {
+		rows, err := s.query(ctx, s.db, `SELECT id, digest, repository FROM images WHERE id IN (`+placeholders(len(batch))+`)`, anySlice(batch)...)
+		if err != nil {
+			return nil, err
+		}
+		fetched := map[int64]imageName{}
+		for rows.Next() {
+			var id int64
+			var n imageName
+			if err := rows.Scan(&id, &n.digest, &n.repository); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			fetched[id] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		for id, n := range fetched {
+			c.images[id] = n
+			out[id] = n
+		}
+		c.mu.Unlock()
+	}
+	return out, nil
+}
+
+// tagsAndEnvs returns the cached tags and environments of a digest.
+func (s *DB) tagsAndEnvs(digest string) ([]string, []string) {
+	c := &s.names
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tags[digest], c.envs[digest]
+}
