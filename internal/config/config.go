@@ -26,6 +26,8 @@ type File struct {
 	Watch []Watch `yaml:"watch"`
 	// Feeds lists advisory sources synced on a schedule.
 	Feeds []Feed `yaml:"feeds"`
+	// Images is the catalog: the images socle builds, each on its parent.
+	Images []Image `yaml:"images"`
 
 	// path is where the file was read from; positions maps a field path
 	// ("watch[1].tags") to its place in the file.
@@ -236,6 +238,12 @@ func (f *File) Position(field string) Pos {
 
 // Path is where the file was read from.
 func (f *File) Path() string { return f.path }
+
+// Errorf makes an Error naming field and its line, for checks made
+// outside this package (the catalog's).
+func (f *File) Errorf(field, format string, args ...any) *Error {
+	return f.errorf(field, format, args...)
+}
 
 // errorf makes an Error for field.
 func (f *File) errorf(field, format string, args ...any) *Error {
