@@ -84,11 +84,11 @@ func Append(ctx context.Context, base Base, spec AppendSpec) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return annotateBase(img, base)
+	return AnnotateBase(img, base)
 }
 
-// annotateBase records the parent in the manifest annotations.
-func annotateBase(img v1.Image, base Base) (v1.Image, error) {
+// AnnotateBase records the parent in the manifest annotations.
+func AnnotateBase(img v1.Image, base Base) (v1.Image, error) {
 	d, err := base.Image.Digest()
 	if err != nil {
 		return nil, err
@@ -202,7 +202,7 @@ func Rebase(img, oldBase v1.Image, newBase Base) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rebase: %w", err)
 	}
-	return annotateBase(rebased, newBase)
+	return AnnotateBase(rebased, newBase)
 }
 
 // LayersPrefix reports whether base's layers are the first layers of img.

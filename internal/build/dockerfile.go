@@ -5,10 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/socle-dev/socle/internal/layer"
 )
 
 // DockerfileSpec builds with an external BuildKit or docker.
@@ -19,11 +27,13 @@ type DockerfileSpec struct {
 	File    string
 	Target  string
 	Args    map[string]string
-	// Parent, when set, is passed as build argument BASE_IMAGE: the
-	// Dockerfile starts with ARG BASE_IMAGE and FROM ${BASE_IMAGE}.
-	Parent string
-	// Push is the reference to push the result to.
-	Push string
+	// Parent, when set, is passed as the build argument ParentArg
+	// (default BASE_IMAGE): the Dockerfile starts with ARG BASE_IMAGE and
+	// FROM ${BASE_IMAGE}.
+	Parent    string
+	ParentArg string
+	// Annotations are set on the image manifest.
+	Annotations map[string]string
 }
 
 // ErrNoBuilder is returned when neither BuildKit nor docker can build.
@@ -78,11 +88,15 @@ func firstLine(out []byte, err error) string {
 	return s
 }
 
-// Build runs the build and pushes to spec.Push.
-func (b *DockerfileBuilder) Build(ctx context.Context, spec DockerfileSpec) error {
-	if spec.Push == "" {
-		return errors.New("dockerfile build: nowhere to push")
+// Build runs the build into an OCI archive and returns the image; the
+// caller pushes it, as it does every other build's.
+func (b *DockerfileBuilder) Build(ctx context.Context, spec DockerfileSpec) (v1.Image, error) {
+	tmp, err := os.MkdirTemp("", "socle-dockerfile-*")
+	if err != nil {
+		return nil, err
 	}
+	defer os.RemoveAll(tmp)
+	archive := filepath.Join(tmp, "image.tar")
 	file := spec.File
 	if file == "" {
 		file = "Dockerfile"
@@ -92,17 +106,20 @@ func (b *DockerfileBuilder) Build(ctx context.Context, spec DockerfileSpec) erro
 		args[k] = v
 	}
 	if spec.Parent != "" {
-		args["BASE_IMAGE"] = spec.Parent
+		arg := spec.ParentArg
+		if arg == "" {
+			arg = "BASE_IMAGE"
+		}
+		args[arg] = spec.Parent
 	}
-	keys := make([]string, 0, len(args))
-	for k := range args {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := sortedKeys(args)
 	var cmd *exec.Cmd
 	switch b.Tool {
 	case "docker":
-		argv := []string{"buildx", "build", "--push", "-t", spec.Push, "-f", spec.Context + "/" + file}
+		argv := []string{"buildx", "build", "--output", "type=oci,dest=" + archive, "-f", filepath.Join(spec.Context, file)}
+		for _, k := range sortedKeys(spec.Annotations) {
+			argv = append(argv, "--annotation", "manifest:"+k+"="+spec.Annotations[k])
+		}
 		for _, k := range keys {
 			argv = append(argv, "--build-arg", k+"="+args[k])
 		}
@@ -113,7 +130,10 @@ func (b *DockerfileBuilder) Build(ctx context.Context, spec DockerfileSpec) erro
 	case "buildctl":
 		argv := []string{"--addr", b.Addr, "build", "--frontend", "dockerfile.v0",
 			"--local", "context=" + spec.Context, "--local", "dockerfile=" + spec.Context, "--opt", "filename=" + file,
-			"--output", "type=image,name=" + spec.Push + ",push=true"}
+			"--output", "type=oci,dest=" + archive}
+		for _, k := range sortedKeys(spec.Annotations) {
+			argv = append(argv, "--opt", "annotation-manifest."+k+"="+spec.Annotations[k])
+		}
 		for _, k := range keys {
 			argv = append(argv, "--opt", "build-arg:"+k+"="+args[k])
 		}
@@ -122,14 +142,74 @@ func (b *DockerfileBuilder) Build(ctx context.Context, spec DockerfileSpec) erro
 		}
 		cmd = exec.CommandContext(ctx, "buildctl", argv...)
 	default:
-		return fmt.Errorf("dockerfile build: unknown tool %q", b.Tool)
+		return nil, fmt.Errorf("dockerfile build: unknown tool %q", b.Tool)
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("dockerfile build with %s: %w\n%s", b.Tool, err, lastLines(out.String(), 20))
+		return nil, fmt.Errorf("dockerfile build with %s: %w\n%s", b.Tool, err, lastLines(out.String(), 20))
 	}
-	return nil
+	return loadOCIArchive(archive, filepath.Join(tmp, "layout"))
+}
+
+// loadOCIArchive unpacks an OCI layout tarball (safely: nothing escapes
+// dir) and returns its one image, held in memory so that dir can go.
+func loadOCIArchive(archive, dir string) (v1.Image, error) {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if err := layer.Extract(f, fi.Size(), layer.Limits{}, root); err != nil {
+		return nil, fmt.Errorf("unpacking the build's OCI archive: %w", err)
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the build's OCI archive: %w", err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	if len(im.Manifests) != 1 {
+		return nil, fmt.Errorf("the build's OCI archive holds %d manifests, want 1", len(im.Manifests))
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		return nil, err
+	}
+	return inMemory(img)
+}
+
+// inMemory copies an image's blobs into memory.
+func inMemory(img v1.Image) (v1.Image, error) {
+	var buf bytes.Buffer
+	if err := tarball.Write(nil, img, &buf); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.Image(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, nil)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func lastLines(s string, n int) string {

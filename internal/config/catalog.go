@@ -62,12 +62,14 @@ type AppendLayer struct {
 }
 
 // DockerfileBuild runs an external BuildKit or docker build. The
-// Dockerfile receives the parent as build argument BASE_IMAGE.
+// Dockerfile receives the parent, by digest, as the build argument
+// ParentArg (default BASE_IMAGE): it starts ARG BASE_IMAGE, FROM ${BASE_IMAGE}.
 type DockerfileBuild struct {
-	Context string            `yaml:"context"`
-	File    string            `yaml:"file"`
-	Target  string            `yaml:"target"`
-	Args    map[string]string `yaml:"args"`
+	Context   string            `yaml:"context"`
+	File      string            `yaml:"file"`
+	Target    string            `yaml:"target"`
+	Args      map[string]string `yaml:"args"`
+	ParentArg string            `yaml:"parent_arg"`
 }
 
 // ImageConfig sets the image configuration.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
@@ -125,10 +126,13 @@ func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository str
 		BaseName:   inv.Annotations["org.opencontainers.image.base.name"],
 		BaseDigest: inv.Annotations["org.opencontainers.image.base.digest"],
 	}
+	diffIDs := make([]string, 0, len(inv.Layers))
 	for _, l := range inv.Layers {
 		rec.Layers = append(rec.Layers, l.Digest)
 		rec.Size += l.Size
+		diffIDs = append(diffIDs, l.DiffID)
 	}
+	rec.ChainID = oci.ChainID(diffIDs)
 	var pkgs []store.ImagePackage
 	for i := range inv.Packages {
 		p := &inv.Packages[i]

@@ -28,6 +28,7 @@ type Store interface {
 	Tokens
 	Audit
 	Deployments
+	Builds
 	Meta
 	// Close releases the database.
 	Close() error
@@ -185,7 +186,10 @@ type Image struct {
 	BaseName   string
 	BaseDigest string
 	Layers     []string
-	Size       int64
+	// ChainID identifies the whole layer stack (oci.ChainID of the
+	// DiffIDs): an image whose stack is a prefix of another's is its base.
+	ChainID string
+	Size    int64
 	// Inventory is the encoded sbom.Inventory.
 	Inventory []byte
 	ScannedAt time.Time
@@ -263,6 +267,9 @@ type Images interface {
 	Image(ctx context.Context, digest string) (Image, error)
 	// HasImage reports whether an image is recorded.
 	HasImage(ctx context.Context, digest string) (bool, error)
+	// ImagesByChainID returns the images whose whole layer stack has
+	// this chain ID (without their inventories).
+	ImagesByChainID(ctx context.Context, chainID string) ([]Image, error)
 	// Images lists image summaries, newest scan first.
 	Images(ctx context.Context, f ImageFilter) ([]ImageSummary, error)
 	// ImageCount returns the number of images.
@@ -519,6 +526,52 @@ type Deployments interface {
 	// DeploymentHistory returns every deployment of a repository in an
 	// environment, newest first.
 	DeploymentHistory(ctx context.Context, env, repository string) ([]Deployment, error)
+}
+
+// Build is one build of a catalog image.
+type Build struct {
+	ID         int64
+	Name       string
+	Repository string
+	Digest     string
+	// Tag is the immutable tag; Tags every tag pushed (floating too).
+	Tag  string
+	Tags []string
+	// Parent is the parent's reference and ParentDigest what it
+	// resolved to for this build.
+	Parent       string
+	ParentDigest string
+	// Inputs hashes what the catalog said and the files it named.
+	Inputs string
+	// Packages are name → version for assembled images.
+	Packages map[string]string
+	// Reasons are why the build ran.
+	Reasons []string
+	// Status is succeeded, failed or skipped; Error says why not.
+	Status     string
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	By         string
+}
+
+// Build statuses.
+const (
+	BuildSucceeded = "succeeded"
+	BuildFailed    = "failed"
+	BuildSkipped   = "skipped"
+)
+
+// Builds records catalog builds.
+type Builds interface {
+	// RecordBuild appends a build and returns its ID.
+	RecordBuild(ctx context.Context, b Build) (int64, error)
+	// LastBuild returns the newest successful build of a catalog image,
+	// or ErrNotFound.
+	LastBuild(ctx context.Context, name string) (Build, error)
+	// BuildHistory returns the builds of a catalog image (every image
+	// when name is ""), newest first.
+	BuildHistory(ctx context.Context, name string, limit int) ([]Build, error)
 }
 
 // Meta keeps small settings.

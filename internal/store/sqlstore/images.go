@@ -30,16 +30,16 @@ func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePa
 		}
 		var imageID int64
 		if err := s.queryRow(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
-base_name, base_digest, layers, size, scanned_at, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+base_name, base_digest, layers, size, scanned_at, labels, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (digest) DO UPDATE SET repository = CASE WHEN excluded.repository <> '' THEN excluded.repository ELSE images.repository END,
 media_type = excluded.media_type, config = excluded.config, platform = excluded.platform, created = excluded.created,
 os = excluded.os, ecosystem = excluded.ecosystem,
 base_name = CASE WHEN excluded.base_name <> '' THEN excluded.base_name ELSE images.base_name END,
 base_digest = CASE WHEN excluded.base_digest <> '' THEN excluded.base_digest ELSE images.base_digest END,
-layers = excluded.layers, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels
-RETURNING id`,
+layers = excluded.layers, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels,
+chain_id = excluded.chain_id RETURNING id`,
 			img.Digest, img.Repository, img.MediaType, img.Config, img.Platform, ts(img.Created), img.OS, img.Ecosystem,
-			img.BaseName, img.BaseDigest, string(layers), img.Size, ts(img.ScannedAt), string(labels)).Scan(&imageID); err != nil {
+			img.BaseName, img.BaseDigest, string(layers), img.Size, ts(img.ScannedAt), string(labels), img.ChainID).Scan(&imageID); err != nil {
 			return err
 		}
 		// The inventory lives apart, so that image rows stay small and the
@@ -162,13 +162,13 @@ ON CONFLICT (ecosystem, name, version) DO NOTHING`, args...); err != nil {
 	return ids, fresh, nil
 }
 
-const imageColumns = `digest, repository, media_type, config, platform, created, os, ecosystem, base_name, base_digest, layers, size, scanned_at, labels`
+const imageColumns = `digest, repository, media_type, config, platform, created, os, ecosystem, base_name, base_digest, layers, size, scanned_at, labels, chain_id`
 
 func scanImage(row interface{ Scan(...any) error }, img *store.Image, extra ...any) error {
 	var created, scanned int64
 	var layers, labels string
 	dest := append([]any{&img.Digest, &img.Repository, &img.MediaType, &img.Config, &img.Platform, &created, &img.OS,
-		&img.Ecosystem, &img.BaseName, &img.BaseDigest, &layers, &img.Size, &scanned, &labels}, extra...)
+		&img.Ecosystem, &img.BaseName, &img.BaseDigest, &layers, &img.Size, &scanned, &labels, &img.ChainID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return err
 	}
@@ -186,6 +186,23 @@ LEFT JOIN image_inventories v ON v.image_id = images.id WHERE images.digest = ?`
 		return img, notFound(err, "image "+digest)
 	}
 	return img, nil
+}
+
+func (s *DB) ImagesByChainID(ctx context.Context, chainID string) ([]store.Image, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+imageColumns+` FROM images WHERE chain_id = ? ORDER BY scanned_at, digest`, chainID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Image
+	for rows.Next() {
+		var img store.Image
+		if err := scanImage(rows, &img); err != nil {
+			return nil, err
+		}
+		out = append(out, img)
+	}
+	return out, rows.Err()
 }
 
 func (s *DB) HasImage(ctx context.Context, digest string) (bool, error) {

@@ -75,6 +75,14 @@ CREATE TABLE deployments_current (environment TEXT NOT NULL, repository TEXT NOT
 	since BIGINT NOT NULL, by_whom TEXT NOT NULL, PRIMARY KEY (environment, repository));
 CREATE INDEX deployments_current_digest ON deployments_current (digest);
 {{audit_triggers}}`,
+	// 2: the catalog: layer-stack identity for lineage, and builds.
+	`ALTER TABLE images ADD COLUMN chain_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX images_chain ON images (chain_id);
+CREATE TABLE builds (id {{serial}} PRIMARY KEY, name TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT NOT NULL,
+	tag TEXT NOT NULL, tags TEXT NOT NULL, parent TEXT NOT NULL, parent_digest TEXT NOT NULL, inputs TEXT NOT NULL,
+	packages TEXT NOT NULL, reasons TEXT NOT NULL, status TEXT NOT NULL, error TEXT NOT NULL,
+	started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, by_whom TEXT NOT NULL);
+CREATE INDEX builds_name ON builds (name, id);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"AuditConcurrentAppend", testAuditConcurrent},
 		{"Deployments", testDeployments},
 		{"Meta", testMeta},
+		{"ChainIDs", testChainIDs},
+		{"Builds", testBuilds},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -794,5 +796,60 @@ func testAdvisoryGeneration(t *testing.T, s store.Store) {
 	g2, _ := s.AdvisoryGeneration(ctx)
 	if g2 != g1 {
 		t.Fatal("generation changed by an unchanged advisory")
+	}
+}
+
+func testChainIDs(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	a, b := image("sha256:base", "r/base", t0), image("sha256:other", "r/other", t0)
+	a.ChainID, b.ChainID = "sha256:chain-a", "sha256:chain-b"
+	_, err := s.PutImage(ctx, a, nil)
+	must(t, err)
+	_, err = s.PutImage(ctx, b, nil)
+	must(t, err)
+	got, err := s.ImagesByChainID(ctx, "sha256:chain-a")
+	must(t, err)
+	if len(got) != 1 || got[0].Digest != "sha256:base" || got[0].ChainID != "sha256:chain-a" || got[0].Inventory != nil {
+		t.Fatalf("ImagesByChainID = %+v", got)
+	}
+	none, err := s.ImagesByChainID(ctx, "sha256:nothing")
+	must(t, err)
+	if len(none) != 0 {
+		t.Fatalf("unknown chain: %+v", none)
+	}
+}
+
+func testBuilds(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.LastBuild(ctx, "java"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LastBuild before any = %v", err)
+	}
+	ok := store.Build{Name: "java", Repository: "platform/java", Digest: "sha256:j1", Tag: "17-debian12", Tags: []string{"17-debian12", "17"},
+		Parent: "debian", ParentDigest: "sha256:d1", Inputs: "h1", Packages: map[string]string{"a": "1"}, Reasons: []string{"never built"},
+		Status: store.BuildSucceeded, StartedAt: t0, FinishedAt: t0.Add(time.Second), By: "cli"}
+	id1, err := s.RecordBuild(ctx, ok)
+	must(t, err)
+	failed := ok
+	failed.Digest, failed.Status, failed.Error = "", store.BuildFailed, "boom"
+	id2, err := s.RecordBuild(ctx, failed)
+	must(t, err)
+	if id2 <= id1 {
+		t.Fatalf("build IDs %d then %d", id1, id2)
+	}
+	last, err := s.LastBuild(ctx, "java")
+	must(t, err)
+	if last.ID != id1 || last.Digest != "sha256:j1" || !reflect.DeepEqual(last.Tags, ok.Tags) || last.Packages["a"] != "1" ||
+		!last.FinishedAt.Equal(ok.FinishedAt) || last.Reasons[0] != "never built" {
+		t.Fatalf("LastBuild skipped the failure wrongly: %+v", last)
+	}
+	hist, err := s.BuildHistory(ctx, "java", 0)
+	must(t, err)
+	if len(hist) != 2 || hist[0].Status != store.BuildFailed || hist[0].Error != "boom" {
+		t.Fatalf("BuildHistory = %+v", hist)
+	}
+	all, err := s.BuildHistory(ctx, "", 1)
+	must(t, err)
+	if len(all) != 1 || all[0].ID != id2 {
+		t.Fatalf("BuildHistory all, limit 1 = %+v", all)
 	}
 }
