@@ -3,6 +3,9 @@ package apt_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +157,36 @@ func TestTamperedReleaseRefused(t *testing.T) {
 	a.Mirror = srv
 	if _, _, err := a.Index(ctx); err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Fatalf("tampered InRelease: %v", err)
+	}
+}
+
+// TestIndexKeepsVerifiedPlainIndex checks that the uncompressed Packages
+// index is cached under the hash the signed Release gives for it, so a
+// warm index read does not decompress xz again, and gives the same data.
+func TestIndexKeepsVerifiedPlainIndex(t *testing.T) {
+	a := hostArchive(t, "bookworm")
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	rel, pkgs, err := a.Index(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, ok := rel.Files["main/binary-amd64/Packages"]
+	if !ok {
+		t.Skip("this Release lists no uncompressed index hash")
+	}
+	f, err := os.Open(filepath.Join(a.Cache, "sha256", plain.SHA256))
+	if err != nil {
+		t.Fatalf("no verified plain index in the cache: %v", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	f.Close()
+	if err != nil || n != plain.Size || hex.EncodeToString(h.Sum(nil)) != plain.SHA256 {
+		t.Fatalf("cached plain index: %d bytes, %x, %v", n, h.Sum(nil), err)
+	}
+	_, again, err := a.Index(ctx)
+	if err != nil || len(again) != len(pkgs) {
+		t.Fatalf("warm index: %d packages (cold %d), %v", len(again), len(pkgs), err)
 	}
 }

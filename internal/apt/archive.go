@@ -74,13 +74,25 @@ func (a *Archive) Index(ctx context.Context) (*Release, []Package, error) {
 	}
 	var pkgs []Package
 	for _, comp := range comps {
-		path, fh, ok := pickIndex(rel, comp+"/binary-"+arch+"/Packages")
+		base := comp + "/binary-" + arch + "/Packages"
+		path, fh, ok := pickIndex(rel, base)
 		if !ok {
-			return nil, nil, fmt.Errorf("%s %s: Release lists no %s/binary-%s/Packages", a.Mirror, a.Suite, comp, arch)
+			return nil, nil, fmt.Errorf("%s %s: Release lists no %s", a.Mirror, a.Suite, base)
 		}
 		f, err := a.fetchVerified(ctx, a.Mirror+"/dists/"+a.Suite+"/"+path, fh, maxIndex)
 		if err != nil {
 			return nil, nil, err
+		}
+		// The Release also gives the hash of the uncompressed index: keep
+		// that, verified, so that a warm cache reads plain text instead
+		// of decompressing xz again (most of a warm assembly's time).
+		if plain, ok := rel.Files[base]; ok && path != base && len(plain.SHA256) == 64 {
+			pf, err := a.decompressVerified(f, path, plain)
+			f.Close()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s %s %s: %w", a.Mirror, a.Suite, path, err)
+			}
+			f, path = pf, base
 		}
 		ps, err := parseIndexFile(f, path, a.Suite)
 		f.Close()
@@ -103,6 +115,64 @@ func pickIndex(rel *Release, base string) (string, FileHash, bool) {
 }
 
 func parseIndexFile(f *os.File, path, suite string) ([]Package, error) {
+	r, err := decompressor(f, path)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePackages(io.LimitReader(r, 4*maxIndex), suite)
+}
+
+// decompressVerified returns the cached uncompressed form of the index
+// f, writing it when missing; its size and SHA-256 must be the ones the
+// Release gives.
+func (a *Archive) decompressVerified(f *os.File, path string, plain FileHash) (*os.File, error) {
+	if plain.Size > 4*maxIndex {
+		return nil, fmt.Errorf("uncompressed index of %d bytes, more than %d", plain.Size, 4*maxIndex)
+	}
+	cached := filepath.Join(a.Cache, "sha256", plain.SHA256)
+	if c, err := os.Open(cached); err == nil {
+		return c, nil
+	}
+	r, err := decompressor(f, path)
+	if err != nil {
+		return nil, err
+	}
+	return writeVerified(cached, r, plain, path)
+}
+
+// writeVerified copies r to the cache file named by its hash, through a
+// temporary file, and keeps it only if the size and hash match.
+func writeVerified(cached string, r io.Reader, fh FileHash, what string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(cached), 0o750); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(cached), "download-*")
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, fh.Size+1))
+	if err == nil && n != fh.Size {
+		err = fmt.Errorf("%s: %d bytes, the Release or index says %d", what, n, fh.Size)
+	}
+	if err == nil && hex.EncodeToString(h.Sum(nil)) != fh.SHA256 {
+		err = fmt.Errorf("%s: SHA-256 mismatch", what)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), cached); err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return os.Open(cached)
+}
+
+func decompressor(f io.Reader, path string) (io.Reader, error) {
 	var r io.Reader = f
 	switch {
 	case strings.HasSuffix(path, ".xz"):
@@ -116,10 +186,9 @@ func parseIndexFile(f *os.File, path, suite string) ([]Package, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer zr.Close()
 		r = zr
 	}
-	return ParsePackages(io.LimitReader(r, 4*maxIndex), suite)
+	return r, nil
 }
 
 // Fetch downloads a package, verified against its index entry, and
@@ -164,30 +233,7 @@ func (a *Archive) fetchVerified(ctx context.Context, url string, fh FileHash, li
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetching %s: %s", url, resp.Status)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(cached), "download-*")
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, fh.Size+1))
-	if err == nil && n != fh.Size {
-		err = fmt.Errorf("fetching %s: %d bytes, the Release or index says %d", url, n, fh.Size)
-	}
-	if err == nil && hex.EncodeToString(h.Sum(nil)) != fh.SHA256 {
-		err = fmt.Errorf("fetching %s: SHA-256 mismatch", url)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), cached); err != nil {
-		os.Remove(tmp.Name())
-		return nil, err
-	}
-	return os.Open(cached)
+	return writeVerified(cached, resp.Body, fh, "fetching "+url)
 }
 
 func (a *Archive) get(ctx context.Context, url string, limit int64) ([]byte, error) {

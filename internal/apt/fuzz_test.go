@@ -1,7 +1,11 @@
 package apt_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/apt"
@@ -61,4 +65,64 @@ func FuzzParseRelations(f *testing.F) {
 			}
 		}
 	})
+}
+
+// handMadeDeb writes a hand-made .deb: an ar archive with debian-binary,
+// control.tar.gz and data.tar.
+func handMadeDeb(t testing.TB) []byte {
+	t.Helper()
+	tarOf := func(name string, data []byte) []byte {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+		tw.Close()
+		return b.Bytes()
+	}
+	var ctl bytes.Buffer
+	zw := gzip.NewWriter(&ctl)
+	zw.Write(tarOf("./control", []byte("Package: hand-made\nVersion: 1.0\nArchitecture: all\n")))
+	zw.Close()
+	var ar bytes.Buffer
+	ar.WriteString("!<arch>\n")
+	member := func(name string, data []byte) {
+		fmt.Fprintf(&ar, "%-16s%-12d%-6d%-6d%-8s%-10d`\n", name, 0, 0, 0, "100644", len(data))
+		ar.Write(data)
+		if len(data)%2 == 1 {
+			ar.WriteByte('\n')
+		}
+	}
+	member("debian-binary", []byte("2.0\n"))
+	member("control.tar.gz", ctl.Bytes())
+	member("data.tar", tarOf("./usr/share/doc/hand-made/README", []byte("hand-made\n")))
+	return ar.Bytes()
+}
+
+func FuzzOpenDeb(f *testing.F) {
+	f.Add(handMadeDeb(f))
+	f.Add([]byte("!<arch>\n"))
+	f.Add([]byte("!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := apt.OpenDeb(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		r, closeData, err := d.Data()
+		if err != nil {
+			return
+		}
+		defer closeData()
+		io.Copy(io.Discard, io.LimitReader(r, 1<<20))
+	})
+}
+
+func TestHandMadeDeb(t *testing.T) {
+	b := handMadeDeb(t)
+	d, err := apt.OpenDeb(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(d.Control, []byte("Package: hand-made")) {
+		t.Fatalf("control %q", d.Control)
+	}
 }

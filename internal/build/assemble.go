@@ -2,6 +2,7 @@ package build
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -450,12 +452,12 @@ func (a *Assembler) unpack(t *tree, file string, p *apt.Package) ([]string, *apt
 	if err != nil {
 		return nil, nil, err
 	}
-	data, closeData, err := deb.Data()
+	data, err := a.dataTar(deb, p)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	defer closeData()
-	tr := tar.NewReader(data)
+	defer data.Close()
+	tr := tar.NewReader(bufio.NewReaderSize(data, 1<<20))
 	var files []string
 	for {
 		h, err := tr.Next()
@@ -479,6 +481,46 @@ func (a *Assembler) unpack(t *tree, file string, p *apt.Package) ([]string, *apt
 		files = append(files, "/"+strings.TrimSuffix(name, "/"))
 	}
 	return files, deb, nil
+}
+
+// maxDataTar bounds a package's uncompressed data.tar.
+const maxDataTar = 8 << 30
+
+// dataTar opens a package's data.tar, uncompressed. The uncompressed
+// tar is kept in the cache next to the .deb (named by the .deb's
+// verified hash), so that a warm assembly does not decompress xz again.
+func (a *Assembler) dataTar(deb *apt.Deb, p *apt.Package) (io.ReadCloser, error) {
+	cached := filepath.Join(a.cache, "data", p.SHA256+".tar")
+	if f, err := os.Open(cached); err == nil {
+		return f, nil
+	}
+	data, closeData, err := deb.Data()
+	if err != nil {
+		return nil, err
+	}
+	defer closeData()
+	if err := os.MkdirAll(filepath.Dir(cached), 0o750); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(cached), "data-*")
+	if err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(tmp, io.LimitReader(data, maxDataTar+1))
+	if err == nil && n > maxDataTar {
+		err = fmt.Errorf("data.tar is larger than %d bytes", int64(maxDataTar))
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), cached)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return os.Open(cached)
 }
 
 // usrMerge cleans a data.tar path and moves /bin, /lib... under /usr.

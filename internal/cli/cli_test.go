@@ -21,7 +21,8 @@ func run(t *testing.T, dataDir string, args ...string) (string, string, int) {
 	root := cli.NewRoot(&out, &errOut)
 	root.SetArgs(append([]string{"--data-dir", dataDir}, args...))
 	err := root.ExecuteContext(context.Background())
-	return out.String(), errOut.String(), cli.ExitCode(err)
+	code := cli.Exit(&errOut, err)
+	return out.String(), errOut.String(), code
 }
 
 func TestScanAlpineEndToEnd(t *testing.T) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -37,18 +38,21 @@ func usageError(err error) error { return &usageErr{err} }
 
 // ExitCode maps the error a command returned to the process status,
 // printing it first when it is a failure.
-func ExitCode(err error) int {
+func ExitCode(err error) int { return Exit(os.Stderr, err) }
+
+// Exit is ExitCode writing the message to w.
+func Exit(w io.Writer, err error) int {
 	if err == nil {
 		return exitOK
 	}
 	var st *statusError
 	if errors.As(err, &st) {
 		if st.msg != "" {
-			fmt.Fprintln(os.Stderr, st.msg)
+			fmt.Fprintln(w, st.msg)
 		}
 		return st.code
 	}
-	fmt.Fprintln(os.Stderr, "socle:", err)
+	fmt.Fprintln(w, "socle:", err)
 	var ue *usageErr
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return exitUsage

@@ -58,6 +58,11 @@ environments and enforces it all at admission.`,
 		newServeCmd(g),
 		newTokenCmd(g),
 		newJobsCmd(g),
+		newCatalogCmd(g),
+		newAssembleCmd(g),
+		newPlanCmd(g),
+		newBuildCmd(g),
+		newLineageCmd(g),
 		newVersionCmd(g),
 	)
 	return root
