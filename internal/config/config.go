@@ -28,6 +28,10 @@ type File struct {
 	Feeds []Feed `yaml:"feeds"`
 	// Images is the catalog: the images socle builds, each on its parent.
 	Images []Image `yaml:"images"`
+	// Environments are the promotion path, in order, with their gates.
+	Environments []Environment `yaml:"environments"`
+	// Signing is the key of promotion attestations.
+	Signing Signing `yaml:"signing"`
 
 	// path is where the file was read from; positions maps a field path
 	// ("watch[1].tags") to its place in the file.
@@ -302,6 +306,7 @@ func (f *File) Validate() error {
 			errs = append(errs, f.errorf(field+".interval", "must be at least 1m"))
 		}
 	}
+	errs = append(errs, f.validateEnvironments()...)
 	if len(errs) == 0 {
 		return nil
 	}

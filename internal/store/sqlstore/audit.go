@@ -10,6 +10,31 @@ import (
 )
 
 func (s *DB) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditEvent, error) {
+	var out store.AuditEvent
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.appendAudit(ctx, tx, ev)
+		return err
+	})
+	return out, err
+}
+
+// auditTx runs fn, which appends an audit event, in a transaction. Two
+// writers may pick the same sequence number; the primary key refuses
+// the second, whose whole transaction then runs again on top of the first.
+func (s *DB) auditTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		err = s.inTx(ctx, fn)
+		if err == nil || s.d.IsUnique == nil || !s.d.IsUnique(err) {
+			break
+		}
+	}
+	return err
+}
+
+// appendAudit chains ev onto the log in the caller's transaction.
+func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, ev store.AuditEvent) (store.AuditEvent, error) {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
@@ -17,30 +42,17 @@ func (s *DB) AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditE
 	if len(ev.Details) == 0 {
 		ev.Details = []byte("{}")
 	}
-	var out store.AuditEvent
-	var err error
-	// Two writers may pick the same sequence number; the primary key
-	// refuses the second, which tries again on top of the first.
-	for attempt := 0; attempt < 20; attempt++ {
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			out = ev
-			var seq int64
-			var prev string
-			err := s.queryRow(ctx, tx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			out.Seq, out.PrevHash = seq+1, prev
-			out.Hash = store.AuditHash(out)
-			_, err = s.exec(ctx, tx, `INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				out.Seq, ts(out.At), out.Actor, out.Action, out.Subject, string(out.Details), out.PrevHash, out.Hash)
-			return err
-		})
-		if err == nil || s.d.IsUnique == nil || !s.d.IsUnique(err) {
-			break
-		}
+	var seq int64
+	var prev string
+	err := s.queryRow(ctx, tx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return ev, err
 	}
-	return out, err
+	ev.Seq, ev.PrevHash = seq+1, prev
+	ev.Hash = store.AuditHash(ev)
+	_, err = s.exec(ctx, tx, `INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		ev.Seq, ts(ev.At), ev.Actor, ev.Action, ev.Subject, string(ev.Details), ev.PrevHash, ev.Hash)
+	return ev, err
 }
 
 func (s *DB) AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error) {

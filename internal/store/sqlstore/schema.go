@@ -83,6 +83,17 @@ CREATE TABLE builds (id {{serial}} PRIMARY KEY, name TEXT NOT NULL, repository T
 	packages TEXT NOT NULL, reasons TEXT NOT NULL, status TEXT NOT NULL, error TEXT NOT NULL,
 	started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, by_whom TEXT NOT NULL);
 CREATE INDEX builds_name ON builds (name, id);`,
+	// 3: promotions and their approvals.
+	`CREATE TABLE promotions (id {{serial}} PRIMARY KEY, repository TEXT NOT NULL, target TEXT NOT NULL,
+	digest TEXT NOT NULL, environment TEXT NOT NULL, from_env TEXT NOT NULL, tag TEXT NOT NULL,
+	previous TEXT NOT NULL, state TEXT NOT NULL, kind TEXT NOT NULL, by_whom TEXT NOT NULL, role TEXT NOT NULL,
+	override INTEGER NOT NULL, evidence TEXT NOT NULL, note TEXT NOT NULL, created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL);
+CREATE INDEX promotions_target ON promotions (target, environment, id);
+CREATE INDEX promotions_repo ON promotions (repository, id);
+CREATE INDEX promotions_state ON promotions (state, id);
+CREATE TABLE approvals (promotion_id BIGINT NOT NULL, approver TEXT NOT NULL, role TEXT NOT NULL, at BIGINT NOT NULL,
+	PRIMARY KEY (promotion_id, approver));`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Meta", testMeta},
 		{"ChainIDs", testChainIDs},
 		{"Builds", testBuilds},
+		{"Promotions", testPromotions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -851,5 +853,68 @@ func testBuilds(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(all) != 1 || all[0].ID != id2 {
 		t.Fatalf("BuildHistory all, limit 1 = %+v", all)
+	}
+}
+
+func testPromotions(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC)
+	p := store.Promotion{Repository: "reg/app", Target: "reg/app", Digest: "sha256:" + strings.Repeat("a", 64), Environment: "prod",
+		From: "staging", Tag: "prod", State: store.PromotionAwaitingApproval, Kind: "promote", By: "dev", Role: "developer",
+		Evidence: []byte(`{"gates":[]}`), CreatedAt: t0}
+	id, err := s.CreatePromotion(ctx, p, store.AuditEvent{At: t0, Actor: "dev", Action: "promotion.requested", Subject: p.Repository + "@" + p.Digest})
+	must(t, err)
+	// Approvals: once per approver, each audited.
+	for _, who := range []string{"ann", "ann", "bob"} {
+		_, err := s.AddApproval(ctx, store.Approval{PromotionID: id, Approver: who, Role: "approver", At: t0.Add(time.Minute)},
+			store.AuditEvent{Actor: who, Action: "promotion.approved", Subject: p.Repository})
+		must(t, err)
+	}
+	as, err := s.Approvals(ctx, id)
+	must(t, err)
+	if len(as) != 2 {
+		t.Fatalf("approvals %+v", as)
+	}
+	// A transition from the wrong state is refused and changes nothing.
+	err = s.TransitionPromotion(ctx, id, store.PromotionMoving, store.PromotionDone, nil, "", t0, store.AuditEvent{Actor: "x", Action: "y"})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("transition from the wrong state: %v", err)
+	}
+	must(t, s.TransitionPromotion(ctx, id, store.PromotionAwaitingApproval, store.PromotionMoving, []byte(`{"gates":["ok"]}`), "", t0.Add(2*time.Minute),
+		store.AuditEvent{Actor: "bob", Action: "promotion.moving", Subject: p.Repository}))
+	must(t, s.TransitionPromotion(ctx, id, store.PromotionMoving, store.PromotionDone, nil, "tag moved", t0.Add(3*time.Minute),
+		store.AuditEvent{Actor: "bob", Action: "promotion.done", Subject: p.Repository}))
+	got, err := s.Promotion(ctx, id)
+	must(t, err)
+	if got.State != store.PromotionDone || string(got.Evidence) != `{"gates":["ok"]}` || got.Note != "tag moved" || !got.UpdatedAt.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("promotion %+v", got)
+	}
+	// Done records the deployment.
+	deps, err := s.CurrentDeployments(ctx, "prod")
+	must(t, err)
+	if len(deps) != 1 || deps[0].Digest != p.Digest || deps[0].Repository != "reg/app" {
+		t.Fatalf("deployments %+v", deps)
+	}
+	if _, err := s.Promotion(ctx, id+100); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing promotion: %v", err)
+	}
+	list, err := s.ListPromotions(ctx, store.PromotionQuery{Repository: "reg/app", States: []string{store.PromotionDone}})
+	must(t, err)
+	if len(list) != 1 || list[0].ID != id {
+		t.Fatalf("list %+v", list)
+	}
+	if list, _ := s.ListPromotions(ctx, store.PromotionQuery{Environment: "qa"}); len(list) != 0 {
+		t.Fatalf("qa list %+v", list)
+	}
+	// Every step is in the chained audit log, naming the promotion.
+	evs, err := s.AuditEvents(ctx, 0, 100)
+	must(t, err)
+	if len(evs) != 5 {
+		t.Fatalf("%d audit events", len(evs))
+	}
+	if _, _, err := store.VerifyAuditChain("", 0, evs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(evs[4].Details), fmt.Sprintf(`"promotion":%d`, id)) {
+		t.Fatalf("audit details %s", evs[4].Details)
 	}
 }

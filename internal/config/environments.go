@@ -1,0 +1,109 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"text/template"
+)
+
+// Environment is one stage of the promotion path. Environments are
+// ordered: each promotion comes from the one before.
+type Environment struct {
+	Name string `yaml:"name"`
+	// Tag is the purpose tag moved to the promoted digest (default: the
+	// environment's name).
+	Tag string `yaml:"tag"`
+	// Repository is a template of the repository holding this
+	// environment's tag, over .Repository (host/path of the source),
+	// .Registry (its host) and .Path; default "{{.Repository}}". A
+	// different repository gets a copy by digest (blobs mounted).
+	Repository string `yaml:"repository"`
+	// Roles may promote here (default developer, approver, admin).
+	Roles []string `yaml:"roles"`
+	Gates Gates    `yaml:"gates"`
+}
+
+// Gates are the conditions a digest must meet to enter an environment.
+type Gates struct {
+	// SignedBy lists public key files; one must verify a signature.
+	SignedBy []string `yaml:"signed_by"`
+	// Soak is how long the digest must have been in the previous
+	// environment.
+	Soak Duration `yaml:"soak"`
+	// MaxSeverity refuses open findings of this severity or higher that
+	// have a fix (low, medium, high, critical)...
+	MaxSeverity string `yaml:"max_severity"`
+	// ...published more than FixOlderThan ago (default: any age).
+	FixOlderThan Duration `yaml:"fix_older_than"`
+	// SBOMAttestation requires a CycloneDX attestation signed by one of
+	// SignedBy (or AttestationKeys).
+	SBOMAttestation bool `yaml:"sbom_attestation"`
+	// AttestationKeys verify attestations when they differ from SignedBy.
+	AttestationKeys []string `yaml:"attestation_keys"`
+	// Approvals is how many distinct approvers must approve.
+	Approvals int `yaml:"approvals"`
+	// Policy is a Rego file; any deny message blocks.
+	Policy string `yaml:"policy"`
+}
+
+// Signing configures the key socle signs promotion attestations with.
+type Signing struct {
+	// Key is a cosign private key file; its password is COSIGN_PASSWORD.
+	Key string `yaml:"key"`
+}
+
+var severities = map[string]bool{"low": true, "medium": true, "high": true, "critical": true}
+
+// EnvironmentTag returns the purpose tag of e.
+func (e Environment) EnvironmentTag() string {
+	if e.Tag != "" {
+		return e.Tag
+	}
+	return e.Name
+}
+
+func (f *File) validateEnvironments() Errors {
+	var errs Errors
+	seen := map[string]bool{}
+	for i, e := range f.Environments {
+		field := fmt.Sprintf("environments[%d]", i)
+		switch {
+		case e.Name == "":
+			errs = append(errs, f.errorf(field+".name", "required"))
+		case seen[e.Name]:
+			errs = append(errs, f.errorf(field+".name", "%q is used twice", e.Name))
+		case strings.ContainsAny(e.Name, " /:@"):
+			errs = append(errs, f.errorf(field+".name", "%q: no spaces, slashes, colons or @", e.Name))
+		}
+		seen[e.Name] = true
+		if e.Repository != "" {
+			if _, err := template.New("").Option("missingkey=error").Parse(e.Repository); err != nil {
+				errs = append(errs, f.errorf(field+".repository", "%v", err))
+			}
+		}
+		for j, r := range e.Roles {
+			switch r {
+			case "viewer", "developer", "approver", "admin":
+			default:
+				errs = append(errs, f.errorf(fmt.Sprintf("%s.roles[%d]", field, j), "unknown role %q", r))
+			}
+		}
+		g := e.Gates
+		if g.MaxSeverity != "" && !severities[strings.ToLower(g.MaxSeverity)] {
+			errs = append(errs, f.errorf(field+".gates.max_severity", "%q: want low, medium, high or critical", g.MaxSeverity))
+		}
+		if g.Approvals < 0 {
+			errs = append(errs, f.errorf(field+".gates.approvals", "must not be negative"))
+		}
+		if g.Soak.Duration < 0 || g.FixOlderThan.Duration < 0 {
+			errs = append(errs, f.errorf(field+".gates", "durations must not be negative"))
+		}
+		if g.Soak.Duration > 0 && i == 0 {
+			errs = append(errs, f.errorf(field+".gates.soak", "the first environment has no previous one to soak in"))
+		}
+		if g.SBOMAttestation && len(g.SignedBy) == 0 && len(g.AttestationKeys) == 0 {
+			errs = append(errs, f.errorf(field+".gates.sbom_attestation", "needs signed_by or attestation_keys to verify it"))
+		}
+	}
+	return errs
+}

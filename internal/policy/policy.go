@@ -1,0 +1,69 @@
+// Package policy evaluates Rego policies (OPA) over one document that
+// describes an image and its promotion: any deny message blocks.
+package policy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// Policy is a compiled Rego module. It must define package socle and a
+// set (or partial set) deny of messages: deny contains msg if { ... }.
+type Policy struct {
+	name  string
+	query rego.PreparedEvalQuery
+}
+
+// Load compiles the policy in file.
+func Load(ctx context.Context, file string) (*Policy, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(ctx, file, string(src))
+}
+
+// Compile compiles a policy from source; name labels errors.
+func Compile(ctx context.Context, name, src string) (*Policy, error) {
+	q, err := rego.New(
+		rego.Query("data.socle.deny"),
+		rego.Module(name, src),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", name, err)
+	}
+	return &Policy{name: name, query: q}, nil
+}
+
+// Deny evaluates the policy over input and returns its deny messages,
+// sorted. An evaluation error is an error, never a pass.
+func (p *Policy) Deny(ctx context.Context, input any) ([]string, error) {
+	rs, err := p.query.Eval(ctx, rego.EvalInput(input))
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", p.name, err)
+	}
+	var out []string
+	for _, r := range rs {
+		for _, e := range r.Expressions {
+			switch v := e.Value.(type) {
+			case []any:
+				for _, m := range v {
+					out = append(out, fmt.Sprint(m))
+				}
+			case map[string]any: // deny as an object of messages
+				for k := range v {
+					out = append(out, k)
+				}
+			default:
+				return nil, fmt.Errorf("policy %s: deny is %T, want a set of messages", p.name, e.Value)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,469 @@
+package promote_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/promote"
+	"github.com/socle-dev/socle/internal/registry"
+	"github.com/socle-dev/socle/internal/registry/registrytest"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/sign"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/testenv"
+	"github.com/socle-dev/socle/internal/vuln"
+)
+
+var ctx = context.Background()
+
+// The environments of the pipeline test. prod keeps its tags in a
+// repository of its own.
+const environments = `environments:
+  - name: dev
+  - name: qa
+    gates:
+      signed_by: [release.pub]
+  - name: staging
+    gates:
+      signed_by: [release.pub]
+      soak: 24h
+      max_severity: high
+      sbom_attestation: true
+  - name: prod
+    repository: "{{.Registry}}/prod/{{.Path}}"
+    roles: [approver, admin]
+    gates:
+      signed_by: [release.pub]
+      approvals: 2
+      policy: prod.rego
+`
+
+// prod.rego is a hand-made policy over the promotion document.
+const prodPolicy = `package socle
+
+deny contains msg if {
+	not input.image.config.config.Labels["org.opencontainers.image.source"]
+	msg := "prod images must name their source (org.opencontainers.image.source)"
+}
+
+deny contains msg if {
+	some f in input.findings
+	f.severity == "CRITICAL"
+	msg := sprintf("critical finding %s", [f.id])
+}
+
+deny contains msg if {
+	count([h | some h in input.history; h.environment == "staging"; h.state == "done"]) == 0
+	msg := "never reached staging"
+}
+`
+
+type fixture struct {
+	t       *testing.T
+	reg     *registrytest.Server
+	st      store.Store
+	p       *promote.Promoter
+	signer  *sign.Signer
+	release *sign.Verifier
+	clock   time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "socle.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	// The real GHSA advisory for minimist (CVE-2021-44906, critical).
+	im := vuln.NewImporter(st, "ghsa")
+	if err := im.ImportPath(ctx, testenv.SharedData(t, "osv", "ghsa", "GHSA-xvch-5gv4-984h.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := sign.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "release.pub"), kp.Public, 0o644)
+	os.WriteFile(filepath.Join(dir, "prod.rego"), []byte(prodPolicy), 0o644)
+	os.WriteFile(filepath.Join(dir, "socle.yaml"), []byte(environments), 0o644)
+	cfg, err := config.Load(filepath.Join(dir, "socle.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sign.LoadSigner(kp.Private, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, _ := sign.LoadVerifier("release.pub", kp.Public)
+	an, err := sbom.NewAnalyzer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := scan.New(st, an)
+	f := &fixture{t: t, reg: registrytest.Start(t, registry.Options{}), st: st, signer: signer, release: release,
+		clock: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
+	f.p = &promote.Promoter{
+		Store: st, Envs: cfg.Environments, Dir: dir, Signer: signer,
+		Now: func() time.Time { return f.clock },
+		Ensure: func(ctx context.Context, ref name.Digest) error {
+			if ok, err := st.HasImage(ctx, ref.DigestStr()); err != nil || ok {
+				return err
+			}
+			img, err := source.Open(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, source.Options{})
+			if err != nil {
+				return err
+			}
+			defer img.Close()
+			inv, err := sc.Inventory(ctx, img, nil)
+			if err != nil {
+				return err
+			}
+			return sc.Index(ctx, inv, ref.Context().Name())
+		},
+	}
+	return f
+}
+
+// image pushes a hand-made image: the real bookworm package database and
+// a minimist package.json at version, with or without a source label.
+func (f *fixture) image(tag, minimist string, labelled bool) name.Digest {
+	f.t.Helper()
+	img := testenv.Image(f.t, testenv.Layer(f.t, testenv.DebianBaseFiles(f.t)), testenv.Layer(f.t, []testenv.File{
+		{Path: "app/node_modules/minimist/package.json", Content: []byte(`{"name":"minimist","version":"` + minimist + `"}`)},
+		{Path: "app/VERSION", Content: []byte(tag + "\n")},
+	}))
+	if labelled {
+		cfg, _ := img.ConfigFile()
+		cfg = cfg.DeepCopy()
+		cfg.Config.Labels = map[string]string{"org.opencontainers.image.source": "https://example.invalid/web"}
+		var err error
+		if img, err = mutate.ConfigFile(img, cfg); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	ref, _ := name.NewTag(f.reg.Host + "/apps/web:" + tag)
+	if err := remote.Write(ref, img); err != nil {
+		f.t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return ref.Context().Digest(d.String())
+}
+
+func (f *fixture) promote(ref name.Digest, to string, who promote.Actor) (*promote.Result, error) {
+	f.t.Helper()
+	return f.p.Promote(ctx, promote.Request{Image: ref.String(), To: to, Actor: who})
+}
+
+// mustPass promotes and fails the test unless the tag moved.
+func (f *fixture) mustPass(ref name.Digest, to string, who promote.Actor) *promote.Result {
+	f.t.Helper()
+	res, err := f.promote(ref, to, who)
+	if err != nil {
+		f.t.Fatalf("promote %s to %s: %v (%+v)", short(ref), to, err, gates(res))
+	}
+	if res.Promotion.State != store.PromotionDone {
+		f.t.Fatalf("promote %s to %s: %s (%+v)", short(ref), to, res.Promotion.State, gates(res))
+	}
+	return res
+}
+
+// mustBlock promotes and checks that exactly the named gates (comma
+// separated) blocked.
+func (f *fixture) mustBlock(ref name.Digest, to string, who promote.Actor, gate, detail string) {
+	f.t.Helper()
+	res, err := f.promote(ref, to, who)
+	if !errors.Is(err, promote.ErrBlocked) {
+		f.t.Fatalf("promote %s to %s: want blocked by %s, got %v", short(ref), to, gate, err)
+	}
+	var failed []string
+	for _, g := range res.Gates {
+		if !g.Passed && !g.Pending {
+			failed = append(failed, g.Gate)
+			if strings.Contains(gate, g.Gate) && !strings.Contains(g.Detail, detail) && !strings.Contains(gate, ",") {
+				f.t.Errorf("%s gate says %q, want %q", gate, g.Detail, detail)
+			}
+		}
+	}
+	if strings.Join(failed, ",") != gate {
+		f.t.Fatalf("promote %s to %s: blocked by %v, want %s", short(ref), to, failed, gate)
+	}
+}
+
+func (f *fixture) tag(repo, tag string) string {
+	f.t.Helper()
+	t, _ := name.NewTag(f.reg.Host + "/" + repo + ":" + tag)
+	desc, err := remote.Head(t)
+	if err != nil {
+		return ""
+	}
+	return desc.Digest.String()
+}
+
+func gates(r *promote.Result) []promote.Gate {
+	if r == nil {
+		return nil
+	}
+	return r.Gates
+}
+
+func short(ref name.Digest) string { return ref.DigestStr()[:19] }
+
+var (
+	dev   = promote.Actor{Name: "dave", Role: store.RoleDeveloper}
+	carol = promote.Actor{Name: "carol", Role: store.RoleApprover}
+	ann   = promote.Actor{Name: "ann", Role: store.RoleApprover}
+	bob   = promote.Actor{Name: "bob", Role: store.RoleApprover}
+	root  = promote.Actor{Name: "root", Role: store.RoleAdmin}
+)
+
+// toStaging takes ref through dev, qa and staging, signing and attesting
+// it, with the soak time passing.
+func (f *fixture) toStaging(ref name.Digest) {
+	f.t.Helper()
+	f.mustPass(ref, "dev", dev)
+	if err := f.signer.Sign(ctx, ref, nil); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.signer.Attest(ctx, ref, "cyclonedx", []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5"}`), f.clock); err != nil {
+		f.t.Fatal(err)
+	}
+	f.mustPass(ref, "qa", dev)
+	f.clock = f.clock.Add(25 * time.Hour)
+	f.mustPass(ref, "staging", dev)
+}
+
+// TestPipeline takes images dev → qa → staging → prod in the embedded
+// registry and shows each gate blocking when its condition fails and
+// passing when it holds.
+func TestPipeline(t *testing.T) {
+	f := newFixture(t)
+	good := f.image("1.0.0", "1.2.6", true)
+
+	// dev has no gates; qa wants a signature; the path is enforced.
+	f.mustBlock(good, "qa", dev, promote.GatePath+","+promote.GateSignature, "")
+	f.mustPass(good, "dev", dev)
+	if f.tag("apps/web", "dev") != good.DigestStr() {
+		t.Fatal("the dev tag did not move")
+	}
+	if res, err := f.promote(good, "dev", dev); err != nil || !res.Unchanged {
+		t.Fatalf("promoting again: %v %+v", err, res)
+	}
+	f.mustBlock(good, "qa", dev, promote.GateSignature, "no valid signature")
+	if err := f.signer.Sign(ctx, good, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.mustPass(good, "qa", dev)
+
+	// staging: soak, then the SBOM attestation; the vulnerability gate
+	// passes (minimist 1.2.6 is fixed).
+	f.mustBlock(good, "staging", dev, promote.GateSoak+","+promote.GateSBOM, "")
+	f.clock = f.clock.Add(25 * time.Hour)
+	f.mustBlock(good, "staging", dev, promote.GateSBOM, "no CycloneDX attestation")
+	if err := f.signer.Attest(ctx, good, "cyclonedx", []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5"}`), f.clock); err != nil {
+		t.Fatal(err)
+	}
+	res := f.mustPass(good, "staging", dev)
+	if g := res.Gates; len(g) != 5 || g[3].Gate != promote.GateVulnerabilities || !g[3].Passed {
+		t.Fatalf("staging gates %+v", g)
+	}
+
+	// The vulnerability gate blocks minimist 1.2.5 (real GHSA, critical).
+	bad := f.image("0.9.0", "1.2.5", true)
+	f.mustPass(bad, "dev", dev)
+	f.signer.Sign(ctx, bad, nil)
+	f.signer.Attest(ctx, bad, "cyclonedx", []byte(`{"bomFormat":"CycloneDX"}`), f.clock)
+	f.mustPass(bad, "qa", dev)
+	f.clock = f.clock.Add(25 * time.Hour)
+	f.mustBlock(bad, "staging", dev, promote.GateVulnerabilities, "GHSA-xvch-5gv4-984h")
+
+	// prod: developers may not; approvals from two approvers other than
+	// the requester, then the policy, then the tag in prod's repository.
+	if _, err := f.promote(good, "prod", dev); !errors.Is(err, promote.ErrForbidden) {
+		t.Fatalf("a developer promoted to prod: %v", err)
+	}
+	res, err := f.promote(good, "prod", carol)
+	if err != nil || res.Promotion.State != store.PromotionAwaitingApproval {
+		t.Fatalf("prod request: %v %+v", err, res)
+	}
+	id := res.Promotion.ID
+	if _, err := f.p.Approve(ctx, id, carol); !errors.Is(err, promote.ErrForbidden) {
+		t.Fatalf("self-approval: %v", err)
+	}
+	if _, err := f.p.Approve(ctx, id, dev); !errors.Is(err, promote.ErrForbidden) {
+		t.Fatalf("a developer approved: %v", err)
+	}
+	for _, a := range []promote.Actor{ann, ann} {
+		res, err := f.p.Approve(ctx, id, a)
+		if err != nil || res.Promotion.State != store.PromotionAwaitingApproval {
+			t.Fatalf("first approval: %v %+v", err, res)
+		}
+	}
+	if f.tag("prod/apps/web", "prod") != "" {
+		t.Fatal("prod moved with one approval")
+	}
+	res, err = f.p.Approve(ctx, id, bob)
+	if err != nil || res.Promotion.State != store.PromotionDone {
+		t.Fatalf("second approval: %v %+v", err, res)
+	}
+	if f.tag("prod/apps/web", "prod") != good.DigestStr() {
+		t.Fatal("the prod tag is not on the promoted digest")
+	}
+	if f.tag("apps/web", "prod") != "" {
+		t.Fatal("prod was tagged in the source repository")
+	}
+	// The signature travelled with the copy, and the promotion is attested.
+	prodRef, _ := name.NewDigest(f.reg.Host + "/prod/apps/web@" + good.DigestStr())
+	if _, err := sign.VerifySignature(ctx, prodRef, []*sign.Verifier{f.release}); err != nil {
+		t.Fatalf("signature in prod: %v", err)
+	}
+	// Every environment's promotion attestation is there: dev, qa and
+	// staging's travelled with the copy, prod's was added to it.
+	sts, err := sign.VerifyAttestations(ctx, prodRef, []*sign.Verifier{f.release}, sign.PredicatePromotion)
+	var envs []string
+	for _, s := range sts {
+		for _, e := range []string{"dev", "qa", "staging", "prod"} {
+			if strings.Contains(string(s.Predicate), `"environment":"`+e+`"`) {
+				envs = append(envs, e)
+			}
+		}
+	}
+	if err != nil || strings.Join(envs, " ") != "dev qa staging prod" {
+		t.Fatalf("promotion attestations: %v %v", err, envs)
+	}
+
+	// The policy: an image without a source label is denied in prod.
+	unlabelled := f.image("1.0.1", "1.2.6", false)
+	f.toStaging(unlabelled)
+	// It is refused at once: approvers are not asked about a promotion
+	// a gate already blocks.
+	res, err = f.promote(unlabelled, "prod", carol)
+	if !errors.Is(err, promote.ErrBlocked) || res.Promotion.State != store.PromotionBlocked {
+		t.Fatalf("policy: %v %+v", err, res)
+	}
+	var pol promote.Gate
+	for _, g := range res.Gates {
+		if g.Gate == promote.GatePolicy {
+			pol = g
+		}
+	}
+	if pol.Passed || !strings.Contains(pol.Detail, "must name their source") {
+		t.Fatalf("policy gate %+v", pol)
+	}
+
+	// Rollback: a second good digest goes to prod, then an admin rolls
+	// back with an override, which the record keeps.
+	next := f.image("1.1.0", "1.2.6", true)
+	f.toStaging(next)
+	res, _ = f.promote(next, "prod", carol)
+	f.p.Approve(ctx, res.Promotion.ID, ann)
+	if res, err = f.p.Approve(ctx, res.Promotion.ID, bob); err != nil {
+		t.Fatalf("%v: %+v", err, res.Gates)
+	}
+	if f.tag("prod/apps/web", "prod") != next.DigestStr() {
+		t.Fatal("prod is not on the second digest")
+	}
+	if _, err := f.p.Rollback(ctx, good.Context().Name(), "prod", carol, true, ""); !errors.Is(err, promote.ErrForbidden) {
+		t.Fatalf("an approver overrode: %v", err)
+	}
+	rb, err := f.p.Rollback(ctx, good.Context().Name(), "prod", root, true, "bad release")
+	if err != nil || rb.Promotion.Kind != promote.KindRollback || !rb.Promotion.Override {
+		t.Fatalf("rollback: %v %+v", err, rb)
+	}
+	if f.tag("prod/apps/web", "prod") != good.DigestStr() {
+		t.Fatal("rollback did not return prod to the first digest")
+	}
+
+	// History and drift.
+	hist, err := f.p.History(ctx, good.Context().Name(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done int
+	for _, h := range hist {
+		if h.State == store.PromotionDone && h.Environment == "prod" {
+			done++
+		}
+	}
+	if done != 3 {
+		t.Errorf("%d prod promotions in the history", done)
+	}
+	if d, err := f.p.Drifts(ctx); err != nil || len(d) != 0 {
+		t.Fatalf("drift before an edit: %v %+v", err, d)
+	}
+	moved, _ := name.NewTag(f.reg.Host + "/prod/apps/web:prod")
+	desc, _ := remote.Get(prodRef.Context().Digest(next.DigestStr()))
+	if err := remote.Tag(moved, desc); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.p.Drifts(ctx)
+	if err != nil || len(d) != 1 || d[0].Recorded != good.DigestStr() || d[0].Actual != next.DigestStr() {
+		t.Fatalf("drift: %v %+v", err, d)
+	}
+
+	// The audit log holds every step and its chain verifies.
+	evs, err := f.st.AuditEvents(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.VerifyAuditChain("", 0, evs); err != nil {
+		t.Fatal(err)
+	}
+	actions := map[string]int{}
+	for _, e := range evs {
+		actions[e.Action]++
+	}
+	if actions["promotion.blocked"] < 6 || actions["promotion.approved"] != 4 || actions["promotion.done"] == 0 {
+		t.Fatalf("audit actions %v", actions)
+	}
+}
+
+// TestReconcile settles promotions a crash left moving: done when the
+// tag had moved, aborted when it had not.
+func TestReconcile(t *testing.T) {
+	f := newFixture(t)
+	a := f.image("1", "1.2.6", true)
+	b := f.image("2", "1.2.6", false)
+	for _, ref := range []name.Digest{a, b} {
+		_, err := f.st.CreatePromotion(ctx, store.Promotion{Repository: ref.Context().Name(), Target: ref.Context().Name(),
+			Digest: ref.DigestStr(), Environment: "dev", Tag: "dev", State: store.PromotionMoving, Kind: "promote", By: "dave",
+			CreatedAt: f.clock}, store.AuditEvent{At: f.clock, Actor: "dave", Action: "promotion.moving"})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a's tag moved before the "crash"; b's did not.
+	tag, _ := name.NewTag(a.Context().String() + ":dev")
+	desc, _ := remote.Get(a)
+	remote.Tag(tag, desc)
+	if done, aborted, err := f.p.Reconcile(ctx, time.Minute); err != nil || done+aborted != 0 {
+		t.Fatalf("fresh records were settled: %d %d %v", done, aborted, err)
+	}
+	f.clock = f.clock.Add(2 * time.Minute)
+	done, aborted, err := f.p.Reconcile(ctx, time.Minute)
+	if err != nil || done != 1 || aborted != 1 {
+		t.Fatalf("reconcile: %d done, %d aborted, %v", done, aborted, err)
+	}
+	deps, _ := f.st.CurrentDeployments(ctx, "dev")
+	if len(deps) != 1 || deps[0].Digest != a.DigestStr() {
+		t.Fatalf("deployments %+v", deps)
+	}
+}

@@ -1,0 +1,187 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+const promotionColumns = `id, repository, target, digest, environment, from_env, tag, previous, state, kind, by_whom, role,
+override, evidence, note, created_at, updated_at`
+
+func (s *DB) CreatePromotion(ctx context.Context, p store.Promotion, ev store.AuditEvent) (int64, error) {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = time.Now()
+	}
+	if len(p.Evidence) == 0 {
+		p.Evidence = []byte("{}")
+	}
+	var id int64
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
+		err := s.queryRow(ctx, tx, `INSERT INTO promotions (repository, target, digest, environment, from_env, tag, previous, state,
+kind, by_whom, role, override, evidence, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			p.Repository, p.Target, p.Digest, p.Environment, p.From, p.Tag, p.Previous, p.State, p.Kind, p.By, p.Role,
+			boolInt(p.Override), string(p.Evidence), p.Note, ts(p.CreatedAt), ts(p.CreatedAt)).Scan(&id)
+		if err != nil {
+			return err
+		}
+		ev.Details = withID(ev.Details, id)
+		_, err = s.appendAudit(ctx, tx, ev)
+		return err
+	})
+	return id, err
+}
+
+// withID adds "promotion": id to a JSON object.
+func withID(details []byte, id int64) []byte {
+	if len(details) < 2 || string(details) == "{}" {
+		return []byte(fmt.Sprintf(`{"promotion":%d}`, id))
+	}
+	return []byte(fmt.Sprintf(`{"promotion":%d,%s`, id, details[1:]))
+}
+
+func (s *DB) TransitionPromotion(ctx context.Context, id int64, from, to string, evidence []byte, note string, at time.Time, ev store.AuditEvent) error {
+	return s.auditTx(ctx, func(tx *sql.Tx) error {
+		q := `UPDATE promotions SET state = ?, updated_at = ?`
+		args := []any{to, ts(at)}
+		if len(evidence) > 0 {
+			q, args = q+`, evidence = ?`, append(args, string(evidence))
+		}
+		if note != "" {
+			q, args = q+`, note = ?`, append(args, note)
+		}
+		res, err := s.exec(ctx, tx, q+` WHERE id = ? AND state = ?`, append(args, id, from)...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("promotion %d is no longer %s: %w", id, from, store.ErrConflict)
+		}
+		if to == store.PromotionDone {
+			p, err := scanPromotion(s.queryRow(ctx, tx, `SELECT `+promotionColumns+` FROM promotions WHERE id = ?`, id))
+			if err != nil {
+				return err
+			}
+			if err := s.putDeployment(ctx, tx, store.Deployment{Environment: p.Environment, Repository: p.Target,
+				Digest: p.Digest, Since: at, By: p.By}); err != nil {
+				return err
+			}
+		}
+		ev.Details = withID(ev.Details, id)
+		_, err = s.appendAudit(ctx, tx, ev)
+		return err
+	})
+}
+
+func (s *DB) Promotion(ctx context.Context, id int64) (store.Promotion, error) {
+	p, err := scanPromotion(s.queryRow(ctx, s.db, `SELECT `+promotionColumns+` FROM promotions WHERE id = ?`, id))
+	if err != nil {
+		return p, notFound(err, fmt.Sprintf("promotion %d", id))
+	}
+	return p, nil
+}
+
+func (s *DB) ListPromotions(ctx context.Context, q store.PromotionQuery) ([]store.Promotion, error) {
+	where, args := "", []any{}
+	add := func(col, v string) {
+		if v != "" {
+			where += " AND " + col + " = ?"
+			args = append(args, v)
+		}
+	}
+	add("repository", q.Repository)
+	add("target", q.Target)
+	add("environment", q.Environment)
+	add("digest", q.Digest)
+	if len(q.States) > 0 {
+		where += " AND state IN (" + placeholders(len(q.States)) + ")"
+		for _, st := range q.States {
+			args = append(args, st)
+		}
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.query(ctx, s.db, `SELECT `+promotionColumns+` FROM promotions WHERE 1 = 1`+where+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Promotion
+	for rows.Next() {
+		p, err := scanPromotion(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func scanPromotion(row interface{ Scan(...any) error }) (store.Promotion, error) {
+	var p store.Promotion
+	var override int
+	var evidence string
+	var created, updated int64
+	err := row.Scan(&p.ID, &p.Repository, &p.Target, &p.Digest, &p.Environment, &p.From, &p.Tag, &p.Previous, &p.State,
+		&p.Kind, &p.By, &p.Role, &override, &evidence, &p.Note, &created, &updated)
+	p.Override, p.Evidence = override != 0, []byte(evidence)
+	p.CreatedAt, p.UpdatedAt = fromTS(created), fromTS(updated)
+	return p, err
+}
+
+func (s *DB) AddApproval(ctx context.Context, a store.Approval, ev store.AuditEvent) ([]store.Approval, error) {
+	if a.At.IsZero() {
+		a.At = time.Now()
+	}
+	err := s.auditTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM approvals WHERE promotion_id = ? AND approver = ?`, a.PromotionID, a.Approver).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil // approving twice counts once
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO approvals (promotion_id, approver, role, at) VALUES (?, ?, ?, ?)`,
+			a.PromotionID, a.Approver, a.Role, ts(a.At)); err != nil {
+			return err
+		}
+		ev.Details = withID(ev.Details, a.PromotionID)
+		_, err := s.appendAudit(ctx, tx, ev)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Approvals(ctx, a.PromotionID)
+}
+
+func (s *DB) Approvals(ctx context.Context, id int64) ([]store.Approval, error) {
+	rows, err := s.query(ctx, s.db, `SELECT promotion_id, approver, role, at FROM approvals WHERE promotion_id = ? ORDER BY at, approver`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Approval
+	for rows.Next() {
+		var a store.Approval
+		var at int64
+		if err := rows.Scan(&a.PromotionID, &a.Approver, &a.Role, &at); err != nil {
+			return nil, err
+		}
+		a.At = fromTS(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
