@@ -684,4 +684,3 @@ func firstNonEmpty(vs ...string) string {
 	}
 	return ""
 }
-
