@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,6 +26,7 @@ import (
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/jobs"
+	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
@@ -230,9 +232,16 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		watch.KindScan: watcher.HandleScan,
 	}, jobs.Options{Owner: owner, Workers: workers, Lease: o.jobLease, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
 
+	var promoter *promote.Promoter
+	if len(cfg.Environments) > 0 {
+		if promoter, err = newPromoter(g, cfg, st, remoteOpts); err != nil {
+			return err
+		}
+		promoter.Logger = log.With("component", "promote")
+	}
 	srv, err := server.New(server.Deps{
 		Store: st, Scans: watcher, Auth: authn, Metrics: metrics, Logger: log.With("component", "server"),
-		Version: sbom.ToolVersion, SecureCookies: tlsConf != nil,
+		Version: sbom.ToolVersion, SecureCookies: tlsConf != nil, Promoter: promoter,
 	})
 	if err != nil {
 		return err
@@ -275,6 +284,23 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		}
 	}
 	watcher.RunPolls(pollCtx, watches)
+	if promoter != nil {
+		// Settle promotions an interrupted process left moving.
+		go func() {
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				if _, _, err := promoter.Reconcile(pollCtx, staleMoving); err != nil && pollCtx.Err() == nil {
+					log.Warn("reconciling promotions", "err", err)
+				}
+				select {
+				case <-pollCtx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 
 	fmt.Fprintf(g.out, "socle %s serving\n", sbom.ToolVersion)
 	if regLn != nil {
@@ -290,6 +316,13 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	fmt.Fprintf(g.out, "  api         %s://%s/api/v1  (OpenAPI at /api/v1/openapi.yaml)\n", scheme, apiLn.Addr())
 	fmt.Fprintf(g.out, "  database    %s %s\n", st.Backend(), g.storeLocation())
 	fmt.Fprintf(g.out, "  advisories  %s\n", advisoryNote)
+	if promoter != nil {
+		var envs []string
+		for _, e := range cfg.Environments {
+			envs = append(envs, e.Name)
+		}
+		fmt.Fprintf(g.out, "  promotion   %s\n", strings.Join(envs, " → "))
+	}
 	if tokenNote != "" {
 		fmt.Fprintf(g.out, "  admin token %s\n", tokenNote)
 	}

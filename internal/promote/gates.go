@@ -171,11 +171,7 @@ func (p *Promoter) Evaluate(ctx context.Context, e config.Environment, idx int, 
 				approvers = append(approvers, a.Approver)
 			}
 		}
-		gate := Gate{Gate: GateApprovals, Passed: len(approvers) >= g.Approvals,
-			Detail: fmt.Sprintf("%d of %d approvals", len(approvers), g.Approvals)}
-		if len(approvers) > 0 {
-			gate.Detail += " (" + strings.Join(approvers, ", ") + ")"
-		}
+		gate := Gate{Gate: GateApprovals, Passed: len(approvers) >= g.Approvals, Detail: approvalDetail(approvers, g.Approvals)}
 		gate.Pending = !gate.Passed
 		out = append(out, gate)
 	}

@@ -81,6 +81,22 @@ type Promoter struct {
 	// Policy builds the input document of Rego gates; nil uses Document.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Pause, when set, is called at each stage of a tag move (moving,
+	// copied, tagged): tests inject faults with it, such as a kill.
+	Pause func(stage string)
+}
+
+// Stages of a tag move, for Pause.
+const (
+	StageMoving = "moving"
+	StageCopied = "copied"
+	StageTagged = "tagged"
+)
+
+func (p *Promoter) pause(stage string) {
+	if p.Pause != nil {
+		p.Pause(stage)
+	}
 }
 
 // Request asks for a digest in an environment.
@@ -327,6 +343,7 @@ func (p *Promoter) move(ctx context.Context, rec store.Promotion, ev Evidence, a
 		rec.State, rec.Note = store.PromotionFailed, err.Error()
 		return &Result{Promotion: rec, Gates: ev.Gates}, err
 	}
+	p.pause(StageMoving)
 	src, err := name.NewRepository(rec.Repository, p.NameOpts...)
 	if err != nil {
 		return fail(err)
@@ -353,9 +370,11 @@ func (p *Promoter) move(ctx context.Context, rec store.Promotion, ev Evidence, a
 		}
 		ev.Attestation = sign.PredicatePromotion
 	}
+	p.pause(StageCopied)
 	if err := remote.Tag(target.Tag(rec.Tag), desc, p.opts(ctx)...); err != nil {
 		return fail(fmt.Errorf("moving %s:%s: %w", target, rec.Tag, err))
 	}
+	p.pause(StageTagged)
 	// The tag has moved: from here on, only recording is left, and a
 	// crash is settled by Reconcile.
 	at := p.now()
@@ -662,10 +681,28 @@ func approvalGate(gs []Gate, approvers []string, need int) []Gate {
 	out := slices.Clone(gs)
 	for i := range out {
 		if out[i].Gate == GateApprovals {
-			out[i].Detail = fmt.Sprintf("%d of %d approvals (%s)", len(approvers), need, strings.Join(approvers, ", "))
+			out[i].Detail = approvalDetail(approvers, need)
 		}
 	}
 	return out
+}
+
+func approvalDetail(approvers []string, need int) string {
+	d := fmt.Sprintf("%d of %d approvals", len(approvers), need)
+	if len(approvers) > 0 {
+		d += " (" + strings.Join(approvers, ", ") + ")"
+	}
+	return d
+}
+
+// ApprovalDetail rewrites a recorded approval gate's detail ("0 of N
+// approvals") with the approvers so far.
+func ApprovalDetail(approvers []string, recorded string) string {
+	var have, need int
+	if _, err := fmt.Sscanf(recorded, "%d of %d approvals", &have, &need); err != nil {
+		return recorded
+	}
+	return approvalDetail(approvers, need)
 }
 
 func mustJSON(v any) []byte {

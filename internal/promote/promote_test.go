@@ -442,9 +442,9 @@ func TestReconcile(t *testing.T) {
 	f := newFixture(t)
 	a := f.image("1", "1.2.6", true)
 	b := f.image("2", "1.2.6", false)
-	for _, ref := range []name.Digest{a, b} {
+	for env, ref := range map[string]name.Digest{"dev": a, "qa": b} {
 		_, err := f.st.CreatePromotion(ctx, store.Promotion{Repository: ref.Context().Name(), Target: ref.Context().Name(),
-			Digest: ref.DigestStr(), Environment: "dev", Tag: "dev", State: store.PromotionMoving, Kind: "promote", By: "dave",
+			Digest: ref.DigestStr(), Environment: env, Tag: env, State: store.PromotionMoving, Kind: "promote", By: "dave",
 			CreatedAt: f.clock}, store.AuditEvent{At: f.clock, Actor: "dave", Action: "promotion.moving"})
 		if err != nil {
 			t.Fatal(err)

@@ -20,13 +20,14 @@ func errBadRequest(msg string) error { return &badRequest{msg} }
 // sees. Unknown errors are 500s whose detail stays in the log.
 func status(err error) (int, string) {
 	var br *badRequest
+	err = promoteStatus(err)
 	switch {
 	case errors.As(err, &br):
 		return http.StatusBadRequest, br.msg
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized, err.Error()
 	case errors.Is(err, auth.ErrForbidden):
-		return http.StatusForbidden, err.Error()
+		return http.StatusForbidden, forbiddenMessage(err)
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, store.ErrConflict):
@@ -54,4 +55,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// forbiddenMessage drops the generic prefix a joined error carries.
+func forbiddenMessage(err error) string {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		if es := j.Unwrap(); len(es) == 2 {
+			return es[1].Error()
+		}
+	}
+	return err.Error()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/watch"
 	"github.com/socle-dev/socle/internal/web"
@@ -38,6 +39,9 @@ type Deps struct {
 	Version string
 	// SecureCookies marks cookies Secure (when served over TLS).
 	SecureCookies bool
+	// Promoter runs promotions; nil serves the promotion routes as
+	// "no environments configured".
+	Promoter *promote.Promoter
 }
 
 // Server serves the API and the dashboard.
@@ -52,6 +56,8 @@ type Server struct {
 	version string
 	secure  bool
 	now     func() time.Time
+	// promoter is never nil: without environments it has none.
+	promoter *promote.Promoter
 }
 
 // New returns a Server.
@@ -63,6 +69,10 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
 		ready: d.Ready, pages: pages, version: d.Version, secure: d.SecureCookies, now: time.Now,
+		promoter: d.Promoter,
+	}
+	if s.promoter == nil {
+		s.promoter = &promote.Promoter{Store: d.Store}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -108,6 +118,14 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/deployments", viewer(s.apiDeployments))
 	mux.Handle("POST /api/v1/deployments", developer(s.apiPutDeployment))
 	mux.Handle("GET /api/v1/fleet/version", viewer(s.apiFleetVersion))
+	approver := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleApprover, h) }
+	mux.Handle("POST /api/v1/promotions", developer(s.apiPromote))
+	mux.Handle("GET /api/v1/promotions", viewer(s.apiPromotions))
+	mux.Handle("GET /api/v1/promotions/{id}", viewer(s.apiPromotion))
+	mux.Handle("POST /api/v1/promotions/{id}/approve", approver(s.apiApprove))
+	mux.Handle("POST /api/v1/rollback", developer(s.apiRollback))
+	mux.Handle("GET /api/v1/drift", viewer(s.apiDrift))
+	mux.Handle("GET /api/v1/audit", approver(s.apiAudit))
 	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errNotFoundRoute)
 	}))
@@ -122,6 +140,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /cves/{id}", page(s.cvePage))
 	mux.Handle("GET /packages", page(s.packagePage))
 	mux.Handle("GET /jobs", page(s.jobsPage))
+	mux.Handle("GET /promotions", page(s.promotionsPage))
+	mux.Handle("POST /promotions", s.requirePage(store.RoleDeveloper, s.promoteForm))
+	mux.Handle("POST /promotions/{id}/approve", s.requirePage(store.RoleApprover, s.approveForm))
 	mux.Handle("GET /search", page(s.search))
 
 	return s.observe(mux, securityHeaders(mux))

@@ -44,7 +44,7 @@ type stack struct {
 	stopJobs context.CancelFunc
 }
 
-func newStack(t testing.TB) *stack {
+func newStack(t testing.TB, opts ...func(st store.Store, d *server.Deps)) *stack {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "socle.db"))
@@ -71,7 +71,11 @@ func newStack(t testing.TB) *stack {
 	done := make(chan struct{})
 	go func() { runner.Run(runCtx, ctx); close(done) }()
 	s.stopJobs = func() { stop(); <-done }
-	srv, err := server.New(server.Deps{Store: st, Scans: s.watcher, Auth: auth.NewAuthenticator(st)})
+	deps := server.Deps{Store: st, Scans: s.watcher, Auth: auth.NewAuthenticator(st)}
+	for _, o := range opts {
+		o(st, &deps)
+	}
+	srv, err := server.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

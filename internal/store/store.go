@@ -647,9 +647,12 @@ type Approval struct {
 // event in the same transaction.
 type Promotions interface {
 	// CreatePromotion inserts p and its audit event; it returns the ID.
+	// At most one promotion per target and environment is moving at a
+	// time: a second one gets ErrConflict.
 	CreatePromotion(ctx context.Context, p Promotion, ev AuditEvent) (int64, error)
 	// TransitionPromotion moves a promotion from one state to another,
-	// only if it is still in from (ErrConflict otherwise); to done, it
+	// only if it is still in from (ErrConflict otherwise, or when it
+	// would be a second one moving on the same tag); to done, it
 	// also records the deployment. Evidence and note replace the old
 	// ones when not empty.
 	TransitionPromotion(ctx context.Context, id int64, from, to string, evidence []byte, note string, at time.Time, ev AuditEvent) error

@@ -166,3 +166,28 @@ type ErrorPage struct {
 	Status  int
 	Message string
 }
+
+// PromotionsPage lists promotions and offers the forms.
+type PromotionsPage struct {
+	Environments []string
+	Promotions   []PromotionRow
+	// Message reports the last form's outcome.
+	Message string
+}
+
+// PromotionRow is one promotion.
+type PromotionRow struct {
+	ID                                    int64
+	Repository, Digest, Environment, From string
+	State, Kind, By, Note                 string
+	Override                              bool
+	Updated                               time.Time
+	Gates                                 []GateRow
+}
+
+// GateRow is one gate's outcome.
+type GateRow struct {
+	Gate            string
+	Passed, Pending bool
+	Detail          string
+}

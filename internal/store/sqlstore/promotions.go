@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,6 +22,11 @@ func (s *DB) CreatePromotion(ctx context.Context, p store.Promotion, ev store.Au
 	}
 	var id int64
 	err := s.auditTx(ctx, func(tx *sql.Tx) error {
+		if p.State == store.PromotionMoving {
+			if err := s.noneMoving(ctx, tx, p.Target, p.Environment, 0); err != nil {
+				return err
+			}
+		}
 		err := s.queryRow(ctx, tx, `INSERT INTO promotions (repository, target, digest, environment, from_env, tag, previous, state,
 kind, by_whom, role, override, evidence, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			p.Repository, p.Target, p.Digest, p.Environment, p.From, p.Tag, p.Previous, p.State, p.Kind, p.By, p.Role,
@@ -35,6 +41,23 @@ kind, by_whom, role, override, evidence, note, created_at, updated_at) VALUES (?
 	return id, err
 }
 
+// noneMoving refuses a second promotion moving the same tag. The unique
+// index promotions_one_moving backs it against races.
+func (s *DB) noneMoving(ctx context.Context, tx *sql.Tx, target, env string, except int64) error {
+	var other int64
+	var since int64
+	err := s.queryRow(ctx, tx, `SELECT id, updated_at FROM promotions WHERE target = ? AND environment = ? AND state = ? AND id <> ?`,
+		target, env, store.PromotionMoving, except).Scan(&other, &since)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("promotion %d is moving the %s tag of %s since %s (an interrupted one is settled by socle promote reconcile): %w",
+		other, env, target, fromTS(since).Format(time.RFC3339), store.ErrConflict)
+}
+
 // withID adds "promotion": id to a JSON object.
 func withID(details []byte, id int64) []byte {
 	if len(details) < 2 || string(details) == "{}" {
@@ -45,6 +68,15 @@ func withID(details []byte, id int64) []byte {
 
 func (s *DB) TransitionPromotion(ctx context.Context, id int64, from, to string, evidence []byte, note string, at time.Time, ev store.AuditEvent) error {
 	return s.auditTx(ctx, func(tx *sql.Tx) error {
+		if to == store.PromotionMoving {
+			cur, err := scanPromotion(s.queryRow(ctx, tx, `SELECT `+promotionColumns+` FROM promotions WHERE id = ?`, id))
+			if err != nil {
+				return notFound(err, fmt.Sprintf("promotion %d", id))
+			}
+			if err := s.noneMoving(ctx, tx, cur.Target, cur.Environment, id); err != nil {
+				return err
+			}
+		}
 		q := `UPDATE promotions SET state = ?, updated_at = ?`
 		args := []any{to, ts(at)}
 		if len(evidence) > 0 {

@@ -92,6 +92,7 @@ CREATE INDEX builds_name ON builds (name, id);`,
 CREATE INDEX promotions_target ON promotions (target, environment, id);
 CREATE INDEX promotions_repo ON promotions (repository, id);
 CREATE INDEX promotions_state ON promotions (state, id);
+CREATE UNIQUE INDEX promotions_one_moving ON promotions (target, environment) WHERE state = 'moving';
 CREATE TABLE approvals (promotion_id BIGINT NOT NULL, approver TEXT NOT NULL, role TEXT NOT NULL, at BIGINT NOT NULL,
 	PRIMARY KEY (promotion_id, approver));`,
 }

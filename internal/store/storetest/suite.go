@@ -881,6 +881,15 @@ func testPromotions(t *testing.T, s store.Store) {
 	}
 	must(t, s.TransitionPromotion(ctx, id, store.PromotionAwaitingApproval, store.PromotionMoving, []byte(`{"gates":["ok"]}`), "", t0.Add(2*time.Minute),
 		store.AuditEvent{Actor: "bob", Action: "promotion.moving", Subject: p.Repository}))
+	// One promotion at a time moves a tag.
+	second := p
+	second.State, second.Digest = store.PromotionMoving, "sha256:"+strings.Repeat("b", 64)
+	if _, err := s.CreatePromotion(ctx, second, store.AuditEvent{Actor: "dev", Action: "promotion.moving"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a second promotion moving the same tag: %v", err)
+	}
+	other := second
+	other.Environment = "qa"
+	must2id(t)(s.CreatePromotion(ctx, other, store.AuditEvent{Actor: "dev", Action: "promotion.moving"}))
 	must(t, s.TransitionPromotion(ctx, id, store.PromotionMoving, store.PromotionDone, nil, "tag moved", t0.Add(3*time.Minute),
 		store.AuditEvent{Actor: "bob", Action: "promotion.done", Subject: p.Repository}))
 	got, err := s.Promotion(ctx, id)
@@ -908,13 +917,20 @@ func testPromotions(t *testing.T, s store.Store) {
 	// Every step is in the chained audit log, naming the promotion.
 	evs, err := s.AuditEvents(ctx, 0, 100)
 	must(t, err)
-	if len(evs) != 5 {
+	if len(evs) != 6 {
 		t.Fatalf("%d audit events", len(evs))
 	}
 	if _, _, err := store.VerifyAuditChain("", 0, evs); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(evs[4].Details), fmt.Sprintf(`"promotion":%d`, id)) {
-		t.Fatalf("audit details %s", evs[4].Details)
+	if !strings.Contains(string(evs[5].Details), fmt.Sprintf(`"promotion":%d`, id)) {
+		t.Fatalf("audit details %s", evs[5].Details)
+	}
+}
+
+func must2id(t *testing.T) func(int64, error) {
+	return func(_ int64, err error) {
+		t.Helper()
+		must(t, err)
 	}
 }

@@ -1,0 +1,606 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/promote"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/sign"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// promoteOptions are the flags of the promotion commands.
+type promoteOptions struct {
+	config   string
+	token    string
+	insecure bool
+	output   string
+}
+
+func (o *promoteOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.config, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+	f.StringVar(&o.token, "token", "", "API token to act as (env SOCLE_TOKEN); its role decides what is allowed")
+	f.BoolVar(&o.insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+}
+
+// actor authenticates the token.
+func (o *promoteOptions) actor(ctx context.Context, st store.Store) (promote.Actor, error) {
+	secret := firstNonEmpty(o.token, os.Getenv("SOCLE_TOKEN"))
+	if secret == "" {
+		return promote.Actor{}, usageError(errors.New("promotion acts as a token: give --token or SOCLE_TOKEN (socle token create --role ...)"))
+	}
+	p, err := auth.NewAuthenticator(st).Authenticate(ctx, secret)
+	if err != nil {
+		return promote.Actor{}, fmt.Errorf("the token: %w", err)
+	}
+	return promote.Actor{Name: p.Name, Role: p.Role}, nil
+}
+
+// newPromoter builds the promoter of socle.yaml's environments.
+func newPromoter(g *globals, cfg *config.File, st store.Store, sopts source.Options) (*promote.Promoter, error) {
+	if len(cfg.Environments) == 0 {
+		return nil, fmt.Errorf("%s declares no environments: add an environments: section", cfg.Path())
+	}
+	dir := filepath.Dir(cfg.Path())
+	if cfg.Path() == "" || cfg.Path() == "(defaults)" {
+		dir = "."
+	}
+	p := &promote.Promoter{
+		Store: st, Envs: cfg.Environments, Dir: dir, Logger: g.logger,
+		Remote:   []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
+		NameOpts: sopts.NameOptions(),
+	}
+	if cfg.Signing.Key != "" {
+		key := cfg.Signing.Key
+		if !filepath.IsAbs(key) {
+			key = filepath.Join(dir, key)
+		}
+		s, err := sign.LoadSignerFile(key)
+		if err != nil {
+			return nil, fmt.Errorf("signing.key: %w", err)
+		}
+		p.Signer = s
+	}
+	if stage := os.Getenv("SOCLE_FAULT_PROMOTION_PAUSE"); stage != "" {
+		// Fault injection for the kill tests: stop at a stage of the tag
+		// move, say so, and wait to be killed.
+		p.Pause = func(s string) {
+			if s == stage {
+				fmt.Fprintf(g.errOut, "fault: paused at %s\n", s)
+				time.Sleep(time.Hour)
+			}
+		}
+	}
+	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	if err != nil {
+		return nil, err
+	}
+	sc := scan.New(st, an, scan.WithLogger(g.logger))
+	p.Ensure = func(ctx context.Context, ref name.Digest) error {
+		return ensureIndexed(ctx, st, sc, ref, sopts)
+	}
+	return p, nil
+}
+
+// ensureIndexed inventories and indexes an image the store does not know.
+func ensureIndexed(ctx context.Context, st store.Store, sc *scan.Scanner, ref name.Digest, sopts source.Options) error {
+	if ok, err := st.HasImage(ctx, ref.DigestStr()); err != nil || ok {
+		return err
+	}
+	img, err := source.Open(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, sopts)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	inv, err := sc.Inventory(ctx, img, nil)
+	if err != nil {
+		return err
+	}
+	return sc.Index(ctx, inv, ref.Context().Name())
+}
+
+// withPromoter opens the store and the promoter for a command.
+func (o *promoteOptions) withPromoter(cmd *cobra.Command, g *globals, fn func(ctx context.Context, st store.Store, p *promote.Promoter) error) error {
+	if o.output != "text" && o.output != "json" {
+		return usageError(fmt.Errorf("--output %q: want text or json", o.output))
+	}
+	ctx := cmd.Context()
+	cfg, err := loadConfig(g, o.config)
+	if err != nil {
+		return err
+	}
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	p, err := newPromoter(g, cfg, st, source.Options{InsecureRegistryUnsafe: o.insecure || cfg.Registry.InsecureUnsafe})
+	if err != nil {
+		return err
+	}
+	// Settle what an interrupted promotion left behind.
+	if done, aborted, err := p.Reconcile(ctx, staleMoving); err != nil {
+		g.logger.Warn("reconciling promotions", "err", err)
+	} else if done+aborted > 0 {
+		fmt.Fprintf(g.errOut, "settled %d interrupted promotions (%d done, %d aborted)\n", done+aborted, done, aborted)
+	}
+	return fn(ctx, st, p)
+}
+
+// staleMoving is how long a promotion may stay moving before another
+// process settles it: far longer than a promotion takes.
+const staleMoving = 2 * time.Minute
+
+func writeResult(w io.Writer, output string, res *promote.Result) error {
+	if output == "json" {
+		return writeJSON(w, res)
+	}
+	pr := res.Promotion
+	if res.Unchanged {
+		fmt.Fprintf(w, "%s already runs %s (promotion %d)\n", pr.Environment, pr.Digest, pr.ID)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GATE\tRESULT\tDETAIL")
+	for _, gt := range res.Gates {
+		r := "pass"
+		switch {
+		case gt.Pending:
+			r = "waiting"
+		case !gt.Passed:
+			r = "BLOCK"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", gt.Gate, r, gt.Detail)
+	}
+	tw.Flush()
+	switch pr.State {
+	case store.PromotionDone:
+		fmt.Fprintf(w, "\npromotion %d: %s:%s → %s\n", pr.ID, pr.Target, pr.Tag, pr.Digest)
+	case store.PromotionAwaitingApproval:
+		fmt.Fprintf(w, "\npromotion %d awaits approval: socle approve %d (approver or admin token)\n", pr.ID, pr.ID)
+	default:
+		fmt.Fprintf(w, "\npromotion %d: %s\n", pr.ID, pr.State)
+	}
+	return nil
+}
+
+func newPromoteCmd(g *globals) *cobra.Command {
+	o := &promoteOptions{}
+	var to, note string
+	var override bool
+	cmd := &cobra.Command{
+		Use:   "promote IMAGE@DIGEST --to ENV",
+		Short: "Move an environment's tag to a digest, through its gates",
+		Long: `promote evaluates the gates of the environment (previous environment, soak,
+signature, vulnerabilities, SBOM attestation, approvals, Rego policy), then
+copies the digest to the environment's repository if it has its own (blobs
+mounted, signatures with it), signs a promotion attestation when signing.key
+is set, and moves the environment's tag. Every step is in the audit log.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageError(errors.New("--to ENV is required"))
+			}
+			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+				actor, err := o.actor(ctx, st)
+				if err != nil {
+					return err
+				}
+				res, err := p.Promote(ctx, promote.Request{Image: args[0], To: to, Actor: actor, Override: override, Note: note})
+				if res != nil {
+					if werr := writeResult(g.out, o.output, res); werr != nil {
+						return werr
+					}
+				}
+				return err
+			})
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&to, "to", "", "environment")
+	cmd.Flags().StringVar(&note, "note", "", "why, for the record")
+	cmd.Flags().BoolVar(&override, "override", false, "skip the gates (admin only; logged)")
+	var stale time.Duration
+	reconcile := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Settle promotions an interruption left half done",
+		Long: `A promotion is recorded before its tag moves and marked done after. reconcile
+looks at the tag of every promotion left in between for longer than --stale:
+done if the tag points at the digest, aborted otherwise.`,
+		Args: cobra.NoArgs,
+	}
+	o2 := &promoteOptions{}
+	o2.AddFlags(reconcile.Flags())
+	reconcile.Flags().DurationVar(&stale, "stale", staleMoving, "settle promotions moving for longer than this")
+	reconcile.RunE = func(cmd *cobra.Command, _ []string) error {
+		return o2.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+			done, aborted, err := p.Reconcile(ctx, stale)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "%d settled as done, %d aborted\n", done, aborted)
+			return nil
+		})
+	}
+	cmd.AddCommand(reconcile)
+	return cmd
+}
+
+func newApproveCmd(g *globals) *cobra.Command {
+	o := &promoteOptions{}
+	cmd := &cobra.Command{
+		Use:   "approve ID",
+		Short: "Approve a promotion that waits for approvers (approver or admin token)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return usageError(fmt.Errorf("promotion ID %q: %w", args[0], err))
+			}
+			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+				actor, err := o.actor(ctx, st)
+				if err != nil {
+					return err
+				}
+				res, err := p.Approve(ctx, id, actor)
+				if res != nil {
+					if werr := writeResult(g.out, o.output, res); werr != nil {
+						return werr
+					}
+				}
+				return err
+			})
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func newRollbackCmd(g *globals) *cobra.Command {
+	o := &promoteOptions{}
+	var env, note string
+	var override bool
+	cmd := &cobra.Command{
+		Use:   "rollback IMAGE --env ENV",
+		Short: "Return an environment to the digest it ran before",
+		Long: `rollback promotes, to ENV, the digest ENV ran before its current one, through
+the same gates; an admin may --override them, which the record and the audit
+log keep.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return usageError(errors.New("--env ENV is required"))
+			}
+			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+				actor, err := o.actor(ctx, st)
+				if err != nil {
+					return err
+				}
+				res, err := p.Rollback(ctx, args[0], env, actor, override, note)
+				if res != nil {
+					if werr := writeResult(g.out, o.output, res); werr != nil {
+						return werr
+					}
+				}
+				return err
+			})
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	cmd.Flags().StringVar(&note, "note", "", "why, for the record")
+	cmd.Flags().BoolVar(&override, "override", false, "skip the gates (admin only; logged)")
+	return cmd
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	o := &promoteOptions{}
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history IMAGE",
+		Short: "Every promotion of a repository: who, when, where from, and the evidence",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+				hist, err := p.History(ctx, args[0], limit)
+				if err != nil {
+					return err
+				}
+				if o.output == "json" {
+					return writeJSON(g.out, hist)
+				}
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tWHEN\tKIND\tFROM\tTO\tSTATE\tDIGEST\tBY\tNOTE")
+				for _, h := range hist {
+					kind := h.Kind
+					if h.Override {
+						kind += " (override)"
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.UpdatedAt.Format(time.RFC3339), kind, dash(h.From),
+						h.Environment, h.State, shortDigest(h.Digest), h.By+" ("+h.Role+")", h.Note)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	cmd.Flags().IntVar(&limit, "limit", 100, "most recent promotions shown")
+	return cmd
+}
+
+func newDriftCmd(g *globals) *cobra.Command {
+	o := &promoteOptions{}
+	cmd := &cobra.Command{
+		Use:   "drift",
+		Short: "Report environment tags that point elsewhere than socle's record",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+				ds, err := p.Drifts(ctx)
+				if err != nil {
+					return err
+				}
+				if o.output == "json" {
+					if err := writeJSON(g.out, ds); err != nil {
+						return err
+					}
+				} else if len(ds) == 0 {
+					fmt.Fprintln(g.out, "no drift: every environment tag is where socle put it")
+				} else {
+					for _, d := range ds {
+						fmt.Fprintf(g.out, "DRIFT %s:%s (%s): recorded %s, points at %s\n", d.Repository, d.Tag, d.Environment, d.Recorded, firstNonEmpty(d.Actual, "(nothing)"))
+					}
+				}
+				if len(ds) > 0 {
+					return &statusError{code: 1}
+				}
+				return nil
+			})
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+func newKeyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Signing keys (cosign format)"}
+	var prefix string
+	gen := &cobra.Command{
+		Use:   "generate",
+		Short: "Generate a cosign key pair: PREFIX.key (encrypted with COSIGN_PASSWORD) and PREFIX.pub",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			kp, err := sign.GenerateKeyPair([]byte(os.Getenv("COSIGN_PASSWORD")))
+			if err != nil {
+				return err
+			}
+			priv, pub := prefix+".key", prefix+".pub"
+			for _, f := range []string{priv, pub} {
+				if _, err := os.Stat(f); err == nil {
+					return fmt.Errorf("%s exists; not overwriting it", f)
+				}
+			}
+			if err := os.WriteFile(priv, kp.Private, 0o600); err != nil {
+				return err
+			}
+			if err := os.WriteFile(pub, kp.Public, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "wrote %s and %s\n", priv, pub)
+			if os.Getenv("COSIGN_PASSWORD") == "" {
+				fmt.Fprintln(g.errOut, "warning: COSIGN_PASSWORD is empty: the private key is encrypted with an empty password")
+			}
+			return nil
+		},
+	}
+	gen.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "file name prefix of the pair")
+	cmd.AddCommand(gen)
+	return cmd
+}
+
+func newSignCmd(g *globals) *cobra.Command {
+	var key string
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "sign IMAGE",
+		Short: "Sign an image with a cosign key (verifiable with cosign verify --key)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, ref, err := signerAndDigest(cmd.Context(), key, args[0], insecure)
+			if err != nil {
+				return err
+			}
+			if err := s.Sign(cmd.Context(), ref, nil, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "signed %s\n", ref)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "cosign.key", "private key (password in COSIGN_PASSWORD)")
+	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	return cmd
+}
+
+func newAttestCmd(g *globals) *cobra.Command {
+	var key, predicate, typ string
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "attest IMAGE",
+		Short: "Attach a signed in-toto attestation (default: socle's CycloneDX SBOM of the image)",
+		Long: `attest signs an in-toto statement about the image, as cosign attest --key does:
+--type cyclonedx with --predicate FILE, or without --predicate the CycloneDX
+SBOM socle makes of the image.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, ref, err := signerAndDigest(ctx, key, args[0], insecure)
+			if err != nil {
+				return err
+			}
+			var body []byte
+			if predicate != "" {
+				if body, err = os.ReadFile(predicate); err != nil {
+					return err
+				}
+			} else {
+				if typ != "cyclonedx" {
+					return usageError(errors.New("without --predicate, only --type cyclonedx (socle's SBOM) can be made"))
+				}
+				if body, err = sbomOf(ctx, g, ref, insecure); err != nil {
+					return err
+				}
+			}
+			if err := s.Attest(ctx, ref, typ, body, time.Now(), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "attested %s (%s)\n", ref, typ)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "cosign.key", "private key (password in COSIGN_PASSWORD)")
+	cmd.Flags().StringVar(&predicate, "predicate", "", "predicate file")
+	cmd.Flags().StringVar(&typ, "type", "cyclonedx", "predicate type, as cosign attest --type")
+	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	return cmd
+}
+
+// sbomOf is socle's CycloneDX SBOM of a registry image.
+func sbomOf(ctx context.Context, g *globals, ref name.Digest, insecure bool) ([]byte, error) {
+	img, err := source.Open(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, source.Options{InsecureRegistryUnsafe: insecure})
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	if err != nil {
+		return nil, err
+	}
+	inv, err := scan.New(st, an, scan.WithLogger(g.logger)).Inventory(ctx, img, nil)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	err = sbom.WriteCycloneDX(&b, sbom.CycloneDX(inv, sbom.ImageName{Repository: ref.Context().Name()}))
+	return b.Bytes(), err
+}
+
+// signerAndDigest loads the key and resolves the image to its digest.
+func signerAndDigest(ctx context.Context, key, image string, insecure bool) (*sign.Signer, name.Digest, error) {
+	s, err := sign.LoadSignerFile(key)
+	if err != nil {
+		return nil, name.Digest{}, err
+	}
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(image, opts...)
+	if err != nil {
+		return nil, name.Digest{}, usageError(err)
+	}
+	if d, ok := ref.(name.Digest); ok {
+		return s, d, nil
+	}
+	desc, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if err != nil {
+		return nil, name.Digest{}, err
+	}
+	return s, ref.Context().Digest(desc.Digest.String()), nil
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "The append-only, hash-chained audit log"}
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the hash chain of the whole audit log; any edited, removed or inserted row breaks it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := g.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			prev, seq, n := "", int64(0), 0
+			for {
+				evs, err := st.AuditEvents(ctx, seq, 5000)
+				if err != nil {
+					return err
+				}
+				if len(evs) == 0 {
+					break
+				}
+				if prev, seq, err = store.VerifyAuditChain(prev, seq, evs); err != nil {
+					return err
+				}
+				n += len(evs)
+			}
+			fmt.Fprintf(g.out, "audit log intact: %d events, last hash %s\n", n, firstNonEmpty(prev, "(empty log)"))
+			return nil
+		},
+	}
+	var after int64
+	var limit int
+	show := &cobra.Command{
+		Use:   "log",
+		Short: "Print audit events",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := g.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			evs, err := st.AuditEvents(ctx, after, limit)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEQ\tAT\tACTOR\tACTION\tSUBJECT\tDETAILS")
+			for _, e := range evs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format(time.RFC3339), e.Actor, e.Action, e.Subject, strings.TrimSpace(string(e.Details)))
+			}
+			return tw.Flush()
+		},
+	}
+	show.Flags().Int64Var(&after, "after", 0, "events after this sequence number")
+	show.Flags().IntVar(&limit, "limit", 100, "events shown")
+	cmd.AddCommand(verify, show)
+	return cmd
+}

@@ -1,0 +1,171 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/promote"
+	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// promotionStack is the server with two environments: dev, then prod,
+// which only approvers and admins may request and two approvers approve.
+func promotionStack(t *testing.T) *stack {
+	t.Helper()
+	cfg, err := config.Parse("socle.yaml", []byte(`environments:
+  - name: dev
+  - name: prod
+    roles: [approver, admin]
+    gates:
+      approvals: 2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, func(st store.Store, d *server.Deps) {
+		d.Promoter = &promote.Promoter{Store: st, Envs: cfg.Environments}
+	})
+	secret, _, err := auth.Create(context.Background(), s.st, "second-approver", store.RoleApprover, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tokens["approver2"] = secret
+	return s
+}
+
+type promotionAnswer struct {
+	Promotion struct {
+		ID        int64
+		State     string
+		Approvers []string
+	}
+	Gates []promote.Gate
+	Error struct{ Message string }
+}
+
+// TestPromotionAPI: a developer reaches dev, approvers request prod, two
+// distinct approver tokens approve, a developer token gets 403.
+func TestPromotionAPI(t *testing.T) {
+	s := promotionStack(t)
+	digest := s.pushAlpine("apps/shop", "1.0")
+	image := s.reg.Host + "/apps/shop@" + digest
+	body := func(to string) string { return fmt.Sprintf(`{"image":%q,"to":%q}`, image, to) }
+
+	var a promotionAnswer
+	if code := s.call("POST", "/api/v1/promotions", "viewer", body("dev"), &a); code != 403 {
+		t.Fatalf("a viewer promoted: %d", code)
+	}
+	if code := s.call("POST", "/api/v1/promotions", "developer", body("prod"), &a); code != 403 || !strings.Contains(a.Error.Message, "may not promote to prod") {
+		t.Fatalf("a developer promoted to prod: %d %+v", code, a)
+	}
+	if code := s.call("POST", "/api/v1/promotions", "approver", body("prod"), &a); code != 409 || a.Gates[0].Gate != promote.GatePath {
+		t.Fatalf("prod before dev: %d %+v", code, a)
+	}
+	if code := s.call("POST", "/api/v1/promotions", "developer", body("dev"), &a); code != 201 || a.Promotion.State != store.PromotionDone {
+		t.Fatalf("dev: %d %+v", code, a)
+	}
+	if code := s.call("POST", "/api/v1/promotions", "developer", body("dev"), &a); code != 200 {
+		t.Fatalf("dev again: %d %+v", code, a)
+	}
+	if code := s.call("POST", "/api/v1/promotions", "approver", body("prod"), &a); code != 202 || a.Promotion.State != store.PromotionAwaitingApproval {
+		t.Fatalf("prod request: %d %+v", code, a)
+	}
+	id := a.Promotion.ID
+	approve := fmt.Sprintf("/api/v1/promotions/%d/approve", id)
+	if code := s.call("POST", approve, "developer", "", nil); code != 403 {
+		t.Fatalf("a developer approved: %d", code)
+	}
+	if code := s.call("POST", approve, "approver", "", &a); code != 403 {
+		t.Fatalf("the requester approved: %d", code)
+	}
+	if code := s.call("POST", approve, "approver2", "", &a); code != 202 || a.Promotion.State != store.PromotionAwaitingApproval {
+		t.Fatalf("first approval: %d %+v", code, a)
+	}
+	if code := s.call("POST", approve, "approver2", "", &a); code != 202 {
+		t.Fatalf("the same approver again: %d %+v", code, a)
+	}
+	if code := s.call("POST", approve, "admin", "", &a); code != 200 || a.Promotion.State != store.PromotionDone {
+		t.Fatalf("second approval: %d %+v", code, a)
+	}
+	var got struct {
+		State     string
+		Approvers []string
+		Evidence  promote.Evidence
+	}
+	s.call("GET", fmt.Sprintf("/api/v1/promotions/%d", id), "viewer", "", &got)
+	if got.State != store.PromotionDone || strings.Join(got.Approvers, ",") != "second-approver,admin-user" {
+		t.Fatalf("promotion %+v", got)
+	}
+	var deps struct {
+		Deployments []struct{ Environment, Digest string }
+	}
+	s.call("GET", "/api/v1/deployments", "viewer", "", &deps)
+	if len(deps.Deployments) != 2 {
+		t.Fatalf("deployments %+v", deps)
+	}
+	var drift struct{ Drift []promote.Drift }
+	if code := s.call("GET", "/api/v1/drift", "viewer", "", &drift); code != 200 || len(drift.Drift) != 0 {
+		t.Fatalf("drift %d %+v", code, drift)
+	}
+	var audit struct{ Events []struct{ Action string } }
+	if code := s.call("GET", "/api/v1/audit", "viewer", "", nil); code != 403 {
+		t.Fatalf("a viewer read the audit log: %d", code)
+	}
+	s.call("GET", "/api/v1/audit", "approver", "", &audit)
+	var actions []string
+	for _, e := range audit.Events {
+		actions = append(actions, e.Action)
+	}
+	if want := "promotion.blocked promotion.moving promotion.done promotion.requested promotion.approved promotion.approved promotion.moving promotion.done"; strings.Join(actions, " ") != want {
+		t.Fatalf("audit %v", actions)
+	}
+}
+
+// TestBrowserApprove requests prod in the API, then two approvers sign
+// in to the dashboard in turn and approve it there.
+func TestBrowserApprove(t *testing.T) {
+	s := promotionStack(t)
+	digest := s.pushAlpine("apps/shop", "1.0")
+	image := s.reg.Host + "/apps/shop@" + digest
+	var a promotionAnswer
+	s.call("POST", "/api/v1/promotions", "developer", fmt.Sprintf(`{"image":%q,"to":"dev"}`, image), &a)
+	if code := s.call("POST", "/api/v1/promotions", "admin", fmt.Sprintf(`{"image":%q,"to":"prod"}`, image), &a); code != 202 {
+		t.Fatalf("prod request: %d %+v", code, a)
+	}
+	ctx := browser(t)
+	row := fmt.Sprintf(`#promotions tr[data-promotion="%d"]`, a.Promotion.ID)
+	for i, who := range []string{"approver", "approver2"} {
+		do(t, ctx, "sign in as "+who,
+			chromedp.Navigate(s.api.URL+"/login?next=/promotions"),
+			chromedp.WaitVisible(`input[name="token"]`),
+			chromedp.SendKeys(`input[name="token"]`, s.tokens[who]),
+			chromedp.Submit(`input[name="token"]`),
+			chromedp.WaitVisible(row+` button.approve`),
+		)
+		if gates := text(t, ctx, row); !strings.Contains(gates, fmt.Sprintf("%d of 2 approvals", i)) {
+			t.Fatalf("row before approval %d: %q", i+1, gates)
+		}
+		do(t, ctx, "approve", chromedp.Click(row+` button.approve`), chromedp.WaitVisible(`#promotion-message`))
+		want := store.PromotionAwaitingApproval
+		if i == 1 {
+			want = store.PromotionDone
+		}
+		if msg := text(t, ctx, `#promotion-message`); !strings.Contains(msg, want) {
+			t.Fatalf("after approval %d: %q", i+1, msg)
+		}
+		do(t, ctx, "sign out", chromedp.Submit(`form.logout button`), chromedp.WaitVisible(`input[name="token"]`))
+	}
+	var got struct{ State string }
+	s.call("GET", fmt.Sprintf("/api/v1/promotions/%d", a.Promotion.ID), "viewer", "", &got)
+	if got.State != store.PromotionDone {
+		t.Fatalf("after two approvals in the dashboard: %s", got.State)
+	}
+}
