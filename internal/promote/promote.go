@@ -40,6 +40,8 @@ var (
 	ErrBlocked = errors.New("blocked by a gate")
 	// ErrUnknownEnvironment: not in socle.yaml.
 	ErrUnknownEnvironment = errors.New("unknown environment")
+	// ErrInvalid: the request names no valid image.
+	ErrInvalid = errors.New("invalid request")
 )
 
 // Kinds of promotion.
@@ -198,17 +200,33 @@ func (p *Promoter) Target(e config.Environment, src name.Repository) (name.Repos
 	return name.NewRepository(b.String(), p.NameOpts...)
 }
 
-// resolve turns the request's image into a digest reference.
-func (p *Promoter) resolve(ctx context.Context, image string) (name.Digest, error) {
+// parseRef parses a reference that names its registry: socle never
+// picks a default registry for a promotion.
+func (p *Promoter) parseRef(image string) (name.Reference, error) {
+	first, _, ok := strings.Cut(image, "/")
+	if !ok || !(strings.ContainsAny(first, ".:") || first == "localhost") {
+		return nil, fmt.Errorf("%w: %q names no registry (want host/repository@sha256:...)", ErrInvalid, image)
+	}
 	ref, err := name.ParseReference(image, p.NameOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return ref, nil
+}
+
+// resolve turns the request's image into a digest reference, checking
+// that the registry has it.
+func (p *Promoter) resolve(ctx context.Context, image string) (name.Digest, error) {
+	ref, err := p.parseRef(image)
 	if err != nil {
 		return name.Digest{}, err
 	}
-	if d, ok := ref.(name.Digest); ok {
-		return d, nil
-	}
 	desc, err := remote.Head(ref, p.opts(ctx)...)
 	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == 404 {
+			return name.Digest{}, fmt.Errorf("%s: %w", ref, store.ErrNotFound)
+		}
 		return name.Digest{}, fmt.Errorf("resolving %s: %w", ref, err)
 	}
 	return ref.Context().Digest(desc.Digest.String()), nil
@@ -547,7 +565,7 @@ func (p *Promoter) Rollback(ctx context.Context, image, env string, actor Actor,
 	if err != nil {
 		return nil, err
 	}
-	ref, err := name.ParseReference(image, p.NameOpts...)
+	ref, err := p.parseRef(image)
 	if err != nil {
 		return nil, err
 	}
@@ -560,7 +578,7 @@ func (p *Promoter) Rollback(ctx context.Context, image, env string, actor Actor,
 		return nil, err
 	}
 	if len(hist) == 0 {
-		return nil, fmt.Errorf("%s has never been promoted to %s", target, env)
+		return nil, fmt.Errorf("%s has never been promoted to %s: %w", target, env, store.ErrNotFound)
 	}
 	cur := hist[0]
 	for _, h := range hist[1:] {
@@ -569,7 +587,7 @@ func (p *Promoter) Rollback(ctx context.Context, image, env string, actor Actor,
 				Override: override, Note: firstNonEmpty(note, "rollback from "+cur.Digest)})
 		}
 	}
-	return nil, fmt.Errorf("%s has had only one digest in %s: nothing to roll back to", target, env)
+	return nil, fmt.Errorf("%s has had only one digest in %s, nothing to roll back to: %w", target, env, store.ErrConflict)
 }
 
 // Drift is an environment tag that points elsewhere than socle's record.

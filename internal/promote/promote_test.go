@@ -3,6 +3,7 @@ package promote_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,7 @@ deny contains msg if {
 `
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	reg     *registrytest.Server
 	st      store.Store
 	p       *promote.Promoter
@@ -82,7 +83,7 @@ type fixture struct {
 	clock   time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "socle.db"))
@@ -465,5 +466,22 @@ func TestReconcile(t *testing.T) {
 	deps, _ := f.st.CurrentDeployments(ctx, "dev")
 	if len(deps) != 1 || deps[0].Digest != a.DigestStr() {
 		t.Fatalf("deployments %+v", deps)
+	}
+}
+
+// BenchmarkPromote is one promotion to dev with no gates: a tag read,
+// a manifest read, the records and the tag move, against the in-process
+// registry and a SQLite file.
+func BenchmarkPromote(b *testing.B) {
+	f := newFixture(b)
+	refs := make([]name.Digest, b.N)
+	for i := range refs {
+		refs[i] = f.image(fmt.Sprintf("b%d", i), "1.2.6", true)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.p.Promote(ctx, promote.Request{Image: refs[i].String(), To: "dev", Actor: dev}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

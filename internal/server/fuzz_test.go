@@ -18,7 +18,12 @@ func FuzzAPIRequests(f *testing.F) {
 	f.Add("GET", "/api/v1/tags/history?repository=a", "")
 	f.Add("GET", "/cves/%00", "")
 	f.Add("GET", "/search?q=sha256:"+strings.Repeat("a", 64), "")
-	s := newStack(f)
+	f.Add("POST", "/api/v1/promotions", `{"image":"::","to":"dev"}`)
+	f.Add("POST", "/api/v1/promotions", `{"image":"127.0.0.1:1/x@sha256:`+strings.Repeat("a", 64)+`","to":"prod"}`)
+	f.Add("POST", "/api/v1/promotions/7/approve", "")
+	f.Add("POST", "/api/v1/rollback", `{"image":"a/b","environment":"dev"}`)
+	f.Add("GET", "/api/v1/promotions?state=done&limit=x", "")
+	s := newStack(f, withEnvironments(f))
 	f.Fuzz(func(t *testing.T, method, path, body string) {
 		if !strings.HasPrefix(path, "/") {
 			return

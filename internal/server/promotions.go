@@ -287,7 +287,7 @@ func promoteStatus(err error) error {
 	switch {
 	case errors.Is(err, promote.ErrForbidden):
 		return errors.Join(auth.ErrForbidden, err)
-	case errors.Is(err, promote.ErrUnknownEnvironment):
+	case errors.Is(err, promote.ErrUnknownEnvironment), errors.Is(err, promote.ErrInvalid):
 		return errBadRequest(err.Error())
 	}
 	return err

@@ -20,6 +20,17 @@ import (
 // which only approvers and admins may request and two approvers approve.
 func promotionStack(t *testing.T) *stack {
 	t.Helper()
+	s := newStack(t, withEnvironments(t))
+	secret, _, err := auth.Create(context.Background(), s.st, "second-approver", store.RoleApprover, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tokens["approver2"] = secret
+	return s
+}
+
+// withEnvironments gives the server a promoter of two environments.
+func withEnvironments(t testing.TB) func(store.Store, *server.Deps) {
 	cfg, err := config.Parse("socle.yaml", []byte(`environments:
   - name: dev
   - name: prod
@@ -30,15 +41,9 @@ func promotionStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStack(t, func(st store.Store, d *server.Deps) {
+	return func(st store.Store, d *server.Deps) {
 		d.Promoter = &promote.Promoter{Store: st, Envs: cfg.Environments}
-	})
-	secret, _, err := auth.Create(context.Background(), s.st, "second-approver", store.RoleApprover, 0, time.Now())
-	if err != nil {
-		t.Fatal(err)
 	}
-	s.tokens["approver2"] = secret
-	return s
 }
 
 type promotionAnswer struct {

@@ -911,8 +911,11 @@ func testPromotions(t *testing.T, s store.Store) {
 	if len(list) != 1 || list[0].ID != id {
 		t.Fatalf("list %+v", list)
 	}
-	if list, _ := s.ListPromotions(ctx, store.PromotionQuery{Environment: "qa"}); len(list) != 0 {
+	if list, _ := s.ListPromotions(ctx, store.PromotionQuery{Environment: "qa", States: []string{store.PromotionMoving}}); len(list) != 1 {
 		t.Fatalf("qa list %+v", list)
+	}
+	if list, _ := s.ListPromotions(ctx, store.PromotionQuery{Environment: "staging"}); len(list) != 0 {
+		t.Fatalf("staging list %+v", list)
 	}
 	// Every step is in the chained audit log, naming the promotion.
 	evs, err := s.AuditEvents(ctx, 0, 100)
