@@ -29,7 +29,8 @@ import (
 type AssembleSpec struct {
 	// Suite is the Debian release, e.g. bookworm.
 	Suite string
-	// Packages to install, with their dependencies.
+	// Packages to install, with their dependencies; NAME=VERSION pins one
+	// to a version the archive has (a remediation bumps the pin).
 	Packages []string
 	// Security adds the suite's security updates (SUITE-security).
 	Security bool
@@ -185,6 +186,16 @@ func (a *Assembler) Resolve(ctx context.Context, spec AssembleSpec) (*Resolution
 		}
 		ixs = append(ixs, sec)
 	}
+	// NAME=VERSION pins a package to a version the archive still has.
+	pins := map[string]string{}
+	var names []string
+	for _, n := range spec.Packages {
+		name, version, pinned := strings.Cut(n, "=")
+		if pinned {
+			pins[name] = version
+		}
+		names = append(names, name)
+	}
 	best := map[string]Resolved{}
 	provides := map[string][]string{}
 	for _, ix := range ixs {
@@ -193,7 +204,11 @@ func (a *Assembler) Resolve(ctx context.Context, spec AssembleSpec) (*Resolution
 			if p.Architecture != arch && p.Architecture != "all" {
 				continue
 			}
-			if cur, ok := best[p.Name]; !ok || debLess(cur.Version, p.Version) {
+			if pin, ok := pins[p.Name]; ok {
+				if p.Version == pin {
+					best[p.Name] = Resolved{Package: p, archive: ix.archive}
+				}
+			} else if cur, ok := best[p.Name]; !ok || debLess(cur.Version, p.Version) {
 				best[p.Name] = Resolved{Package: p, archive: ix.archive}
 			}
 			for _, pr := range p.Provides {
@@ -203,8 +218,11 @@ func (a *Assembler) Resolve(ctx context.Context, spec AssembleSpec) (*Resolution
 	}
 	chosen := map[string]Resolved{}
 	var queue []string
-	for _, n := range spec.Packages {
+	for _, n := range names {
 		if _, ok := best[n]; !ok {
+			if pin, ok := pins[n]; ok {
+				return nil, fmt.Errorf("assemble: %s %s is not in %s (or its security suite) any more", n, pin, spec.Suite)
+			}
 			return nil, fmt.Errorf("assemble: no package %q in %s", n, spec.Suite)
 		}
 		queue = append(queue, n)

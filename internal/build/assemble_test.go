@@ -124,3 +124,39 @@ func countSecurity(res *build.Resolution) int {
 	}
 	return n
 }
+
+// TestAssemblePin pins a package to the version of the main suite when
+// the security suite has a newer one (the real bookworm pairs of the
+// shared data's derived table name such packages).
+func TestAssemblePin(t *testing.T) {
+	a := newAssembler(t)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	spec := build.AssembleSpec{Suite: "bookworm", Packages: []string{"libpcre2-8-0"}, Security: true}
+	latest, err := a.Resolve(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The main suite's version, from a resolution without security.
+	spec.Security = false
+	mainRes, err := a.Resolve(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, old := latest.Versions()["libpcre2-8-0"], mainRes.Versions()["libpcre2-8-0"]
+	if newest == old {
+		t.Skipf("bookworm-security has no newer libpcre2-8-0 than bookworm today (%s)", old)
+	}
+	spec.Security, spec.Packages = true, []string{"libpcre2-8-0=" + old}
+	pinned, err := a.Resolve(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pinned.Versions()["libpcre2-8-0"]; got != old {
+		t.Fatalf("pinned to %s, resolved %s", old, got)
+	}
+	spec.Packages = []string{"libpcre2-8-0=0.0-not-there"}
+	if _, err := a.Resolve(ctx, spec); err == nil || !strings.Contains(err.Error(), "not in bookworm") {
+		t.Fatalf("a pin to a missing version: %v", err)
+	}
+}

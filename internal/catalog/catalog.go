@@ -106,7 +106,7 @@ func New(f *config.File) (*Catalog, error) {
 			}
 			for j, p := range b.Packages {
 				if !debNameRE.MatchString(p) {
-					add(f.Errorf(fmt.Sprintf("images[%d].build.assemble.packages[%d]", i, j), "%q is not a Debian package name", p))
+					add(f.Errorf(fmt.Sprintf("images[%d].build.assemble.packages[%d]", i, j), "%q is not a Debian package name (NAME or NAME=VERSION)", p))
 				}
 			}
 		}
@@ -202,7 +202,8 @@ func New(f *config.File) (*Catalog, error) {
 
 var (
 	versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$`)
-	debNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$`)
+	// A Debian package name, with an optional :arch and =version pin.
+	debNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[0-9][A-Za-z0-9.+~:-]*)?$`)
 )
 
 func depth(im *Image) int {

@@ -21,7 +21,7 @@ func newDBCmd(g *globals) *cobra.Command {
 		Use:   "db",
 		Short: "Manage the local advisory store",
 	}
-	cmd.AddCommand(newDBImportCmd(g), newDBStatusCmd(g))
+	cmd.AddCommand(newDBImportCmd(g), newDBStatusCmd(g), newDBSyncCmd(g))
 	return cmd
 }
 

@@ -284,6 +284,28 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		}
 	}
 	watcher.RunPolls(pollCtx, watches)
+	syncer, err := newSyncer(g, st)
+	if err != nil {
+		log.Error("feeds will not sync", "err", err)
+	} else if len(cfg.Feeds) > 0 {
+		syncer.Logger = log.With("component", "feeds")
+		for _, f := range cfg.Feeds {
+			go func(f config.Feed) {
+				t := time.NewTicker(f.SyncInterval())
+				defer t.Stop()
+				for {
+					r := syncer.Sync(pollCtx, f)
+					log.Info("feed synced", "feed", f.Name, "added", r.Added, "updated", r.Updated, "unchanged", r.Unchanged,
+						"opened", r.Findings.Opened, "closed", r.Findings.Closed, "err", r.Error)
+					select {
+					case <-pollCtx.Done():
+						return
+					case <-t.C:
+					}
+				}
+			}(f)
+		}
+	}
 	if promoter != nil {
 		// Settle promotions an interrupted process left moving.
 		go func() {

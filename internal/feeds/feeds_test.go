@@ -1,0 +1,204 @@
+package feeds_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/feeds"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/testenv"
+)
+
+var ctx = context.Background()
+
+type recorder struct {
+	mu    sync.Mutex
+	names [][]store.PackageName
+}
+
+func (r *recorder) reevaluate(_ context.Context, names []store.PackageName) (int, store.FindingChanges, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.names = append(r.names, names)
+	return len(names), store.FindingChanges{}, nil
+}
+
+func newSyncer(t *testing.T) (*feeds.Syncer, store.Store, *recorder) {
+	t.Helper()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "socle.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rec := &recorder{}
+	return &feeds.Syncer{Store: st, Dir: t.TempDir(), Reevaluate: rec.reevaluate}, st, rec
+}
+
+// commit writes files into a Git work tree and commits them.
+func commit(t *testing.T, repo *git.Repository, dir string, files map[string][]byte, msg string) {
+	t.Helper()
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Add(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sig := &object.Signature{Name: "test", Email: "test@example.invalid", When: time.Now()}
+	if _, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func feedState(t *testing.T, st store.Store, name string) store.Feed {
+	t.Helper()
+	all, err := st.Feeds(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range all {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no feed %s", name)
+	return store.Feed{}
+}
+
+// TestGitFeedIncremental syncs a Git repository of real GHSA records:
+// the first sync reads every record, the next ones only what the new
+// commits changed, and a broken source keeps the last good data.
+func TestGitFeedIncremental(t *testing.T) {
+	s, st, rec := newSyncer(t)
+	src := t.TempDir()
+	repo, err := git.PlainInit(src, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghsa := func(n string) []byte { return testenv.ReadShared(t, "osv", "ghsa", n) }
+	commit(t, repo, src, map[string][]byte{
+		"advisories/npm/GHSA-xvch-5gv4-984h.json": ghsa("GHSA-xvch-5gv4-984h.json"),
+		"advisories/npm/GHSA-p6mc-m468-83gw.json": ghsa("GHSA-p6mc-m468-83gw.json"),
+		"README.md": []byte("hand-made feed repository\n"),
+	}, "two records")
+	feed := config.Feed{Name: "ghsa-git", URL: "git+file://" + src}
+
+	r := s.Sync(ctx, feed)
+	if r.Error != "" || r.Kind != feeds.KindGit || r.Records != 2 || r.Added != 2 || r.Cursor == "" {
+		t.Fatalf("first sync: %+v", r)
+	}
+	if len(rec.names) != 1 || len(rec.names[0]) < 2 {
+		t.Fatalf("re-evaluated %v", rec.names)
+	}
+	first := r.Cursor
+	if r := s.Sync(ctx, feed); !r.Unchanged || r.Records != 0 || len(rec.names) != 1 {
+		t.Fatalf("sync without a new commit: %+v (re-evaluations %d)", r, len(rec.names))
+	}
+
+	// A new record, and one record edited (a test edit of a real record:
+	// its summary and modified time).
+	edited := bytes.Replace(ghsa("GHSA-p6mc-m468-83gw.json"), []byte(`"modified": "`), []byte(`"modified": "2026-11-23T00:00:00Z", "x_socle_test_old_modified": "`), 1)
+	commit(t, repo, src, map[string][]byte{
+		"advisories/npm/GHSA-p6mc-m468-83gw.json":  edited,
+		"advisories/pypi/GHSA-j8r2-6x86-q33q.json": ghsa("GHSA-j8r2-6x86-q33q.json"),
+	}, "one new, one edited")
+	r = s.Sync(ctx, feed)
+	if r.Error != "" || r.Files != 2 || r.Records != 2 || r.Added != 1 || r.Updated != 1 || r.Cursor == first {
+		t.Fatalf("incremental sync: %+v", r)
+	}
+	// Only the packages of the changed records are re-evaluated.
+	var names []string
+	for _, n := range rec.names[1] {
+		names = append(names, n.Name)
+	}
+	joined := strings.Join(names, ",")
+	if strings.Contains(joined, "minimist") || !strings.Contains(joined, "requests") || !strings.Contains(joined, "lodash") {
+		t.Fatalf("re-evaluated %s", joined)
+	}
+	good := feedState(t, st, "ghsa-git")
+	if good.Records != 3 || good.LastError != "" {
+		t.Fatalf("feed state %+v", good)
+	}
+
+	// The source goes away: the sync fails, the data and cursor stay.
+	os.RemoveAll(src)
+	r = s.Sync(ctx, feed)
+	if r.Error == "" {
+		t.Fatal("a sync from a missing repository succeeded")
+	}
+	bad := feedState(t, st, "ghsa-git")
+	if bad.LastError == "" || bad.Cursor != good.Cursor || !bad.LastSuccess.Equal(good.LastSuccess) || bad.Records != 3 {
+		t.Fatalf("after a failure: %+v", bad)
+	}
+	if n, _ := st.AdvisoryCount(ctx); n != 3 {
+		t.Fatalf("%d advisories after a failed sync", n)
+	}
+}
+
+// TestHTTPFeed downloads a record over HTTP, then asks again with its
+// ETag and reads nothing.
+func TestHTTPFeed(t *testing.T) {
+	s, st, _ := newSyncer(t)
+	body := testenv.ReadShared(t, "osv", "ghsa", "GHSA-jfh8-c2jp-5v3q.json")
+	var gets, notModified int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets++
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			notModified++
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Write(body)
+	}))
+	defer srv.Close()
+	feed := config.Feed{Name: "log4j", URL: srv.URL + "/GHSA-jfh8-c2jp-5v3q.json"}
+	if r := s.Sync(ctx, feed); r.Error != "" || r.Added != 1 || r.Cursor != `etag:"v1"` {
+		t.Fatalf("first: %+v", r)
+	}
+	if r := s.Sync(ctx, feed); !r.Unchanged || notModified != 1 {
+		t.Fatalf("second: %+v", r)
+	}
+	// A server error keeps the data.
+	broken := config.Feed{Name: "log4j", URL: srv.URL + "/missing.zip"}
+	srv.Config.Handler = http.NotFoundHandler()
+	if r := s.Sync(ctx, broken); r.Error == "" || !strings.Contains(r.Error, "404") {
+		t.Fatalf("broken: %+v", r)
+	}
+	if n, _ := st.AdvisoryCount(ctx); n != 1 {
+		t.Fatalf("%d advisories", n)
+	}
+}
+
+// TestPathFeed reads a directory: unchanged records are not written again.
+func TestPathFeed(t *testing.T) {
+	s, _, rec := newSyncer(t)
+	feed := config.Feed{Name: "ghsa-dir", URL: testenv.SharedData(t, "osv", "ghsa")}
+	if r := s.Sync(ctx, feed); r.Error != "" || r.Added != 4 {
+		t.Fatalf("first: %+v", r)
+	}
+	r := s.Sync(ctx, feed)
+	if r.Error != "" || r.Added+r.Updated != 0 || r.UnchangedRecords != 4 || len(rec.names) != 1 {
+		t.Fatalf("second: %+v (%d re-evaluations)", r, len(rec.names))
+	}
+}
