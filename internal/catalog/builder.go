@@ -213,41 +213,90 @@ func (b *Builder) buildStep(ctx context.Context, s *Step, parentRun *Outcome) *O
 	if err != nil {
 		return fail(err)
 	}
-	digest, err := img.Digest()
+	out, err := b.publish(ctx, s, img, parent, pkgs, start)
 	if err != nil {
 		return fail(err)
+	}
+	return out
+}
+
+// publish pushes a built image under a free immutable tag, moves its
+// floating tags, stores its SBOM and records the build.
+func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *parentRef, pkgs map[string]string, start time.Time) (*Outcome, error) {
+	o := &Outcome{Name: s.Name}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, err
 	}
 	repo, err := b.Target.Repository(s.image.Repository)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	tags, err := s.image.RenderTags(s.image.staticTagData())
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	tag, err := b.freeTag(ctx, repo, tags.Immutable, digest.String())
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	opts := b.Target.options(ctx)
 	if err := remote.Write(repo.Tag(tag), img, opts...); err != nil {
-		return fail(fmt.Errorf("pushing %s:%s: %w", repo, tag, err))
+		return nil, fmt.Errorf("pushing %s:%s: %w", repo, tag, err)
 	}
 	for _, ft := range tags.Floating {
 		if err := remote.Tag(repo.Tag(ft), img, opts...); err != nil {
-			return fail(fmt.Errorf("moving %s:%s: %w", repo, ft, err))
+			return nil, fmt.Errorf("moving %s:%s: %w", repo, ft, err)
 		}
 	}
 	o.Status, o.Digest, o.Tag, o.Tags = store.BuildSucceeded, digest.String(), tag, append([]string{tag}, tags.Floating...)
 	if b.Indexer != nil {
 		if err := b.Indexer.IndexImage(ctx, img, repo.Name(), o.Tags); err != nil {
-			return fail(fmt.Errorf("recording the SBOM of %s: %w", digest, err))
+			return nil, fmt.Errorf("recording the SBOM of %s: %w", digest, err)
 		}
+	}
+	if b.Now == nil {
+		b.Now = time.Now
 	}
 	o.Seconds = b.Now().Sub(start).Seconds()
 	b.record(ctx, s, o, &buildFacts{parent: parent, packages: pkgs}, start)
 	b.emit(Event{Name: s.Name, Phase: PhasePushed, Digest: o.Digest, Message: fmt.Sprintf("%s:%s (and %d floating tags)", repo, tag, len(tags.Floating))})
-	return o
+	return o, nil
+}
+
+// Publish pushes an image made outside the builders (a remediation's
+// rebuild or rebase) as a new build of the catalog image name: free
+// immutable tag, floating tags moved, SBOM stored, build recorded with
+// its parent (nil for a base) and package versions.
+func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent v1.Image, parentName string, packages map[string]string, reasons []string) (Outcome, error) {
+	im, ok := b.Catalog.Get(name)
+	if !ok {
+		return Outcome{}, fmt.Errorf("%q is not an image of the catalog", name)
+	}
+	repo, err := b.Target.Repository(im.Repository)
+	if err != nil {
+		return Outcome{}, err
+	}
+	s := &Step{Name: im.Name, Repository: repo.Name(), Kind: im.Kind, Parent: im.Parent, Reasons: reasons, image: im}
+	if s.inputs, err = b.Catalog.InputsOf(im); err != nil {
+		return Outcome{}, err
+	}
+	var pr *parentRef
+	if parent != nil {
+		d, err := parent.Digest()
+		if err != nil {
+			return Outcome{}, err
+		}
+		pr = &parentRef{image: parent, digest: d.String(), name: parentName}
+	}
+	if b.Now == nil {
+		b.Now = time.Now
+	}
+	o, err := b.publish(ctx, s, img, pr, packages, b.Now())
+	if err != nil {
+		return Outcome{}, err
+	}
+	return *o, nil
 }
 
 type buildFacts struct {

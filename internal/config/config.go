@@ -32,6 +32,10 @@ type File struct {
 	Environments []Environment `yaml:"environments"`
 	// Signing is the key of promotion attestations.
 	Signing Signing `yaml:"signing"`
+	// Remediation configures where digest bumps are committed.
+	Remediation Remediation `yaml:"remediation"`
+	// Webhooks receive events.
+	Webhooks []Webhook `yaml:"webhooks"`
 
 	// path is where the file was read from; positions maps a field path
 	// ("watch[1].tags") to its place in the file.

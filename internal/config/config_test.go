@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +77,38 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = config.Parse("fuzz.yaml", data)
 	})
+}
+
+func TestSetPins(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "socle.yaml")
+	src := `# hand-made catalog
+images:
+  - name: debian
+    repository: socle/debian
+    version: "12"
+    build:
+      assemble:
+        suite: bookworm
+        # pinned until a fix lands
+        packages: [base-files, libpcre2-8-0=10.42-1, zlib1g=1:1.2.13.dfsg-1]
+`
+	os.WriteFile(p, []byte(src), 0o644)
+	if err := config.SetPins(p, "debian", map[string]string{"libpcre2-8-0": "10.42-1+deb12u2", "base-files": "99"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(f.Images[0].Build.Assemble.Packages, " ")
+	if got != "base-files libpcre2-8-0=10.42-1+deb12u2 zlib1g=1:1.2.13.dfsg-1" {
+		t.Fatalf("packages %s", got)
+	}
+	b, _ := os.ReadFile(p)
+	if !strings.Contains(string(b), "# pinned until a fix lands") {
+		t.Fatalf("comments lost:\n%s", b)
+	}
+	if err := config.SetPins(p, "nope", map[string]string{"x": "1"}); err == nil {
+		t.Fatal("no error for a missing image")
+	}
 }

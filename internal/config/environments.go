@@ -105,5 +105,45 @@ func (f *File) validateEnvironments() Errors {
 			errs = append(errs, f.errorf(field+".gates.sbom_attestation", "needs signed_by or attestation_keys to verify it"))
 		}
 	}
+	for i, w := range f.Webhooks {
+		field := fmt.Sprintf("webhooks[%d]", i)
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			errs = append(errs, f.errorf(field+".url", "want an http(s) URL"))
+		}
+		for j, ev := range w.Events {
+			if ev != "findings.new" && ev != "remediation.done" {
+				errs = append(errs, f.errorf(fmt.Sprintf("%s.events[%d]", field, j), "unknown event %q (findings.new, remediation.done)", ev))
+			}
+		}
+	}
+	for i, g := range f.Remediation.Git {
+		if g.Repo == "" {
+			errs = append(errs, f.errorf(fmt.Sprintf("remediation.git[%d].repo", i), "required"))
+		}
+	}
 	return errs
+}
+
+// Remediation configures socle remediate.
+type Remediation struct {
+	// Git lists repositories whose digest pins are bumped.
+	Git []GitRepo `yaml:"git"`
+}
+
+// GitRepo is a repository socle commits digest bumps to.
+type GitRepo struct {
+	// Repo is a local path or a URL (cloned, then the branch is pushed).
+	Repo   string   `yaml:"repo"`
+	Branch string   `yaml:"branch"`
+	Paths  []string `yaml:"paths"`
+}
+
+// Webhook receives events as JSON.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Events: findings.new, remediation.done (all when empty).
+	Events []string `yaml:"events"`
+	// SecretEnv names the environment variable holding the HMAC secret,
+	// so that no secret sits in socle.yaml.
+	SecretEnv string `yaml:"secret_env"`
 }

@@ -60,6 +60,8 @@ type Syncer struct {
 	Client *http.Client
 	// Reevaluate runs after records changed; nil skips it.
 	Reevaluate Reevaluator
+	// Notify receives "findings.new" when a sync opened findings.
+	Notify func(ctx context.Context, event string, payload any)
 	Logger     *slog.Logger
 	Now        func() time.Time
 }
@@ -180,6 +182,10 @@ func (s *Syncer) Sync(ctx context.Context, f config.Feed) Result {
 			res.Error = "re-evaluation: " + err.Error()
 		}
 		res.Reevaluated, res.Findings = n, ch
+		if ch.Opened > 0 && s.Notify != nil {
+			s.Notify(ctx, "findings.new", map[string]any{"feed": f.Name, "opened": ch.Opened, "closed": ch.Closed,
+				"images": ch.Images, "advisories": stats.Changed})
+		}
 	}
 	state.LastSuccess, state.LastError = state.LastAttempt, res.Error
 	if res.Cursor != "" {

@@ -126,6 +126,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/rollback", developer(s.apiRollback))
 	mux.Handle("GET /api/v1/drift", viewer(s.apiDrift))
 	mux.Handle("GET /api/v1/audit", approver(s.apiAudit))
+	mux.Handle("GET /api/v1/exposure", viewer(s.apiExposure))
+	mux.Handle("GET /api/v1/remediations", viewer(s.apiRemediations))
 	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errNotFoundRoute)
 	}))
@@ -141,6 +143,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /packages", page(s.packagePage))
 	mux.Handle("GET /jobs", page(s.jobsPage))
 	mux.Handle("GET /promotions", page(s.promotionsPage))
+	mux.Handle("GET /exposure", page(s.exposurePage))
 	mux.Handle("POST /promotions", s.requirePage(store.RoleDeveloper, s.promoteForm))
 	mux.Handle("POST /promotions/{id}/approve", s.requirePage(store.RoleApprover, s.approveForm))
 	mux.Handle("GET /search", page(s.search))

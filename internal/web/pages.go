@@ -191,3 +191,34 @@ type GateRow struct {
 	Passed, Pending bool
 	Detail          string
 }
+
+// ExposurePage is the exposure of each environment and the remediations.
+type ExposurePage struct {
+	Environments []EnvExposureRow
+	Remediations []RemediationRow
+}
+
+// EnvExposureRow is one environment.
+type EnvExposureRow struct {
+	Environment     string
+	Images, Open    int
+	OldestAge, MTTR time.Duration
+	Oldest          string
+	Remediated      int
+	Findings        []ExposedRow
+}
+
+// ExposedRow is one open fixable finding.
+type ExposedRow struct {
+	Repository, Digest, Advisory, Package, Version, Fixed, Severity string
+	Since                                                           time.Time
+}
+
+// RemediationRow is one remediation.
+type RemediationRow struct {
+	ID                                    int64
+	Image, Repository, Strategy, From, To string
+	Fixes, Added                          int
+	Status, Detail                        string
+	At                                    time.Time
+}

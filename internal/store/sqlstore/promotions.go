@@ -59,11 +59,14 @@ func (s *DB) noneMoving(ctx context.Context, tx *sql.Tx, target, env string, exc
 }
 
 // withID adds "promotion": id to a JSON object.
-func withID(details []byte, id int64) []byte {
+func withID(details []byte, id int64) []byte { return withKey(details, "promotion", id) }
+
+// withKey adds "key": id to a JSON object.
+func withKey(details []byte, key string, id int64) []byte {
 	if len(details) < 2 || string(details) == "{}" {
-		return []byte(fmt.Sprintf(`{"promotion":%d}`, id))
+		return []byte(fmt.Sprintf(`{%q:%d}`, key, id))
 	}
-	return []byte(fmt.Sprintf(`{"promotion":%d,%s`, id, details[1:]))
+	return []byte(fmt.Sprintf(`{%q:%d,%s`, key, id, details[1:]))
 }
 
 func (s *DB) TransitionPromotion(ctx context.Context, id int64, from, to string, evidence []byte, note string, at time.Time, ev store.AuditEvent) error {

@@ -95,6 +95,11 @@ CREATE INDEX promotions_state ON promotions (state, id);
 CREATE UNIQUE INDEX promotions_one_moving ON promotions (target, environment) WHERE state = 'moving';
 CREATE TABLE approvals (promotion_id BIGINT NOT NULL, approver TEXT NOT NULL, role TEXT NOT NULL, at BIGINT NOT NULL,
 	PRIMARY KEY (promotion_id, approver));`,
+	// 4: remediations.
+	`CREATE TABLE remediations (id {{serial}} PRIMARY KEY, image TEXT NOT NULL, repository TEXT NOT NULL,
+	strategy TEXT NOT NULL, from_digest TEXT NOT NULL, to_digest TEXT NOT NULL, fixes TEXT NOT NULL, added TEXT NOT NULL,
+	status TEXT NOT NULL, detail TEXT NOT NULL, at BIGINT NOT NULL, by_whom TEXT NOT NULL);
+CREATE INDEX remediations_image ON remediations (image, id);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

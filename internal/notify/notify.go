@@ -1,0 +1,177 @@
+// Package notify delivers socle's events to webhooks: JSON bodies signed
+// with HMAC-SHA256 when a secret is set, retried with backoff on network
+// errors, 429 and 5xx answers.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// Events socle sends.
+const (
+	// EventFindingsNew: a sync opened findings that have a fix.
+	EventFindingsNew = "findings.new"
+	// EventRemediationDone: a remediation was applied.
+	EventRemediationDone = "remediation.done"
+)
+
+// Webhook is one receiver.
+type Webhook struct {
+	URL string
+	// Events it receives (all when empty).
+	Events []string
+	// Secret signs the body (X-Socle-Signature: sha256=HEX); never logged.
+	Secret string
+}
+
+// Notifier sends events to webhooks.
+type Notifier struct {
+	Hooks  []Webhook
+	Client *http.Client
+	// Attempts per delivery (default 4) and the first backoff (default
+	// 1s), doubled after each failure.
+	Attempts int
+	Backoff  time.Duration
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Envelope is the JSON body of every delivery.
+type Envelope struct {
+	Event string    `json:"event"`
+	At    time.Time `json:"at"`
+	Data  any       `json:"data"`
+}
+
+// Send delivers the event to every webhook that wants it and returns
+// the first failure after all attempts.
+func (n *Notifier) Send(ctx context.Context, event string, data any) error {
+	if n == nil || len(n.Hooks) == 0 {
+		return nil
+	}
+	now := time.Now
+	if n.Now != nil {
+		now = n.Now
+	}
+	body, err := json.Marshal(Envelope{Event: event, At: now().UTC(), Data: data})
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, h := range n.Hooks {
+		if len(h.Events) > 0 && !slices.Contains(h.Events, event) {
+			continue
+		}
+		if err := n.deliver(ctx, h, event, body); err != nil {
+			n.log().Warn("webhook delivery failed", "webhook", redact(h.URL), "event", event, "err", err)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// Func adapts Send for callers that only report failures in the log.
+func (n *Notifier) Func() func(ctx context.Context, event string, data any) {
+	return func(ctx context.Context, event string, data any) { _ = n.Send(ctx, event, data) }
+}
+
+func (n *Notifier) log() *slog.Logger {
+	if n.Logger != nil {
+		return n.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (n *Notifier) deliver(ctx context.Context, h Webhook, event string, body []byte) error {
+	attempts, backoff := n.Attempts, n.Backoff
+	if attempts <= 0 {
+		attempts = 4
+	}
+	if backoff <= 0 {
+		backoff = time.Second
+	}
+	client := n.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	var last error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff *= 2
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "socle-webhook")
+		req.Header.Set("X-Socle-Event", event)
+		if h.Secret != "" {
+			m := hmac.New(sha256.New, []byte(h.Secret))
+			m.Write(body)
+			req.Header.Set("X-Socle-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			last = fmt.Errorf("attempt %d: %w", i+1, scrub(err, h.URL))
+			continue
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode < 300:
+			return nil
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+			last = fmt.Errorf("attempt %d: %s", i+1, resp.Status)
+		default:
+			return fmt.Errorf("%s answered %s: not retried", redact(h.URL), resp.Status)
+		}
+	}
+	return fmt.Errorf("%s: %d attempts: %w", redact(h.URL), attempts, last)
+}
+
+// Verify checks a delivery's signature, for receivers.
+func Verify(secret string, body []byte, signature string) bool {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return hmac.Equal([]byte(signature), []byte("sha256="+hex.EncodeToString(m.Sum(nil))))
+}
+
+// redact keeps a webhook URL's host and path only: query strings and
+// user info often carry tokens.
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable webhook URL)"
+	}
+	return p.Scheme + "://" + p.Host + p.Path
+}
+
+// scrub replaces the full URL in a transport error with its redaction.
+func scrub(err error, u string) error {
+	var ue *url.Error
+	if e, ok := err.(*url.Error); ok {
+		ue = e
+		return fmt.Errorf("%s %s: %v", ue.Op, redact(u), ue.Err)
+	}
+	return err
+}

@@ -1,0 +1,567 @@
+// Package remediate carries fixes to new digests without waiting for the
+// teams that own the images. For each catalog image with open fixable
+// findings it attributes every finding to the catalog image whose layers
+// introduced it (a base's finding belongs to the base, not to every app),
+// then picks a strategy and explains it:
+//
+//   - rebuild an assembled image from updated packages, the new versions
+//     coming from the archive (pins in socle.yaml are bumped);
+//   - rebase an image's own layers onto its parent's new digest, when they
+//     do not depend on it (append-layer images, or rebase: safe);
+//   - bump the digest in Git (Dockerfile FROM lines, kustomize images,
+//     Helm values) for what is deployed from Git rather than built here;
+//   - nothing yet, when no fix exists upstream.
+//
+// Every candidate is scanned before it is offered, and kept only if it
+// removes findings without adding any; the outcome is recorded.
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/osv-scalibr/semantic"
+
+	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Strategies.
+const (
+	StrategyRebuild = "rebuild"
+	StrategyRebase  = "rebase"
+	StrategyGit     = "git"
+	StrategyNone    = "none"
+)
+
+// Attributed is a finding with the catalog image that owns it.
+type Attributed struct {
+	store.Finding
+	// Owner is the catalog image whose own layers introduced the package
+	// ("" when the layer belongs to no catalog image); OwnerDigest the
+	// digest of that image in the lineage.
+	Owner       string `json:"owner"`
+	OwnerDigest string `json:"owner_digest"`
+}
+
+// Attribute returns the open findings of digest with their owners, found
+// through the image's lineage: the deepest base whose layers include the
+// package's layer owns it.
+func Attribute(ctx context.Context, st store.Store, digest string, names map[string]string) ([]Attributed, error) {
+	fs, err := st.ImageFindings(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	links, err := catalog.Lineage(ctx, st, digest)
+	if err != nil {
+		return nil, err
+	}
+	var out []Attributed
+	for _, f := range fs {
+		if f.Withdrawn {
+			continue
+		}
+		a := Attributed{Finding: f}
+		// links[0] is the image; the last is the deepest base.
+		for i := len(links) - 1; i >= 0; i-- {
+			if f.Package.LayerIndex < links[i].Layers {
+				a.OwnerDigest, a.Owner = links[i].Digest, names[links[i].Digest]
+				break
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Remediator plans and applies remediations for a catalog.
+type Remediator struct {
+	Catalog *catalog.Catalog
+	Store   store.Store
+	Target  catalog.Target
+	// Assembler resolves and assembles assembled images.
+	Assembler *build.Assembler
+	// Scanner verifies candidates.
+	Scanner *scan.Scanner
+	// Builder publishes accepted candidates (its Indexer stores them).
+	Builder *catalog.Builder
+	// Git lists the repositories whose digest pins are bumped.
+	Git []GitTarget
+	// Pins rewrites NAME=VERSION pins in socle.yaml and returns the
+	// catalog read again; nil leaves them.
+	Pins func(image string, pins map[string]string) (*catalog.Catalog, error)
+	// Notify receives "remediation.done" events; nil sends none.
+	Notify func(ctx context.Context, event string, payload any)
+	By     string
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Action is what the plan does to one catalog image.
+type Action struct {
+	Image      string `json:"image"`
+	Repository string `json:"repository"`
+	Strategy   string `json:"strategy"`
+	// Why explains the strategy.
+	Why  string `json:"why"`
+	From string `json:"from"`
+	// Owned are the findings this image's own layers bring; Inherited
+	// those its bases bring, fixed by their remediation.
+	Owned     []Attributed `json:"owned,omitempty"`
+	Inherited []Attributed `json:"inherited,omitempty"`
+	// Upgrades lists package changes for a rebuild.
+	Upgrades []string          `json:"upgrades,omitempty"`
+	pins     map[string]string // name → new version, for pinned packages
+	// After: the outcome.
+	To     string   `json:"to,omitempty"`
+	Status string   `json:"status,omitempty"`
+	Fixed  []string `json:"fixed,omitempty"`
+	Added  []string `json:"added,omitempty"`
+	Detail string   `json:"detail,omitempty"`
+	// Commits are the Git bumps made for this image's new digest.
+	Commits []string `json:"commits,omitempty"`
+}
+
+// Plan is the remediation of a catalog, in build order.
+type Plan struct {
+	Actions []*Action `json:"actions"`
+	// Clean lists catalog images with no open fixable finding.
+	Clean []string `json:"clean,omitempty"`
+}
+
+func (r *Remediator) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (r *Remediator) log() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// digestNames maps every digest a catalog image was built as to its name.
+func (r *Remediator) digestNames(ctx context.Context) (map[string]string, error) {
+	names := map[string]string{}
+	for _, im := range r.Catalog.Images {
+		hist, err := r.Store.BuildHistory(ctx, im.Name, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range hist {
+			if b.Digest != "" {
+				names[b.Digest] = im.Name
+			}
+		}
+	}
+	return names, nil
+}
+
+// Plan works out, for each catalog image, what to do and why.
+func (r *Remediator) Plan(ctx context.Context) (*Plan, error) {
+	names, err := r.digestNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{}
+	acts := map[string]*Action{}
+	for _, level := range catalog.Levels(r.Catalog.Images) {
+		for _, im := range level {
+			last, err := r.Store.LastBuild(ctx, im.Name)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // never built: socle build, not remediation
+			}
+			if err != nil {
+				return nil, err
+			}
+			repo, err := r.Target.Repository(im.Repository)
+			if err != nil {
+				return nil, err
+			}
+			a := &Action{Image: im.Name, Repository: repo.Name(), From: last.Digest}
+			fs, err := Attribute(ctx, r.Store, last.Digest, names)
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range fs {
+				if f.FixedVersion == "" {
+					continue
+				}
+				if f.Owner == im.Name || f.Owner == "" && f.OwnerDigest == last.Digest {
+					a.Owned = append(a.Owned, f)
+				} else {
+					a.Inherited = append(a.Inherited, f)
+				}
+			}
+			parentAct := (*Action)(nil)
+			if im.ParentImage != nil {
+				parentAct = acts[im.ParentImage.Name]
+			}
+			parentMoves := parentAct != nil && parentAct.Strategy != StrategyNone
+			if len(a.Owned) == 0 && !parentMoves {
+				if len(a.Inherited) == 0 {
+					plan.Clean = append(plan.Clean, im.Name)
+				} else {
+					a.Strategy = StrategyNone
+					a.Why = fmt.Sprintf("%d fixable findings come from bases outside the catalog or whose fix is not available yet", len(a.Inherited))
+					acts[im.Name] = a
+					plan.Actions = append(plan.Actions, a)
+				}
+				continue
+			}
+			if err := r.choose(ctx, im, a, parentAct, last); err != nil {
+				return nil, err
+			}
+			acts[im.Name] = a
+			plan.Actions = append(plan.Actions, a)
+		}
+	}
+	return plan, nil
+}
+
+// choose picks the strategy of one image.
+func (r *Remediator) choose(ctx context.Context, im *catalog.Image, a *Action, parent *Action, last store.Build) error {
+	parentMoves := parent != nil && parent.Strategy != StrategyNone
+	switch {
+	case im.Kind == catalog.KindAssemble && len(a.Owned) > 0:
+		return r.chooseRebuild(ctx, im, a, last)
+	case parentMoves && im.RebaseSafe() && len(a.Owned) == 0:
+		a.Strategy = StrategyRebase
+		a.Why = fmt.Sprintf("its own layers do not depend on %s (%s): rebase them onto %s's new digest; %d inherited findings go with the old base",
+			im.ParentImage.Name, rebaseWhy(im), im.ParentImage.Name, len(a.Inherited))
+	case parentMoves && len(a.Owned) == 0:
+		a.Strategy = StrategyRebuild
+		a.Why = fmt.Sprintf("its parent %s gets a new digest and its layers may depend on it (a Dockerfile build not marked rebase: safe): rebuild", im.ParentImage.Name)
+	default:
+		a.Strategy = StrategyNone
+		var pk []string
+		for _, f := range a.Owned {
+			pk = append(pk, f.Package.Name+" "+f.Package.Version+" → "+f.FixedVersion)
+		}
+		a.Why = fmt.Sprintf("the fixes are in %s's own content (%s): its owners must update it; socle keeps watching", im.Name, summarize(uniq(pk), 3))
+	}
+	return nil
+}
+
+func rebaseWhy(im *catalog.Image) string {
+	if im.Kind == catalog.KindAppend {
+		return "append-layer image"
+	}
+	return "rebase: safe"
+}
+
+// chooseRebuild checks the archive for the fixed versions of an
+// assembled image's packages.
+func (r *Remediator) chooseRebuild(ctx context.Context, im *catalog.Image, a *Action, last store.Build) error {
+	if r.Assembler == nil {
+		a.Strategy, a.Why = StrategyNone, "no package archive configured"
+		return nil
+	}
+	spec := catalog.AssembleSpec(im)
+	// Lift the pins of the packages the findings name.
+	affected := map[string]bool{}
+	for _, f := range a.Owned {
+		affected[f.Package.Name] = true
+	}
+	var pinned []string
+	for i, p := range spec.Packages {
+		n, _, ok := strings.Cut(p, "=")
+		if ok && affected[n] {
+			spec.Packages[i] = n
+			pinned = append(pinned, n)
+		}
+	}
+	r.Assembler.Refresh()
+	res, err := r.Assembler.Resolve(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", im.Name, err)
+	}
+	now := res.Versions()
+	fixable := 0
+	var missing []string
+	upgrades := map[string]string{}
+	for _, f := range a.Owned {
+		v, ok := now[f.Package.Name]
+		if ok && !versionLess(f.Package.Key.Ecosystem, v, f.FixedVersion) {
+			fixable++
+			upgrades[f.Package.Name] = v
+		} else {
+			missing = append(missing, fmt.Sprintf("%s (%s needs %s, the archive has %s)", f.AdvisoryID, f.Package.Name, f.FixedVersion, firstNonEmpty(v, "nothing")))
+		}
+	}
+	if fixable == 0 {
+		a.Strategy = StrategyNone
+		a.Why = "no fix in the archive yet: " + summarize(uniq(missing), 3) + "; socle keeps watching"
+		return nil
+	}
+	a.Strategy = StrategyRebuild
+	for n, v := range upgrades {
+		a.Upgrades = append(a.Upgrades, fmt.Sprintf("%s %s → %s", n, last.Packages[n], v))
+		if slices.Contains(pinned, n) {
+			if a.pins == nil {
+				a.pins = map[string]string{}
+			}
+			a.pins[n] = v
+		}
+	}
+	sort.Strings(a.Upgrades)
+	a.Why = fmt.Sprintf("assembled from the archive, which now has the fixed versions: rebuild with %s", strings.Join(a.Upgrades, ", "))
+	if len(missing) > 0 {
+		a.Why += fmt.Sprintf("; still without a fix: %s", summarize(uniq(missing), 3))
+	}
+	return nil
+}
+
+// versionLess compares versions in the ecosystem's order.
+func versionLess(ecosystem, a, b string) bool {
+	eco := ecosystem
+	if i := strings.IndexByte(eco, ':'); i > 0 {
+		eco = eco[:i]
+	}
+	v, err := semantic.Parse(a, eco)
+	if err != nil {
+		return a < b
+	}
+	c, err := v.CompareStr(b)
+	if err != nil {
+		return a < b
+	}
+	return c < 0
+}
+
+// Apply carries out the plan: each candidate is built, scanned and
+// compared with the current digest, and pushed only when it removes
+// findings and adds none. With dryRun, candidates are built and scanned
+// but nothing is pushed or recorded.
+func (r *Remediator) Apply(ctx context.Context, plan *Plan, dryRun bool) error {
+	built := map[string]v1.Image{} // catalog name → the new image
+	for _, a := range plan.Actions {
+		if a.Strategy == StrategyNone {
+			a.Status = store.RemediationNone
+			if !dryRun {
+				r.record(ctx, a)
+			}
+			continue
+		}
+		im, _ := r.Catalog.Get(a.Image)
+		img, parent, pkgs, err := r.candidate(ctx, im, a, built)
+		if err != nil {
+			a.Status, a.Detail = store.RemediationFailed, err.Error()
+			if !dryRun {
+				r.record(ctx, a)
+			}
+			continue
+		}
+		if err := r.verify(ctx, a, img); err != nil {
+			a.Status, a.Detail = store.RemediationFailed, err.Error()
+			if !dryRun {
+				r.record(ctx, a)
+			}
+			continue
+		}
+		if len(a.Added) > 0 || len(a.Fixed) == 0 {
+			a.Status = store.RemediationRejected
+			a.Detail = fmt.Sprintf("the candidate fixes %d findings and adds %d: not offered", len(a.Fixed), len(a.Added))
+			if !dryRun {
+				r.record(ctx, a)
+			}
+			continue
+		}
+		d, _ := img.Digest()
+		a.To = d.String()
+		built[a.Image] = img
+		if dryRun {
+			a.Status = "verified (dry run)"
+			continue
+		}
+		if len(a.pins) > 0 && r.Pins != nil {
+			c, err := r.Pins(a.Image, a.pins)
+			if err != nil {
+				a.Status, a.Detail = store.RemediationFailed, "bumping the pins in socle.yaml: "+err.Error()
+				r.record(ctx, a)
+				continue
+			}
+			// The build is recorded with the catalog as it now reads.
+			r.Catalog, r.Builder.Catalog = c, c
+			im, _ = c.Get(a.Image)
+		}
+		parentName := ""
+		if im.ParentImage != nil {
+			parentName = im.ParentImage.Name
+		}
+		out, err := r.Builder.Publish(ctx, a.Image, img, parent, parentName, pkgs, []string{"remediation: " + a.Strategy})
+		if err != nil {
+			a.Status, a.Detail = store.RemediationFailed, err.Error()
+			r.record(ctx, a)
+			continue
+		}
+		a.Status, a.Detail = store.RemediationApplied, fmt.Sprintf("pushed %s:%s", a.Repository, out.Tag)
+		for _, g := range r.Git {
+			c, err := g.Bump(ctx, []Bump{{Repository: a.Repository, From: a.From, To: a.To}}, a.Fixed, r.now())
+			if err != nil {
+				a.Detail += "; git " + g.Repo + ": " + err.Error()
+			} else if c != "" {
+				a.Commits = append(a.Commits, c)
+			}
+		}
+		r.record(ctx, a)
+		if r.Notify != nil {
+			r.Notify(ctx, "remediation.done", a)
+		}
+	}
+	return nil
+}
+
+// candidate builds the new image of an action, in memory.
+func (r *Remediator) candidate(ctx context.Context, im *catalog.Image, a *Action, built map[string]v1.Image) (v1.Image, v1.Image, map[string]string, error) {
+	switch {
+	case a.Strategy == StrategyRebuild && im.Kind == catalog.KindAssemble:
+		spec := catalog.AssembleSpec(im)
+		for i, p := range spec.Packages {
+			n, _, _ := strings.Cut(p, "=")
+			if v, ok := a.pins[n]; ok {
+				spec.Packages[i] = n + "=" + v
+			}
+		}
+		img, res, err := r.Assembler.Assemble(ctx, spec)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return img, nil, res.Versions(), nil
+	case a.Strategy == StrategyRebase:
+		newParent := built[im.ParentImage.Name]
+		if newParent == nil {
+			return nil, nil, nil, fmt.Errorf("the parent %s was not remediated", im.ParentImage.Name)
+		}
+		cur, err := r.pull(ctx, a.Repository, a.From)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		last, err := r.Store.LastBuild(ctx, im.Name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		parentRepo, err := r.Target.Repository(im.ParentImage.Repository)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		oldParent, err := r.pull(ctx, parentRepo.Name(), last.ParentDigest)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		img, err := build.Rebase(cur, oldParent, build.Base{Image: newParent, Name: parentRepo.Name()})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return img, newParent, nil, nil
+	}
+	return nil, nil, nil, fmt.Errorf("%s of a %s image: run socle build %s", a.Strategy, im.Kind, im.Name)
+}
+
+func (r *Remediator) pull(ctx context.Context, repo, digest string) (v1.Image, error) {
+	ref, err := name.NewDigest(repo+"@"+digest, r.nameOpts()...)
+	if err != nil {
+		return nil, err
+	}
+	return remote.Image(ref, append([]remote.Option{remote.WithContext(ctx)}, r.Target.Remote...)...)
+}
+
+func (r *Remediator) nameOpts() []name.Option {
+	if r.Target.InsecureUnsafe {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// verify scans the candidate and compares its findings with the current
+// digest's: what it fixes and what it adds.
+func (r *Remediator) verify(ctx context.Context, a *Action, img v1.Image) error {
+	res, err := r.Scanner.Scan(ctx, &source.Image{Image: img, Ref: oci.ImageRef{Transport: oci.TransportRegistry, Path: a.Repository + ":candidate"},
+		Repository: a.Repository}, scan.Options{})
+	if err != nil {
+		return fmt.Errorf("scanning the candidate: %w", err)
+	}
+	after := map[string]bool{}
+	for _, f := range res.Findings {
+		if f.Withdrawn {
+			continue
+		}
+		for _, adv := range f.Advisories {
+			after[adv+" "+f.Package.Name] = true
+		}
+	}
+	before := map[string]bool{}
+	cur, err := r.Store.ImageFindings(ctx, a.From)
+	if err != nil {
+		return err
+	}
+	for _, f := range cur {
+		if !f.Withdrawn {
+			before[f.AdvisoryID+" "+f.Package.Name] = true
+		}
+	}
+	a.Fixed, a.Added = nil, nil
+	for k := range before {
+		if !after[k] {
+			a.Fixed = append(a.Fixed, k)
+		}
+	}
+	for k := range after {
+		if !before[k] {
+			a.Added = append(a.Added, k)
+		}
+	}
+	sort.Strings(a.Fixed)
+	sort.Strings(a.Added)
+	return nil
+}
+
+// record stores the outcome of an action, with its audit event.
+func (r *Remediator) record(ctx context.Context, a *Action) {
+	rec := store.Remediation{Image: a.Image, Repository: a.Repository, Strategy: a.Strategy, From: a.From, To: a.To,
+		Fixes: a.Fixed, Added: a.Added, Status: a.Status, Detail: firstNonEmpty(a.Detail, a.Why), At: r.now(), By: r.By}
+	details := fmt.Sprintf(`{"image":%q,"strategy":%q,"status":%q,"from":%q,"to":%q,"fixed":%d,"added":%d}`,
+		a.Image, a.Strategy, a.Status, a.From, a.To, len(a.Fixed), len(a.Added))
+	_, err := r.Store.RecordRemediation(ctx, rec, store.AuditEvent{At: rec.At, Actor: firstNonEmpty(r.By, "socle"), Action: "remediation." + a.Status,
+		Subject: a.Repository + "@" + a.From, Details: []byte(details)})
+	if err != nil {
+		r.log().Error("recording a remediation", "image", a.Image, "err", err)
+	}
+}
+
+func uniq(s []string) []string {
+	sort.Strings(s)
+	return slices.Compact(s)
+}
+
+func summarize(list []string, n int) string {
+	if len(list) <= n {
+		return strings.Join(list, ", ")
+	}
+	return strings.Join(list[:n], ", ") + fmt.Sprintf(" and %d more", len(list)-n)
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/socle-dev/socle/internal/remediate"
+	"github.com/socle-dev/socle/internal/web"
+)
+
+func (s *Server) exposure(r *http.Request) ([]remediate.EnvExposure, error) {
+	var envs []string
+	for _, e := range s.promoter.Envs {
+		envs = append(envs, e.Name)
+	}
+	if env := r.URL.Query().Get("environment"); env != "" {
+		envs = []string{env}
+	}
+	return remediate.Exposure(r.Context(), s.st, envs, s.now().UTC())
+}
+
+func (s *Server) apiExposure(w http.ResponseWriter, r *http.Request) {
+	ex, err := s.exposure(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"environments": ex})
+}
+
+func (s *Server) apiRemediations(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rs, err := s.st.ListRemediations(r.Context(), r.URL.Query().Get("image"), limit)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"remediations": rs})
+}
+
+// exposurePage shows each environment's open fixable findings, the age
+// of the oldest, the mean time to remediate, and the remediations.
+func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
+	ex, err := s.exposure(r)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	rs, err := s.st.ListRemediations(r.Context(), "", 200)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	data := web.ExposurePage{}
+	for _, e := range ex {
+		row := web.EnvExposureRow{Environment: e.Environment, Images: e.Images, Open: len(e.Open), OldestAge: e.OldestAge,
+			Remediated: e.Remediated, MTTR: e.MTTR}
+		if e.Oldest != nil {
+			row.Oldest = e.Oldest.Advisory + " in " + e.Oldest.Package + " (" + e.Oldest.Repository + ")"
+		}
+		for _, o := range e.Open {
+			row.Findings = append(row.Findings, web.ExposedRow{Repository: o.Repository, Digest: o.Digest, Advisory: o.Advisory,
+				Package: o.Package, Version: o.Version, Fixed: o.Fixed, Severity: o.Severity, Since: o.Since})
+		}
+		data.Environments = append(data.Environments, row)
+	}
+	for _, x := range rs {
+		data.Remediations = append(data.Remediations, web.RemediationRow{ID: x.ID, Image: x.Image, Repository: x.Repository,
+			Strategy: x.Strategy, From: x.From, To: x.To, Fixes: len(x.Fixes), Added: len(x.Added), Status: x.Status, Detail: x.Detail, At: x.At})
+	}
+	s.render(w, r, http.StatusOK, "exposure", "Exposure", data)
+}
