@@ -142,3 +142,50 @@ func TestPlanBuildLineageCommands(t *testing.T) {
 		t.Errorf("lineage:\n%s", out)
 	}
 }
+
+// TestSyncRemediateExposureCommands: a feed of real GHSA records is
+// synced, a catalog app with a vulnerable npm package (hand-made) gets
+// the finding, and remediate explains that the fix is the app's own.
+func TestSyncRemediateExposureCommands(t *testing.T) {
+	dir := t.TempDir()
+	reg := registrytest.Start(t, registry.Options{})
+	base := testenv.Image(t, testenv.Layer(t, testenv.DebianBaseFiles(t)))
+	ref, _ := name.ParseReference(reg.Host + "/ext/debian:12")
+	if err := remote.Write(ref, base); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "web", "node_modules", "minimist", "package.json"), `{"name":"minimist","version":"1.2.5"}`, 0o644)
+	cfg := filepath.Join(dir, "socle.yaml")
+	writeFile(t, cfg, `feeds:
+  - name: ghsa
+    url: `+testenv.SharedData(t, "osv", "ghsa")+`
+environments:
+  - name: prod
+images:
+  - name: web
+    repository: apps/web
+    parent: `+reg.Host+`/ext/debian:12
+    version: 1.0.0
+    build: {append: {layers: [{from: web, to: /srv/web}]}}
+`, 0o644)
+	flags := []string{"--config", cfg, "--registry", reg.Host}
+	if out, errOut, code := run(t, dir, append([]string{"build"}, flags...)...); code != 0 {
+		t.Fatalf("build: %s %s", out, errOut)
+	}
+	out, errOut, code := run(t, dir, "db", "sync", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "ghsa") || !strings.Contains(out, "ok") {
+		t.Fatalf("db sync: %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, _ = run(t, dir, "db", "sync", "--config", cfg)
+	if !strings.Contains(out, " 4 ") {
+		t.Errorf("second sync should report 4 unchanged records:\n%s", out)
+	}
+	out, errOut, code = run(t, dir, append([]string{"remediate", "--dry-run"}, flags...)...)
+	if code != 0 || !strings.Contains(out, "strategy  none") || !strings.Contains(out, "GHSA-xvch-5gv4-984h") || !strings.Contains(out, "own content") {
+		t.Fatalf("remediate: %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, code = run(t, dir, "exposure", "--config", cfg, "-o", "json")
+	if code != 0 || !strings.Contains(out, `"environment": "prod"`) {
+		t.Fatalf("exposure: %s", out)
+	}
+}

@@ -72,6 +72,8 @@ environments and enforces it all at admission.`,
 		newSignCmd(g),
 		newAttestCmd(g),
 		newAuditCmd(g),
+		newRemediateCmd(g),
+		newExposureCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -289,6 +289,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		log.Error("feeds will not sync", "err", err)
 	} else if len(cfg.Feeds) > 0 {
 		syncer.Logger = log.With("component", "feeds")
+		syncer.Notify = notifier(g, cfg).Func()
 		for _, f := range cfg.Feeds {
 			go func(f config.Feed) {
 				t := time.NewTicker(f.SyncInterval())

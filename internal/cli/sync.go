@@ -81,6 +81,7 @@ socle serve syncs the feeds on their interval.`,
 			if err != nil {
 				return err
 			}
+			s.Notify = notifier(g, cfg).Func()
 			results := s.SyncAll(ctx, list)
 			if output == "json" {
 				err = writeJSON(g.out, results)

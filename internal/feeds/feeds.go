@@ -62,8 +62,8 @@ type Syncer struct {
 	Reevaluate Reevaluator
 	// Notify receives "findings.new" when a sync opened findings.
 	Notify func(ctx context.Context, event string, payload any)
-	Logger     *slog.Logger
-	Now        func() time.Time
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Result is what one sync did.

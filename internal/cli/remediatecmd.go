@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/remediate"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+)
+
+// notifier sends socle.yaml's webhooks; secrets come from the
+// environment variables they name.
+func notifier(g *globals, cfg *config.File) *notify.Notifier {
+	n := &notify.Notifier{Logger: g.logger}
+	for _, w := range cfg.Webhooks {
+		n.Hooks = append(n.Hooks, notify.Webhook{URL: w.URL, Events: w.Events, Secret: os.Getenv(w.SecretEnv)})
+	}
+	return n
+}
+
+func newRemediateCmd(g *globals) *cobra.Command {
+	o := &planOptions{}
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "remediate",
+		Short: "Carry available fixes to new digests: rebuild, rebase or bump in Git, each verified first",
+		Long: `remediate looks at the last build of every catalog image, attributes each open
+fixable finding to the catalog image whose layers brought it, and picks a
+strategy, which it explains:
+
+  rebuild  an assembled image whose packages have fixed versions in the archive
+           (pins in socle.yaml are bumped);
+  rebase   an image's own layers onto its parent's new digest, when they do not
+           depend on it (append-layer images, rebase: safe);
+  git      the new digests are committed to the repositories of
+           remediation.git (Dockerfile FROM, kustomize, Helm values);
+  none     no fix exists upstream yet: socle keeps watching.
+
+Every candidate is built and scanned first, and kept only if it removes
+findings and adds none. --dry-run builds and verifies but pushes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.output != "text" && o.output != "json" {
+				return usageError(fmt.Errorf("--output %q: want text or json", o.output))
+			}
+			ctx := cmd.Context()
+			cfg, c, err := o.load(g)
+			if err != nil {
+				return err
+			}
+			st, err := g.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			t := o.target(cfg)
+			an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+			if err != nil {
+				return err
+			}
+			sc := scan.New(st, an, scan.WithLogger(g.logger))
+			r := &remediate.Remediator{
+				Catalog: c, Store: st, Target: t, Scanner: sc, By: "cli:" + currentUser(), Logger: g.logger,
+				Builder: &catalog.Builder{Catalog: c, Store: st, Target: t, Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st},
+					By: "remediation", Logger: g.logger},
+				Notify: notifier(g, cfg).Func(),
+				Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
+					if err := config.SetPins(cfg.Path(), image, pins); err != nil {
+						return nil, err
+					}
+					f, err := config.Load(cfg.Path())
+					if err != nil {
+						return nil, err
+					}
+					return catalog.New(f)
+				},
+			}
+			if needsAssembler(c) {
+				if r.Assembler, err = assembler(g); err != nil {
+					return err
+				}
+			}
+			for _, gr := range cfg.Remediation.Git {
+				r.Git = append(r.Git, remediate.GitTarget{Repo: gr.Repo, Branch: gr.Branch, Paths: gr.Paths})
+			}
+			plan, err := r.Plan(ctx)
+			if err != nil {
+				return explainRegistry(err, t)
+			}
+			if err := r.Apply(ctx, plan, dryRun); err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return writeJSON(g.out, plan)
+			}
+			writeRemediation(g.out, plan, dryRun)
+			return nil
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "build and verify the candidates, push and record nothing")
+	return cmd
+}
+
+func writeRemediation(w io.Writer, p *remediate.Plan, dryRun bool) {
+	if len(p.Actions) == 0 {
+		fmt.Fprintf(w, "Nothing to remediate: %d catalog images have no open fixable finding.\n", len(p.Clean))
+		return
+	}
+	for _, a := range p.Actions {
+		fmt.Fprintf(w, "%s (%s@%s)\n", a.Image, a.Repository, shortDigest(a.From))
+		fmt.Fprintf(w, "  strategy  %s: %s\n", a.Strategy, a.Why)
+		if n := len(a.Owned); n > 0 {
+			fmt.Fprintf(w, "  owns      %d fixable findings: %s\n", n, findingList(a.Owned))
+		}
+		if n := len(a.Inherited); n > 0 {
+			fmt.Fprintf(w, "  inherits  %d from its bases: %s\n", n, findingList(a.Inherited))
+		}
+		if a.Status != "" {
+			fmt.Fprintf(w, "  result    %s", a.Status)
+			if a.To != "" {
+				fmt.Fprintf(w, " → %s", a.To)
+			}
+			if len(a.Fixed)+len(a.Added) > 0 {
+				fmt.Fprintf(w, " (fixes %d, adds %d)", len(a.Fixed), len(a.Added))
+			}
+			if a.Detail != "" && a.Detail != a.Why {
+				fmt.Fprintf(w, "; %s", a.Detail)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, c := range a.Commits {
+			fmt.Fprintf(w, "  git       commit %s\n", c)
+		}
+	}
+	if dryRun {
+		fmt.Fprintln(w, "\n(dry run: nothing was pushed or recorded)")
+	}
+}
+
+func findingList(fs []remediate.Attributed) string {
+	var s []string
+	for i, f := range fs {
+		if i == 4 {
+			s = append(s, fmt.Sprintf("and %d more", len(fs)-4))
+			break
+		}
+		owner := ""
+		if f.Owner != "" {
+			owner = " from " + f.Owner
+		}
+		s = append(s, fmt.Sprintf("%s (%s %s → %s%s)", f.AdvisoryID, f.Package.Name, f.Package.Version, f.FixedVersion, owner))
+	}
+	return strings.Join(s, ", ")
+}
+
+func newExposureCmd(g *globals) *cobra.Command {
+	var cfgPath, output string
+	cmd := &cobra.Command{
+		Use:   "exposure [ENV...]",
+		Short: "Per environment: open fixable findings, the age of the oldest, the mean time to remediate",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return usageError(fmt.Errorf("--output %q: want text or json", output))
+			}
+			ctx := cmd.Context()
+			envs := args
+			if len(envs) == 0 {
+				if cfg, err := loadConfig(g, cfgPath); err == nil {
+					for _, e := range cfg.Environments {
+						envs = append(envs, e.Name)
+					}
+				}
+			}
+			st, err := g.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ex, err := remediate.Exposure(ctx, st, envs, time.Now())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(g.out, ex)
+			}
+			return writeExposure(g.out, ex)
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func writeExposure(w io.Writer, ex []remediate.EnvExposure) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENVIRONMENT\tIMAGES\tOPEN FIXABLE\tOLDEST\tREMEDIATED\tMTTR")
+	for _, e := range ex {
+		oldest := "-"
+		if e.Oldest != nil {
+			oldest = fmt.Sprintf("%s (%s in %s)", days(e.OldestAge), e.Oldest.Advisory, e.Oldest.Repository)
+		}
+		mttr := "-"
+		if e.Remediated > 0 {
+			mttr = days(e.MTTR)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\n", e.Environment, e.Images, len(e.Open), oldest, e.Remediated, mttr)
+	}
+	return tw.Flush()
+}
+
+func days(d time.Duration) string {
+	if d < 48*time.Hour {
+		return fmt.Sprintf("%.1fh", d.Hours())
+	}
+	return fmt.Sprintf("%.1fd", d.Hours()/24)
+}
