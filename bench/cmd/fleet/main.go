@@ -58,6 +58,7 @@ func main() {
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the ingest")
 		conns    = flag.Int("conns", 8, "wrk connections")
 		reuse    = flag.Bool("reuse", false, "reuse the SQLite store of an earlier run: skip the import and the ingest")
+		reeval   = flag.Int("reeval", 0, "instead of the query and API load: change this many advisories and time the re-evaluation")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -83,6 +84,10 @@ func main() {
 		}
 	} else {
 		ingest, digests = fill(ctx, st, *dataDir, pairs, *images, *pkgs, *bases, *profile)
+	}
+	if *reeval > 0 {
+		reevaluate(ctx, st, *dataDir, *work, *reeval, *images, *bases)
+		return
 	}
 	advisories, _ := st.AdvisoryCount(ctx)
 	rate := float64(*images) / ingest.Seconds()

@@ -298,3 +298,21 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// PackageNames lists every (ecosystem, name) the store holds versions of.
+func (s *DB) PackageNames(ctx context.Context) ([]store.PackageName, error) {
+	rows, err := s.query(ctx, s.db, `SELECT DISTINCT ecosystem, name FROM packages ORDER BY ecosystem, name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.PackageName
+	for rows.Next() {
+		var n store.PackageName
+		if err := rows.Scan(&n.Ecosystem, &n.Name); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
