@@ -198,3 +198,74 @@ func TestPromotionKilledMidway(t *testing.T) {
 		t.Fatalf("audit verify after an edit: %d %s", code, errOut)
 	}
 }
+
+// TestPromoteApproveHistoryCommands drives promote, approve, history,
+// rollback and drift from the command line, with tokens of three roles.
+func TestPromoteApproveHistoryCommands(t *testing.T) {
+	reg := registrytest.Start(t, registry.Options{})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "socle.yaml")
+	writeFile(t, cfg, `environments:
+  - name: dev
+  - name: prod
+    roles: [approver, admin]
+    gates:
+      approvals: 1
+`, 0o644)
+	tokens := map[string]string{}
+	for _, role := range []string{"developer", "approver", "admin"} {
+		out, errOut, code := run(t, dir, "token", "create", "--role", role, "--name", role+"-cli")
+		if code != 0 {
+			t.Fatalf("token: %s", errOut)
+		}
+		tokens[role] = strings.TrimSpace(out)
+	}
+	as := func(role string, args ...string) (string, string, int) {
+		return run(t, dir, append(args, "--config", cfg, "--token", tokens[role])...)
+	}
+	a := pushHandMade(t, reg.Host, 1)
+	b := pushHandMade(t, reg.Host, 2)
+	if _, errOut, code := run(t, dir, "promote", a, "--to", "dev", "--config", cfg); code != 2 || !strings.Contains(errOut, "--token") {
+		t.Fatalf("without a token: %d %s", code, errOut)
+	}
+	for _, img := range []string{a, b} {
+		if out, errOut, code := as("developer", "promote", img, "--to", "dev"); code != 0 || !strings.Contains(out, "promotion") {
+			t.Fatalf("dev: %d %s %s", code, out, errOut)
+		}
+	}
+	if _, errOut, code := as("developer", "promote", a, "--to", "prod"); code == 0 || !strings.Contains(errOut, "may not promote to prod") {
+		t.Fatalf("developer to prod: %d %s", code, errOut)
+	}
+	for i, img := range []string{a, b} {
+		out, _, code := as("admin", "promote", img, "--to", "prod")
+		if code != 0 || !strings.Contains(out, "awaits approval") {
+			t.Fatalf("prod request: %d %s", code, out)
+		}
+		id := strings.Fields(out[strings.Index(out, "socle approve ")+len("socle approve "):])[0]
+		if _, errOut, code := as("developer", "approve", id); code == 0 || !strings.Contains(errOut, "forbidden") {
+			t.Fatalf("developer approval: %d %s", code, errOut)
+		}
+		out, errOut, code := as("approver", "approve", id)
+		if code != 0 || !strings.Contains(out, "→ sha256:") {
+			t.Fatalf("approval %d: %d %s %s", i, code, out, errOut)
+		}
+	}
+	if got := tagDigest(t, reg.Host+"/apps/killed:prod"); !strings.HasSuffix(b, got) {
+		t.Fatalf("prod at %s, want %s", got, b)
+	}
+	out, _, _ := as("admin", "rollback", reg.Host+"/apps/killed", "--env", "prod", "--override", "--note", "bad release")
+	if !strings.Contains(out, "override") {
+		t.Fatalf("rollback: %s", out)
+	}
+	if got := tagDigest(t, reg.Host+"/apps/killed:prod"); !strings.HasSuffix(a, got) {
+		t.Fatalf("after rollback prod at %s, want %s", got, a)
+	}
+	out, _, code := run(t, dir, "history", reg.Host+"/apps/killed", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "rollback (override)") || strings.Count(out, "done") < 5 {
+		t.Fatalf("history:\n%s", out)
+	}
+	out, _, code = run(t, dir, "drift", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "no drift") {
+		t.Fatalf("drift: %d %s", code, out)
+	}
+}
