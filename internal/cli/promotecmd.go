@@ -149,6 +149,23 @@ func (o *promoteOptions) withPromoter(cmd *cobra.Command, g *globals, fn func(ct
 	return fn(ctx, st, p)
 }
 
+// act runs a promotion step as the token's actor and prints its result.
+func (o *promoteOptions) act(cmd *cobra.Command, g *globals, step func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error)) error {
+	return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+		actor, err := o.actor(ctx, st)
+		if err != nil {
+			return err
+		}
+		res, err := step(ctx, p, actor)
+		if res != nil {
+			if werr := writeResult(g.out, o.output, res); werr != nil {
+				return werr
+			}
+		}
+		return err
+	})
+}
+
 // staleMoving is how long a promotion may stay moving before another
 // process settles it: far longer than a promotion takes.
 const staleMoving = 2 * time.Minute
@@ -203,25 +220,14 @@ is set, and moves the environment's tag. Every step is in the audit log.`,
 			if to == "" {
 				return usageError(errors.New("--to ENV is required"))
 			}
-			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-				actor, err := o.actor(ctx, st)
-				if err != nil {
-					return err
-				}
-				res, err := p.Promote(ctx, promote.Request{Image: args[0], To: to, Actor: actor, Override: override, Note: note})
-				if res != nil {
-					if werr := writeResult(g.out, o.output, res); werr != nil {
-						return werr
-					}
-				}
-				return err
+			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
+				return p.Promote(ctx, promote.Request{Image: args[0], To: to, Actor: actor, Override: override, Note: note})
 			})
 		},
 	}
 	o.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&to, "to", "", "environment")
-	cmd.Flags().StringVar(&note, "note", "", "why, for the record")
-	cmd.Flags().BoolVar(&override, "override", false, "skip the gates (admin only; logged)")
+	recordFlags(cmd.Flags(), &note, &override)
 	var stale time.Duration
 	reconcile := &cobra.Command{
 		Use:   "reconcile",
@@ -259,18 +265,8 @@ func newApproveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError(fmt.Errorf("promotion ID %q: %w", args[0], err))
 			}
-			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-				actor, err := o.actor(ctx, st)
-				if err != nil {
-					return err
-				}
-				res, err := p.Approve(ctx, id, actor)
-				if res != nil {
-					if werr := writeResult(g.out, o.output, res); werr != nil {
-						return werr
-					}
-				}
-				return err
+			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
+				return p.Approve(ctx, id, actor)
 			})
 		},
 	}
@@ -293,25 +289,14 @@ log keep.`,
 			if env == "" {
 				return usageError(errors.New("--env ENV is required"))
 			}
-			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-				actor, err := o.actor(ctx, st)
-				if err != nil {
-					return err
-				}
-				res, err := p.Rollback(ctx, args[0], env, actor, override, note)
-				if res != nil {
-					if werr := writeResult(g.out, o.output, res); werr != nil {
-						return werr
-					}
-				}
-				return err
+			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
+				return p.Rollback(ctx, args[0], env, actor, override, note)
 			})
 		},
 	}
 	o.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&env, "env", "", "environment")
-	cmd.Flags().StringVar(&note, "note", "", "why, for the record")
-	cmd.Flags().BoolVar(&override, "override", false, "skip the gates (admin only; logged)")
+	recordFlags(cmd.Flags(), &note, &override)
 	return cmd
 }
 
@@ -603,4 +588,9 @@ func newAuditCmd(g *globals) *cobra.Command {
 	show.Flags().IntVar(&limit, "limit", 100, "events shown")
 	cmd.AddCommand(verify, show)
 	return cmd
+}
+
+func recordFlags(f *pflag.FlagSet, note *string, override *bool) {
+	f.StringVar(note, "note", "", "why, for the record")
+	f.BoolVar(override, "override", false, "skip the gates (admin only; logged)")
 }
