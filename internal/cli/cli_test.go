@@ -103,6 +103,17 @@ func TestVEXSuppresses(t *testing.T) {
 			t.Fatalf("%s still reported", f.ID)
 		}
 	}
+	// Stored: socle vex apply closes the stored findings; applying it again
+	// finds them closed (the store suite shows a re-match keeps them so).
+	run(t, dir, "scan", "--index", image)
+	out, errOut, code := run(t, dir, "vex", "apply", vex)
+	if code != 0 || !strings.Contains(out, "in 1 images") || strings.Contains(out, "closed 0 findings") {
+		t.Fatalf("vex apply: %d %s %s", code, out, errOut)
+	}
+	out, _, _ = run(t, dir, "vex", "apply", vex)
+	if !strings.Contains(out, "closed 0 findings") {
+		t.Fatalf("a second apply closed again: %s", out)
+	}
 }
 
 func TestScanWithoutAdvisoriesLoadsSample(t *testing.T) {

@@ -74,6 +74,7 @@ environments and enforces it all at admission.`,
 		newAuditCmd(g),
 		newRemediateCmd(g),
 		newExposureCmd(g),
+		newVEXCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -107,11 +107,19 @@ func Exposure(ctx context.Context, st store.Store, envs []string, now time.Time)
 	return out, nil
 }
 
+// fixable returns the fixable findings an image still has: the open
+// ones, and those closed because a rebuild superseded the image (its
+// packages did not change).
 func fixable(ctx context.Context, st store.Store, digest string) ([]store.Finding, error) {
 	fs, err := st.ImageFindings(ctx, digest)
 	if err != nil {
 		return nil, err
 	}
+	superseded, err := st.FindingsClosedAs(ctx, digest, store.CloseFixedByRebuild)
+	if err != nil {
+		return nil, err
+	}
+	fs = append(fs, superseded...)
 	var out []store.Finding
 	for _, f := range fs {
 		if !f.Withdrawn && f.FixedVersion != "" {

@@ -393,7 +393,30 @@ type TrendPoint struct {
 }
 
 // Findings answers questions about findings from the index.
+// Sticky close reasons: a re-match does not reopen these findings. A
+// rebuild's closure means the image is superseded (it still holds the
+// package: exposure counts it while an environment runs it); a VEX
+// closure is a statement that the image is not affected.
+const (
+	CloseFixedByRebuild = "fixed by rebuild"
+	CloseVEX            = "vex"
+)
+
+// FindingKey names one finding of an image.
+type FindingKey struct {
+	AdvisoryID string
+	// Package is the package's name in the image (binary name).
+	Package string
+}
+
 type Findings interface {
+	// CloseFindings closes open findings of an image with a reason
+	// (CloseFixedByRebuild or CloseVEX first: those stay closed when the
+	// advisories are matched again). It returns how many it closed.
+	CloseFindings(ctx context.Context, digest string, keys []FindingKey, reason string, at time.Time) (int, error)
+	// FindingsClosedAs returns the findings of an image closed with a
+	// reason starting with prefix.
+	FindingsClosedAs(ctx context.Context, digest, prefix string) ([]Finding, error)
 	// ImageFindings returns the open findings of an image.
 	ImageFindings(ctx context.Context, digest string) ([]Finding, error)
 	// AffectedImages returns the images with an open finding for the

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"sort"
 	"time"
@@ -240,4 +241,41 @@ AND f.image_id IN (SELECT i.id FROM images i JOIN tags t ON t.digest = i.digest)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out, nil
+}
+
+func (s *DB) CloseFindings(ctx context.Context, digest string, keys []store.FindingKey, reason string, at time.Time) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, k := range keys {
+			res, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = ?
+WHERE image_id = (SELECT id FROM images WHERE digest = ?) AND advisory_id = ? AND closed_at = 0
+AND package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id = findings.image_id AND ip.name = ?)`,
+				ts(at), reason, digest, k.AdvisoryID, k.Package)
+			if err != nil {
+				return err
+			}
+			c, _ := res.RowsAffected()
+			n += int(c)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (s *DB) FindingsClosedAs(ctx context.Context, digest, prefix string) ([]store.Finding, error) {
+	rows, err := s.query(ctx, s.db, findingSelect+` WHERE i.digest = ? AND f.closed_at <> 0 AND f.close_reason LIKE ?
+ORDER BY ip.type, ip.name, ip.version, f.advisory_id`, digest, prefix+"%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Finding
+	for rows.Next() {
+		f, err := scanFinding(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
 }

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ChainIDs", testChainIDs},
 		{"Builds", testBuilds},
 		{"Promotions", testPromotions},
+		{"StickyClosures", testStickyClosures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -935,5 +936,45 @@ func must2id(t *testing.T) func(int64, error) {
 	return func(_ int64, err error) {
 		t.Helper()
 		must(t, err)
+	}
+}
+
+func testStickyClosures(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 10, 1, 0, 0, 0, 0, time.UTC)
+	id := seedFindings(t, s, t0)
+	match := []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}}
+	_, err := s.SetPackageMatches(ctx, id, match, nil, t0)
+	must(t, err)
+	fs, err := s.ImageFindings(ctx, "sha256:a")
+	must(t, err)
+	if len(fs) != 1 {
+		t.Fatalf("seeded findings %+v", fs)
+	}
+	f := fs[0]
+	n, err := s.CloseFindings(ctx, "sha256:a", []store.FindingKey{{AdvisoryID: f.AdvisoryID, Package: f.Package.Name}}, store.CloseVEX+": not_affected (vulnerable_code_not_in_execute_path)", t0.Add(time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("closed %d", n)
+	}
+	closed, err := s.FindingsClosedAs(ctx, "sha256:a", store.CloseVEX)
+	must(t, err)
+	if len(closed) != 1 || closed[0].AdvisoryID != f.AdvisoryID || !strings.HasPrefix(closed[0].CloseReason, "vex: not_affected") {
+		t.Fatalf("closed %+v", closed)
+	}
+	// The other image keeps its finding.
+	if other, _ := s.ImageFindings(ctx, "sha256:b"); len(other) != 1 {
+		t.Fatalf("sha256:b findings %+v", other)
+	}
+	// Matching the package again does not reopen a VEX closure; a plain
+	// closure (the advisory no longer matching) does reopen.
+	_, err = s.SetPackageMatches(ctx, id, nil, nil, t0.Add(2*time.Hour))
+	must(t, err)
+	_, err = s.SetPackageMatches(ctx, id, match, nil, t0.Add(3*time.Hour))
+	must(t, err)
+	if after, _ := s.ImageFindings(ctx, "sha256:a"); len(after) != 0 {
+		t.Fatalf("a re-match reopened a VEX closure: %+v", after)
+	}
+	if other, _ := s.ImageFindings(ctx, "sha256:b"); len(other) != 1 {
+		t.Fatalf("sha256:b after the re-match: %+v", other)
 	}
 }
