@@ -16,6 +16,7 @@ import (
 	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/store"
 )
 
 // notifier sends socle.yaml's webhooks; secrets come from the
@@ -64,34 +65,9 @@ findings and adds none. --dry-run builds and verifies but pushes nothing.`,
 			}
 			defer st.Close()
 			t := o.target(cfg)
-			an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+			r, err := newRemediator(g, cfg, c, st, t)
 			if err != nil {
 				return err
-			}
-			sc := scan.New(st, an, scan.WithLogger(g.logger))
-			r := &remediate.Remediator{
-				Catalog: c, Store: st, Target: t, Scanner: sc, By: "cli:" + currentUser(), Logger: g.logger,
-				Builder: &catalog.Builder{Catalog: c, Store: st, Target: t, Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st},
-					By: "remediation", Logger: g.logger},
-				Notify: notifier(g, cfg).Func(),
-				Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
-					if err := config.SetPins(cfg.Path(), image, pins); err != nil {
-						return nil, err
-					}
-					f, err := config.Load(cfg.Path())
-					if err != nil {
-						return nil, err
-					}
-					return catalog.New(f)
-				},
-			}
-			if needsAssembler(c) {
-				if r.Assembler, err = assembler(g); err != nil {
-					return err
-				}
-			}
-			for _, gr := range cfg.Remediation.Git {
-				r.Git = append(r.Git, remediate.GitTarget{Repo: gr.Repo, Branch: gr.Branch, Paths: gr.Paths})
 			}
 			plan, err := r.Plan(ctx)
 			if err != nil {
@@ -110,6 +86,41 @@ findings and adds none. --dry-run builds and verifies but pushes nothing.`,
 	o.AddFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "build and verify the candidates, push and record nothing")
 	return cmd
+}
+
+// newRemediator builds the remediator of a catalog, with socle.yaml's
+// Git repositories, webhooks and pin rewriting.
+func newRemediator(g *globals, cfg *config.File, c *catalog.Catalog, st store.Store, t catalog.Target) (*remediate.Remediator, error) {
+	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	if err != nil {
+		return nil, err
+	}
+	sc := scan.New(st, an, scan.WithLogger(g.logger))
+	r := &remediate.Remediator{
+		Catalog: c, Store: st, Target: t, Scanner: sc, By: "cli:" + currentUser(), Logger: g.logger,
+		Builder: &catalog.Builder{Catalog: c, Store: st, Target: t, Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st},
+			By: "remediation", Logger: g.logger},
+		Notify: notifier(g, cfg).Func(),
+		Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
+			if err := config.SetPins(cfg.Path(), image, pins); err != nil {
+				return nil, err
+			}
+			f, err := config.Load(cfg.Path())
+			if err != nil {
+				return nil, err
+			}
+			return catalog.New(f)
+		},
+	}
+	if needsAssembler(c) {
+		if r.Assembler, err = assembler(g); err != nil {
+			return nil, err
+		}
+	}
+	for _, gr := range cfg.Remediation.Git {
+		r.Git = append(r.Git, remediate.GitTarget{Repo: gr.Repo, Branch: gr.Branch, Paths: gr.Paths})
+	}
+	return r, nil
 }
 
 func writeRemediation(w io.Writer, p *remediate.Plan, dryRun bool) {

@@ -11,12 +11,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -24,7 +26,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/feeds"
 	"github.com/socle-dev/socle/internal/jobs"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/registry"
@@ -290,6 +294,9 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	} else if len(cfg.Feeds) > 0 {
 		syncer.Logger = log.With("component", "feeds")
 		syncer.Notify = notifier(g, cfg).Func()
+		if cfg.Remediation.Auto && len(cfg.Images) > 0 {
+			syncer.After = autoRemediate(g, cfg, st, firstNonEmpty(external, regHost), log)
+		}
 		for _, f := range cfg.Feeds {
 			go func(f config.Feed) {
 				t := time.NewTicker(f.SyncInterval())
@@ -389,6 +396,42 @@ func randomSuffix() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x", b)
+}
+
+// autoRemediate returns the hook socle serve runs after a feed sync that
+// opened findings: the catalog's remediation, as socle remediate does it.
+func autoRemediate(g *globals, cfg *config.File, st store.Store, registry string, log *slog.Logger) func(ctx context.Context, r feeds.Result) {
+	var mu sync.Mutex
+	return func(ctx context.Context, res feeds.Result) {
+		if res.Findings.Opened == 0 {
+			return
+		}
+		mu.Lock() // one remediation at a time
+		defer mu.Unlock()
+		c, err := catalog.New(cfg)
+		if err != nil {
+			log.Error("auto-remediation: the catalog", "err", err)
+			return
+		}
+		o := catalogOptions{registry: registry}
+		r, err := newRemediator(g, cfg, c, st, o.target(cfg))
+		if err != nil {
+			log.Error("auto-remediation", "err", err)
+			return
+		}
+		r.By = "socle serve (auto-remediation)"
+		plan, err := r.Plan(ctx)
+		if err == nil {
+			err = r.Apply(ctx, plan, false)
+		}
+		if err != nil {
+			log.Error("auto-remediation", "err", err)
+			return
+		}
+		for _, a := range plan.Actions {
+			log.Info("auto-remediation", "image", a.Image, "strategy", a.Strategy, "status", a.Status, "to", a.To, "fixed", len(a.Fixed))
+		}
+	}
 }
 
 // bootstrapAdminToken makes the first admin token when there is none, and

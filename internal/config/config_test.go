@@ -74,6 +74,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("server:\n  addr: 127.0.0.1:8080\nwatch:\n  - repository: a/b\n    tags: ['*']\n"))
 	f.Add([]byte("feeds:\n  - {name: a, url: x, interval: 1h}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("environments:\n  - name: dev\n  - name: prod\n    repository: \"{{.Registry}}/prod/{{.Path}}\"\n    roles: [approver]\n    gates: {soak: 24h, max_severity: high, approvals: 2, policy: p.rego, signed_by: [k.pub], sbom_attestation: true}\n"))
+	f.Add([]byte("webhooks:\n  - {url: 'https://h/x', events: [findings.new], secret_env: S}\nremediation:\n  git: [{repo: /srv/git, paths: [apps/]}]\nsigning: {key: k.key}\n"))
+	f.Add([]byte("environments:\n  - name: 'a b'\n    repository: '{{.Nope'\n    gates: {max_severity: severe, approvals: -1}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = config.Parse("fuzz.yaml", data)
 	})

@@ -128,6 +128,9 @@ func (f *File) validateEnvironments() Errors {
 type Remediation struct {
 	// Git lists repositories whose digest pins are bumped.
 	Git []GitRepo `yaml:"git"`
+	// Auto makes socle serve remediate the catalog after each feed sync
+	// that opened findings.
+	Auto bool `yaml:"auto"`
 }
 
 // GitRepo is a repository socle commits digest bumps to.

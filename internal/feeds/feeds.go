@@ -62,6 +62,8 @@ type Syncer struct {
 	Reevaluate Reevaluator
 	// Notify receives "findings.new" when a sync opened findings.
 	Notify func(ctx context.Context, event string, payload any)
+	// After runs after each successful sync (auto-remediation).
+	After func(ctx context.Context, r Result)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -202,6 +204,9 @@ func (s *Syncer) Sync(ctx context.Context, f config.Feed) Result {
 		res.Error = err.Error()
 	}
 	res.Seconds = s.now().Sub(start).Seconds()
+	if s.After != nil && res.Error == "" {
+		s.After(ctx, res)
+	}
 	return res
 }
 

@@ -193,6 +193,8 @@ func TestHTTPFeed(t *testing.T) {
 // TestPathFeed reads a directory: unchanged records are not written again.
 func TestPathFeed(t *testing.T) {
 	s, _, rec := newSyncer(t)
+	var after []feeds.Result
+	s.After = func(_ context.Context, r feeds.Result) { after = append(after, r) }
 	feed := config.Feed{Name: "ghsa-dir", URL: testenv.SharedData(t, "osv", "ghsa")}
 	if r := s.Sync(ctx, feed); r.Error != "" || r.Added != 4 {
 		t.Fatalf("first: %+v", r)
@@ -200,5 +202,9 @@ func TestPathFeed(t *testing.T) {
 	r := s.Sync(ctx, feed)
 	if r.Error != "" || r.Added+r.Updated != 0 || r.UnchangedRecords != 4 || len(rec.names) != 1 {
 		t.Fatalf("second: %+v (%d re-evaluations)", r, len(rec.names))
+	}
+	// The after-sync hook (auto-remediation in socle serve) ran for both.
+	if len(after) != 2 || after[0].Added != 4 {
+		t.Fatalf("after hooks: %+v", after)
 	}
 }

@@ -47,18 +47,19 @@ import (
 
 func main() {
 	var (
-		dataDir  = flag.String("data", "", "shared data directory")
-		db       = flag.String("db", "", "postgres:// URL, or empty for a SQLite file in -work")
-		work     = flag.String("work", os.TempDir(), "working directory")
-		images   = flag.Int("images", 10000, "images to ingest")
-		pkgs     = flag.Int("packages", 200, "packages per image")
-		bases    = flag.Int("bases", 20, "base image variants")
-		wrk      = flag.String("wrk", "wrk", "wrk binary for the API load")
-		duration = flag.Duration("load", 10*time.Second, "API load duration per endpoint")
-		profile  = flag.String("cpuprofile", "", "write a CPU profile of the ingest")
-		conns    = flag.Int("conns", 8, "wrk connections")
-		reuse    = flag.Bool("reuse", false, "reuse the SQLite store of an earlier run: skip the import and the ingest")
-		reeval   = flag.Int("reeval", 0, "instead of the query and API load: change this many advisories and time the re-evaluation")
+		dataDir    = flag.String("data", "", "shared data directory")
+		db         = flag.String("db", "", "postgres:// URL, or empty for a SQLite file in -work")
+		work       = flag.String("work", os.TempDir(), "working directory")
+		images     = flag.Int("images", 10000, "images to ingest")
+		pkgs       = flag.Int("packages", 200, "packages per image")
+		bases      = flag.Int("bases", 20, "base image variants")
+		wrk        = flag.String("wrk", "wrk", "wrk binary for the API load")
+		duration   = flag.Duration("load", 10*time.Second, "API load duration per endpoint")
+		profile    = flag.String("cpuprofile", "", "write a CPU profile of the ingest")
+		conns      = flag.Int("conns", 8, "wrk connections")
+		reuse      = flag.Bool("reuse", false, "reuse the SQLite store of an earlier run: skip the import and the ingest")
+		reeval     = flag.String("reeval", "", "instead of the query and API load: change these many advisories in turn (10,100,1000) and time the re-evaluation")
+		reevalSkip = flag.Int("reeval-skip", 0, "leave out this many changed advisories first (those an earlier -reuse run withdrew)")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -85,8 +86,16 @@ func main() {
 	} else {
 		ingest, digests = fill(ctx, st, *dataDir, pairs, *images, *pkgs, *bases, *profile)
 	}
-	if *reeval > 0 {
-		reevaluate(ctx, st, *dataDir, *work, *reeval, *images, *bases)
+	if *reeval != "" {
+		var sizes []int
+		for _, f := range strings.Split(*reeval, ",") {
+			var n int
+			if _, err := fmt.Sscan(f, &n); err != nil || n <= 0 {
+				log.Fatalf("-reeval %q: want sizes like 10,100,1000", *reeval)
+			}
+			sizes = append(sizes, n)
+		}
+		reevaluate(ctx, st, *dataDir, *work, sizes, *reevalSkip, *images, *bases)
 		return
 	}
 	advisories, _ := st.AdvisoryCount(ctx)
