@@ -45,6 +45,13 @@ type Assembler interface {
 	Assemble(ctx context.Context, spec build.AssembleSpec) (v1.Image, *build.Resolution, error)
 }
 
+var (
+	_ Assembler       = (*build.Assembler)(nil)
+	_ PackageResolver = (*build.Assembler)(nil)
+	_ Indexer         = ImageIndexer{}
+	_ BuildStore      = store.Store(nil)
+)
+
 // Builder executes plans.
 type Builder struct {
 	Catalog *Catalog
