@@ -41,6 +41,8 @@ type Store interface {
 	Feeds(ctx context.Context) ([]store.Feed, error)
 }
 
+var _ Store = store.Store(nil)
+
 // Reevaluator re-matches the stored versions of package names.
 type Reevaluator func(ctx context.Context, names []store.PackageName) (versions int, changes store.FindingChanges, err error)
 

@@ -56,6 +56,8 @@ type Store interface {
 	HasImage(ctx context.Context, digest string) (bool, error)
 }
 
+var _ Store = store.Store(nil)
+
 // Promoter runs promotions.
 type Promoter struct {
 	Store Store
