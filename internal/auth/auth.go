@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -95,15 +96,56 @@ func Create(ctx context.Context, st TokenStore, name, role string, ttl time.Dura
 	return secret, tok, nil
 }
 
-// Authenticator checks secrets against the store.
+// Authenticator checks secrets against the store. It remembers a token
+// it read for CacheTTL, so that a busy API does not read the store on
+// every request: a revocation takes effect within that time.
 type Authenticator struct {
 	st  TokenStore
 	now func() time.Time
+	// CacheTTL is how long a token read from the store is trusted
+	// (default 5s; 0 after construction disables the cache).
+	CacheTTL time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cachedToken
 }
+
+type cachedToken struct {
+	tok store.Token
+	at  time.Time
+}
+
+// maxCachedTokens bounds the cache; it is emptied when full.
+const maxCachedTokens = 10000
 
 // NewAuthenticator returns an Authenticator.
 func NewAuthenticator(st TokenStore) *Authenticator {
-	return &Authenticator{st: st, now: time.Now}
+	return &Authenticator{st: st, now: time.Now, CacheTTL: 5 * time.Second, cache: map[string]cachedToken{}}
+}
+
+// token returns the stored token of a hash, from the cache when fresh.
+func (a *Authenticator) token(ctx context.Context, h []byte) (store.Token, error) {
+	key := string(h)
+	now := a.now()
+	if a.CacheTTL > 0 {
+		a.mu.Lock()
+		c, ok := a.cache[key]
+		a.mu.Unlock()
+		if ok && now.Sub(c.at) < a.CacheTTL {
+			return c.tok, nil
+		}
+	}
+	t, err := a.st.TokenByHash(ctx, h)
+	if err != nil || a.CacheTTL <= 0 {
+		return t, err
+	}
+	a.mu.Lock()
+	if a.cache == nil || len(a.cache) >= maxCachedTokens {
+		a.cache = map[string]cachedToken{}
+	}
+	a.cache[key] = cachedToken{tok: t, at: now}
+	a.mu.Unlock()
+	return t, nil
 }
 
 // Authenticate returns the principal of a secret, or ErrUnauthenticated.
@@ -112,7 +154,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Princi
 		return Principal{}, ErrUnauthenticated
 	}
 	h := Hash(secret)
-	t, err := a.st.TokenByHash(ctx, h)
+	t, err := a.token(ctx, h)
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrUnauthenticated
 	}
@@ -128,6 +170,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Princi
 	}
 	if now.Sub(t.LastUsed) > time.Minute {
 		_ = a.st.TouchToken(ctx, t.ID, now)
+		a.mu.Lock()
+		if c, ok := a.cache[string(h)]; ok {
+			c.tok.LastUsed = now
+			a.cache[string(h)] = c
+		}
+		a.mu.Unlock()
 	}
 	return Principal{TokenID: t.ID, Name: t.Name, Role: t.Role}, nil
 }

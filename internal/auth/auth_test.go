@@ -38,11 +38,25 @@ func TestCreateAndAuthenticate(t *testing.T) {
 			t.Errorf("Authenticate(%q) = %v", bad, err)
 		}
 	}
+	// A token read within CacheTTL is not read again: a revocation
+	// reaches an authenticator that cached it only when the TTL is over.
+	cached := auth.NewAuthenticator(st)
+	cached.CacheTTL = time.Hour
+	if _, err := cached.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.RevokeToken(ctx, tok.ID, now); err != nil {
 		t.Fatal(err)
 	}
+	a.CacheTTL = 0
 	if _, err := a.Authenticate(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("revoked token accepted: %v", err)
+	}
+	if _, err := auth.NewAuthenticator(st).Authenticate(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("revoked token accepted by a fresh authenticator: %v", err)
+	}
+	if _, err := cached.Authenticate(ctx, secret); err != nil {
+		t.Fatalf("the cache was not used: %v", err)
 	}
 	expired, _, err := auth.Create(ctx, st, "old", store.RoleViewer, time.Nanosecond, now.Add(-time.Hour))
 	if err != nil {

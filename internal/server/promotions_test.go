@@ -2,18 +2,25 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/testenv"
 )
 
 // promotionStack is the server with two environments: dev, then prod,
@@ -172,5 +179,62 @@ func TestBrowserApprove(t *testing.T) {
 	s.call("GET", fmt.Sprintf("/api/v1/promotions/%d", a.Promotion.ID), "viewer", "", &got)
 	if got.State != store.PromotionDone {
 		t.Fatalf("after two approvals in the dashboard: %s", got.State)
+	}
+}
+
+// TestAnswerCache: a repeated "affected by" query is served from the
+// cache, and a push that changes the answer is seen at once.
+func TestAnswerCache(t *testing.T) {
+	s := newStack(t)
+	s.importAdvisories("alpine", "vuln-list-alpine-3.10")
+	first := s.pushAlpine("library/alpine", "3.10")
+	s.waitImage(first)
+	var fs struct{ Findings []struct{ ID string } }
+	s.call("GET", "/api/v1/images/"+first+"/findings", "viewer", "", &fs)
+	if len(fs.Findings) == 0 {
+		t.Fatal("no findings")
+	}
+	q := "/api/v1/affected?advisory=" + fs.Findings[0].ID
+	get := func() (int, string) {
+		req, _ := http.NewRequest("GET", s.api.URL+q, nil)
+		req.Header.Set("Authorization", "Bearer "+s.tokens["viewer"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var aff struct{ Images int }
+		json.NewDecoder(resp.Body).Decode(&aff)
+		return aff.Images, resp.Header.Get("X-Socle-Cache")
+	}
+	if n, hit := get(); n != 1 || hit != "" {
+		t.Fatalf("first answer: %d images, cache %q", n, hit)
+	}
+	if n, hit := get(); n != 1 || hit != "hit" {
+		t.Fatalf("second answer: %d images, cache %q", n, hit)
+	}
+	// Another image with the same packages (the real Alpine image plus a
+	// hand-made layer): the answer must count it at once.
+	r, _ := oci.ParseImageRef("docker-archive:" + testenv.SharedData(t, "images", "alpine-310.tar.gz"))
+	src, err := source.Open(context.Background(), r, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	more, err := mutate.AppendLayers(src.Image, testenv.Layer(t, []testenv.File{{Path: "srv/hand-made.txt", Content: []byte("hand-made\n")}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := s.push(more, "apps/alpine-app", "1")
+	s.waitImage(second)
+	if n, hit := get(); n != 2 || hit == "hit" {
+		t.Fatalf("after a new affected image: %d images, cache %q", n, hit)
+	}
+	if n, hit := get(); n != 2 || hit != "hit" {
+		t.Fatalf("the new answer is not cached: %d images, cache %q", n, hit)
+	}
+	// A viewer-less request never reaches the cache.
+	if code := s.call("GET", q, "", "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("anonymous: %d", code)
 	}
 }

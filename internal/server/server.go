@@ -58,6 +58,7 @@ type Server struct {
 	now     func() time.Time
 	// promoter is never nil: without environments it has none.
 	promoter *promote.Promoter
+	answers  answerCache
 }
 
 // New returns a Server.
@@ -104,11 +105,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/images", viewer(s.apiImages))
 	mux.Handle("GET /api/v1/images/{digest}", viewer(s.apiImage))
 	mux.Handle("GET /api/v1/images/{digest}/packages", viewer(s.apiImagePackages))
-	mux.Handle("GET /api/v1/images/{digest}/findings", viewer(s.apiImageFindings))
+	mux.Handle("GET /api/v1/images/{digest}/findings", viewer(s.cached(s.apiImageFindings)))
 	mux.Handle("GET /api/v1/images/{digest}/sbom", viewer(s.apiImageSBOM))
 	mux.Handle("GET /api/v1/tags", viewer(s.apiTags))
 	mux.Handle("GET /api/v1/tags/history", viewer(s.apiTagHistory))
-	mux.Handle("GET /api/v1/affected", viewer(s.apiAffected))
+	mux.Handle("GET /api/v1/affected", viewer(s.cached(s.apiAffected)))
 	mux.Handle("GET /api/v1/advisories", viewer(s.apiAdvisoryStats))
 	mux.Handle("GET /api/v1/advisories/{id}", viewer(s.apiAdvisory))
 	mux.Handle("GET /api/v1/trend", viewer(s.apiTrend))

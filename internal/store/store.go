@@ -164,6 +164,10 @@ type Advisories interface {
 	PutFeed(ctx context.Context, f Feed) error
 	// Feeds lists every feed.
 	Feeds(ctx context.Context) ([]Feed, error)
+	// DataGeneration returns a value that changes whenever images, tags,
+	// deployments, matches, findings or advisories change, in any process
+	// sharing the store.
+	DataGeneration(ctx context.Context) (string, error)
 	// AdvisoryCount returns the number of records.
 	AdvisoryCount(ctx context.Context) (int, error)
 	// AdvisoryGeneration returns a number that changes whenever a record

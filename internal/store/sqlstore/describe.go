@@ -24,9 +24,31 @@ type nameCache struct {
 type imageName struct{ digest, repository string }
 
 const (
-	tagsGenKey   = "tags_generation"
-	imagesGenKey = "images_generation"
+	tagsGenKey     = "tags_generation"
+	imagesGenKey   = "images_generation"
+	findingsGenKey = "findings_generation"
 )
+
+// DataGeneration returns a value that changes whenever images, tags,
+// deployments, matches, findings or advisories change, in any process
+// sharing the store: the key of caches of query answers.
+func (s *DB) DataGeneration(ctx context.Context) (string, error) {
+	rows, err := s.query(ctx, s.db, `SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?)`,
+		tagsGenKey, imagesGenKey, findingsGenKey, advisoryGenerationKey)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	vals := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return "", err
+		}
+		vals[k] = v
+	}
+	return vals[tagsGenKey] + "." + vals[imagesGenKey] + "." + vals[findingsGenKey] + "." + vals[advisoryGenerationKey], rows.Err()
+}
 
 // bump increments a generation counter in the caller's transaction.
 func (s *DB) bump(ctx context.Context, x execer, key string) error {

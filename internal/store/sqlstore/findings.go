@@ -257,6 +257,9 @@ AND package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id
 			c, _ := res.RowsAffected()
 			n += int(c)
 		}
+		if n > 0 {
+			return s.bump(ctx, tx, findingsGenKey)
+		}
 		return nil
 	})
 	return n, err

@@ -95,6 +95,10 @@ WHERE image_id = ? AND closed_at = 0 AND package_id NOT IN (SELECT package_id FR
 			now, imageID, imageID); err != nil {
 			return err
 		}
+		// The image and its findings are new or changed: cached answers go.
+		if err := s.bump(ctx, tx, findingsGenKey); err != nil {
+			return err
+		}
 		for _, id := range newIDs {
 			fresh = append(fresh, id)
 		}

@@ -144,6 +144,9 @@ ON CONFLICT (package_id, advisory_id) DO UPDATE SET fixed_version = excluded.fix
 			ch.Images = append(ch.Images, d)
 		}
 		sort.Strings(ch.Images)
+		if nUpserts > 0 || ch.Opened+ch.Closed > 0 {
+			return s.bump(ctx, tx, findingsGenKey)
+		}
 		return nil
 	})
 	return ch, err

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Builds", testBuilds},
 		{"Promotions", testPromotions},
 		{"StickyClosures", testStickyClosures},
+		{"DataGeneration", testDataGeneration},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -977,4 +978,37 @@ func testStickyClosures(t *testing.T, s store.Store) {
 	if other, _ := s.ImageFindings(ctx, "sha256:b"); len(other) != 1 {
 		t.Fatalf("sha256:b after the re-match: %+v", other)
 	}
+}
+
+// testDataGeneration: every write a cached answer depends on moves the
+// generation.
+func testDataGeneration(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC)
+	gens := map[string]bool{}
+	step := func(what string) {
+		t.Helper()
+		g, err := s.DataGeneration(ctx)
+		must(t, err)
+		if gens[g] {
+			t.Fatalf("%s did not change the data generation (%s)", what, g)
+		}
+		gens[g] = true
+	}
+	step("start")
+	id := seedFindings(t, s, t0)
+	step("images and advisories")
+	_, err := s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}}, nil, t0)
+	must(t, err)
+	step("matches")
+	_, err = s.CloseFindings(ctx, "sha256:a", []store.FindingKey{{AdvisoryID: "CVE-2024-1", Package: "libssl3"}}, store.CloseVEX+": test", t0)
+	must(t, err)
+	step("a closed finding")
+	must(t, s.PutDeployment(ctx, store.Deployment{Environment: "prod", Repository: "r/a", Digest: "sha256:a", Since: t0}))
+	step("a deployment")
+	_, err = s.UpsertAdvisories(ctx, []store.Advisory{advisory("CVE-2024-9", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "zlib", Spec: []byte("z")})})
+	must(t, err)
+	step("an advisory")
+	_, err = s.PutImage(ctx, image("sha256:c", "r/c", t0), []store.ImagePackage{pkg("Debian:12", "zlib", "1.2", "zlib1g")})
+	must(t, err)
+	step("an image")
 }

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+)
+
+// answerCache keeps the JSON answers of read-only API routes whose data
+// only changes with the store's data generation: a repeated query (the
+// dashboard polling, many clients asking about the same CVE) is answered
+// without reading the index again. Any write to images, tags,
+// deployments, matches, findings or advisories, by any replica, changes
+// the generation and so every key.
+type answerCache struct {
+	mu      sync.Mutex
+	gen     string
+	entries map[string]cachedAnswer
+}
+
+type cachedAnswer struct {
+	code int
+	body []byte
+}
+
+// maxCachedAnswers bounds the cache; it is emptied when full, and when
+// the generation moves.
+const maxCachedAnswers = 2000
+
+// maxCachedBody leaves large answers out of the cache.
+const maxCachedBody = 1 << 20
+
+func (c *answerCache) get(gen, key string) (cachedAnswer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return cachedAnswer{}, false
+	}
+	a, ok := c.entries[key]
+	return a, ok
+}
+
+func (c *answerCache) put(gen, key string, a cachedAnswer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || c.entries == nil || len(c.entries) >= maxCachedAnswers {
+		c.gen, c.entries = gen, map[string]cachedAnswer{}
+	}
+	c.entries[key] = a
+}
+
+// captureWriter records what a handler writes.
+type captureWriter struct {
+	header http.Header
+	code   int
+	buf    bytes.Buffer
+}
+
+func (w *captureWriter) Header() http.Header         { return w.header }
+func (w *captureWriter) WriteHeader(code int)        { w.code = code }
+func (w *captureWriter) Write(b []byte) (int, error) { return w.buf.Write(b) }
+
+// cached serves h's successful answers from the cache while the data
+// generation holds. The role check happens before, in requireAPI.
+func (s *Server) cached(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		gen, err := s.st.DataGeneration(r.Context())
+		if err != nil {
+			h(w, r)
+			return
+		}
+		key := r.URL.Path + "?" + r.URL.RawQuery
+		if a, ok := s.answers.get(gen, key); ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("X-Socle-Cache", "hit")
+			w.WriteHeader(a.code)
+			w.Write(a.body)
+			return
+		}
+		cw := &captureWriter{header: w.Header(), code: http.StatusOK}
+		h(cw, r)
+		if cw.code == http.StatusOK && cw.buf.Len() <= maxCachedBody {
+			s.answers.put(gen, key, cachedAnswer{code: cw.code, body: bytes.Clone(cw.buf.Bytes())})
+		}
+		w.WriteHeader(cw.code)
+		w.Write(cw.buf.Bytes())
+	}
+}
