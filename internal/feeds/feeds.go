@@ -57,7 +57,7 @@ type Syncer struct {
 	// Notify receives "findings.new" when a sync opened findings.
 	Notify func(ctx context.Context, event string, payload any)
 	// After runs after each successful sync (auto-remediation).
-	After func(ctx context.Context, r Result)
+	After  func(ctx context.Context, r Result)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
