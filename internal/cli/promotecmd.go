@@ -536,27 +536,24 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, err := g.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			prev, seq, n := "", int64(0), 0
-			for {
-				evs, err := st.AuditEvents(ctx, seq, 5000)
-				if err != nil {
-					return err
+			return g.withStore(ctx, func(st store.Store) error {
+				prev, seq, n := "", int64(0), 0
+				for {
+					evs, err := st.AuditEvents(ctx, seq, 5000)
+					if err != nil {
+						return err
+					}
+					if len(evs) == 0 {
+						break
+					}
+					if prev, seq, err = store.VerifyAuditChain(prev, seq, evs); err != nil {
+						return err
+					}
+					n += len(evs)
 				}
-				if len(evs) == 0 {
-					break
-				}
-				if prev, seq, err = store.VerifyAuditChain(prev, seq, evs); err != nil {
-					return err
-				}
-				n += len(evs)
-			}
-			fmt.Fprintf(g.out, "audit log intact: %d events, last hash %s\n", n, firstNonEmpty(prev, "(empty log)"))
-			return nil
+				fmt.Fprintf(g.out, "audit log intact: %d events, last hash %s\n", n, firstNonEmpty(prev, "(empty log)"))
+				return nil
+			})
 		},
 	}
 	var after int64
@@ -566,13 +563,11 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "Print audit events",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			st, err := g.openStore(ctx)
-			if err != nil {
+			var evs []store.AuditEvent
+			err := g.withStore(cmd.Context(), func(st store.Store) (err error) {
+				evs, err = st.AuditEvents(cmd.Context(), after, limit)
 				return err
-			}
-			defer st.Close()
-			evs, err := st.AuditEvents(ctx, after, limit)
+			})
 			if err != nil {
 				return err
 			}

@@ -154,6 +154,16 @@ func RedactURL(s string) string {
 }
 
 // openStore opens the configured store.
+// withStore runs fn with the store open.
+func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) error {
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
 func (g *globals) openStore(ctx context.Context) (store.Store, error) {
 	db := g.database
 	switch {

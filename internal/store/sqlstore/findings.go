@@ -42,8 +42,17 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 }
 
 func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
-	rows, err := s.query(ctx, s.db, findingSelect+` WHERE i.digest = ? AND f.closed_at = 0
-ORDER BY ip.type, ip.name, ip.version, f.advisory_id`, digest)
+	return s.findings(ctx, `i.digest = ? AND f.closed_at = 0`, digest)
+}
+
+func (s *DB) FindingsClosedAs(ctx context.Context, digest, prefix string) ([]store.Finding, error) {
+	return s.findings(ctx, `i.digest = ? AND f.closed_at <> 0 AND f.close_reason LIKE ?`, digest, prefix+"%")
+}
+
+// findings returns the findings matching where, in package order.
+func (s *DB) findings(ctx context.Context, where string, args ...any) ([]store.Finding, error) {
+	rows, err := s.query(ctx, s.db, findingSelect+` WHERE `+where+`
+ORDER BY ip.type, ip.name, ip.version, f.advisory_id`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -263,22 +272,4 @@ AND package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id
 		return nil
 	})
 	return n, err
-}
-
-func (s *DB) FindingsClosedAs(ctx context.Context, digest, prefix string) ([]store.Finding, error) {
-	rows, err := s.query(ctx, s.db, findingSelect+` WHERE i.digest = ? AND f.closed_at <> 0 AND f.close_reason LIKE ?
-ORDER BY ip.type, ip.name, ip.version, f.advisory_id`, digest, prefix+"%")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Finding
-	for rows.Next() {
-		f, err := scanFinding(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
 }
