@@ -36,9 +36,9 @@ type catalogOptions struct {
 }
 
 func (o *catalogOptions) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.config, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+	configFlag(f, &o.config)
 	f.StringVar(&o.registry, "registry", "", "registry to build into (default registry.url of socle.yaml, else the embedded registry of socle serve at server.registry_addr)")
-	f.BoolVar(&o.insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	insecureFlag(f, &o.insecure)
 }
 
 // load reads and checks the catalog.
@@ -102,7 +102,7 @@ func newCatalogCmd(g *globals) *cobra.Command {
 			return writeCatalog(g.out, cfg.Path(), c)
 		},
 	}
-	check.Flags().StringVar(&o.config, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+	configFlag(check.Flags(), &o.config)
 	var prefix, file string
 	discover := &cobra.Command{
 		Use:   "discover DIR",

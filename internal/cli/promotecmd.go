@@ -39,9 +39,9 @@ type promoteOptions struct {
 }
 
 func (o *promoteOptions) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.config, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+	configFlag(f, &o.config)
 	f.StringVar(&o.token, "token", "", "API token to act as (env SOCLE_TOKEN); its role decides what is allowed")
-	f.BoolVar(&o.insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	insecureFlag(f, &o.insecure)
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 }
 
@@ -432,7 +432,7 @@ func newSignCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "cosign.key", "private key (password in COSIGN_PASSWORD)")
-	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	insecureFlag(cmd.Flags(), &insecure)
 	return cmd
 }
 
@@ -475,7 +475,7 @@ SBOM socle makes of the image.`,
 	cmd.Flags().StringVar(&key, "key", "cosign.key", "private key (password in COSIGN_PASSWORD)")
 	cmd.Flags().StringVar(&predicate, "predicate", "", "predicate file")
 	cmd.Flags().StringVar(&typ, "type", "cyclonedx", "predicate type, as cosign attest --type")
-	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	insecureFlag(cmd.Flags(), &insecure)
 	return cmd
 }
 

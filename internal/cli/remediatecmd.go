@@ -208,7 +208,7 @@ func newExposureCmd(g *globals) *cobra.Command {
 			return writeExposure(g.out, ex)
 		},
 	}
-	cmd.Flags().StringVar(&cfgPath, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+	configFlag(cmd.Flags(), &cfgPath)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
@@ -174,4 +175,14 @@ func (g *globals) openStore(ctx context.Context) (store.Store, error) {
 	default:
 		return sqlite.Open(ctx, strings.TrimPrefix(db, "sqlite://"))
 	}
+}
+
+// configFlag is --config of every command that reads socle.yaml.
+func configFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+}
+
+// insecureFlag is --insecure-registry.
+func insecureFlag(f *pflag.FlagSet, p *bool) {
+	f.BoolVar(p, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
 }

@@ -28,7 +28,7 @@ type imageOptions struct {
 
 func (o *imageOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.platform, "platform", "linux/amd64", "platform to pick from a multi-platform image (os/arch[/variant])")
-	f.BoolVar(&o.insecure, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
+	insecureFlag(f, &o.insecure)
 }
 
 func (o *imageOptions) sourceOptions(dataDir string) (source.Options, error) {

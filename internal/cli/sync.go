@@ -99,7 +99,7 @@ socle serve syncs the feeds on their interval.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cfgPath, "config", "", "socle.yaml (default ./socle.yaml, then DATA_DIR/socle.yaml)")
+	configFlag(cmd.Flags(), &cfgPath)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
