@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -232,8 +233,21 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		},
 	})
 	metrics := server.NewMetrics(st)
+	syncer, err := newSyncer(g, st)
+	if err != nil {
+		return err
+	}
+	syncer.Logger = log.With("component", "feeds")
+	syncer.Notify = notifier(g, cfg).Func()
+	if cfg.Remediation.Auto && len(cfg.Images) > 0 {
+		syncer.After = autoRemediate(g, cfg, st, firstNonEmpty(external, regHost), log)
+	}
+	syncJob := syncer.Job(cfg.Feeds)
 	runner = jobs.NewRunner(st, map[string]jobs.Handler{
 		watch.KindScan: watcher.HandleScan,
+		feeds.JobKind: func(ctx context.Context, j *store.Job, p jobs.Progress) error {
+			return syncJob(ctx, j, p)
+		},
 	}, jobs.Options{Owner: owner, Workers: workers, Lease: o.jobLease, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
 
 	var promoter *promote.Promoter
@@ -288,23 +302,20 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		}
 	}
 	watcher.RunPolls(pollCtx, watches)
-	syncer, err := newSyncer(g, st)
-	if err != nil {
-		log.Error("feeds will not sync", "err", err)
-	} else if len(cfg.Feeds) > 0 {
-		syncer.Logger = log.With("component", "feeds")
-		syncer.Notify = notifier(g, cfg).Func()
-		if cfg.Remediation.Auto && len(cfg.Images) > 0 {
-			syncer.After = autoRemediate(g, cfg, st, firstNonEmpty(external, regHost), log)
-		}
+	if syncer != nil && len(cfg.Feeds) > 0 {
+		// Each feed's sync is a job: replicas sharing the store claim it,
+		// so one of them syncs a feed at a time, with progress on the Jobs
+		// page.
 		for _, f := range cfg.Feeds {
 			go func(f config.Feed) {
+				payload, _ := json.Marshal(feeds.JobPayload{Feed: f.Name})
 				t := time.NewTicker(f.SyncInterval())
 				defer t.Stop()
 				for {
-					r := syncer.Sync(pollCtx, f)
-					log.Info("feed synced", "feed", f.Name, "added", r.Added, "updated", r.Updated, "unchanged", r.Unchanged,
-						"opened", r.Findings.Opened, "closed", r.Findings.Closed, "err", r.Error)
+					if _, _, err := st.EnqueueJob(pollCtx, feeds.JobKind, "feed:"+f.Name, payload); err != nil && pollCtx.Err() == nil {
+						log.Warn("queueing a feed sync", "feed", f.Name, "err", err)
+					}
+					runner.Wake()
 					select {
 					case <-pollCtx.Done():
 						return

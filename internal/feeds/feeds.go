@@ -2,6 +2,7 @@ package feeds
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -390,4 +391,41 @@ func safeName(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// JobKind is the job that syncs one feed: replicas sharing a store claim
+// it from the job queue, so a feed is synced by one of them at a time,
+// and the sync shows on the Jobs page with its progress.
+const JobKind = "feed-sync"
+
+// JobPayload names the feed a job syncs.
+type JobPayload struct {
+	Feed string `json:"feed"`
+}
+
+// Job returns the job handler for the feeds of socle.yaml.
+func (s *Syncer) Job(list []config.Feed) func(ctx context.Context, j *store.Job, progress func(done, total int, msg string)) error {
+	return func(ctx context.Context, j *store.Job, progress func(done, total int, msg string)) error {
+		var p JobPayload
+		if err := json.Unmarshal(j.Payload, &p); err != nil {
+			return fmt.Errorf("feed job payload: %w", err)
+		}
+		for _, f := range list {
+			if f.Name != p.Feed {
+				continue
+			}
+			progress(0, 1, "syncing "+f.Name)
+			r := s.Sync(ctx, f)
+			msg := fmt.Sprintf("%d added, %d updated; %d findings opened, %d closed", r.Added, r.Updated, r.Findings.Opened, r.Findings.Closed)
+			if r.Unchanged {
+				msg = "no change at the source"
+			}
+			progress(1, 1, msg)
+			if r.Error != "" {
+				return errors.New(r.Error)
+			}
+			return nil
+		}
+		return fmt.Errorf("feed %q is not in socle.yaml", p.Feed)
+	}
 }

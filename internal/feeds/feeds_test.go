@@ -208,3 +208,24 @@ func TestPathFeed(t *testing.T) {
 		t.Fatalf("after hooks: %+v", after)
 	}
 }
+
+// TestSyncJob runs a feed sync as the job queue runs it, with progress.
+func TestSyncJob(t *testing.T) {
+	s, st, _ := newSyncer(t)
+	list := []config.Feed{{Name: "ghsa-dir", URL: testenv.SharedData(t, "osv", "ghsa")}}
+	job := s.Job(list)
+	var msgs []string
+	progress := func(done, total int, msg string) { msgs = append(msgs, msg) }
+	if err := job(ctx, &store.Job{Payload: []byte(`{"feed":"ghsa-dir"}`)}, progress); err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || !strings.Contains(msgs[1], "4 added") {
+		t.Fatalf("progress %q", msgs)
+	}
+	if n, _ := st.AdvisoryCount(ctx); n != 4 {
+		t.Fatalf("%d advisories", n)
+	}
+	if err := job(ctx, &store.Job{Payload: []byte(`{"feed":"gone"}`)}, progress); err == nil {
+		t.Fatal("a job for a feed socle.yaml does not have succeeded")
+	}
+}
