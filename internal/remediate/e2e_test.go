@@ -316,6 +316,18 @@ func TestRemediateEndToEnd(t *testing.T) {
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	secret, _, _ := auth.Create(ctx, st, "viewer", store.RoleViewer, 0, time.Now())
+	// The API attributes the old app's finding to the base.
+	areq, _ := http.NewRequest("GET", hs.URL+"/api/v1/images/"+before["ledger"]+"/attribution", nil)
+	areq.Header.Set("Authorization", "Bearer "+secret)
+	aresp, err := http.DefaultClient.Do(areq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := io.ReadAll(aresp.Body)
+	aresp.Body.Close()
+	if !strings.Contains(string(ab), `"owner": "debian"`) || !strings.Contains(string(ab), `"owner_digest": "`+before["debian"]+`"`) {
+		t.Fatalf("attribution API:\n%s", ab)
+	}
 	req, _ := http.NewRequest("GET", hs.URL+"/exposure", nil)
 	req.Header.Set("Authorization", "Bearer "+secret)
 	resp, err := http.DefaultClient.Do(req)

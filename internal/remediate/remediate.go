@@ -41,14 +41,20 @@ type Attributed struct {
 	OwnerDigest string `json:"owner_digest"`
 }
 
-// Attribute returns the open findings of digest with their owners, found
-// through the image's lineage: the deepest base whose layers include the
-// package's layer owns it.
+// Attribute returns the findings digest still has (open, or closed
+// because a rebuild superseded it) with their owners, found through the
+// image's lineage: the deepest base whose layers include the package's
+// layer owns it.
 func Attribute(ctx context.Context, st store.Store, digest string, names map[string]string) ([]Attributed, error) {
 	fs, err := st.ImageFindings(ctx, digest)
 	if err != nil {
 		return nil, err
 	}
+	superseded, err := st.FindingsClosedAs(ctx, digest, store.CloseFixedByRebuild)
+	if err != nil {
+		return nil, err
+	}
+	fs = append(fs, superseded...)
 	links, err := catalog.Lineage(ctx, st, digest)
 	if err != nil {
 		return nil, err

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/socle-dev/socle/internal/remediate"
+	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/web"
 )
 
@@ -72,4 +74,53 @@ func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
 			Strategy: x.Strategy, From: x.From, To: x.To, Fixes: len(x.Fixes), Added: len(x.Added), Status: x.Status, Detail: x.Detail, At: x.At})
 	}
 	s.render(w, r, http.StatusOK, "exposure", "Exposure", data)
+}
+
+// apiAttribution lists an image's open findings with the catalog image
+// whose own layers brought each one (the base, not every app).
+func (s *Server) apiAttribution(w http.ResponseWriter, r *http.Request) {
+	d, err := digestParam(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if ok, err := s.st.HasImage(r.Context(), d); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("image %s: %w", d, store.ErrNotFound)
+		}
+		s.apiError(w, r, err)
+		return
+	}
+	names, err := s.buildNames(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	fs, err := remediate.Attribute(r.Context(), s.st, d, names)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, map[string]any{"advisory": f.AdvisoryID, "package": f.Package.Name, "version": f.Package.Version,
+			"fixed_version": f.FixedVersion, "severity": f.Severity, "layer": f.Package.Layer, "layer_index": f.Package.LayerIndex,
+			"opened": f.OpenedAt, "owner": f.Owner, "owner_digest": f.OwnerDigest})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"digest": d, "findings": out})
+}
+
+// buildNames maps the digests of recorded catalog builds to their names.
+func (s *Server) buildNames(r *http.Request) (map[string]string, error) {
+	builds, err := s.st.BuildHistory(r.Context(), "", 100000)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, b := range builds {
+		if b.Digest != "" {
+			names[b.Digest] = b.Name
+		}
+	}
+	return names, nil
 }

@@ -129,6 +129,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/audit", approver(s.apiAudit))
 	mux.Handle("GET /api/v1/exposure", viewer(s.apiExposure))
 	mux.Handle("GET /api/v1/remediations", viewer(s.apiRemediations))
+	mux.Handle("GET /api/v1/images/{digest}/attribution", viewer(s.apiAttribution))
 	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errNotFoundRoute)
 	}))
