@@ -82,7 +82,13 @@ socle serve syncs the feeds on their interval.`,
 				return err
 			}
 			s.Notify = notifier(g, cfg).Func()
-			results := s.SyncAll(ctx, list)
+			var results []feeds.Result
+			for _, f := range list {
+				fmt.Fprintf(g.errOut, "syncing %s (%s)...\n", f.Name, feeds.KindOf(f.URL))
+				r := s.Sync(ctx, f)
+				fmt.Fprintf(g.errOut, "  %s: %.1fs\n", f.Name, r.Seconds)
+				results = append(results, r)
+			}
 			if output == "json" {
 				err = writeJSON(g.out, results)
 			} else {

@@ -156,7 +156,7 @@ func (s *Syncer) Sync(ctx context.Context, f config.Feed) Result {
 		stats, err = im.Finish(ctx)
 	}
 	state := prev
-	state.Name, state.Kind, state.URL, state.LastAttempt = f.Name, res.Kind, f.URL, s.now().UTC()
+	state.Name, state.Kind, state.URL, state.LastAttempt = f.Name, res.Kind, redact(f.URL), s.now().UTC()
 	if err == nil && !res.Unchanged && stats.Records == 0 && stats.Skipped == 0 && prev.Cursor == "" && res.Kind != KindGit {
 		err = errors.New("no advisory found")
 	}

@@ -229,3 +229,19 @@ func TestSyncJob(t *testing.T) {
 		t.Fatal("a job for a feed socle.yaml does not have succeeded")
 	}
 }
+
+// TestFeedCredentialsStayOut: a feed URL's credentials are never stored
+// or reported.
+func TestFeedCredentialsStayOut(t *testing.T) {
+	s, st, _ := newSyncer(t)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://reader:hunter2@", 1) + "/all.zip"
+	r := s.Sync(ctx, config.Feed{Name: "private", URL: u})
+	if r.Error == "" || strings.Contains(r.Error, "hunter2") {
+		t.Fatalf("error %q", r.Error)
+	}
+	if f := feedState(t, st, "private"); strings.Contains(f.URL, "hunter2") || strings.Contains(f.LastError, "hunter2") {
+		t.Fatalf("stored %+v", f)
+	}
+}
