@@ -118,15 +118,6 @@ func (s *Syncer) client() *http.Client {
 	return &http.Client{Timeout: 10 * time.Minute}
 }
 
-// SyncAll syncs each feed; one failing does not stop the others.
-func (s *Syncer) SyncAll(ctx context.Context, feeds []config.Feed) []Result {
-	var out []Result
-	for _, f := range feeds {
-		out = append(out, s.Sync(ctx, f))
-	}
-	return out
-}
-
 // Sync syncs one feed and records its state. The error, if any, is in
 // the result (and in the feed's state); the data of the last good sync
 // stays.
