@@ -214,8 +214,8 @@ entry or input files changed, parent rebuilt or its digest changed, package
 updates available in the archive (assembled images). NAMES forces those
 images and their descendants.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.output != "text" && o.output != "json" {
-				return usageError(fmt.Errorf("--output %q: want text or json", o.output))
+			if err := textOrJSON(o.output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			st, err := g.openStore(ctx)
@@ -248,8 +248,8 @@ packages, appended onto its parent, or built by BuildKit/docker), pushed
 under a new immutable tag, its floating tags moved, and its SBOM stored.
 A failure stops only the images built on it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.output != "text" && o.output != "json" {
-				return usageError(fmt.Errorf("--output %q: want text or json", o.output))
+			if err := textOrJSON(o.output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			st, err := g.openStore(ctx)
@@ -332,8 +332,8 @@ socle knows. The image is inventoried and stored first if socle has not
 seen it; scan or build the bases so that they are known.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageError(fmt.Errorf("--output %q: want text or json", output))
+			if err := textOrJSON(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			ref, err := oci.ParseImageRef(args[0])

@@ -123,8 +123,8 @@ func ensureIndexed(ctx context.Context, st store.Store, sc *scan.Scanner, ref na
 
 // withPromoter opens the store and the promoter for a command.
 func (o *promoteOptions) withPromoter(cmd *cobra.Command, g *globals, fn func(ctx context.Context, st store.Store, p *promote.Promoter) error) error {
-	if o.output != "text" && o.output != "json" {
-		return usageError(fmt.Errorf("--output %q: want text or json", o.output))
+	if err := textOrJSON(o.output); err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	cfg, err := loadConfig(g, o.config)

@@ -51,8 +51,8 @@ Every candidate is built and scanned first, and kept only if it removes
 findings and adds none. --dry-run builds and verifies but pushes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.output != "text" && o.output != "json" {
-				return usageError(fmt.Errorf("--output %q: want text or json", o.output))
+			if err := textOrJSON(o.output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			cfg, c, err := o.load(g)
@@ -181,8 +181,8 @@ func newExposureCmd(g *globals) *cobra.Command {
 		Use:   "exposure [ENV...]",
 		Short: "Per environment: open fixable findings, the age of the oldest, the mean time to remediate",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageError(fmt.Errorf("--output %q: want text or json", output))
+			if err := textOrJSON(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			envs := args

@@ -186,3 +186,11 @@ func configFlag(f *pflag.FlagSet, p *string) {
 func insecureFlag(f *pflag.FlagSet, p *bool) {
 	f.BoolVar(p, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
 }
+
+// textOrJSON checks --output of the commands that print text or JSON.
+func textOrJSON(output string) error {
+	if output != "text" && output != "json" {
+		return usageError(fmt.Errorf("--output %q: want text or json", output))
+	}
+	return nil
+}

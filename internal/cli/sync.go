@@ -49,8 +49,8 @@ written. Stored images holding a package a changed record names are matched
 again, without reading a layer. A feed that fails keeps its last good data.
 socle serve syncs the feeds on their interval.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageError(fmt.Errorf("--output %q: want text or json", output))
+			if err := textOrJSON(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			cfg, err := loadConfig(g, cfgPath)
