@@ -170,9 +170,9 @@ func (s *Syncer) Sync(ctx context.Context, f config.Feed) Result {
 			res.Error = "re-evaluation: " + err.Error()
 		}
 		res.Reevaluated, res.Findings = n, ch
-		if ch.Opened > 0 && s.Notify != nil {
-			s.Notify(ctx, "findings.new", map[string]any{"feed": f.Name, "opened": ch.Opened, "closed": ch.Closed,
-				"images": ch.Images, "advisories": stats.Changed})
+		if ch.OpenedFixable > 0 && s.Notify != nil {
+			s.Notify(ctx, "findings.new", map[string]any{"feed": f.Name, "opened_fixable": ch.OpenedFixable, "opened": ch.Opened,
+				"closed": ch.Closed, "images": ch.Images, "advisories": stats.Changed})
 		}
 	}
 	state.LastSuccess, state.LastError = state.LastAttempt, res.Error

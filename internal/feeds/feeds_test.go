@@ -245,3 +245,29 @@ func TestFeedCredentialsStayOut(t *testing.T) {
 		t.Fatalf("stored %+v", f)
 	}
 }
+
+// TestNotifyFixableOnly: a sync tells the webhooks about new findings only
+// when some of them have a fix.
+func TestNotifyFixableOnly(t *testing.T) {
+	s, _, _ := newSyncer(t)
+	var events []map[string]any
+	s.Notify = func(_ context.Context, event string, payload any) {
+		if event == "findings.new" {
+			events = append(events, payload.(map[string]any))
+		}
+	}
+	changes := store.FindingChanges{Opened: 3, OpenedFixable: 0}
+	s.Reevaluate = func(context.Context, []store.PackageName) (int, store.FindingChanges, error) { return 1, changes, nil }
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-xvch-5gv4-984h.json"), 0o644)
+	s.Sync(ctx, config.Feed{Name: "one", URL: dir})
+	if len(events) != 0 {
+		t.Fatalf("notified without a fixable finding: %v", events)
+	}
+	changes = store.FindingChanges{Opened: 3, OpenedFixable: 2, Images: []string{"sha256:x"}}
+	os.WriteFile(filepath.Join(dir, "b.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-p6mc-m468-83gw.json"), 0o644)
+	s.Sync(ctx, config.Feed{Name: "one", URL: dir})
+	if len(events) != 1 || events[0]["opened_fixable"] != 2 {
+		t.Fatalf("events %v", events)
+	}
+}

@@ -188,6 +188,7 @@ func (s *Scanner) Rematch(ctx context.Context, rows []store.PackageRow) (store.F
 			return total, fmt.Errorf("recording matches: %w", err)
 		}
 		total.Opened += ch.Opened
+		total.OpenedFixable += ch.OpenedFixable
 		total.Closed += ch.Closed
 		total.Images = append(total.Images, ch.Images...)
 	}

@@ -331,6 +331,9 @@ type MatchUpdate struct {
 // FindingChanges counts the findings a write opened and closed.
 type FindingChanges struct {
 	Opened, Closed int
+	// OpenedFixable counts the opened findings whose advisory names a
+	// fixed version.
+	OpenedFixable int
 	// Images lists the images whose findings changed.
 	Images []string
 }

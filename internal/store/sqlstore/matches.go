@@ -121,11 +121,29 @@ func (s *DB) SetMatches(ctx context.Context, updates []store.MatchUpdate, at tim
 			}
 			if len(added) > 0 {
 				sort.Strings(added)
-				n, err := s.openFindings(ctx, tx, u.PackageID, added, at, images)
-				if err != nil {
-					return err
+				var fixable, unfixed []string
+				for _, id := range added {
+					if newBy[id] != "" {
+						fixable = append(fixable, id)
+					} else {
+						unfixed = append(unfixed, id)
+					}
 				}
-				ch.Opened += n
+				if len(fixable) > 0 {
+					n, err := s.openFindings(ctx, tx, u.PackageID, fixable, at, images)
+					if err != nil {
+						return err
+					}
+					ch.Opened += n
+					ch.OpenedFixable += n
+				}
+				if len(unfixed) > 0 {
+					n, err := s.openFindings(ctx, tx, u.PackageID, unfixed, at, images)
+					if err != nil {
+						return err
+					}
+					ch.Opened += n
+				}
 			}
 		}
 		for _, batch := range chunks(upserts, 300) {

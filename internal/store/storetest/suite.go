@@ -332,7 +332,8 @@ func testMatches(t *testing.T, s store.Store) {
 	id := seedFindings(t, s, t0)
 	ch, err := s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}, {AdvisoryID: "CVE-2024-2"}}, nil, t0.Add(time.Hour))
 	must(t, err)
-	if ch.Opened != 4 || ch.Closed != 0 || !reflect.DeepEqual(ch.Images, []string{"sha256:a", "sha256:b"}) {
+	// Two images, two advisories: four findings, two with a fix.
+	if ch.Opened != 4 || ch.OpenedFixable != 2 || ch.Closed != 0 || !reflect.DeepEqual(ch.Images, []string{"sha256:a", "sha256:b"}) {
 		t.Fatalf("first match: %+v", ch)
 	}
 	fs, err := s.ImageFindings(ctx, "sha256:a")
