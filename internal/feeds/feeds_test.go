@@ -17,6 +17,10 @@ import (
 
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/feeds"
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 	"github.com/socle-dev/socle/internal/testenv"
@@ -24,16 +28,21 @@ import (
 
 var ctx = context.Background()
 
+// recorder notes which package names each sync re-evaluates, and runs
+// the real re-evaluation.
 type recorder struct {
 	mu    sync.Mutex
 	names [][]store.PackageName
+	sc    *scan.Scanner
+	st    store.Store
 }
 
-func (r *recorder) reevaluate(_ context.Context, names []store.PackageName) (int, store.FindingChanges, error) {
+func (r *recorder) reevaluate(ctx context.Context, names []store.PackageName) (int, store.FindingChanges, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.names = append(r.names, names)
-	return len(names), store.FindingChanges{}, nil
+	r.mu.Unlock()
+	re, err := r.sc.Reevaluate(ctx, r.st, names)
+	return re.Versions, re.Changes, err
 }
 
 func newSyncer(t *testing.T) (*feeds.Syncer, store.Store, *recorder) {
@@ -43,8 +52,28 @@ func newSyncer(t *testing.T) (*feeds.Syncer, store.Store, *recorder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	rec := &recorder{}
+	an, err := sbom.NewAnalyzer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{sc: scan.New(st, an), st: st}
 	return &feeds.Syncer{Store: st, Dir: t.TempDir(), Reevaluate: rec.reevaluate}, st, rec
+}
+
+// indexNodeApp stores a hand-made image holding minimist 1.2.5, which
+// the real GHSA-xvch-5gv4-984h record affects (fixed in 1.2.6).
+func indexNodeApp(t *testing.T, rec *recorder) {
+	t.Helper()
+	img := testenv.Image(t, testenv.Layer(t, []testenv.File{
+		{Path: "app/node_modules/minimist/package.json", Content: []byte(`{"name":"minimist","version":"1.2.5"}`)},
+	}))
+	inv, err := rec.sc.Inventory(ctx, &source.Image{Image: img, Ref: oci.ImageRef{Transport: oci.TransportRegistry, Path: "test/node:1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.sc.Index(ctx, inv, "test/node"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // commit writes files into a Git work tree and commits them.
@@ -247,27 +276,26 @@ func TestFeedCredentialsStayOut(t *testing.T) {
 }
 
 // TestNotifyFixableOnly: a sync tells the webhooks about new findings only
-// when some of them have a fix.
+// when some have a fix: a record that matches no stored image says
+// nothing, the minimist record does.
 func TestNotifyFixableOnly(t *testing.T) {
-	s, _, _ := newSyncer(t)
+	s, _, rec := newSyncer(t)
+	indexNodeApp(t, rec)
 	var events []map[string]any
 	s.Notify = func(_ context.Context, event string, payload any) {
 		if event == "findings.new" {
 			events = append(events, payload.(map[string]any))
 		}
 	}
-	changes := store.FindingChanges{Opened: 3, OpenedFixable: 0}
-	s.Reevaluate = func(context.Context, []store.PackageName) (int, store.FindingChanges, error) { return 1, changes, nil }
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-xvch-5gv4-984h.json"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-j8r2-6x86-q33q.json"), 0o644)
 	s.Sync(ctx, config.Feed{Name: "one", URL: dir})
 	if len(events) != 0 {
-		t.Fatalf("notified without a fixable finding: %v", events)
+		t.Fatalf("notified without a finding: %v", events)
 	}
-	changes = store.FindingChanges{Opened: 3, OpenedFixable: 2, Images: []string{"sha256:x"}}
-	os.WriteFile(filepath.Join(dir, "b.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-p6mc-m468-83gw.json"), 0o644)
-	s.Sync(ctx, config.Feed{Name: "one", URL: dir})
-	if len(events) != 1 || events[0]["opened_fixable"] != 2 {
-		t.Fatalf("events %v", events)
+	os.WriteFile(filepath.Join(dir, "b.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-xvch-5gv4-984h.json"), 0o644)
+	r := s.Sync(ctx, config.Feed{Name: "one", URL: dir})
+	if len(events) != 1 || events[0]["opened_fixable"] != 1 || r.Findings.OpenedFixable != 1 {
+		t.Fatalf("events %v, sync %+v", events, r)
 	}
 }
