@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -321,9 +323,31 @@ func TestPipeline(t *testing.T) {
 	if f.tag("prod/apps/web", "prod") != "" {
 		t.Fatal("prod moved with one approval")
 	}
+	// The copy to prod's repository moves manifests only: no blob is
+	// downloaded or uploaded (the counting transport observes, it does
+	// not answer).
+	counter := &blobCounter{next: http.DefaultTransport}
+	f.p.Remote = []remote.Option{remote.WithTransport(counter)}
 	res, err = f.p.Approve(ctx, id, bob)
+	f.p.Remote = nil
 	if err != nil || res.Promotion.State != store.PromotionDone {
 		t.Fatalf("second approval: %v %+v", err, res)
+	}
+	// The blobs it does move are the small ones of signatures and
+	// attestations (and the config the policy reads); never a layer.
+	goodImg, err := remote.Image(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := goodImg.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		if counter.transferred(d.String()) {
+			t.Errorf("the promotion moved layer %s", d)
+		}
+	}
+	if counter.manifests() == 0 || counter.blobTransfers() == 0 {
+		t.Fatalf("the counter saw %d manifest and %d blob requests", counter.manifests(), counter.blobTransfers())
 	}
 	if f.tag("prod/apps/web", "prod") != good.DigestStr() {
 		t.Fatal("the prod tag is not on the promoted digest")
@@ -485,3 +509,39 @@ func BenchmarkPromote(b *testing.B) {
 		}
 	}
 }
+
+// blobCounter counts registry requests by kind.
+type blobCounter struct {
+	next                   http.RoundTripper
+	mu                     sync.Mutex
+	blobGetsOrPuts, manifs int
+	paths                  []string
+}
+
+// transferred says whether a blob was read or written (not just checked).
+func (c *blobCounter) transferred(digest string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.paths {
+		if strings.Contains(p, digest) || strings.Contains(p, strings.Replace(digest, ":", "%3A", 1)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *blobCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	switch {
+	case strings.Contains(r.URL.Path, "/blobs/") && r.Method != http.MethodHead:
+		c.blobGetsOrPuts++
+		c.paths = append(c.paths, r.URL.Path+"?"+r.URL.RawQuery)
+	case strings.Contains(r.URL.Path, "/manifests/"):
+		c.manifs++
+	}
+	c.mu.Unlock()
+	return c.next.RoundTrip(r)
+}
+
+func (c *blobCounter) blobTransfers() int { c.mu.Lock(); defer c.mu.Unlock(); return c.blobGetsOrPuts }
+func (c *blobCounter) manifests() int     { c.mu.Lock(); defer c.mu.Unlock(); return c.manifs }
