@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/socle-dev/socle/internal/build"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/registry/registrytest"
 	"github.com/socle-dev/socle/internal/remediate"
@@ -185,8 +187,19 @@ func TestRemediateEndToEnd(t *testing.T) {
 		t.Fatalf("exposure %+v", ex)
 	}
 
+	// A real webhook receiver, through the notifier socle uses.
+	var hookMu sync.Mutex
+	var delivered []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		delivered = append(delivered, r.Header.Get("X-Socle-Event")+" "+string(b))
+		hookMu.Unlock()
+	}))
+	defer hook.Close()
+	notifier := &notify.Notifier{Hooks: []notify.Webhook{{URL: hook.URL, Events: []string{notify.EventRemediationDone}}}}
 	r := &remediate.Remediator{
-		Catalog: c, Store: st, Target: target, Assembler: asm, Scanner: sc, Builder: builder, By: "test",
+		Catalog: c, Store: st, Target: target, Assembler: asm, Scanner: sc, Builder: builder, By: "test", Notify: notifier.Func(),
 		Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
 			if err := config.SetPins(cfgPath, image, pins); err != nil {
 				return nil, err
@@ -256,6 +269,12 @@ func TestRemediateEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// Each applied remediation was announced to the webhook.
+	hookMu.Lock()
+	if len(delivered) != 3 || !strings.HasPrefix(delivered[0], "remediation.done ") || !strings.Contains(strings.Join(delivered, " "), `"image":"ledger"`) {
+		t.Fatalf("webhook deliveries: %q", delivered)
+	}
+	hookMu.Unlock()
 	// The superseded digests' findings are closed as fixed by rebuild, and
 	// prod, which still runs them, is still exposed until it is promoted.
 	closed, err := st.FindingsClosedAs(ctx, before["shop"], store.CloseFixedByRebuild)
