@@ -242,6 +242,9 @@ func TestPromoteApproveHistoryCommands(t *testing.T) {
 			t.Fatalf("prod request: %d %s", code, out)
 		}
 		id := strings.Fields(out[strings.Index(out, "socle approve ")+len("socle approve "):])[0]
+		if list, _, _ := run(t, dir, "promote", "list", "--state", "awaiting-approval"); !strings.Contains(list, "\n"+id+" ") {
+			t.Fatalf("promote list does not show %s:\n%s", id, list)
+		}
 		if _, errOut, code := as("developer", "approve", id); code == 0 || !strings.Contains(errOut, "forbidden") {
 			t.Fatalf("developer approval: %d %s", code, errOut)
 		}

@@ -250,7 +250,46 @@ done if the tag points at the digest, aborted otherwise.`,
 			return nil
 		})
 	}
-	cmd.AddCommand(reconcile)
+	cmd.AddCommand(reconcile, newPromoteListCmd(g))
+	return cmd
+}
+
+// newPromoteListCmd lists promotions across repositories: what awaits
+// approval, what was blocked.
+func newPromoteListCmd(g *globals) *cobra.Command {
+	var state, env, output string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List promotions (e.g. --state awaiting-approval for what approvers should look at)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := textOrJSON(output); err != nil {
+				return err
+			}
+			q := store.PromotionQuery{Environment: env, Limit: limit}
+			if state != "" {
+				q.States = []string{state}
+			}
+			var ps []store.Promotion
+			err := g.withStore(cmd.Context(), func(st store.Store) (err error) {
+				ps, err = st.ListPromotions(cmd.Context(), q)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(g.out, ps)
+			}
+			writePromotions(g.out, ps)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", "", "only this state (awaiting-approval, moving, done, blocked, aborted, failed)")
+	cmd.Flags().StringVar(&env, "env", "", "only this environment")
+	cmd.Flags().IntVar(&limit, "limit", 100, "most recent promotions shown")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
 
@@ -316,17 +355,8 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				if o.output == "json" {
 					return writeJSON(g.out, hist)
 				}
-				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tWHEN\tKIND\tFROM\tTO\tSTATE\tDIGEST\tBY\tNOTE")
-				for _, h := range hist {
-					kind := h.Kind
-					if h.Override {
-						kind += " (override)"
-					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.UpdatedAt.Format(time.RFC3339), kind, dash(h.From),
-						h.Environment, h.State, shortDigest(h.Digest), h.By+" ("+h.Role+")", h.Note)
-				}
-				return tw.Flush()
+				writePromotions(g.out, hist)
+				return nil
 			})
 		},
 	}
@@ -367,6 +397,21 @@ func newDriftCmd(g *globals) *cobra.Command {
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// writePromotions prints promotions, newest first.
+func writePromotions(w io.Writer, ps []store.Promotion) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWHEN\tKIND\tFROM\tTO\tSTATE\tIMAGE\tBY\tNOTE")
+	for _, h := range ps {
+		kind := h.Kind
+		if h.Override {
+			kind += " (override)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.UpdatedAt.Format(time.RFC3339), kind, dash(h.From),
+			h.Environment, h.State, h.Target+"@"+shortDigest(h.Digest), h.By+" ("+h.Role+")", h.Note)
+	}
+	tw.Flush()
 }
 
 func shortDigest(d string) string {

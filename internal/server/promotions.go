@@ -216,6 +216,15 @@ func (s *Server) promotionsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := web.PromotionsPage{Message: r.URL.Query().Get("msg")}
+	drifts, err := s.promoter.Drifts(r.Context())
+	if err != nil {
+		// The registry may be unreachable: the page still shows the records.
+		s.log.Warn("checking drift", "err", err)
+		data.DriftError = "drift could not be checked: the registry did not answer"
+	}
+	for _, d := range drifts {
+		data.Drift = append(data.Drift, web.DriftRow{Environment: d.Environment, Repository: d.Repository, Tag: d.Tag, Recorded: d.Recorded, Actual: d.Actual})
+	}
 	for _, e := range s.promoter.Envs {
 		data.Environments = append(data.Environments, e.Name)
 	}

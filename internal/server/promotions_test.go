@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -236,5 +237,37 @@ func TestAnswerCache(t *testing.T) {
 	// A viewer-less request never reaches the cache.
 	if code := s.call("GET", q, "", "", nil); code != http.StatusUnauthorized {
 		t.Fatalf("anonymous: %d", code)
+	}
+}
+
+// TestDriftOnDashboard: a tag moved behind socle's back shows on the
+// Promotions page.
+func TestDriftOnDashboard(t *testing.T) {
+	s := promotionStack(t)
+	first := s.pushAlpine("apps/shop", "1.0")
+	var a promotionAnswer
+	if code := s.call("POST", "/api/v1/promotions", "developer", fmt.Sprintf(`{"image":%q,"to":"dev"}`, s.reg.Host+"/apps/shop@"+first), &a); code != 201 {
+		t.Fatalf("dev: %d %+v", code, a)
+	}
+	// Someone retags dev by hand, to another image.
+	r, _ := oci.ParseImageRef("docker-archive:" + testenv.SharedData(t, "images", "alpine-310.tar.gz"))
+	src, err := source.Open(context.Background(), r, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	other, _ := mutate.AppendLayers(src.Image, testenv.Layer(t, []testenv.File{{Path: "hand-made", Content: []byte("x\n")}}))
+	s.push(other, "apps/shop", "dev")
+	req, _ := http.NewRequest("GET", s.api.URL+"/promotions", nil)
+	req.Header.Set("Authorization", "Bearer "+s.tokens["viewer"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page strings.Builder
+	io.Copy(&page, resp.Body)
+	if !strings.Contains(page.String(), `id="drift"`) || !strings.Contains(page.String(), "apps/shop:dev") {
+		t.Fatalf("the page shows no drift:\n%s", page.String())
 	}
 }

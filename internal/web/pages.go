@@ -173,6 +173,14 @@ type PromotionsPage struct {
 	Promotions   []PromotionRow
 	// Message reports the last form's outcome.
 	Message string
+	// Drift lists environment tags moved behind socle's back.
+	Drift      []DriftRow
+	DriftError string
+}
+
+// DriftRow is a tag that points elsewhere than socle's record.
+type DriftRow struct {
+	Environment, Repository, Tag, Recorded, Actual string
 }
 
 // PromotionRow is one promotion.
