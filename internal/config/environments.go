@@ -42,8 +42,11 @@ type Gates struct {
 	AttestationKeys []string `yaml:"attestation_keys"`
 	// Approvals is how many distinct approvers must approve.
 	Approvals int `yaml:"approvals"`
-	// Policy is a Rego file; any deny message blocks.
-	Policy string `yaml:"policy"`
+	// Policy is a Rego file, or a built-in policy (builtin:nonroot,
+	// builtin:source-label, builtin:no-critical-fixable,
+	// builtin:known-base); any deny message blocks. Policies lists more.
+	Policy   string   `yaml:"policy"`
+	Policies []string `yaml:"policies"`
 }
 
 // Signing configures the key socle signs promotion attestations with.

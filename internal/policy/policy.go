@@ -2,9 +2,13 @@ package policy
 
 import (
 	"context"
+	"embed"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"sort"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/rego"
 )
@@ -16,8 +20,31 @@ type Policy struct {
 	query rego.PreparedEvalQuery
 }
 
-// Load compiles the policy in file.
+//go:embed builtin/*.rego
+var builtins embed.FS
+
+// BuiltinPrefix names a built-in policy instead of a file: builtin:nonroot.
+const BuiltinPrefix = "builtin:"
+
+// Builtins lists the built-in policies.
+func Builtins() []string {
+	names, _ := fs.Glob(builtins, "builtin/*.rego")
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, BuiltinPrefix+strings.TrimSuffix(path.Base(n), ".rego"))
+	}
+	return out
+}
+
+// Load compiles the policy in file, or a built-in one (builtin:NAME).
 func Load(ctx context.Context, file string) (*Policy, error) {
+	if name, ok := strings.CutPrefix(file, BuiltinPrefix); ok {
+		src, err := builtins.ReadFile("builtin/" + name + ".rego")
+		if err != nil {
+			return nil, fmt.Errorf("no built-in policy %q (have %s)", name, strings.Join(Builtins(), ", "))
+		}
+		return Compile(ctx, file, string(src))
+	}
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err

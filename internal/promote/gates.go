@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -82,7 +83,7 @@ func (p *Promoter) Evaluate(ctx context.Context, e config.Environment, idx int, 
 		}
 	}
 	var findings []store.Finding
-	needFindings := g.MaxSeverity != "" || g.Policy != ""
+	needFindings := g.MaxSeverity != "" || g.Policy != "" || len(g.Policies) > 0
 	if needFindings {
 		if p.Ensure != nil {
 			if err := p.Ensure(ctx, ref); err != nil {
@@ -141,23 +142,36 @@ func (p *Promoter) Evaluate(ctx context.Context, e config.Environment, idx int, 
 			add(GateSBOM, true, "CycloneDX attestation verified with %s", sts[0].Key)
 		}
 	}
+	pols := g.Policies
 	if g.Policy != "" {
-		pol, err := policy.Load(ctx, p.path(g.Policy))
-		if err != nil {
-			return nil, err
-		}
+		pols = append([]string{g.Policy}, pols...)
+	}
+	if len(pols) > 0 {
 		doc, err := p.Document(ctx, e, ref, rec, findings)
 		if err != nil {
 			return nil, err
 		}
-		deny, err := pol.Deny(ctx, doc)
-		if err != nil {
-			return nil, err
+		var denies []string
+		for _, file := range pols {
+			if !strings.HasPrefix(file, policy.BuiltinPrefix) {
+				file = p.path(file)
+			}
+			pol, err := policy.Load(ctx, file)
+			if err != nil {
+				return nil, err
+			}
+			deny, err := pol.Deny(ctx, doc)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range deny {
+				denies = append(denies, filepath.Base(file)+": "+d)
+			}
 		}
-		if len(deny) > 0 {
-			add(GatePolicy, false, "%s denies: %s", g.Policy, strings.Join(deny, "; "))
+		if len(denies) > 0 {
+			add(GatePolicy, false, "denied: %s", strings.Join(denies, "; "))
 		} else {
-			add(GatePolicy, true, "%s: no deny", g.Policy)
+			add(GatePolicy, true, "%s: no deny", strings.Join(pols, ", "))
 		}
 	}
 	if g.Approvals > 0 {

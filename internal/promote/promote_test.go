@@ -53,6 +53,7 @@ const environments = `environments:
       signed_by: [release.pub]
       approvals: 2
       policy: prod.rego
+      policies: [builtin:no-critical-fixable]
 `
 
 // prod.rego is a hand-made policy over the promotion document.
