@@ -117,6 +117,10 @@ func TestRemediateEndToEnd(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "shop"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "ledger"), 0o755)
 	os.WriteFile(filepath.Join(dir, "shop", "index.html"), []byte("hand-made shop\n"), 0o644)
+	// The shop also brings a vulnerable npm package of its own (the real
+	// GHSA record affects it): that fix is the shop team's, not socle's.
+	os.MkdirAll(filepath.Join(dir, "shop", "node_modules", "minimist"), 0o755)
+	os.WriteFile(filepath.Join(dir, "shop", "node_modules", "minimist", "package.json"), []byte(`{"name":"minimist","version":"1.2.5"}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "ledger", "ledger.conf"), []byte("hand-made ledger\n"), 0o644)
 	cfgPath := filepath.Join(dir, "socle.yaml")
 	os.WriteFile(cfgPath, []byte(catalogYAML("libpcre2-8-0="+old)), 0o644)
@@ -161,6 +165,7 @@ func TestRemediateEndToEnd(t *testing.T) {
 	for i, rec := range testenv.DerivedDebianOSV(pcre2) {
 		os.WriteFile(filepath.Join(advDir, fmt.Sprintf("derived-%d.json", i)), rec, 0o644)
 	}
+	os.WriteFile(filepath.Join(advDir, "GHSA-xvch-5gv4-984h.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-xvch-5gv4-984h.json"), 0o644)
 	im := vuln.NewImporter(st, "derived-debian")
 	if err := im.ImportPath(ctx, advDir); err != nil {
 		t.Fatal(err)
@@ -220,7 +225,11 @@ func TestRemediateEndToEnd(t *testing.T) {
 	}
 	for _, app := range []string{"shop", "ledger"} {
 		a := acts[app]
-		if a == nil || a.Strategy != remediate.StrategyRebase || len(a.Owned) != 0 || len(a.Inherited) == 0 {
+		owned := 0
+		if app == "shop" {
+			owned = 1 // minimist, the shop's own: rebased all the same
+		}
+		if a == nil || a.Strategy != remediate.StrategyRebase || len(a.Owned) != owned || len(a.Inherited) == 0 {
 			t.Fatalf("%s: %+v", app, a)
 		}
 		// Attributed to the base, not to the app.
@@ -289,12 +298,42 @@ func TestRemediateEndToEnd(t *testing.T) {
 		st.PutDeployment(ctx, store.Deployment{Environment: "prod", Repository: b.Repository, Digest: b.Digest, Since: time.Now(), By: "test"})
 	}
 	ex, _ = remediate.Exposure(ctx, st, []string{"prod"}, time.Now())
-	if len(ex[0].Open) != 0 || ex[0].Remediated == 0 || ex[0].MTTR <= 0 {
+	// Only the shop's own minimist is left open in prod.
+	if len(ex[0].Open) != 1 || ex[0].Open[0].Advisory != "GHSA-xvch-5gv4-984h" || ex[0].Remediated == 0 || ex[0].MTTR <= 0 {
 		t.Fatalf("prod after the new digests: %+v", ex[0])
 	}
-	// Zero open findings: the plan finds nothing left to do.
-	if again, err := r.Plan(ctx); err != nil || len(again.Actions) != 0 || len(again.Clean) != 3 {
+	// Zero open findings from the base: what is left is the shop's own
+	// minimist, which the plan leaves to its owners.
+	again, err := r.Plan(ctx)
+	if err != nil || len(again.Actions) != 1 || again.Actions[0].Image != "shop" || again.Actions[0].Strategy != remediate.StrategyNone ||
+		len(again.Actions[0].Owned) != 1 || again.Actions[0].Owned[0].AdvisoryID != "GHSA-xvch-5gv4-984h" || len(again.Clean) != 2 {
 		t.Fatalf("after remediation: %+v %v", again, err)
+	}
+	// The shop team fixes its own package: the catalog plan sees the
+	// changed input, rebuilds the shop on the new base, and then nothing
+	// is left open.
+	os.WriteFile(filepath.Join(dir, "shop", "node_modules", "minimist", "package.json"), []byte(`{"name":"minimist","version":"1.2.6"}`), 0o644)
+	c = load()
+	builder.Catalog = c
+	sp, err := (&catalog.Planner{Catalog: c, Store: st, Target: target, Packages: asm}).Plan(ctx, catalog.PlanOptions{})
+	if err != nil || len(sp.Steps) != 1 || sp.Steps[0].Name != "shop" || sp.Steps[0].Reasons[0] != catalog.ReasonInputsChanged {
+		t.Fatalf("plan after the shop's fix: %v %+v", err, sp)
+	}
+	if _, err := builder.Run(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	r.Catalog = c
+	if final, err := r.Plan(ctx); err != nil || len(final.Actions) != 0 || len(final.Clean) != 3 {
+		t.Fatalf("zero open findings expected: %+v %v", final, err)
+	}
+	for _, n := range []string{"debian", "shop", "ledger"} {
+		b, _ := st.LastBuild(ctx, n)
+		fs, _ := st.ImageFindings(ctx, b.Digest)
+		for _, f := range fs {
+			if f.FixedVersion != "" {
+				t.Errorf("%s still has %s open", n, f.AdvisoryID)
+			}
+		}
 	}
 	// The pin was bumped, and the catalog plan is up to date.
 	if b, _ := os.ReadFile(cfgPath); strings.Contains(string(b), "libpcre2-8-0="+old+"]") || !strings.Contains(string(b), "# pinned") {

@@ -209,7 +209,12 @@ func (r *Remediator) Plan(ctx context.Context) (*Plan, error) {
 					plan.Clean = append(plan.Clean, im.Name)
 				} else {
 					a.Strategy = StrategyNone
-					a.Why = fmt.Sprintf("%d fixable findings come from bases outside the catalog or whose fix is not available yet", len(a.Inherited))
+					var owners []string
+					for _, f := range a.Inherited {
+						owners = append(owners, firstNonEmpty(f.Owner, "a base outside the catalog"))
+					}
+					a.Why = fmt.Sprintf("its %d fixable findings come from %s, which has no fix to carry yet; socle keeps watching",
+						len(a.Inherited), strings.Join(uniq(owners), ", "))
 					acts[im.Name] = a
 					plan.Actions = append(plan.Actions, a)
 				}
@@ -228,23 +233,30 @@ func (r *Remediator) Plan(ctx context.Context) (*Plan, error) {
 // choose picks the strategy of one image.
 func (r *Remediator) choose(ctx context.Context, im *catalog.Image, a *Action, parent *Action, last store.Build) error {
 	parentMoves := parent != nil && parent.Strategy != StrategyNone
-	switch {
-	case im.Kind == catalog.KindAssemble && len(a.Owned) > 0:
-		return r.chooseRebuild(ctx, im, a, last)
-	case parentMoves && im.RebaseSafe() && len(a.Owned) == 0:
-		a.Strategy = StrategyRebase
-		a.Why = fmt.Sprintf("its own layers do not depend on %s (%s): rebase them onto %s's new digest; %d inherited findings go with the old base",
-			im.ParentImage.Name, rebaseWhy(im), im.ParentImage.Name, len(a.Inherited))
-	case parentMoves && len(a.Owned) == 0:
-		a.Strategy = StrategyRebuild
-		a.Why = fmt.Sprintf("its parent %s gets a new digest and its layers may depend on it (a Dockerfile build not marked rebase: safe): rebuild", im.ParentImage.Name)
-	default:
-		a.Strategy = StrategyNone
+	own := ""
+	if len(a.Owned) > 0 {
 		var pk []string
 		for _, f := range a.Owned {
 			pk = append(pk, f.Package.Name+" "+f.Package.Version+" → "+f.FixedVersion)
 		}
-		a.Why = fmt.Sprintf("the fixes are in %s's own content (%s): its owners must update it; socle keeps watching", im.Name, summarize(uniq(pk), 3))
+		own = fmt.Sprintf("the fixes in %s's own content (%s) are for its owners", im.Name, summarize(uniq(pk), 3))
+	}
+	switch {
+	case im.Kind == catalog.KindAssemble && len(a.Owned) > 0:
+		return r.chooseRebuild(ctx, im, a, last)
+	case parentMoves && im.RebaseSafe():
+		a.Strategy = StrategyRebase
+		a.Why = fmt.Sprintf("its own layers do not depend on %s (%s): rebase them onto %s's new digest to take its fixes (%d of its findings come from its bases)",
+			im.ParentImage.Name, rebaseWhy(im), im.ParentImage.Name, len(a.Inherited))
+		if own != "" {
+			a.Why += "; " + own
+		}
+	case parentMoves:
+		a.Strategy = StrategyRebuild
+		a.Why = fmt.Sprintf("its parent %s gets a new digest and its layers may depend on it (a Dockerfile build not marked rebase: safe): rebuild", im.ParentImage.Name)
+	default:
+		a.Strategy = StrategyNone
+		a.Why = own + ": socle keeps watching"
 	}
 	return nil
 }
