@@ -267,6 +267,7 @@ func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *pa
 	}
 	o.Seconds = b.Now().Sub(start).Seconds()
 	b.record(ctx, s, o, &buildFacts{parent: parent, packages: pkgs}, start)
+	b.closeSuperseded(ctx, s, o.Digest)
 	b.emit(Event{Name: s.Name, Phase: PhasePushed, Digest: o.Digest, Message: fmt.Sprintf("%s:%s (and %d floating tags)", repo, tag, len(tags.Floating))})
 	return o, nil
 }
@@ -304,6 +305,47 @@ func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent
 		return Outcome{}, err
 	}
 	return *o, nil
+}
+
+// findingsStore is the part of the store that closes the findings a
+// rebuild fixed.
+type findingsStore interface {
+	ImageFindings(ctx context.Context, digest string) ([]store.Finding, error)
+	CloseFindings(ctx context.Context, digest string, keys []store.FindingKey, reason string, at time.Time) (int, error)
+}
+
+// closeSuperseded closes, on the build this one replaces, the findings
+// the new digest no longer has, as fixed by rebuild: they stay counted
+// while an environment runs the old digest.
+func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest string) {
+	fst, ok := b.Store.(findingsStore)
+	if !ok || s.LastDigest == "" || s.LastDigest == digest {
+		return
+	}
+	old, err := fst.ImageFindings(ctx, s.LastDigest)
+	if err != nil || len(old) == 0 {
+		return
+	}
+	cur, err := fst.ImageFindings(ctx, digest)
+	if err != nil {
+		return
+	}
+	still := map[string]bool{}
+	for _, f := range cur {
+		still[f.AdvisoryID+" "+f.Package.Name] = true
+	}
+	var keys []store.FindingKey
+	for _, f := range old {
+		if !still[f.AdvisoryID+" "+f.Package.Name] {
+			keys = append(keys, store.FindingKey{AdvisoryID: f.AdvisoryID, Package: f.Package.Name})
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	if _, err := fst.CloseFindings(ctx, s.LastDigest, keys, store.CloseFixedByRebuild+" (build → "+digest+")", b.Now()); err != nil {
+		b.Logger.Warn("closing the findings a rebuild fixed", "image", s.Name, "err", err)
+	}
 }
 
 type buildFacts struct {

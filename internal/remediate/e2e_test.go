@@ -322,6 +322,18 @@ func TestRemediateEndToEnd(t *testing.T) {
 	if _, err := builder.Run(ctx, sp); err != nil {
 		t.Fatal(err)
 	}
+	// The rebuild closed the superseded shop's minimist finding, with the
+	// reason.
+	var rebasedShop string
+	for _, a := range rp.Actions {
+		if a.Image == "shop" {
+			rebasedShop = a.To
+		}
+	}
+	closedByBuild, err := st.FindingsClosedAs(ctx, rebasedShop, store.CloseFixedByRebuild)
+	if err != nil || len(closedByBuild) != 1 || closedByBuild[0].AdvisoryID != "GHSA-xvch-5gv4-984h" || !strings.Contains(closedByBuild[0].CloseReason, "build → ") {
+		t.Fatalf("closed by the rebuild: %v %+v", err, closedByBuild)
+	}
 	r.Catalog = c
 	if final, err := r.Plan(ctx); err != nil || len(final.Actions) != 0 || len(final.Clean) != 3 {
 		t.Fatalf("zero open findings expected: %+v %v", final, err)
