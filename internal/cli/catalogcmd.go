@@ -21,9 +21,6 @@ import (
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
-	"github.com/socle-dev/socle/internal/sbom"
-	"github.com/socle-dev/socle/internal/scan"
-	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -265,14 +262,14 @@ A failure stops only the images built on it.`,
 				fmt.Fprintln(g.out, "everything is up to date")
 				return nil
 			}
-			an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+			sc, err := newScanner(g, st)
 			if err != nil {
 				return err
 			}
 			var mu sync.Mutex
 			b := &catalog.Builder{
 				Catalog: c, Store: st, Target: t, Parallel: parallel,
-				Indexer: catalog.ImageIndexer{Scanner: scan.New(st, an, scan.WithLogger(g.logger)), Tags: st},
+				Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st},
 				By:      "cli:" + currentUser(), Logger: g.logger,
 				Progress: func(e catalog.Event) {
 					mu.Lock()
@@ -349,17 +346,11 @@ seen it; scan or build the bases so that they are known.`,
 				return err
 			}
 			defer st.Close()
-			img, err := source.Open(ctx, ref, sopts)
+			sc, err := newScanner(g, st)
 			if err != nil {
 				return err
 			}
-			defer img.Close()
-			an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
-			if err != nil {
-				return err
-			}
-			sc := scan.New(st, an, scan.WithLogger(g.logger))
-			inv, err := sc.Inventory(ctx, img, nil)
+			inv, img, err := inventoryImage(ctx, sc, ref, sopts, nil)
 			if err != nil {
 				return err
 			}

@@ -10,8 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/socle-dev/socle/internal/sbom"
-	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 )
@@ -99,11 +97,11 @@ func runDBImport(ctx context.Context, g *globals, o *dbImportOptions, paths []st
 			return fmt.Errorf("%s: no advisory found (expected OSV JSON/YAML, a zip or tarball of them, or Alpine secdb)", p)
 		}
 		if len(stats.Packages) > 0 {
-			an, err := sbom.NewAnalyzer()
+			sc, err := newScanner(g, st)
 			if err != nil {
 				return err
 			}
-			re, err := scan.New(st, an, scan.WithLogger(g.logger)).Reevaluate(ctx, st, stats.Packages)
+			re, err := sc.Reevaluate(ctx, st, stats.Packages)
 			if err != nil {
 				return err
 			}

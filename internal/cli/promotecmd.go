@@ -21,7 +21,6 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/promote"
-	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/source"
@@ -91,11 +90,10 @@ func newPromoter(g *globals, cfg *config.File, st store.Store, sopts source.Opti
 			}
 		}
 	}
-	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	sc, err := newScanner(g, st)
 	if err != nil {
 		return nil, err
 	}
-	sc := scan.New(st, an, scan.WithLogger(g.logger))
 	p.Ensure = func(ctx context.Context, ref name.Digest) error {
 		return ensureIndexed(ctx, st, sc, ref, sopts)
 	}
@@ -107,12 +105,7 @@ func ensureIndexed(ctx context.Context, st store.Store, sc *scan.Scanner, ref na
 	if ok, err := st.HasImage(ctx, ref.DigestStr()); err != nil || ok {
 		return err
 	}
-	img, err := source.Open(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, sopts)
-	if err != nil {
-		return err
-	}
-	defer img.Close()
-	inv, err := sc.Inventory(ctx, img, nil)
+	inv, _, err := inventoryImage(ctx, sc, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, sopts, nil)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,6 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/remediate"
-	"github.com/socle-dev/socle/internal/sbom"
-	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -91,11 +89,10 @@ findings and adds none. --dry-run builds and verifies but pushes nothing.`,
 // newRemediator builds the remediator of a catalog, with socle.yaml's
 // Git repositories, webhooks and pin rewriting.
 func newRemediator(g *globals, cfg *config.File, c *catalog.Catalog, st store.Store, t catalog.Target) (*remediate.Remediator, error) {
-	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	sc, err := newScanner(g, st)
 	if err != nil {
 		return nil, err
 	}
-	sc := scan.New(st, an, scan.WithLogger(g.logger))
 	r := &remediate.Remediator{
 		Catalog: c, Store: st, Target: t, Scanner: sc, By: "cli:" + currentUser(), Logger: g.logger,
 		Builder: &catalog.Builder{Catalog: c, Store: st, Target: t, Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st},

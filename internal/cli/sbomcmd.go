@@ -11,7 +11,6 @@ import (
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
-	"github.com/socle-dev/socle/internal/source"
 )
 
 type sbomOptions struct {
@@ -59,12 +58,7 @@ func runSBOM(ctx context.Context, g *globals, o *sbomOptions, refArg string) err
 		return err
 	}
 	defer st.Close()
-	img, err := source.Open(ctx, ref, sopts)
-	if err != nil {
-		return err
-	}
-	defer img.Close()
-	an, err := sbom.NewAnalyzer()
+	sc, err := newScanner(g, st)
 	if err != nil {
 		return err
 	}
@@ -72,7 +66,7 @@ func runSBOM(ctx context.Context, g *globals, o *sbomOptions, refArg string) err
 	if o.progress {
 		progress = progressPrinter(g.errOut)
 	}
-	inv, err := scan.New(st, an, scan.WithLogger(g.logger)).Inventory(ctx, img, progress)
+	inv, img, err := inventoryImage(ctx, sc, ref, sopts, progress)
 	if err != nil {
 		return err
 	}

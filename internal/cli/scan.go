@@ -124,11 +124,10 @@ func runScan(ctx context.Context, g *globals, o *scanOptions, refArg string) err
 		return err
 	}
 	defer img.Close()
-	an, err := sbom.NewAnalyzer()
+	sc, err := newScanner(g, st)
 	if err != nil {
 		return err
 	}
-	sc := scan.New(st, an, scan.WithLogger(g.logger))
 	opts := scan.Options{Index: o.index, VEX: vex}
 	if o.progress {
 		opts.Progress = progressPrinter(g.errOut)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/sbom"
-	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/source"
 )
@@ -125,21 +124,16 @@ SBOM socle makes of the image.`,
 
 // sbomOf is socle's CycloneDX SBOM of a registry image.
 func sbomOf(ctx context.Context, g *globals, ref name.Digest, insecure bool) ([]byte, error) {
-	img, err := source.Open(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, source.Options{InsecureRegistryUnsafe: insecure})
-	if err != nil {
-		return nil, err
-	}
-	defer img.Close()
 	st, err := g.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	sc, err := newScanner(g, st)
 	if err != nil {
 		return nil, err
 	}
-	inv, err := scan.New(st, an, scan.WithLogger(g.logger)).Inventory(ctx, img, nil)
+	inv, _, err := inventoryImage(ctx, sc, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, source.Options{InsecureRegistryUnsafe: insecure}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,18 +13,15 @@ import (
 
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/feeds"
-	"github.com/socle-dev/socle/internal/sbom"
-	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
 )
 
 // newSyncer syncs feeds into st and re-evaluates what they change.
 func newSyncer(g *globals, st store.Store) (*feeds.Syncer, error) {
-	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	sc, err := newScanner(g, st)
 	if err != nil {
 		return nil, err
 	}
-	sc := scan.New(st, an, scan.WithLogger(g.logger))
 	return &feeds.Syncer{
 		Store: st, Dir: filepath.Join(g.dataDir, "feeds"), Logger: g.logger,
 		Reevaluate: func(ctx context.Context, names []store.PackageName) (int, store.FindingChanges, error) {
