@@ -20,6 +20,13 @@ JOIN packages p ON p.id = f.package_id
 JOIN image_packages ip ON ip.image_id = f.image_id AND ip.package_id = f.package_id
 LEFT JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id`
 
+// reopenFinding ends an INSERT of findings: a finding matched again
+// reopens, unless a sticky reason closed it (store.CloseFixedByRebuild,
+// store.CloseVEX).
+var reopenFinding = `
+ON CONFLICT (image_id, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
+WHERE findings.closed_at <> 0 AND findings.close_reason NOT LIKE '` + store.CloseFixedByRebuild + `%' AND findings.close_reason NOT LIKE '` + store.CloseVEX + `%'`
+
 func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 	var f store.Finding
 	var aliases string

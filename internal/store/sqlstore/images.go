@@ -86,8 +86,7 @@ VALUES `+rowPlaceholders(len(batch), cols), args...); err != nil {
 		if _, err := s.exec(ctx, tx, `INSERT INTO findings (image_id, package_id, advisory_id, opened_at)
 SELECT DISTINCT ip.image_id, pm.package_id, pm.advisory_id, CAST(? AS BIGINT)
 FROM image_packages ip JOIN package_matches pm ON pm.package_id = ip.package_id WHERE ip.image_id = ?
-ON CONFLICT (image_id, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
-WHERE findings.closed_at <> 0 AND findings.close_reason NOT LIKE 'fixed by rebuild%' AND findings.close_reason NOT LIKE 'vex%'`, now, imageID); err != nil {
+`+reopenFinding, now, imageID); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = 'package no longer in image'

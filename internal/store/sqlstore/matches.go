@@ -214,8 +214,7 @@ func (s *DB) openFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs [
 	n := 0
 	for _, batch := range chunks(rows, 400) {
 		res, err := s.exec(ctx, tx, `INSERT INTO findings (image_id, package_id, advisory_id, opened_at) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
-ON CONFLICT (image_id, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
-WHERE findings.closed_at <> 0 AND findings.close_reason NOT LIKE 'fixed by rebuild%' AND findings.close_reason NOT LIKE 'vex%'`, batch...)
+`+reopenFinding, batch...)
 		if err != nil {
 			return 0, err
 		}
