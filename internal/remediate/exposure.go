@@ -107,10 +107,10 @@ func Exposure(ctx context.Context, st store.Store, envs []string, now time.Time)
 	return out, nil
 }
 
-// fixable returns the fixable findings an image still has: the open
-// ones, and those closed because a rebuild superseded the image (its
-// packages did not change).
-func fixable(ctx context.Context, st store.Store, digest string) ([]store.Finding, error) {
+// held returns the findings an image still has: the open ones, and
+// those closed because a rebuild superseded the image (its packages did
+// not change).
+func held(ctx context.Context, st store.Store, digest string) ([]store.Finding, error) {
 	fs, err := st.ImageFindings(ctx, digest)
 	if err != nil {
 		return nil, err
@@ -119,7 +119,15 @@ func fixable(ctx context.Context, st store.Store, digest string) ([]store.Findin
 	if err != nil {
 		return nil, err
 	}
-	fs = append(fs, superseded...)
+	return append(fs, superseded...), nil
+}
+
+// fixable returns the findings with a fix an image still has.
+func fixable(ctx context.Context, st store.Store, digest string) ([]store.Finding, error) {
+	fs, err := held(ctx, st, digest)
+	if err != nil {
+		return nil, err
+	}
 	var out []store.Finding
 	for _, f := range fs {
 		if !f.Withdrawn && f.FixedVersion != "" {

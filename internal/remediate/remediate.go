@@ -46,15 +46,10 @@ type Attributed struct {
 // image's lineage: the deepest base whose layers include the package's
 // layer owns it.
 func Attribute(ctx context.Context, st store.Store, digest string, names map[string]string) ([]Attributed, error) {
-	fs, err := st.ImageFindings(ctx, digest)
+	fs, err := held(ctx, st, digest)
 	if err != nil {
 		return nil, err
 	}
-	superseded, err := st.FindingsClosedAs(ctx, digest, store.CloseFixedByRebuild)
-	if err != nil {
-		return nil, err
-	}
-	fs = append(fs, superseded...)
 	links, err := catalog.Lineage(ctx, st, digest)
 	if err != nil {
 		return nil, err
