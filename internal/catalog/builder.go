@@ -220,7 +220,7 @@ func (b *Builder) buildStep(ctx context.Context, s *Step, parentRun *Outcome) *O
 	if err != nil {
 		return fail(err)
 	}
-	out, err := b.publish(ctx, s, img, parent, pkgs, start)
+	out, err := b.publish(ctx, s, img, parent, pkgs, start, "build")
 	if err != nil {
 		return fail(err)
 	}
@@ -229,7 +229,9 @@ func (b *Builder) buildStep(ctx context.Context, s *Step, parentRun *Outcome) *O
 
 // publish pushes a built image under a free immutable tag, moves its
 // floating tags, stores its SBOM and records the build.
-func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *parentRef, pkgs map[string]string, start time.Time) (*Outcome, error) {
+// how names what made the image ("build", or a remediation's strategy),
+// in the reason the superseded build's fixed findings are closed with.
+func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *parentRef, pkgs map[string]string, start time.Time, how string) (*Outcome, error) {
 	o := &Outcome{Name: s.Name}
 	digest, err := img.Digest()
 	if err != nil {
@@ -267,16 +269,17 @@ func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *pa
 	}
 	o.Seconds = b.Now().Sub(start).Seconds()
 	b.record(ctx, s, o, &buildFacts{parent: parent, packages: pkgs}, start)
-	b.closeSuperseded(ctx, s, o.Digest)
+	b.closeSuperseded(ctx, s, o.Digest, how)
 	b.emit(Event{Name: s.Name, Phase: PhasePushed, Digest: o.Digest, Message: fmt.Sprintf("%s:%s (and %d floating tags)", repo, tag, len(tags.Floating))})
 	return o, nil
 }
 
-// Publish pushes an image made outside the builders (a remediation's
-// rebuild or rebase) as a new build of the catalog image name: free
-// immutable tag, floating tags moved, SBOM stored, build recorded with
-// its parent (nil for a base) and package versions.
-func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent v1.Image, parentName string, packages map[string]string, reasons []string) (Outcome, error) {
+// Publish pushes an image a remediation made (how: rebuild or rebase)
+// as a new build of the catalog image name: free immutable tag, floating
+// tags moved, SBOM stored, build recorded with its parent (nil for a
+// base) and package versions, and the fixed findings of the build it
+// supersedes closed.
+func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent v1.Image, parentName string, packages map[string]string, how string) (Outcome, error) {
 	im, ok := b.Catalog.Get(name)
 	if !ok {
 		return Outcome{}, fmt.Errorf("%q is not an image of the catalog", name)
@@ -285,7 +288,12 @@ func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent
 	if err != nil {
 		return Outcome{}, err
 	}
-	s := &Step{Name: im.Name, Repository: repo.Name(), Kind: im.Kind, Parent: im.Parent, Reasons: reasons, image: im}
+	s := &Step{Name: im.Name, Repository: repo.Name(), Kind: im.Kind, Parent: im.Parent, Reasons: []string{"remediation: " + how}, image: im}
+	if last, err := b.Store.LastBuild(ctx, name); err == nil {
+		s.LastDigest = last.Digest
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return Outcome{}, err
+	}
 	if s.inputs, err = b.Catalog.InputsOf(im); err != nil {
 		return Outcome{}, err
 	}
@@ -300,7 +308,7 @@ func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent
 	if b.Now == nil {
 		b.Now = time.Now
 	}
-	o, err := b.publish(ctx, s, img, pr, packages, b.Now())
+	o, err := b.publish(ctx, s, img, pr, packages, b.Now(), how)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -317,7 +325,7 @@ type findingsStore interface {
 // closeSuperseded closes, on the build this one replaces, the findings
 // the new digest no longer has, as fixed by rebuild: they stay counted
 // while an environment runs the old digest.
-func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest string) {
+func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest, how string) {
 	fst, ok := b.Store.(findingsStore)
 	if !ok || s.LastDigest == "" || s.LastDigest == digest {
 		return
@@ -343,7 +351,7 @@ func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest string) {
 	if len(keys) == 0 {
 		return
 	}
-	if _, err := fst.CloseFindings(ctx, s.LastDigest, keys, store.CloseFixedByRebuild+" (build → "+digest+")", b.Now()); err != nil {
+	if _, err := fst.CloseFindings(ctx, s.LastDigest, keys, store.CloseFixedByRebuild+" ("+how+" → "+digest+")", b.Now()); err != nil {
 		b.Logger.Warn("closing the findings a rebuild fixed", "image", s.Name, "err", err)
 	}
 }

@@ -402,23 +402,13 @@ func (r *Remediator) Apply(ctx context.Context, plan *Plan, dryRun bool) error {
 		if im.ParentImage != nil {
 			parentName = im.ParentImage.Name
 		}
-		out, err := r.Builder.Publish(ctx, a.Image, img, parent, parentName, pkgs, []string{"remediation: " + a.Strategy})
+		out, err := r.Builder.Publish(ctx, a.Image, img, parent, parentName, pkgs, a.Strategy)
 		if err != nil {
 			a.Status, a.Detail = store.RemediationFailed, err.Error()
 			r.record(ctx, a)
 			continue
 		}
 		a.Status, a.Detail = store.RemediationApplied, fmt.Sprintf("pushed %s:%s", a.Repository, out.Tag)
-		// The superseded digest's fixed findings close with the reason; an
-		// environment still running it stays exposed (see Exposure).
-		var keys []store.FindingKey
-		for _, k := range a.Fixed {
-			adv, pkg, _ := strings.Cut(k, " ")
-			keys = append(keys, store.FindingKey{AdvisoryID: adv, Package: pkg})
-		}
-		if _, err := r.Store.CloseFindings(ctx, a.From, keys, store.CloseFixedByRebuild+" ("+a.Strategy+" → "+a.To+")", r.now()); err != nil {
-			r.log().Error("closing fixed findings", "image", a.Image, "err", err)
-		}
 		for _, g := range r.Git {
 			c, err := g.Bump(ctx, []Bump{{Repository: a.Repository, From: a.From, To: a.To}}, a.Fixed, r.now())
 			if err != nil {
