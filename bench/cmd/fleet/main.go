@@ -315,15 +315,8 @@ func debianPackages(path string, pairs []testenv.DebianChangelogPair) []debPkg {
 	return out
 }
 
-type pyPkg struct {
-	name, version string
-	affected      bool
-}
-
-// pypiPool lists real (name, version) pairs from the PyPA records:
-// versions their lists name as affected, and for each package the newest
-// version a range names as fixed.
-func pypiPool(path string) []pyPkg {
+// eachPyPA calls fn with each YAML record of the PyPA advisory tarball.
+func eachPyPA(path string, fn func(record []byte)) {
 	f, err := os.Open(path)
 	if err != nil {
 		log.Fatal(err)
@@ -334,13 +327,10 @@ func pypiPool(path string) []pyPkg {
 		log.Fatal(err)
 	}
 	tr := tar.NewReader(zr)
-	seen := map[pyPkg]bool{}
-	latestFix := map[string]string{}
-	var out []pyPkg
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return
 		}
 		if err != nil {
 			log.Fatal(err)
@@ -348,6 +338,27 @@ func pypiPool(path string) []pyPkg {
 		if !strings.HasSuffix(h.Name, ".yaml") {
 			continue
 		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fn(b)
+	}
+}
+
+type pyPkg struct {
+	name, version string
+	affected      bool
+}
+
+// pypiPool lists real (name, version) pairs from the PyPA records:
+// versions their lists name as affected, and for each package the newest
+// version a range names as fixed.
+func pypiPool(path string) []pyPkg {
+	seen := map[pyPkg]bool{}
+	latestFix := map[string]string{}
+	var out []pyPkg
+	eachPyPA(path, func(b []byte) {
 		var rec struct {
 			Affected []struct {
 				Package  struct{ Name string } `yaml:"package"`
@@ -357,9 +368,8 @@ func pypiPool(path string) []pyPkg {
 				} `yaml:"ranges"`
 			} `yaml:"affected"`
 		}
-		b, _ := io.ReadAll(tr)
 		if yaml.Unmarshal(b, &rec) != nil {
-			continue
+			return
 		}
 		for _, a := range rec.Affected {
 			vs := a.Versions
@@ -383,7 +393,7 @@ func pypiPool(path string) []pyPkg {
 				}
 			}
 		}
-	}
+	})
 	// The newest fix of each package is the version a maintained image
 	// would run.
 	for name, v := range latestFix {

@@ -1,19 +1,16 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"gopkg.in/yaml.v3"
 
 	"github.com/socle-dev/socle/internal/sbom"
@@ -27,38 +24,17 @@ import (
 // changes them: withdrawn, with a new modified time. Records whose
 // packages the fleet holds come first, so that the change reaches images.
 func changedAdvisories(path string, n int, held map[string]bool) [][]byte {
-	f, err := os.Open(path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		log.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
 	var hit, other [][]byte
 	now := time.Now().UTC().Format(time.RFC3339)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			log.Fatal(err)
-		}
-		if !strings.HasSuffix(h.Name, ".yaml") {
-			continue
-		}
-		b, _ := io.ReadAll(tr)
+	eachPyPA(path, func(b []byte) {
 		var rec map[string]any
 		if yaml.Unmarshal(b, &rec) != nil || rec["id"] == nil {
-			continue
+			return
 		}
 		rec["modified"], rec["withdrawn"] = now, now
 		out, err := json.Marshal(rec)
 		if err != nil {
-			continue
+			return
 		}
 		holds := false
 		if aff, ok := rec["affected"].([]any); ok {
@@ -75,7 +51,7 @@ func changedAdvisories(path string, n int, held map[string]bool) [][]byte {
 		} else {
 			other = append(other, out)
 		}
-	}
+	})
 	all := append(hit, other...)
 	if len(all) > n {
 		all = all[:n]
