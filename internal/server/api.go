@@ -125,22 +125,23 @@ func (s *Server) apiImages(w http.ResponseWriter, r *http.Request) {
 }
 
 // inventoryOf loads the stored inventory of an image.
-func (s *Server) inventoryOf(r *http.Request, digest string) (*sbom.Inventory, store.Image, error) {
-	img, err := s.st.Image(r.Context(), digest)
+// inventoryOf returns the stored inventory of the image the request's
+// {digest} names.
+func (s *Server) inventoryOf(r *http.Request) (string, *sbom.Inventory, store.Image, error) {
+	d, err := digestParam(r)
 	if err != nil {
-		return nil, img, err
+		return "", nil, store.Image{}, err
+	}
+	img, err := s.st.Image(r.Context(), d)
+	if err != nil {
+		return d, nil, img, err
 	}
 	inv, err := scan.DecodeInventory(img.Inventory)
-	return inv, img, err
+	return d, inv, img, err
 }
 
 func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) {
-	d, err := digestParam(r)
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	inv, img, err := s.inventoryOf(r, d)
+	d, inv, img, err := s.inventoryOf(r)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -160,12 +161,7 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiImagePackages(w http.ResponseWriter, r *http.Request) {
-	d, err := digestParam(r)
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	inv, _, err := s.inventoryOf(r, d)
+	_, inv, _, err := s.inventoryOf(r)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -212,12 +208,7 @@ func (s *Server) apiImageFindings(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiImageSBOM(w http.ResponseWriter, r *http.Request) {
-	d, err := digestParam(r)
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	inv, img, err := s.inventoryOf(r, d)
+	d, inv, img, err := s.inventoryOf(r)
 	if err != nil {
 		s.apiError(w, r, err)
 		return

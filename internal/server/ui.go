@@ -104,12 +104,7 @@ func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) {
-	d, err := digestParam(r)
-	if err != nil {
-		s.pageError(w, r, err)
-		return
-	}
-	inv, img, err := s.inventoryOf(r, d)
+	d, inv, img, err := s.inventoryOf(r)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
