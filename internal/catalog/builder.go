@@ -12,8 +12,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/mutate"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -40,14 +41,14 @@ type Indexer interface {
 	IndexImage(ctx context.Context, img v1.Image, repository string, tags []string) error
 }
 
-// Assembler builds assembled bases; *build.Assembler is one.
+// Assembler builds assembled bases; *assemble.Assembler is one.
 type Assembler interface {
-	Assemble(ctx context.Context, spec build.AssembleSpec) (v1.Image, *build.Resolution, error)
+	Assemble(ctx context.Context, spec assemble.Spec) (v1.Image, *assemble.Resolution, error)
 }
 
 var (
-	_ Assembler       = (*build.Assembler)(nil)
-	_ PackageResolver = (*build.Assembler)(nil)
+	_ Assembler       = (*assemble.Assembler)(nil)
+	_ PackageResolver = (*assemble.Assembler)(nil)
 	_ Indexer         = ImageIndexer{}
 	_ BuildStore      = store.Store(nil)
 )
@@ -60,8 +61,8 @@ type Builder struct {
 	// Assembler builds assembled images; nil fails them.
 	Assembler Assembler
 	// Dockerfile finds the external builder; nil uses
-	// build.DetectDockerfileBuilder.
-	Dockerfile func(context.Context) (*build.DockerfileBuilder, error)
+	// mutate.DetectDockerfileBuilder.
+	Dockerfile func(context.Context) (*mutate.DockerfileBuilder, error)
 	// Indexer stores each pushed image's SBOM; nil skips it.
 	Indexer Indexer
 	// Parallel bounds the builds of one level run at once (default 4).
@@ -450,23 +451,23 @@ func (b *Builder) make(ctx context.Context, s *Step, parent *parentRef) (v1.Imag
 		return img, res.Versions(), nil
 	case KindAppend:
 		a := im.Build.Append
-		spec := build.AppendSpec{Config: imageConfig(a.Config), Epoch: epoch(a.Epoch)}
+		spec := mutate.AppendSpec{Config: imageConfig(a.Config), Epoch: epoch(a.Epoch)}
 		for _, l := range a.Layers {
-			spec.Layers = append(spec.Layers, build.AppendLayer{From: b.Catalog.Path(l.From), To: l.To, UID: l.UID, GID: l.GID})
+			spec.Layers = append(spec.Layers, mutate.AppendLayer{From: b.Catalog.Path(l.From), To: l.To, UID: l.UID, GID: l.GID})
 		}
-		img, err := build.Append(ctx, build.Base{Image: parent.image, Name: parent.name}, spec)
+		img, err := mutate.Append(ctx, mutate.Base{Image: parent.image, Name: parent.name}, spec)
 		return img, nil, err
 	case KindDockerfile:
 		detect := b.Dockerfile
 		if detect == nil {
-			detect = build.DetectDockerfileBuilder
+			detect = mutate.DetectDockerfileBuilder
 		}
 		db, err := detect(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		d := im.Build.Dockerfile
-		spec := build.DockerfileSpec{Context: b.Catalog.Path(d.Context), File: d.File, Target: d.Target, Args: d.Args, ParentArg: d.ParentArg}
+		spec := mutate.DockerfileSpec{Context: b.Catalog.Path(d.Context), File: d.File, Target: d.Target, Args: d.Args, ParentArg: d.ParentArg}
 		if parent != nil {
 			repo := parent.name
 			if r, err := name.ParseReference(parent.name); err == nil {
@@ -479,7 +480,7 @@ func (b *Builder) make(ctx context.Context, s *Step, parent *parentRef) (v1.Imag
 			return nil, nil, err
 		}
 		if parent != nil {
-			img, err = build.AnnotateBase(img, build.Base{Image: parent.image, Name: parent.name})
+			img, err = mutate.AnnotateBase(img, mutate.Base{Image: parent.image, Name: parent.name})
 		}
 		return img, nil, err
 	}
@@ -502,8 +503,8 @@ func (b *Builder) freeTag(ctx context.Context, repo name.Repository, tag, digest
 	return "", fmt.Errorf("%s:%s has a thousand revisions", repo, tag)
 }
 
-func imageConfig(c config.ImageConfig) build.ImageConfig {
-	return build.ImageConfig{User: c.User, Env: c.Env, Labels: c.Labels, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir}
+func imageConfig(c config.ImageConfig) mutate.Config {
+	return mutate.Config{User: c.User, Env: c.Env, Labels: c.Labels, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir}
 }
 
 func epoch(sec int64) time.Time { return time.Unix(sec, 0).UTC() }

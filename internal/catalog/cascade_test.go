@@ -14,9 +14,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/mutate"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/registry/registrytest"
 	"github.com/socle-dev/socle/internal/sbom"
@@ -174,7 +175,7 @@ func TestRebuildCascade(t *testing.T) {
 	e.write(t, "billing/billing.properties", []byte("currency=EUR\n"), 0o644)
 	e.write(t, "ledger/app.conf", []byte("ledger=on\n"), 0o644)
 	cache := filepath.Join(os.TempDir(), "socle-apt-test-cache")
-	asm, err := build.NewAssembler(build.AssemblerOptions{Cache: cache})
+	asm, err := assemble.New(assemble.Options{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +360,7 @@ func TestFailureStopsOnlyDescendants(t *testing.T) {
 	}
 	broken := errors.New("no BuildKit here (injected)")
 	b := &catalog.Builder{Catalog: c, Store: e.st, Target: e.target, Indexer: e.index,
-		Dockerfile: func(context.Context) (*build.DockerfileBuilder, error) { return nil, broken }}
+		Dockerfile: func(context.Context) (*mutate.DockerfileBuilder, error) { return nil, broken }}
 	out, err := b.Run(ctx, p)
 	if !errors.Is(err, catalog.ErrBuildsFailed) {
 		t.Fatalf("err = %v", err)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -82,9 +82,9 @@ func (p *Plan) Step(name string) *Step {
 }
 
 // PackageResolver says which package versions an assembled image would
-// get now. *build.Assembler is one.
+// get now. *assemble.Assembler is one.
 type PackageResolver interface {
-	Resolve(ctx context.Context, spec build.AssembleSpec) (*build.Resolution, error)
+	Resolve(ctx context.Context, spec assemble.Spec) (*assemble.Resolution, error)
 }
 
 // BuildStore is what planning and building read and write.
@@ -313,10 +313,10 @@ func short(d string) string {
 }
 
 // AssembleSpec turns an assembled image's entry into the builder's spec.
-func AssembleSpec(im *Image) build.AssembleSpec {
+func AssembleSpec(im *Image) assemble.Spec {
 	a := im.Build.Assemble
 	security := a.Security == nil || *a.Security
-	return build.AssembleSpec{
+	return assemble.Spec{
 		Suite: a.Suite, Packages: a.Packages, Security: security, Mirror: a.Mirror, SecurityMirror: a.SecurityMirror,
 		Arch: a.Arch, Config: imageConfig(a.Config), Epoch: epoch(a.Epoch),
 	}

@@ -11,12 +11,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/spf13/cobra"
 
-	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/assemble"
 )
 
 func newAssembleCmd(g *globals) *cobra.Command {
 	var (
-		spec       build.AssembleSpec
+		spec       assemble.Spec
 		noSecurity bool
 		epoch      int64
 		ociDir     string

@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
@@ -68,8 +68,8 @@ func (o *catalogOptions) target(cfg *config.File) catalog.Target {
 
 // assembler is the Debian package assembler, caching in the data
 // directory; the mirror is the host's apt configuration.
-func assembler(g *globals) (*build.Assembler, error) {
-	return build.NewAssembler(build.AssemblerOptions{Cache: filepath.Join(g.dataDir, "apt-cache"), Logger: g.logger})
+func assembler(g *globals) (*assemble.Assembler, error) {
+	return assemble.New(assemble.Options{Cache: filepath.Join(g.dataDir, "apt-cache"), Logger: g.logger})
 }
 
 func needsAssembler(c *catalog.Catalog) bool {
@@ -170,13 +170,13 @@ func (o *planOptions) AddFlags(f *pflag.FlagSet) {
 
 // makePlan loads the catalog and plans the builds of names (all when
 // empty). The store must be open.
-func (o *planOptions) makePlan(ctx context.Context, g *globals, st store.Store, names []string) (*catalog.Catalog, catalog.Target, *build.Assembler, *catalog.Plan, error) {
+func (o *planOptions) makePlan(ctx context.Context, g *globals, st store.Store, names []string) (*catalog.Catalog, catalog.Target, *assemble.Assembler, *catalog.Plan, error) {
 	cfg, c, err := o.load(g)
 	if err != nil {
 		return nil, catalog.Target{}, nil, nil, err
 	}
 	t := o.target(cfg)
-	var asm *build.Assembler
+	var asm *assemble.Assembler
 	planner := &catalog.Planner{Catalog: c, Store: st, Target: t}
 	if needsAssembler(c) {
 		if asm, err = assembler(g); err != nil {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/auth"
-	"github.com/socle-dev/socle/internal/build"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/notify"
@@ -88,11 +88,11 @@ func TestRemediateEndToEnd(t *testing.T) {
 	if len(pcre2) == 0 {
 		t.Fatal("the derived table has no pcre2 pair")
 	}
-	asm, err := build.NewAssembler(build.AssemblerOptions{Cache: filepath.Join(os.TempDir(), "socle-apt-test-cache")})
+	asm, err := assemble.New(assemble.Options{Cache: filepath.Join(os.TempDir(), "socle-apt-test-cache")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	main, err := asm.Resolve(ctx, build.AssembleSpec{Suite: "bookworm", Packages: []string{"libpcre2-8-0"}})
+	main, err := asm.Resolve(ctx, assemble.Spec{Suite: "bookworm", Packages: []string{"libpcre2-8-0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

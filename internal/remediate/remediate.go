@@ -15,8 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/osv-scalibr/semantic"
 
-	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/mutate"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/source"
@@ -78,7 +79,7 @@ type Remediator struct {
 	Store   store.Store
 	Target  catalog.Target
 	// Assembler resolves and assembles assembled images.
-	Assembler *build.Assembler
+	Assembler *assemble.Assembler
 	// Scanner verifies candidates.
 	Scanner *scan.Scanner
 	// Builder publishes accepted candidates (its Indexer stores them).
@@ -462,7 +463,7 @@ func (r *Remediator) candidate(ctx context.Context, im *catalog.Image, a *Action
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		img, err := build.Rebase(cur, oldParent, build.Base{Image: newParent, Name: parentRepo.Name()})
+		img, err := mutate.Rebase(cur, oldParent, mutate.Base{Image: newParent, Name: parentRepo.Name()})
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -123,8 +123,8 @@ func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository str
 		Inventory:  blob,
 		ScannedAt:  s.now(),
 		Labels:     inv.Labels,
-		BaseName:   inv.Annotations["org.opencontainers.image.base.name"],
-		BaseDigest: inv.Annotations["org.opencontainers.image.base.digest"],
+		BaseName:   inv.Annotations[oci.AnnotationBaseName],
+		BaseDigest: inv.Annotations[oci.AnnotationBaseDigest],
 	}
 	diffIDs := make([]string, 0, len(inv.Layers))
 	for _, l := range inv.Layers {

@@ -132,3 +132,32 @@ func GoBinaryFile(t testing.TB, path string) File {
 	t.Helper()
 	return File{Path: path, Content: ReadShared(t, "gobin", "age-keygen"), Mode: 0o755}
 }
+
+// LayerFiles lists the paths of every entry in every layer of img.
+func LayerFiles(t testing.TB, img v1.Image) map[string]bool {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[h.Name] = true
+		}
+		rc.Close()
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-package build_test
+package assemble_test
 
 import (
 	"context"
@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socle-dev/socle/internal/build"
+	"github.com/socle-dev/socle/internal/assemble"
+	"github.com/socle-dev/socle/internal/mutate"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/testenv"
 )
 
 var ctx = context.Background()
@@ -26,9 +28,9 @@ func sharedCache(t testing.TB) string {
 	return d
 }
 
-func newAssembler(t testing.TB) *build.Assembler {
+func newAssembler(t testing.TB) *assemble.Assembler {
 	t.Helper()
-	a, err := build.NewAssembler(build.AssemblerOptions{Cache: sharedCache(t)})
+	a, err := assemble.New(assemble.Options{Cache: sharedCache(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,12 +39,12 @@ func newAssembler(t testing.TB) *build.Assembler {
 
 // smallBase is about ten packages, ca-certificates among them, from the
 // Debian mirror the host's apt configuration names.
-var smallBase = build.AssembleSpec{
+var smallBase = assemble.Spec{
 	Suite:    "bookworm",
 	Packages: []string{"base-files", "ca-certificates", "tzdata", "netbase", "libc6", "zlib1g", "libssl3", "media-types", "mailcap", "libgcc-s1"},
 	Security: true,
 	Epoch:    time.Unix(1700000000, 0),
-	Config:   build.ImageConfig{Labels: map[string]string{"org.opencontainers.image.title": "socle test base"}},
+	Config:   mutate.Config{Labels: map[string]string{"org.opencontainers.image.title": "socle test base"}},
 }
 
 // TestAssembleScanReproduce assembles a small bookworm base from the real
@@ -107,7 +109,7 @@ func TestAssembleScanReproduce(t *testing.T) {
 		t.Fatalf("two assemblies of the same input: %s and %s", d1, d2)
 	}
 	// Files: the CA bundle, the nonroot user, merged /usr.
-	files := layerFiles(t, img)
+	files := testenv.LayerFiles(t, img)
 	for _, want := range []string{"etc/ssl/certs/ca-certificates.crt", "etc/passwd", "home/nonroot/", "usr/share/zoneinfo/UTC", "bin", "usr/lib/os-release"} {
 		if !files[want] {
 			t.Errorf("image lacks %s", want)
@@ -115,7 +117,7 @@ func TestAssembleScanReproduce(t *testing.T) {
 	}
 }
 
-func countSecurity(res *build.Resolution) int {
+func countSecurity(res *assemble.Resolution) int {
 	n := 0
 	for _, p := range res.Packages {
 		if strings.HasSuffix(p.Suite, "-security") {
@@ -132,7 +134,7 @@ func TestAssemblePin(t *testing.T) {
 	a := newAssembler(t)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	spec := build.AssembleSpec{Suite: "bookworm", Packages: []string{"libpcre2-8-0"}, Security: true}
+	spec := assemble.Spec{Suite: "bookworm", Packages: []string{"libpcre2-8-0"}, Security: true}
 	latest, err := a.Resolve(ctx, spec)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package build
+package mutate
 
 import (
 	"archive/tar"
@@ -15,21 +15,17 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	ggcrmutate "github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-)
 
-// Base annotations name the image an image was built on, as the OCI
-// image specification defines them.
-const (
-	AnnotationBaseName   = "org.opencontainers.image.base.name"
-	AnnotationBaseDigest = "org.opencontainers.image.base.digest"
+	"github.com/socle-dev/socle/internal/layer"
+	"github.com/socle-dev/socle/internal/oci"
 )
 
 // AppendSpec adds files as layers on a parent image.
 type AppendSpec struct {
 	Layers []AppendLayer
-	Config ImageConfig
+	Config Config
 	// Epoch dates the files and the image.
 	Epoch time.Time
 }
@@ -66,7 +62,7 @@ func Append(ctx context.Context, base Base, spec AppendSpec) (v1.Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("append layer %d (%s): %w", i, al.From, err)
 		}
-		img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
+		img, err = ggcrmutate.Append(img, ggcrmutate.Addendum{Layer: layer, History: v1.History{
 			Created: v1.Time{Time: spec.Epoch.UTC()}, CreatedBy: fmt.Sprintf("socle append %s %s", filepath.Base(al.From), al.To),
 		}})
 		if err != nil {
@@ -80,7 +76,7 @@ func Append(ctx context.Context, base Base, spec AppendSpec) (v1.Image, error) {
 	cf = cf.DeepCopy()
 	cf.Created = v1.Time{Time: spec.Epoch.UTC()}
 	applyConfig(&cf.Config, spec.Config)
-	img, err = mutate.ConfigFile(img, cf)
+	img, err = ggcrmutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +89,11 @@ func AnnotateBase(img v1.Image, base Base) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	ann := map[string]string{AnnotationBaseDigest: d.String()}
+	ann := map[string]string{oci.AnnotationBaseDigest: d.String()}
 	if base.Name != "" {
-		ann[AnnotationBaseName] = base.Name
+		ann[oci.AnnotationBaseName] = base.Name
 	}
-	return mutate.Annotations(img, ann).(v1.Image), nil
+	return ggcrmutate.Annotations(img, ann).(v1.Image), nil
 }
 
 // localLayer makes a layer of a local file or directory.
@@ -114,7 +110,7 @@ func localLayer(al AppendLayer, epoch time.Time) (v1.Layer, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(spool)
-	t := newTree(spool, epoch.UTC())
+	t := layer.NewTree(spool, epoch.UTC())
 	dst := strings.TrimPrefix(path.Clean(al.To), "/")
 	if fi.IsDir() {
 		root := al.From
@@ -138,8 +134,13 @@ func localLayer(al AppendLayer, epoch time.Time) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return TreeLayer(t)
+}
+
+// TreeLayer returns the layer a tree makes.
+func TreeLayer(t *layer.Tree) (v1.Layer, error) {
 	var buf bytes.Buffer
-	if err := t.writeTo(&buf); err != nil {
+	if err := t.WriteTar(&buf); err != nil {
 		return nil, err
 	}
 	data := buf.Bytes()
@@ -148,7 +149,7 @@ func localLayer(al AppendLayer, epoch time.Time) (v1.Layer, error) {
 
 // addLocal adds one local path; symbolic links are kept as links, and a
 // link whose target leaves the copied tree is refused.
-func addLocal(t *tree, local, target string, al AppendLayer) error {
+func addLocal(t *layer.Tree, local, target string, al AppendLayer) error {
 	fi, err := os.Lstat(local)
 	if err != nil {
 		return err
@@ -156,7 +157,7 @@ func addLocal(t *tree, local, target string, al AppendLayer) error {
 	mode := int64(fi.Mode().Perm())
 	switch {
 	case fi.IsDir():
-		return t.addDir(target, mode, al.UID, al.GID)
+		return t.AddDir(target, mode, al.UID, al.GID)
 	case fi.Mode()&fs.ModeSymlink != 0:
 		link, err := os.Readlink(local)
 		if err != nil {
@@ -165,14 +166,14 @@ func addLocal(t *tree, local, target string, al AppendLayer) error {
 		if filepath.IsAbs(link) {
 			return fmt.Errorf("%s: absolute symbolic link %q would not point into the image as on disk", local, link)
 		}
-		return t.add(tar.Header{Typeflag: tar.TypeSymlink, Name: target, Linkname: link, Mode: 0o777, Uid: al.UID, Gid: al.GID}, nil, "")
+		return t.Add(tar.Header{Typeflag: tar.TypeSymlink, Name: target, Linkname: link, Mode: 0o777, Uid: al.UID, Gid: al.GID}, nil, "")
 	case fi.Mode().IsRegular():
 		f, err := os.Open(local)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		return t.add(tar.Header{Typeflag: tar.TypeReg, Name: target, Size: fi.Size(), Mode: mode, Uid: al.UID, Gid: al.GID}, f, "")
+		return t.Add(tar.Header{Typeflag: tar.TypeReg, Name: target, Size: fi.Size(), Mode: mode, Uid: al.UID, Gid: al.GID}, f, "")
 	}
 	return errors.New(local + ": not a file, directory or link")
 }
@@ -187,7 +188,7 @@ func Rebase(img, oldBase v1.Image, newBase Base) (v1.Image, error) {
 		return nil, err
 	}
 	if mf, err := img.Manifest(); err == nil {
-		if d := mf.Annotations[AnnotationBaseDigest]; d != "" && d != od.String() {
+		if d := mf.Annotations[oci.AnnotationBaseDigest]; d != "" && d != od.String() {
 			return nil, fmt.Errorf("rebase: the image says it was built on %s, not on %s", d, od)
 		}
 	}
@@ -198,7 +199,7 @@ func Rebase(img, oldBase v1.Image, newBase Base) (v1.Image, error) {
 	if !ok {
 		return nil, errors.New("rebase: the old base's layers are not the bottom of the image's")
 	}
-	rebased, err := mutate.Rebase(img, oldBase, newBase.Image)
+	rebased, err := ggcrmutate.Rebase(img, oldBase, newBase.Image)
 	if err != nil {
 		return nil, fmt.Errorf("rebase: %w", err)
 	}

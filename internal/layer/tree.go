@@ -1,4 +1,4 @@
-package build
+package layer
 
 import (
 	"archive/tar"
@@ -12,9 +12,11 @@ import (
 	"time"
 )
 
-// tree is a set of files to write as one layer, in sorted order with
-// fixed times: the same tree always gives the same bytes.
-type tree struct {
+// Tree is a set of files to write as one layer, in sorted order with
+// fixed times: the same tree always gives the same bytes. Contents over
+// 1 MiB are spooled to files in a directory the caller owns, so that a
+// large layer is never held in memory.
+type Tree struct {
 	entries map[string]*treeEntry
 	spool   string // directory for large contents
 	nspool  int
@@ -28,15 +30,18 @@ type treeEntry struct {
 	owner   string // which package wrote it
 }
 
-func newTree(spool string, epoch time.Time) *tree {
-	return &tree{entries: map[string]*treeEntry{}, spool: spool, epoch: epoch}
+// NewTree returns an empty tree that spools large contents to files in
+// spool and dates every entry epoch.
+func NewTree(spool string, epoch time.Time) *Tree {
+	return &Tree{entries: map[string]*treeEntry{}, spool: spool, epoch: epoch}
 }
 
 const maxInMemoryEntry = 1 << 20
 
-// add records an entry; content is read now. A later add of the same
+// Add records an entry; content is read now. A later Add of the same
 // path replaces a file, and is ignored for a directory already there.
-func (t *tree) add(h tar.Header, content io.Reader, owner string) error {
+// Devices and FIFOs are left out: they are not placed in images.
+func (t *Tree) Add(h tar.Header, content io.Reader, owner string) error {
 	p := strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")
 	if p == "" || p == "." {
 		return nil
@@ -83,21 +88,41 @@ func (t *tree) add(h tar.Header, content io.Reader, owner string) error {
 	return nil
 }
 
-// addFile adds a regular file from memory.
-func (t *tree) addFile(p string, mode int64, uid, gid int, data []byte, owner string) error {
-	return t.add(tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Uid: uid, Gid: gid, Size: int64(len(data))}, bytes.NewReader(data), owner)
+// AddFile adds a regular file from memory.
+func (t *Tree) AddFile(p string, mode int64, uid, gid int, data []byte, owner string) error {
+	return t.Add(tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Uid: uid, Gid: gid, Size: int64(len(data))}, bytes.NewReader(data), owner)
 }
 
-func (t *tree) addDir(p string, mode int64, uid, gid int) error {
-	return t.add(tar.Header{Typeflag: tar.TypeDir, Name: p, Mode: mode, Uid: uid, Gid: gid}, nil, "")
+// AddDir adds a directory.
+func (t *Tree) AddDir(p string, mode int64, uid, gid int) error {
+	return t.Add(tar.Header{Typeflag: tar.TypeDir, Name: p, Mode: mode, Uid: uid, Gid: gid}, nil, "")
 }
 
-func (t *tree) addSymlink(p, target string) error {
-	return t.add(tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: target, Mode: 0o777}, nil, "")
+// AddSymlink adds a symbolic link.
+func (t *Tree) AddSymlink(p, target string) error {
+	return t.Add(tar.Header{Typeflag: tar.TypeSymlink, Name: p, Linkname: target, Mode: 0o777}, nil, "")
 }
 
-// read returns the content of a regular file in the tree.
-func (t *tree) read(p string) ([]byte, bool) {
+// Has reports whether the tree holds an entry at p.
+func (t *Tree) Has(p string) bool {
+	_, ok := t.entries[p]
+	return ok
+}
+
+// OwnedBy returns, sorted, the paths of the regular files owner added.
+func (t *Tree) OwnedBy(owner string) []string {
+	var out []string
+	for p, e := range t.entries {
+		if e.owner == owner && e.hdr.Typeflag == tar.TypeReg {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Read returns the content of a regular file in the tree.
+func (t *Tree) Read(p string) ([]byte, bool) {
 	e, ok := t.entries[p]
 	if !ok || e.hdr.Typeflag != tar.TypeReg {
 		return nil, false
@@ -109,9 +134,9 @@ func (t *tree) read(p string) ([]byte, bool) {
 	return e.data, true
 }
 
-// writeTo writes the tree as a tar stream, parents before children,
+// WriteTar writes the tree as a tar stream, parents before children,
 // every directory present.
-func (t *tree) writeTo(w io.Writer) error {
+func (t *Tree) WriteTar(w io.Writer) error {
 	// Make sure every parent directory exists as an entry.
 	for p := range t.entries {
 		for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {

@@ -1,4 +1,4 @@
-package build
+package mutate
 
 import (
 	"archive/tar"
