@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -204,13 +205,13 @@ func (b *Builder) buildStep(ctx context.Context, s *Step, parentRun *Outcome) *O
 		b.Logger.Warn("build failed", "image", s.Name, "err", err)
 		return o
 	}
-	b.emit(Event{Name: s.Name, Phase: PhaseBuilding, Message: fmt.Sprintf("%s build (%s)", s.Kind, joinReasons(s.Reasons))})
+	b.emit(Event{Name: s.Name, Phase: PhaseBuilding, Message: fmt.Sprintf("%s build (%s)", s.Kind, strings.Join(s.Reasons, "; "))})
 	parent, err := b.parent(ctx, s, parentRun)
 	if err != nil {
 		return fail(err)
 	}
 	// Only the parent changed, and it came back identical: nothing to do.
-	if parent != nil && len(s.Reasons) == 1 && hasPrefix(s.Reasons[0], ReasonParentRebuilt) && s.LastDigest != "" {
+	if parent != nil && len(s.Reasons) == 1 && strings.HasPrefix(s.Reasons[0], ReasonParentRebuilt) && s.LastDigest != "" {
 		if last, err := b.Store.LastBuild(ctx, s.Name); err == nil && last.ParentDigest == parent.digest {
 			o.Status, o.Digest, o.Tag, o.Tags = store.BuildSucceeded, last.Digest, last.Tag, last.Tags
 			b.emit(Event{Name: s.Name, Phase: PhaseUnchanged, Digest: last.Digest, Message: "its parent came out identical"})
@@ -339,14 +340,14 @@ func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest, how stri
 	if err != nil {
 		return
 	}
-	still := map[string]bool{}
+	still := map[store.FindingKey]bool{}
 	for _, f := range cur {
-		still[f.AdvisoryID+" "+f.Package.Name] = true
+		still[f.Key()] = true
 	}
 	var keys []store.FindingKey
 	for _, f := range old {
-		if !still[f.AdvisoryID+" "+f.Package.Name] {
-			keys = append(keys, store.FindingKey{AdvisoryID: f.AdvisoryID, Package: f.Package.Name})
+		if !still[f.Key()] {
+			keys = append(keys, f.Key())
 		}
 	}
 	if len(keys) == 0 {
@@ -378,19 +379,6 @@ func (b *Builder) record(ctx context.Context, s *Step, o *Outcome, f *buildFacts
 		b.Logger.Error("recording a build", "image", s.Name, "err", err)
 	}
 }
-
-func joinReasons(r []string) string {
-	if len(r) == 0 {
-		return ""
-	}
-	out := r[0]
-	for _, x := range r[1:] {
-		out += "; " + x
-	}
-	return out
-}
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 // parent finds the image a step builds on: the build of this run, the
 // last recorded build, or the external reference.

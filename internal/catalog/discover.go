@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -131,7 +132,7 @@ func ParseDockerfile(r io.Reader) (*Dockerfile, error) {
 	for guard := 0; guard <= len(df.Stages); guard++ {
 		s := df.Stages[last]
 		if s.Stage == "" {
-			if !strings.EqualFold(s.Base, "scratch") && !contains(df.Unresolved, s.From) {
+			if !strings.EqualFold(s.Base, "scratch") && !slices.Contains(df.Unresolved, s.From) {
 				df.Parent = s.Base
 				if m := argRefRE.FindStringSubmatch(s.From); m != nil {
 					df.ParentArg = m[1]

@@ -1,16 +1,19 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/socle-dev/socle/internal/assemble"
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -220,7 +223,7 @@ func (p *Planner) step(ctx context.Context, im *Image, planned map[string]*Step,
 		}
 	}
 	if last.Digest != "" && s.ParentDigest != "" && s.ParentDigest != last.ParentDigest {
-		s.Reasons = append(s.Reasons, fmt.Sprintf("%s: %s → %s", ReasonParentChanged, short(last.ParentDigest), short(s.ParentDigest)))
+		s.Reasons = append(s.Reasons, fmt.Sprintf("%s: %s → %s", ReasonParentChanged, shortOrNone(last.ParentDigest), shortOrNone(s.ParentDigest)))
 	}
 	// Packages.
 	if im.Kind == KindAssemble && p.Packages != nil {
@@ -231,7 +234,7 @@ func (p *Planner) step(ctx context.Context, im *Image, planned map[string]*Step,
 		s.Packages = res.Versions()
 		if last.Digest != "" {
 			s.PackageChanges = packageChanges(last.Packages, s.Packages)
-			if len(s.PackageChanges) > 0 && !contains(s.Reasons, ReasonCatalogChanged) {
+			if len(s.PackageChanges) > 0 && !slices.Contains(s.Reasons, ReasonCatalogChanged) {
 				s.Reasons = append(s.Reasons, ReasonPackages+": "+summarize(s.PackageChanges, 3))
 			}
 		}
@@ -265,15 +268,6 @@ func (p *Planner) step(ctx context.Context, im *Image, planned map[string]*Step,
 	return s, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // packageChanges lists what differs between two package sets:
 // "name old → new", "name (new) v", "name (removed)".
 func packageChanges(was, now map[string]string) []string {
@@ -300,16 +294,6 @@ func summarize(list []string, n int) string {
 		return strings.Join(list, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(list[:n], ", "), len(list)-n)
-}
-
-func short(d string) string {
-	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
-		return d[:i+13]
-	}
-	if d == "" {
-		return "(none)"
-	}
-	return d
 }
 
 // AssembleSpec turns an assembled image's entry into the builder's spec.
@@ -342,7 +326,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 			for _, m := range s.Moves {
 				from := "(new)"
 				if m.From != "" {
-					from = short(m.From)
+					from = shortOrNone(m.From)
 				}
 				fmt.Fprintf(w, "  %s:%s  %s → new build\n", s.Repository, m.Tag, from)
 			}
@@ -369,3 +353,6 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	}
 	return enc.Encode(p)
 }
+
+// shortOrNone is a digest as tables show it, or "(none)".
+func shortOrNone(d string) string { return cmp.Or(oci.ShortDigest(d), "(none)") }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -34,7 +35,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 					}
 					n += len(evs)
 				}
-				fmt.Fprintf(g.out, "audit log intact: %d events, last hash %s\n", n, firstNonEmpty(prev, "(empty log)"))
+				fmt.Fprintf(g.out, "audit log intact: %d events, last hash %s\n", n, cmp.Or(prev, "(empty log)"))
 				return nil
 			})
 		},

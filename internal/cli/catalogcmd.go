@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,7 +59,7 @@ func (o *catalogOptions) load(g *globals) (*config.File, *catalog.Catalog, error
 // or the embedded registry of a running socle serve. Credentials come
 // from the docker config.
 func (o *catalogOptions) target(cfg *config.File) catalog.Target {
-	reg := firstNonEmpty(o.registry, cfg.Registry.URL, cfg.Server.RegistryAddr, "127.0.0.1:5050")
+	reg := cmp.Or(o.registry, cfg.Registry.URL, cfg.Server.RegistryAddr, "127.0.0.1:5050")
 	return catalog.Target{
 		Registry:       reg,
 		InsecureUnsafe: o.insecure || cfg.Registry.InsecureUnsafe,
@@ -274,7 +275,7 @@ A failure stops only the images built on it.`,
 				Progress: func(e catalog.Event) {
 					mu.Lock()
 					defer mu.Unlock()
-					fmt.Fprintf(g.errOut, "%-12s %-9s %s\n", e.Name, e.Phase, firstNonEmpty(e.Message, e.Digest))
+					fmt.Fprintf(g.errOut, "%-12s %-9s %s\n", e.Name, e.Phase, cmp.Or(e.Message, e.Digest))
 				},
 			}
 			if asm != nil { // not a typed nil in the interface

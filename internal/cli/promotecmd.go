@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,7 +45,7 @@ func (o *promoteOptions) AddFlags(f *pflag.FlagSet) {
 
 // actor authenticates the token.
 func (o *promoteOptions) actor(ctx context.Context, st store.Store) (promote.Actor, error) {
-	secret := firstNonEmpty(o.token, os.Getenv("SOCLE_TOKEN"))
+	secret := cmp.Or(o.token, os.Getenv("SOCLE_TOKEN"))
 	if secret == "" {
 		return promote.Actor{}, usageError(errors.New("promotion acts as a token: give --token or SOCLE_TOKEN (socle token create --role ...)"))
 	}
@@ -376,7 +377,7 @@ func newDriftCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(g.out, "no drift: every environment tag is where socle put it")
 				} else {
 					for _, d := range ds {
-						fmt.Fprintf(g.out, "DRIFT %s:%s (%s): recorded %s, points at %s\n", d.Repository, d.Tag, d.Environment, d.Recorded, firstNonEmpty(d.Actual, "(nothing)"))
+						fmt.Fprintf(g.out, "DRIFT %s:%s (%s): recorded %s, points at %s\n", d.Repository, d.Tag, d.Environment, d.Recorded, cmp.Or(d.Actual, "(nothing)"))
 					}
 				}
 				if len(ds) > 0 {
@@ -400,16 +401,9 @@ func writePromotions(w io.Writer, ps []store.Promotion) {
 			kind += " (override)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.UpdatedAt.Format(time.RFC3339), kind, dash(h.From),
-			h.Environment, h.State, h.Target+"@"+shortDigest(h.Digest), h.By+" ("+h.Role+")", h.Note)
+			h.Environment, h.State, h.Target+"@"+oci.ShortDigest(h.Digest), h.By+" ("+h.Role+")", h.Note)
 	}
 	tw.Flush()
-}
-
-func shortDigest(d string) string {
-	if len(d) > 19 {
-		return d[:19]
-	}
-	return d
 }
 
 func recordFlags(f *pflag.FlagSet, note *string, override *bool) {

@@ -13,6 +13,7 @@ import (
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -126,7 +127,7 @@ func writeRemediation(w io.Writer, p *remediate.Plan, dryRun bool) {
 		return
 	}
 	for _, a := range p.Actions {
-		fmt.Fprintf(w, "%s (%s@%s)\n", a.Image, a.Repository, shortDigest(a.From))
+		fmt.Fprintf(w, "%s (%s@%s)\n", a.Image, a.Repository, oci.ShortDigest(a.From))
 		fmt.Fprintf(w, "  strategy  %s: %s\n", a.Strategy, a.Why)
 		if n := len(a.Owned); n > 0 {
 			fmt.Fprintf(w, "  owns      %d fixable findings: %s\n", n, findingList(a.Owned))

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -106,15 +107,6 @@ func loadConfig(g *globals, path string) (*config.File, error) {
 	return config.Parse("(defaults)", nil)
 }
 
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -132,14 +124,14 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	addr := firstNonEmpty(o.addr, cfg.Server.Addr, "127.0.0.1:8080")
-	regAddr := firstNonEmpty(o.registryAddr, cfg.Server.RegistryAddr, "127.0.0.1:5050")
-	external := firstNonEmpty(o.registry, cfg.Registry.URL)
+	addr := cmp.Or(o.addr, cfg.Server.Addr, "127.0.0.1:8080")
+	regAddr := cmp.Or(o.registryAddr, cfg.Server.RegistryAddr, "127.0.0.1:5050")
+	external := cmp.Or(o.registry, cfg.Registry.URL)
 	workers := o.workers
 	if workers == 0 {
 		workers = cfg.Server.Workers
 	}
-	tlsCert, tlsKey := firstNonEmpty(o.tlsCert, cfg.Server.TLS.Cert), firstNonEmpty(o.tlsKey, cfg.Server.TLS.Key)
+	tlsCert, tlsKey := cmp.Or(o.tlsCert, cfg.Server.TLS.Cert), cmp.Or(o.tlsKey, cfg.Server.TLS.Key)
 	selfSigned := o.tlsSelfSigned || cfg.Server.TLS.SelfSigned
 	if (tlsCert == "") != (tlsKey == "") {
 		return usageError(errors.New("--tls-cert and --tls-key go together"))
@@ -240,7 +232,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 	syncer.Logger = log.With("component", "feeds")
 	syncer.Notify = notifier(g, cfg).Func()
 	if cfg.Remediation.Auto && len(cfg.Images) > 0 {
-		syncer.After = autoRemediate(g, cfg, st, firstNonEmpty(external, regHost), log)
+		syncer.After = autoRemediate(g, cfg, st, cmp.Or(external, regHost), log)
 	}
 	syncJob := syncer.Job(cfg.Feeds)
 	runner = jobs.NewRunner(st, map[string]jobs.Handler{
@@ -471,7 +463,7 @@ func bootstrapAdminToken(ctx context.Context, g *globals, st store.Store) (strin
 
 // catalogWatches follows every repository an external registry lists.
 func catalogWatches(ctx context.Context, reg string, o source.Options) ([]config.Watch, error) {
-	host, prefix, _ := cutPrefix(reg)
+	host, prefix, _ := strings.Cut(reg, "/")
 	r, err := name.NewRegistry(host, o.NameOptions()...)
 	if err != nil {
 		return nil, err
@@ -482,25 +474,12 @@ func catalogWatches(ctx context.Context, reg string, o source.Options) ([]config
 	}
 	var out []config.Watch
 	for _, repo := range repos {
-		if prefix != "" && !hasPathPrefix(repo, prefix) {
+		if prefix != "" && repo != prefix && !strings.HasPrefix(repo, prefix+"/") {
 			continue
 		}
 		out = append(out, config.Watch{Repository: host + "/" + repo})
 	}
 	return out, nil
-}
-
-func cutPrefix(reg string) (host, prefix string, ok bool) {
-	for i := 0; i < len(reg); i++ {
-		if reg[i] == '/' {
-			return reg[:i], reg[i+1:], true
-		}
-	}
-	return reg, "", false
-}
-
-func hasPathPrefix(repo, prefix string) bool {
-	return repo == prefix || (len(repo) > len(prefix) && repo[:len(prefix)] == prefix && repo[len(prefix)] == '/')
 }
 
 // selfSignedCert loads or makes a certificate for localhost, 127.0.0.1

@@ -15,6 +15,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
@@ -51,7 +52,7 @@ func (p *Promoter) Evaluate(ctx context.Context, e config.Environment, idx int, 
 			return nil, err
 		}
 		if entered.IsZero() {
-			add(GatePath, false, "%s has never been promoted to %s", short(digest), prev)
+			add(GatePath, false, "%s has never been promoted to %s", oci.ShortDigest(digest), prev)
 		} else {
 			add(GatePath, true, "in %s since %s", prev, entered.Format(time.RFC3339))
 		}
@@ -303,13 +304,6 @@ func toAny(v any) any {
 }
 
 func round(d time.Duration) time.Duration { return d.Round(time.Second) }
-
-func short(d string) string {
-	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
-		return d[:i+13]
-	}
-	return d
-}
 
 func summarize(list []string, n int) string {
 	if len(list) <= n {

@@ -2,6 +2,7 @@ package promote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -576,7 +577,7 @@ func (p *Promoter) Rollback(ctx context.Context, image, env string, actor Actor,
 	for _, h := range hist[1:] {
 		if h.Digest != cur.Digest {
 			return p.Promote(ctx, Request{Image: h.Repository + "@" + h.Digest, To: env, Actor: actor, Kind: KindRollback,
-				Override: override, Note: firstNonEmpty(note, "rollback from "+cur.Digest)})
+				Override: override, Note: cmp.Or(note, "rollback from "+cur.Digest)})
 		}
 	}
 	return nil, fmt.Errorf("%s has had only one digest in %s, nothing to roll back to: %w", target, env, store.ErrConflict)
@@ -594,7 +595,7 @@ type Drift struct {
 
 // Drifts compares every environment tag socle moved with its record.
 func (p *Promoter) Drifts(ctx context.Context) ([]Drift, error) {
-	done, err := p.Store.ListPromotions(ctx, store.PromotionQuery{States: []string{store.PromotionDone}, Limit: 100000})
+	done, err := p.Store.ListPromotions(ctx, store.PromotionQuery{States: []string{store.PromotionDone}, Limit: store.All})
 	if err != nil {
 		return nil, err
 	}
@@ -721,13 +722,4 @@ func mustJSON(v any) []byte {
 		panic(err) // only plain values are marshalled
 	}
 	return b
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -279,9 +280,15 @@ func parseRoute(path string) (route, bool) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"errors":[{"code":%q,"message":%q}]}`, code, msg)
+	json.NewEncoder(w).Encode(struct {
+		Errors []detail `json:"errors"`
+	}{[]detail{{code, msg}}})
 }
 
 // ServeHTTP implements the distribution API.

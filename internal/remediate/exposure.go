@@ -143,20 +143,20 @@ func fixable(ctx context.Context, st store.Store, digest string) ([]store.Findin
 // appeared in the environment (or was first seen, if later).
 func remediationTimes(ctx context.Context, st store.Store, hist []store.Deployment) ([]time.Duration, error) {
 	slices.Reverse(hist) // oldest first
-	active := map[string]time.Time{}
+	active := map[store.FindingKey]time.Time{}
 	var out []time.Duration
 	for _, d := range hist {
 		fs, err := fixable(ctx, st, d.Digest)
 		if err != nil {
 			return nil, err
 		}
-		now := map[string]time.Time{}
+		now := map[store.FindingKey]time.Time{}
 		for _, f := range fs {
 			start := d.Since
 			if f.OpenedAt.After(start) {
 				start = f.OpenedAt
 			}
-			now[f.AdvisoryID+" "+f.Package.Name] = start
+			now[f.Key()] = start
 		}
 		for k, start := range active {
 			if _, still := now[k]; !still {

@@ -1,7 +1,9 @@
 package remediate
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -207,7 +209,7 @@ func (r *Remediator) Plan(ctx context.Context) (*Plan, error) {
 					a.Strategy = StrategyNone
 					var owners []string
 					for _, f := range a.Inherited {
-						owners = append(owners, firstNonEmpty(f.Owner, "a base outside the catalog"))
+						owners = append(owners, cmp.Or(f.Owner, "a base outside the catalog"))
 					}
 					a.Why = fmt.Sprintf("its %d fixable findings come from %s, which has no fix to carry yet; socle keeps watching",
 						len(a.Inherited), strings.Join(uniq(owners), ", "))
@@ -300,7 +302,7 @@ func (r *Remediator) chooseRebuild(ctx context.Context, im *catalog.Image, a *Ac
 			fixable++
 			upgrades[f.Package.Name] = v
 		} else {
-			missing = append(missing, fmt.Sprintf("%s (%s needs %s, the archive has %s)", f.AdvisoryID, f.Package.Name, f.FixedVersion, firstNonEmpty(v, "nothing")))
+			missing = append(missing, fmt.Sprintf("%s (%s needs %s, the archive has %s)", f.AdvisoryID, f.Package.Name, f.FixedVersion, cmp.Or(v, "nothing")))
 		}
 	}
 	if fixable == 0 {
@@ -495,34 +497,34 @@ func (r *Remediator) verify(ctx context.Context, a *Action, img v1.Image) error 
 	if err != nil {
 		return fmt.Errorf("scanning the candidate: %w", err)
 	}
-	after := map[string]bool{}
+	after := map[store.FindingKey]bool{}
 	for _, f := range res.Findings {
 		if f.Withdrawn {
 			continue
 		}
 		for _, adv := range f.Advisories {
-			after[adv+" "+f.Package.Name] = true
+			after[store.FindingKey{AdvisoryID: adv, Package: f.Package.Name}] = true
 		}
 	}
-	before := map[string]bool{}
+	before := map[store.FindingKey]bool{}
 	cur, err := r.Store.ImageFindings(ctx, a.From)
 	if err != nil {
 		return err
 	}
 	for _, f := range cur {
 		if !f.Withdrawn {
-			before[f.AdvisoryID+" "+f.Package.Name] = true
+			before[f.Key()] = true
 		}
 	}
 	a.Fixed, a.Added = nil, nil
 	for k := range before {
 		if !after[k] {
-			a.Fixed = append(a.Fixed, k)
+			a.Fixed = append(a.Fixed, k.String())
 		}
 	}
 	for k := range after {
 		if !before[k] {
-			a.Added = append(a.Added, k)
+			a.Added = append(a.Added, k.String())
 		}
 	}
 	sort.Strings(a.Fixed)
@@ -533,11 +535,18 @@ func (r *Remediator) verify(ctx context.Context, a *Action, img v1.Image) error 
 // record stores the outcome of an action, with its audit event.
 func (r *Remediator) record(ctx context.Context, a *Action) {
 	rec := store.Remediation{Image: a.Image, Repository: a.Repository, Strategy: a.Strategy, From: a.From, To: a.To,
-		Fixes: a.Fixed, Added: a.Added, Status: a.Status, Detail: firstNonEmpty(a.Detail, a.Why), At: r.now(), By: r.By}
-	details := fmt.Sprintf(`{"image":%q,"strategy":%q,"status":%q,"from":%q,"to":%q,"fixed":%d,"added":%d}`,
-		a.Image, a.Strategy, a.Status, a.From, a.To, len(a.Fixed), len(a.Added))
-	_, err := r.Store.RecordRemediation(ctx, rec, store.AuditEvent{At: rec.At, Actor: firstNonEmpty(r.By, "socle"), Action: "remediation." + a.Status,
-		Subject: a.Repository + "@" + a.From, Details: []byte(details)})
+		Fixes: a.Fixed, Added: a.Added, Status: a.Status, Detail: cmp.Or(a.Detail, a.Why), At: r.now(), By: r.By}
+	details, _ := json.Marshal(struct {
+		Image    string `json:"image"`
+		Strategy string `json:"strategy"`
+		Status   string `json:"status"`
+		From     string `json:"from"`
+		To       string `json:"to"`
+		Fixed    int    `json:"fixed"`
+		Added    int    `json:"added"`
+	}{a.Image, a.Strategy, a.Status, a.From, a.To, len(a.Fixed), len(a.Added)})
+	_, err := r.Store.RecordRemediation(ctx, rec, store.AuditEvent{At: rec.At, Actor: cmp.Or(r.By, "socle"), Action: "remediation." + a.Status,
+		Subject: a.Repository + "@" + a.From, Details: details})
 	if err != nil {
 		r.log().Error("recording a remediation", "image", a.Image, "err", err)
 	}
@@ -553,13 +562,4 @@ func summarize(list []string, n int) string {
 		return strings.Join(list, ", ")
 	}
 	return strings.Join(list[:n], ", ") + fmt.Sprintf(" and %d more", len(list)-n)
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/socle-dev/socle/internal/vuln"
 )
 
+// maxPage is the largest page the API answers in one response.
+const maxPage = 100000
+
 func queryInt(r *http.Request, key string, def, max int) (int, error) {
 	v := r.URL.Query().Get(key)
 	if v == "" {
@@ -45,7 +48,7 @@ type repositorySummary struct {
 }
 
 func (s *Server) apiRepositories(w http.ResponseWriter, r *http.Request) {
-	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: 100000})
+	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: store.All})
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -102,7 +105,7 @@ func nonNilStrings(s []string) []string {
 }
 
 func (s *Server) apiImages(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 1000, 100000)
+	limit, err := queryInt(r, "limit", 1000, maxPage)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -146,7 +149,7 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	sums, err := s.st.Images(r.Context(), store.ImageFilter{Repository: img.Repository, Limit: 100000})
+	sums, err := s.st.Images(r.Context(), store.ImageFilter{Repository: img.Repository, Limit: store.All})
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -289,7 +292,7 @@ func (s *Server) affected(r *http.Request) (store.AffectedResult, error) {
 		return store.AffectedResult{}, errBadRequest("give advisory=ID or package=NAME")
 	}
 	var err error
-	if aq.Limit, err = queryInt(r, "limit", 1000, 100000); err != nil {
+	if aq.Limit, err = queryInt(r, "limit", 1000, maxPage); err != nil {
 		return store.AffectedResult{}, err
 	}
 	if aq.Offset, err = queryInt(r, "offset", 0, 1<<30); err != nil {

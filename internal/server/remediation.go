@@ -112,7 +112,7 @@ func (s *Server) apiAttribution(w http.ResponseWriter, r *http.Request) {
 
 // buildNames maps the digests of recorded catalog builds to their names.
 func (s *Server) buildNames(r *http.Request) (map[string]string, error) {
-	builds, err := s.st.BuildHistory(r.Context(), "", 100000)
+	builds, err := s.st.BuildHistory(r.Context(), "", store.All)
 	if err != nil {
 		return nil, err
 	}

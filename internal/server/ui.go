@@ -136,7 +136,7 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) {
 	for _, p := range inv.Packages {
 		data.Packages = append(data.Packages, web.PackageRow{Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL, Path: p.Path, LayerIndex: p.LayerIndex})
 	}
-	sums, err := s.st.Images(r.Context(), store.ImageFilter{Repository: img.Repository, Limit: 100000})
+	sums, err := s.st.Images(r.Context(), store.ImageFilter{Repository: img.Repository, Limit: store.All})
 	if err != nil {
 		s.pageError(w, r, err)
 		return

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// All, given as a Limit, asks for every row. A Limit of 0 asks for the
+// method's default page.
+const All = -1
+
 // Errors a caller may branch on.
 var (
 	// ErrNotFound is returned when the requested record does not exist.
@@ -414,6 +418,14 @@ type FindingKey struct {
 	AdvisoryID string
 	// Package is the package's name in the image (binary name).
 	Package string
+}
+
+// String is the key as remediation records list it: "ADVISORY PACKAGE".
+func (k FindingKey) String() string { return k.AdvisoryID + " " + k.Package }
+
+// Key names the finding within its image.
+func (f Finding) Key() FindingKey {
+	return FindingKey{AdvisoryID: f.AdvisoryID, Package: f.Package.Name}
 }
 
 type Findings interface {

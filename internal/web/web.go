@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/socle-dev/socle/internal/oci"
 )
 
 //go:embed templates/*.html
@@ -92,13 +94,14 @@ func Static() http.Handler {
 	return http.StripPrefix("/static/", http.FileServerFS(sub))
 }
 
-// ShortDigest returns the first 12 hex digits of a digest.
+// ShortDigest returns the first 12 hex digits of a digest, without the
+// algorithm: the form the dashboard shows.
 func ShortDigest(d string) string {
-	_, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) < 12 {
+	algo, _, ok := strings.Cut(d, ":")
+	if !ok {
 		return d
 	}
-	return hex[:12]
+	return strings.TrimPrefix(oci.ShortDigest(d), algo+":")
 }
 
 func (r *Renderer) ago(t time.Time) string {

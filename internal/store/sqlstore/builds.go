@@ -32,9 +32,7 @@ func (s *DB) LastBuild(ctx context.Context, name string) (store.Build, error) {
 }
 
 func (s *DB) BuildHistory(ctx context.Context, name string, limit int) ([]store.Build, error) {
-	if limit <= 0 {
-		limit = 100
-	}
+	limit = pageLimit(limit, 100)
 	q, args := `SELECT `+buildColumns+` FROM builds`, []any{}
 	if name != "" {
 		q, args = q+` WHERE name = ?`, append(args, name)

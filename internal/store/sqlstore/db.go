@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -171,4 +172,16 @@ func anySlice[T any](v []T) []any {
 func rowPlaceholders(rows, cols int) string {
 	row := "(" + placeholders(cols) + ")"
 	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+}
+
+// pageLimit turns a Limit into the SQL LIMIT: def for 0, every row for
+// store.All.
+func pageLimit(limit, def int) int {
+	switch {
+	case limit == store.All:
+		return math.MaxInt64
+	case limit <= 0:
+		return def
+	}
+	return limit
 }

@@ -221,10 +221,7 @@ func (s *DB) ImageCount(ctx context.Context) (int, error) {
 }
 
 func (s *DB) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSummary, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
+	limit := pageLimit(f.Limit, 1000)
 	where, args := "", []any{}
 	if f.Repository != "" {
 		where, args = ` WHERE repository = ?`, append(args, f.Repository)

@@ -310,15 +310,6 @@ func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64) ([]int64, error) 
 	return out, rows.Err()
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
 // PackageNames lists every (ecosystem, name) the store holds versions of.
 func (s *DB) PackageNames(ctx context.Context) ([]store.PackageName, error) {
 	rows, err := s.query(ctx, s.db, `SELECT DISTINCT ecosystem, name FROM packages ORDER BY ecosystem, name`)

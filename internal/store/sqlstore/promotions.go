@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -61,12 +63,14 @@ func (s *DB) noneMoving(ctx context.Context, tx *sql.Tx, target, env string, exc
 // withID adds "promotion": id to a JSON object.
 func withID(details []byte, id int64) []byte { return withKey(details, "promotion", id) }
 
-// withKey adds "key": id to a JSON object.
+// withKey adds "key": id, first, to a JSON object.
 func withKey(details []byte, key string, id int64) []byte {
+	k, _ := json.Marshal(key)
+	field := append(append(k, ':'), strconv.FormatInt(id, 10)...)
 	if len(details) < 2 || string(details) == "{}" {
-		return []byte(fmt.Sprintf(`{%q:%d}`, key, id))
+		return append(append([]byte{'{'}, field...), '}')
 	}
-	return []byte(fmt.Sprintf(`{%q:%d,%s`, key, id, details[1:]))
+	return append(append(append([]byte{'{'}, field...), ','), details[1:]...)
 }
 
 func (s *DB) TransitionPromotion(ctx context.Context, id int64, from, to string, evidence []byte, note string, at time.Time, ev store.AuditEvent) error {
@@ -137,10 +141,7 @@ func (s *DB) ListPromotions(ctx context.Context, q store.PromotionQuery) ([]stor
 			args = append(args, st)
 		}
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := pageLimit(q.Limit, 100)
 	rows, err := s.query(ctx, s.db, `SELECT `+promotionColumns+` FROM promotions WHERE 1 = 1`+where+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
