@@ -1,12 +1,37 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// AuditEvent is one entry of the audit log.
+type AuditEvent struct {
+	Seq     int64
+	At      time.Time
+	Actor   string
+	Action  string
+	Subject string
+	// Details is a JSON object.
+	Details []byte
+	// PrevHash and Hash chain the log: Hash covers PrevHash and every
+	// other field, so that editing any row breaks the chain after it.
+	PrevHash string
+	Hash     string
+}
+
+// Audit is the append-only, hash-chained audit log.
+type Audit interface {
+	// AppendAudit adds an event, computing its Seq and chain hashes.
+	AppendAudit(ctx context.Context, ev AuditEvent) (AuditEvent, error)
+	// AuditEvents returns events with Seq > after, oldest first.
+	AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
+}
 
 // AuditHash computes the chain hash of an event: SHA-256 over the
 // previous hash and every field, each length-prefixed so that no two

@@ -1,0 +1,50 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// PackageMatch is one advisory that affects a package version.
+type PackageMatch struct {
+	AdvisoryID string
+	// FixedVersion is the first version that fixes it, or empty.
+	FixedVersion string
+}
+
+// Matches keeps, for each stored package version, the advisories that
+// affect it: the index every query about exposure reads.
+type Matches interface {
+	// PackagesNamed returns the stored versions of a package. An
+	// ecosystem without a release ("Debian") selects every release.
+	PackagesNamed(ctx context.Context, ecosystem, name string) ([]PackageRow, error)
+	// SetPackageMatches replaces the advisories matched to a package and
+	// opens or closes the findings of every image holding it. A finding
+	// whose advisory no longer matches is closed with closeReasons[id],
+	// or "no longer affected" when the map has no entry. at is the time
+	// recorded.
+	SetPackageMatches(ctx context.Context, pkgID int64, matches []PackageMatch, closeReasons map[string]string, at time.Time) (FindingChanges, error)
+	// SetMatches applies several SetPackageMatches updates in one
+	// transaction: what indexing an image or re-evaluating after an
+	// advisory sync does for many package versions at once.
+	SetMatches(ctx context.Context, updates []MatchUpdate, at time.Time) (FindingChanges, error)
+	// PackageMatches returns the advisories matched to a package.
+	PackageMatches(ctx context.Context, pkgID int64) ([]PackageMatch, error)
+}
+
+// MatchUpdate is the new set of advisories matched to one package version.
+type MatchUpdate struct {
+	PackageID    int64
+	Matches      []PackageMatch
+	CloseReasons map[string]string
+}
+
+// FindingChanges counts the findings a write opened and closed.
+type FindingChanges struct {
+	Opened, Closed int
+	// OpenedFixable counts the opened findings whose advisory names a
+	// fixed version.
+	OpenedFixable int
+	// Images lists the images whose findings changed.
+	Images []string
+}
