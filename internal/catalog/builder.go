@@ -51,13 +51,13 @@ var (
 	_ Assembler       = (*assemble.Assembler)(nil)
 	_ PackageResolver = (*assemble.Assembler)(nil)
 	_ Indexer         = ImageIndexer{}
-	_ BuildStore      = store.Store(nil)
+	_ BuilderStore    = store.Store(nil)
 )
 
 // Builder executes plans.
 type Builder struct {
 	Catalog *Catalog
-	Store   BuildStore
+	Store   BuilderStore
 	Target  Target
 	// Assembler builds assembled images; nil fails them.
 	Assembler Assembler
@@ -74,6 +74,14 @@ type Builder struct {
 	By     string
 	Logger *slog.Logger
 	Now    func() time.Time
+}
+
+// log returns the builder's logger, silent when none was given.
+func (b *Builder) log() *slog.Logger {
+	if b.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return b.Logger
 }
 
 // Outcome is what happened to one step.
@@ -96,9 +104,6 @@ var ErrBuildsFailed = errors.New("some builds failed")
 func (b *Builder) Run(ctx context.Context, plan *Plan) ([]Outcome, error) {
 	if b.Now == nil {
 		b.Now = time.Now
-	}
-	if b.Logger == nil {
-		b.Logger = slog.New(slog.DiscardHandler)
 	}
 	par := b.Parallel
 	if par <= 0 {
@@ -202,7 +207,7 @@ func (b *Builder) buildStep(ctx context.Context, s *Step, parentRun *Outcome) *O
 		o.Seconds = b.Now().Sub(start).Seconds()
 		b.record(ctx, s, o, nil, start)
 		b.emit(Event{Name: s.Name, Phase: PhaseFailed, Message: o.Error})
-		b.Logger.Warn("build failed", "image", s.Name, "err", err)
+		b.log().Warn("build failed", "image", s.Name, "err", err)
 		return o
 	}
 	b.emit(Event{Name: s.Name, Phase: PhaseBuilding, Message: fmt.Sprintf("%s build (%s)", s.Kind, strings.Join(s.Reasons, "; "))})
@@ -271,7 +276,11 @@ func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *pa
 	}
 	o.Seconds = b.Now().Sub(start).Seconds()
 	b.record(ctx, s, o, &buildFacts{parent: parent, packages: pkgs}, start)
-	b.closeSuperseded(ctx, s, o.Digest, how)
+	if err := b.closeSuperseded(ctx, s, o.Digest, how); err != nil {
+		// The new digest is pushed and recorded; only the old build's
+		// findings stay open, which the next re-match or rebuild settles.
+		b.log().Warn("closing the findings a rebuild fixed", "image", s.Name, "superseded", s.LastDigest, "err", err)
+	}
 	b.emit(Event{Name: s.Name, Phase: PhasePushed, Digest: o.Digest, Message: fmt.Sprintf("%s:%s (and %d floating tags)", repo, tag, len(tags.Floating))})
 	return o, nil
 }
@@ -317,28 +326,34 @@ func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent
 	return *o, nil
 }
 
-// findingsStore is the part of the store that closes the findings a
+// FindingCloser is the part of the store that closes the findings a
 // rebuild fixed.
-type findingsStore interface {
+type FindingCloser interface {
 	ImageFindings(ctx context.Context, digest string) ([]store.Finding, error)
 	CloseFindings(ctx context.Context, digest string, keys []store.FindingKey, reason string, at time.Time) (int, error)
+}
+
+// BuilderStore is what building reads and writes: the build records and
+// the findings a rebuild closes.
+type BuilderStore interface {
+	BuildStore
+	FindingCloser
 }
 
 // closeSuperseded closes, on the build this one replaces, the findings
 // the new digest no longer has, as fixed by rebuild: they stay counted
 // while an environment runs the old digest.
-func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest, how string) {
-	fst, ok := b.Store.(findingsStore)
-	if !ok || s.LastDigest == "" || s.LastDigest == digest {
-		return
+func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest, how string) error {
+	if s.LastDigest == "" || s.LastDigest == digest {
+		return nil
 	}
-	old, err := fst.ImageFindings(ctx, s.LastDigest)
+	old, err := b.Store.ImageFindings(ctx, s.LastDigest)
 	if err != nil || len(old) == 0 {
-		return
+		return err
 	}
-	cur, err := fst.ImageFindings(ctx, digest)
+	cur, err := b.Store.ImageFindings(ctx, digest)
 	if err != nil {
-		return
+		return err
 	}
 	still := map[store.FindingKey]bool{}
 	for _, f := range cur {
@@ -351,11 +366,10 @@ func (b *Builder) closeSuperseded(ctx context.Context, s *Step, digest, how stri
 		}
 	}
 	if len(keys) == 0 {
-		return
+		return nil
 	}
-	if _, err := fst.CloseFindings(ctx, s.LastDigest, keys, store.CloseFixedByRebuild+" ("+how+" → "+digest+")", b.Now()); err != nil {
-		b.Logger.Warn("closing the findings a rebuild fixed", "image", s.Name, "err", err)
-	}
+	_, err = b.Store.CloseFindings(ctx, s.LastDigest, keys, store.CloseFixedByRebuild+" ("+how+" → "+digest+")", b.Now())
+	return err
 }
 
 type buildFacts struct {
@@ -376,7 +390,7 @@ func (b *Builder) record(ctx context.Context, s *Step, o *Outcome, f *buildFacts
 		rec.Packages = f.packages
 	}
 	if _, err := b.Store.RecordBuild(ctx, rec); err != nil {
-		b.Logger.Error("recording a build", "image", s.Name, "err", err)
+		b.log().Error("recording a build", "image", s.Name, "err", err)
 	}
 }
 

@@ -37,10 +37,17 @@ type EnvExposure struct {
 	MTTR       time.Duration `json:"mttr_ns"`
 }
 
+// ExposureStore is what exposure reads: deployments and findings.
+type ExposureStore interface {
+	FindingReader
+	CurrentDeployments(ctx context.Context, env string) ([]store.Deployment, error)
+	DeploymentHistory(ctx context.Context, env, repository string) ([]store.Deployment, error)
+}
+
 // Exposure reports, for each environment (all with deployments when envs
 // is empty), the open fixable findings, the age of the oldest, and the
 // mean time to remediate.
-func Exposure(ctx context.Context, st store.Store, envs []string, now time.Time) ([]EnvExposure, error) {
+func Exposure(ctx context.Context, st ExposureStore, envs []string, now time.Time) ([]EnvExposure, error) {
 	cur, err := st.CurrentDeployments(ctx, "")
 	if err != nil {
 		return nil, err
@@ -110,7 +117,7 @@ func Exposure(ctx context.Context, st store.Store, envs []string, now time.Time)
 // held returns the findings an image still has: the open ones, and
 // those closed because a rebuild superseded the image (its packages did
 // not change).
-func held(ctx context.Context, st store.Store, digest string) ([]store.Finding, error) {
+func held(ctx context.Context, st FindingReader, digest string) ([]store.Finding, error) {
 	fs, err := st.ImageFindings(ctx, digest)
 	if err != nil {
 		return nil, err
@@ -123,7 +130,7 @@ func held(ctx context.Context, st store.Store, digest string) ([]store.Finding, 
 }
 
 // fixable returns the findings with a fix an image still has.
-func fixable(ctx context.Context, st store.Store, digest string) ([]store.Finding, error) {
+func fixable(ctx context.Context, st FindingReader, digest string) ([]store.Finding, error) {
 	fs, err := held(ctx, st, digest)
 	if err != nil {
 		return nil, err
@@ -141,7 +148,7 @@ func fixable(ctx context.Context, st store.Store, digest string) ([]store.Findin
 // oldest first: a finding present in one digest and absent from the next
 // was remediated when the next arrived; its exposure began when it
 // appeared in the environment (or was first seen, if later).
-func remediationTimes(ctx context.Context, st store.Store, hist []store.Deployment) ([]time.Duration, error) {
+func remediationTimes(ctx context.Context, st FindingReader, hist []store.Deployment) ([]time.Duration, error) {
 	slices.Reverse(hist) // oldest first
 	active := map[store.FindingKey]time.Time{}
 	var out []time.Duration

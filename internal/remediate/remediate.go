@@ -34,6 +34,31 @@ const (
 	StrategyNone    = "none"
 )
 
+// FindingReader reads the findings an image holds.
+type FindingReader interface {
+	ImageFindings(ctx context.Context, digest string) ([]store.Finding, error)
+	FindingsClosedAs(ctx context.Context, digest, prefix string) ([]store.Finding, error)
+}
+
+// AttributionStore is what attribution reads: findings and lineage.
+type AttributionStore interface {
+	FindingReader
+	catalog.LineageStore
+}
+
+// Store is what a Remediator reads and writes.
+type Store interface {
+	AttributionStore
+	LastBuild(ctx context.Context, name string) (store.Build, error)
+	BuildHistory(ctx context.Context, name string, limit int) ([]store.Build, error)
+	RecordRemediation(ctx context.Context, r store.Remediation, ev store.AuditEvent) (int64, error)
+}
+
+var (
+	_ Store         = store.Store(nil)
+	_ ExposureStore = store.Store(nil)
+)
+
 // Attributed is a finding with the catalog image that owns it.
 type Attributed struct {
 	store.Finding
@@ -48,7 +73,7 @@ type Attributed struct {
 // because a rebuild superseded it) with their owners, found through the
 // image's lineage: the deepest base whose layers include the package's
 // layer owns it.
-func Attribute(ctx context.Context, st store.Store, digest string, names map[string]string) ([]Attributed, error) {
+func Attribute(ctx context.Context, st AttributionStore, digest string, names map[string]string) ([]Attributed, error) {
 	fs, err := held(ctx, st, digest)
 	if err != nil {
 		return nil, err
@@ -78,7 +103,7 @@ func Attribute(ctx context.Context, st store.Store, digest string, names map[str
 // Remediator plans and applies remediations for a catalog.
 type Remediator struct {
 	Catalog *catalog.Catalog
-	Store   store.Store
+	Store   Store
 	Target  catalog.Target
 	// Assembler resolves and assembles assembled images.
 	Assembler *assemble.Assembler

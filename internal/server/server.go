@@ -27,7 +27,7 @@ type Scans interface {
 
 // Deps are what the server is built from.
 type Deps struct {
-	Store   store.Store
+	Store   Store
 	Scans   Scans
 	Auth    *auth.Authenticator
 	Metrics *Metrics
@@ -46,7 +46,7 @@ type Deps struct {
 
 // Server serves the API and the dashboard.
 type Server struct {
-	st      store.Store
+	st      Store
 	scans   Scans
 	auth    *auth.Authenticator
 	metrics *Metrics
