@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,6 +37,10 @@ type Spec struct {
 	// Epoch dates every file and the image (SOURCE_DATE_EPOCH).
 	Epoch time.Time
 }
+
+// CacheDir is where the assembler of a data directory keeps the Debian
+// archive's indexes and packages, by hash.
+func CacheDir(dataDir string) string { return filepath.Join(dataDir, "apt-cache") }
 
 // Assembler builds Debian base images without a daemon.
 type Assembler struct {

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -199,4 +201,36 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
+}
+
+// BootstrapStore lists tokens and makes the first one.
+type BootstrapStore interface {
+	TokenStore
+	ListTokens(ctx context.Context) ([]store.Token, error)
+}
+
+// BootstrapAdmin makes the first admin token when the store has none,
+// and writes it to DIR/admin-token, readable only by the user: never to
+// a log. It returns what a start banner says about it ("" when there is
+// nothing to say).
+func BootstrapAdmin(ctx context.Context, st BootstrapStore, dir string, now time.Time) (string, error) {
+	toks, err := st.ListTokens(ctx)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "admin-token")
+	if len(toks) > 0 {
+		if _, err := os.Stat(path); err == nil {
+			return "in " + path, nil
+		}
+		return "", nil
+	}
+	secret, _, err := Create(ctx, st, "bootstrap admin", store.RoleAdmin, 0, now)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return "written to " + path + " (make more with socle token create)", nil
 }

@@ -323,3 +323,14 @@ func (im *Image) Descendants() []*Image {
 	walk(im)
 	return out
 }
+
+// Assembles reports whether any image of the catalog is assembled from
+// Debian packages.
+func (c *Catalog) Assembles() bool {
+	for _, im := range c.Images {
+		if im.Kind == KindAssemble {
+			return true
+		}
+	}
+	return false
+}

@@ -1,15 +1,18 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/socle-dev/socle/internal/config"
 )
 
 // Target is the registry catalog images are pushed to and read from.
@@ -22,6 +25,17 @@ type Target struct {
 	InsecureUnsafe bool
 	// Remote are the go-containerregistry options: credentials, transport.
 	Remote []remote.Option
+}
+
+// TargetFor is the registry catalog images go to: registry when given,
+// else registry.url of socle.yaml, else the embedded registry of a
+// running socle serve. Credentials come from the docker config.
+func TargetFor(cfg *config.File, registry string, insecureUnsafe bool) Target {
+	return Target{
+		Registry:       cmp.Or(registry, cfg.Registry.URL, cfg.Server.RegistryAddr, "127.0.0.1:5050"),
+		InsecureUnsafe: insecureUnsafe || cfg.Registry.InsecureUnsafe,
+		Remote:         []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
+	}
 }
 
 // Repository returns the full repository of a catalog repository name.

@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -55,31 +52,15 @@ func (o *catalogOptions) load(g *globals) (*config.File, *catalog.Catalog, error
 	return cfg, c, nil
 }
 
-// target is the registry catalog images go to: --registry, registry.url,
-// or the embedded registry of a running socle serve. Credentials come
-// from the docker config.
+// target is the registry catalog images go to (see catalog.TargetFor).
 func (o *catalogOptions) target(cfg *config.File) catalog.Target {
-	reg := cmp.Or(o.registry, cfg.Registry.URL, cfg.Server.RegistryAddr, "127.0.0.1:5050")
-	return catalog.Target{
-		Registry:       reg,
-		InsecureUnsafe: o.insecure || cfg.Registry.InsecureUnsafe,
-		Remote:         []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
-	}
+	return catalog.TargetFor(cfg, o.registry, o.insecure)
 }
 
 // assembler is the Debian package assembler, caching in the data
 // directory; the mirror is the host's apt configuration.
 func assembler(g *globals) (*assemble.Assembler, error) {
-	return assemble.New(assemble.Options{Cache: filepath.Join(g.dataDir, "apt-cache"), Logger: g.logger})
-}
-
-func needsAssembler(c *catalog.Catalog) bool {
-	for _, im := range c.Images {
-		if im.Kind == catalog.KindAssemble {
-			return true
-		}
-	}
-	return false
+	return assemble.New(assemble.Options{Cache: assemble.CacheDir(g.dataDir), Logger: g.logger})
 }
 
 func newCatalogCmd(g *globals) *cobra.Command {
@@ -179,7 +160,7 @@ func (o *planOptions) makePlan(ctx context.Context, g *globals, st store.Store, 
 	t := o.target(cfg)
 	var asm *assemble.Assembler
 	planner := &catalog.Planner{Catalog: c, Store: st, Target: t}
-	if needsAssembler(c) {
+	if c.Assembles() {
 		if asm, err = assembler(g); err != nil {
 			return nil, t, nil, nil, err
 		}
@@ -351,7 +332,7 @@ seen it; scan or build the bases so that they are known.`,
 			if err != nil {
 				return err
 			}
-			inv, img, err := inventoryImage(ctx, sc, ref, sopts, nil)
+			inv, img, err := sc.InventoryRef(ctx, ref, sopts, nil)
 			if err != nil {
 				return err
 			}

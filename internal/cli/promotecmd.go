@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -22,8 +19,6 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/promote"
-	"github.com/socle-dev/socle/internal/scan"
-	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -56,61 +51,22 @@ func (o *promoteOptions) actor(ctx context.Context, st store.Store) (promote.Act
 	return promote.Actor{Name: p.Name, Role: p.Role}, nil
 }
 
-// newPromoter builds the promoter of socle.yaml's environments.
+// newPromoter builds the promoter of socle.yaml's environments, which
+// indexes the images the store does not know before their gates run.
 func newPromoter(g *globals, cfg *config.File, st store.Store, sopts source.Options) (*promote.Promoter, error) {
-	if len(cfg.Environments) == 0 {
-		return nil, fmt.Errorf("%s declares no environments: add an environments: section", cfg.Path())
-	}
-	dir := filepath.Dir(cfg.Path())
-	if cfg.Path() == "" || cfg.Path() == "(defaults)" {
-		dir = "."
-	}
-	p := &promote.Promoter{
-		Store: st, Envs: cfg.Environments, Dir: dir, Logger: g.logger,
-		Remote:   []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
-		NameOpts: sopts.NameOptions(),
-	}
-	if cfg.Signing.Key != "" {
-		key := cfg.Signing.Key
-		if !filepath.IsAbs(key) {
-			key = filepath.Join(dir, key)
-		}
-		s, err := sign.LoadSignerFile(key)
-		if err != nil {
-			return nil, fmt.Errorf("signing.key: %w", err)
-		}
-		p.Signer = s
-	}
-	if stage := os.Getenv("SOCLE_FAULT_PROMOTION_PAUSE"); stage != "" {
-		// Fault injection for the kill tests: stop at a stage of the tag
-		// move, say so, and wait to be killed.
-		p.Pause = func(s string) {
-			if s == stage {
-				fmt.Fprintf(g.errOut, "fault: paused at %s\n", s)
-				time.Sleep(time.Hour)
-			}
-		}
-	}
 	sc, err := newScanner(g, st)
 	if err != nil {
 		return nil, err
 	}
-	p.Ensure = func(ctx context.Context, ref name.Digest) error {
-		return ensureIndexed(ctx, st, sc, ref, sopts)
-	}
-	return p, nil
-}
-
-// ensureIndexed inventories and indexes an image the store does not know.
-func ensureIndexed(ctx context.Context, st store.Store, sc *scan.Scanner, ref name.Digest, sopts source.Options) error {
-	if ok, err := st.HasImage(ctx, ref.DigestStr()); err != nil || ok {
-		return err
-	}
-	inv, _, err := inventoryImage(ctx, sc, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, sopts, nil)
+	p, err := promote.New(cfg, st, promote.Options{
+		NameOpts: sopts.NameOptions(), Logger: g.logger,
+		Ensure: func(ctx context.Context, ref name.Digest) error { return sc.EnsureIndexed(ctx, st, ref, sopts) },
+	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return sc.Index(ctx, inv, ref.Context().Name())
+	p.Pause = promotionPause(g)
+	return p, nil
 }
 
 // withPromoter opens the store and the promoter for a command.
@@ -133,7 +89,7 @@ func (o *promoteOptions) withPromoter(cmd *cobra.Command, g *globals, fn func(ct
 		return err
 	}
 	// Settle what an interrupted promotion left behind.
-	if done, aborted, err := p.Reconcile(ctx, staleMoving); err != nil {
+	if done, aborted, err := p.Reconcile(ctx, promote.StaleMoving); err != nil {
 		g.logger.Warn("reconciling promotions", "err", err)
 	} else if done+aborted > 0 {
 		fmt.Fprintf(g.errOut, "settled %d interrupted promotions (%d done, %d aborted)\n", done+aborted, done, aborted)
@@ -157,10 +113,6 @@ func (o *promoteOptions) act(cmd *cobra.Command, g *globals, step func(ctx conte
 		return err
 	})
 }
-
-// staleMoving is how long a promotion may stay moving before another
-// process settles it: far longer than a promotion takes.
-const staleMoving = 2 * time.Minute
 
 func writeResult(w io.Writer, output string, res *promote.Result) error {
 	if output == "json" {
@@ -231,7 +183,7 @@ done if the tag points at the digest, aborted otherwise.`,
 	}
 	o2 := &promoteOptions{}
 	o2.AddFlags(reconcile.Flags())
-	reconcile.Flags().DurationVar(&stale, "stale", staleMoving, "settle promotions moving for longer than this")
+	reconcile.Flags().DurationVar(&stale, "stale", promote.StaleMoving, "settle promotions moving for longer than this")
 	reconcile.RunE = func(cmd *cobra.Command, _ []string) error {
 		return o2.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
 			done, aborted, err := p.Reconcile(ctx, stale)
@@ -409,4 +361,20 @@ func writePromotions(w io.Writer, ps []store.Promotion) {
 func recordFlags(f *pflag.FlagSet, note *string, override *bool) {
 	f.StringVar(note, "note", "", "why, for the record")
 	f.BoolVar(override, "override", false, "skip the gates (admin only; logged)")
+}
+
+// promotionPause is the fault hook of the kill tests: with
+// SOCLE_FAULT_PROMOTION_PAUSE set to a stage of the tag move, stop
+// there, say so, and wait to be killed.
+func promotionPause(g *globals) func(stage string) {
+	stage := os.Getenv("SOCLE_FAULT_PROMOTION_PAUSE")
+	if stage == "" {
+		return nil
+	}
+	return func(s string) {
+		if s == stage {
+			fmt.Fprintf(g.errOut, "fault: paused at %s\n", s)
+			time.Sleep(time.Hour)
+		}
+	}
 }

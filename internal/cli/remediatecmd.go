@@ -3,30 +3,19 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
-	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/store"
 )
-
-// notifier sends socle.yaml's webhooks; secrets come from the
-// environment variables they name.
-func notifier(g *globals, cfg *config.File) *notify.Notifier {
-	n := &notify.Notifier{Logger: g.logger}
-	for _, w := range cfg.Webhooks {
-		n.Hooks = append(n.Hooks, notify.Webhook{URL: w.URL, Events: w.Events, Secret: os.Getenv(w.SecretEnv)})
-	}
-	return n
-}
 
 func newRemediateCmd(g *globals) *cobra.Command {
 	o := &planOptions{}
@@ -87,38 +76,14 @@ findings and adds none. --dry-run builds and verifies but pushes nothing.`,
 	return cmd
 }
 
-// newRemediator builds the remediator of a catalog, with socle.yaml's
-// Git repositories, webhooks and pin rewriting.
+// newRemediator builds the remediator of a catalog (see remediate.New).
 func newRemediator(g *globals, cfg *config.File, c *catalog.Catalog, st store.Store, t catalog.Target) (*remediate.Remediator, error) {
 	sc, err := newScanner(g, st)
 	if err != nil {
 		return nil, err
 	}
-	r := &remediate.Remediator{
-		Catalog: c, Store: st, Target: t, Scanner: sc, By: "cli:" + currentUser(), Logger: g.logger,
-		Builder: &catalog.Builder{Catalog: c, Store: st, Target: t, Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st},
-			By: "remediation", Logger: g.logger},
-		Notify: notifier(g, cfg).Func(),
-		Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
-			if err := config.SetPins(cfg.Path(), image, pins); err != nil {
-				return nil, err
-			}
-			f, err := config.Load(cfg.Path())
-			if err != nil {
-				return nil, err
-			}
-			return catalog.New(f)
-		},
-	}
-	if needsAssembler(c) {
-		if r.Assembler, err = assembler(g); err != nil {
-			return nil, err
-		}
-	}
-	for _, gr := range cfg.Remediation.Git {
-		r.Git = append(r.Git, remediate.GitTarget{Repo: gr.Repo, Branch: gr.Branch, Paths: gr.Paths})
-	}
-	return r, nil
+	return remediate.New(remediate.Deps{Config: cfg, Catalog: c, Store: st, Scanner: sc, Target: t,
+		AptCache: assemble.CacheDir(g.dataDir), By: "cli:" + currentUser(), Logger: g.logger})
 }
 
 func writeRemediation(w io.Writer, p *remediate.Plan, dryRun bool) {

@@ -66,7 +66,7 @@ func runSBOM(ctx context.Context, g *globals, o *sbomOptions, refArg string) err
 	if o.progress {
 		progress = progressPrinter(g.errOut)
 	}
-	inv, img, err := inventoryImage(ctx, sc, ref, sopts, progress)
+	inv, img, err := sc.InventoryRef(ctx, ref, sopts, progress)
 	if err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func sbomOf(ctx context.Context, g *globals, ref name.Digest, insecure bool) ([]
 	if err != nil {
 		return nil, err
 	}
-	inv, _, err := inventoryImage(ctx, sc, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, source.Options{InsecureRegistryUnsafe: insecure}, nil)
+	inv, _, err := sc.InventoryRef(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, source.Options{InsecureRegistryUnsafe: insecure}, nil)
 	if err != nil {
 		return nil, err
 	}

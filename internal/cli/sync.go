@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/feeds"
+	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -22,13 +21,7 @@ func newSyncer(g *globals, st store.Store) (*feeds.Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &feeds.Syncer{
-		Store: st, Dir: filepath.Join(g.dataDir, "feeds"), Logger: g.logger,
-		Reevaluate: func(ctx context.Context, names []store.PackageName) (int, store.FindingChanges, error) {
-			re, err := sc.Reevaluate(ctx, st, names)
-			return re.Versions, re.Changes, err
-		},
-	}, nil
+	return feeds.NewSyncer(st, g.dataDir, sc.ReevaluateWith(st), g.logger), nil
 }
 
 func newDBSyncCmd(g *globals) *cobra.Command {
@@ -77,7 +70,7 @@ socle serve syncs the feeds on their interval.`,
 			if err != nil {
 				return err
 			}
-			s.Notify = notifier(g, cfg).Func()
+			s.Notify = notify.FromConfig(cfg.Webhooks, g.logger).Func()
 			var results []feeds.Result
 			for _, f := range list {
 				fmt.Fprintf(g.errOut, "syncing %s (%s)...\n", f.Name, feeds.KindOf(f.URL))

@@ -420,3 +420,39 @@ func (s *Syncer) Job(list []config.Feed) func(ctx context.Context, j *store.Job,
 		return fmt.Errorf("feed %q is not in socle.yaml", p.Feed)
 	}
 }
+
+// NewSyncer returns the syncer of a data directory: Git clones and
+// downloads are kept in DATA_DIR/feeds.
+func NewSyncer(st Store, dataDir string, re Reevaluator, log *slog.Logger) *Syncer {
+	return &Syncer{Store: st, Dir: filepath.Join(dataDir, "feeds"), Reevaluate: re, Logger: log}
+}
+
+// Queue is the job queue feed syncs are put on.
+type Queue interface {
+	EnqueueJob(ctx context.Context, kind, key string, payload []byte) (int64, bool, error)
+}
+
+// Schedule queues a sync job for each feed at once and then on its
+// interval, until ctx ends, calling wake after each so that a worker
+// picks it up. Each feed's sync is a job: replicas sharing the store
+// claim it, so one of them syncs a feed at a time.
+func Schedule(ctx context.Context, q Queue, list []config.Feed, wake func(), log *slog.Logger) {
+	for _, f := range list {
+		go func(f config.Feed) {
+			payload, _ := json.Marshal(JobPayload{Feed: f.Name})
+			t := time.NewTicker(f.SyncInterval())
+			defer t.Stop()
+			for {
+				if _, _, err := q.EnqueueJob(ctx, JobKind, "feed:"+f.Name, payload); err != nil && ctx.Err() == nil {
+					log.Warn("queueing a feed sync", "feed", f.Name, "err", err)
+				}
+				wake()
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}(f)
+	}
+}

@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"time"
+
+	"github.com/socle-dev/socle/internal/config"
 )
 
 // Events socle sends.
@@ -43,6 +46,16 @@ type Notifier struct {
 	Backoff  time.Duration
 	Logger   *slog.Logger
 	Now      func() time.Time
+}
+
+// FromConfig returns the notifier of socle.yaml's webhooks; each secret
+// is read from the environment variable the webhook names.
+func FromConfig(hooks []config.Webhook, log *slog.Logger) *Notifier {
+	n := &Notifier{Logger: log}
+	for _, w := range hooks {
+		n.Hooks = append(n.Hooks, Webhook{URL: w.URL, Events: w.Events, Secret: os.Getenv(w.SecretEnv)})
+	}
+	return n
 }
 
 // Envelope is the JSON body of every delivery.

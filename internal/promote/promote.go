@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -73,12 +74,55 @@ type Promoter struct {
 	// Ensure makes sure the store knows the image (inventory and
 	// findings) before the gates read it; nil assumes it does.
 	Ensure func(ctx context.Context, ref name.Digest) error
-	// Policy builds the input document of Rego gates; nil uses Document.
 	Now    func() time.Time
 	Logger *slog.Logger
 	// Pause, when set, is called at each stage of a tag move (moving,
 	// copied, tagged): tests inject faults with it, such as a kill.
 	Pause func(stage string)
+}
+
+// Options are what New needs beside socle.yaml and the store.
+type Options struct {
+	// NameOpts parse references (name.Insecure for plain HTTP).
+	NameOpts []name.Option
+	// Remote are the registry options; the default reads credentials
+	// from the docker config, as docker, crane and cosign do.
+	Remote []remote.Option
+	// Ensure makes sure the store knows an image before its gates run.
+	Ensure func(ctx context.Context, ref name.Digest) error
+	Logger *slog.Logger
+}
+
+// New returns the promoter of socle.yaml's environments: relative key
+// and policy paths are read from socle.yaml's directory, and
+// signing.key signs promotion attestations.
+func New(cfg *config.File, st Store, o Options) (*Promoter, error) {
+	if len(cfg.Environments) == 0 {
+		return nil, fmt.Errorf("%s declares no environments: add an environments: section", cfg.Path())
+	}
+	dir := filepath.Dir(cfg.Path())
+	if cfg.Path() == "" || cfg.Path() == "(defaults)" {
+		dir = "."
+	}
+	p := &Promoter{
+		Store: st, Envs: cfg.Environments, Dir: dir, Logger: o.Logger,
+		Remote: o.Remote, NameOpts: o.NameOpts, Ensure: o.Ensure,
+	}
+	if p.Remote == nil {
+		p.Remote = []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	}
+	if cfg.Signing.Key != "" {
+		key := cfg.Signing.Key
+		if !filepath.IsAbs(key) {
+			key = filepath.Join(dir, key)
+		}
+		s, err := sign.LoadSignerFile(key)
+		if err != nil {
+			return nil, fmt.Errorf("signing.key: %w", err)
+		}
+		p.Signer = s
+	}
+	return p, nil
 }
 
 // Stages of a tag move, for Pause.
@@ -507,6 +551,27 @@ func (p *Promoter) Approve(ctx context.Context, id int64, actor Actor) (*Result,
 	}
 	rec.State = store.PromotionMoving
 	return p.move(ctx, rec, ev, actor)
+}
+
+// StaleMoving is how long a promotion may stay moving before another
+// process settles it: far longer than a promotion takes.
+const StaleMoving = 2 * time.Minute
+
+// ReconcileEvery settles, at once and then every interval until ctx
+// ends, the promotions an interrupted process left moving.
+func (p *Promoter) ReconcileEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, _, err := p.Reconcile(ctx, StaleMoving); err != nil && ctx.Err() == nil {
+			p.log().Warn("reconciling promotions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Reconcile settles promotions a crash left moving for longer than

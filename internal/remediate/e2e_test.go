@@ -379,7 +379,7 @@ func TestRemediateEndToEnd(t *testing.T) {
 	if applied != 3 {
 		t.Fatalf("%d remediation.applied events", applied)
 	}
-	srv, err := server.New(server.Deps{Store: st, Auth: auth.NewAuthenticator(st)})
+	srv, err := server.NewAPI(server.Deps{Store: st, Auth: auth.NewAuthenticator(st)})
 	if err != nil {
 		t.Fatal(err)
 	}

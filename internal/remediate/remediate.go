@@ -19,7 +19,9 @@ import (
 
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/mutate"
+	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/source"
@@ -121,6 +123,66 @@ type Remediator struct {
 	By     string
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// FullStore is what New builds a Remediator, its builder and its
+// indexer on.
+type FullStore interface {
+	Store
+	catalog.BuilderStore
+	PutTag(ctx context.Context, ev store.TagEvent) error
+}
+
+var _ FullStore = store.Store(nil)
+
+// Deps are what New builds a Remediator from.
+type Deps struct {
+	// Config is socle.yaml: its Git repositories, webhooks and pins.
+	Config  *config.File
+	Catalog *catalog.Catalog
+	Store   FullStore
+	Scanner *scan.Scanner
+	Target  catalog.Target
+	// AptCache is where the assembler caches the Debian archive, used
+	// when the catalog has assembled images.
+	AptCache string
+	By       string
+	Logger   *slog.Logger
+}
+
+// New returns the remediator of a catalog: candidates are verified with
+// the scanner, published through a catalog builder that indexes them,
+// pins are rewritten in socle.yaml, and remediation.done goes to the
+// webhooks.
+func New(d Deps) (*Remediator, error) {
+	cfg := d.Config
+	r := &Remediator{
+		Catalog: d.Catalog, Store: d.Store, Target: d.Target, Scanner: d.Scanner, By: d.By, Logger: d.Logger,
+		Builder: &catalog.Builder{Catalog: d.Catalog, Store: d.Store, Target: d.Target,
+			Indexer: catalog.ImageIndexer{Scanner: d.Scanner, Tags: d.Store}, By: "remediation", Logger: d.Logger},
+		Notify: notify.FromConfig(cfg.Webhooks, d.Logger).Func(),
+		Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
+			if err := config.SetPins(cfg.Path(), image, pins); err != nil {
+				return nil, err
+			}
+			f, err := config.Load(cfg.Path())
+			if err != nil {
+				return nil, err
+			}
+			return catalog.New(f)
+		},
+	}
+	if d.Catalog.Assembles() {
+		a, err := assemble.New(assemble.Options{Cache: d.AptCache, Logger: d.Logger})
+		if err != nil {
+			return nil, err
+		}
+		r.Assembler = a
+	}
+	for _, gr := range cfg.Remediation.Git {
+		r.Git = append(r.Git, GitTarget{Repo: gr.Repo, Branch: gr.Branch, Paths: gr.Paths})
+	}
+	return r, nil
 }
 
 // Action is what the plan does to one catalog image.

@@ -38,3 +38,13 @@ func (s *Scanner) Reevaluate(ctx context.Context, lister PackageLister, names []
 	st.Changes = ch
 	return st, err
 }
+
+// ReevaluateWith returns the re-evaluation a feed sync runs after
+// records changed: Reevaluate over lister, reporting the versions
+// touched and the findings changed.
+func (s *Scanner) ReevaluateWith(lister PackageLister) func(ctx context.Context, names []store.PackageName) (int, store.FindingChanges, error) {
+	return func(ctx context.Context, names []store.PackageName) (int, store.FindingChanges, error) {
+		re, err := s.Reevaluate(ctx, lister, names)
+		return re.Versions, re.Changes, err
+	}
+}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/socle-dev/socle/internal/oci"
@@ -73,6 +75,16 @@ func New(st Store, a *sbom.Analyzer, opts ...Option) *Scanner {
 		s.claims = &claimingCache{st: st, owner: s.owner, lease: s.lease}
 	}
 	return s
+}
+
+// NewWithAnalyzer returns a Scanner with socle's default analyzer (every
+// extractor; large files spooled to the system's temporary directory).
+func NewWithAnalyzer(st Store, opts ...Option) (*Scanner, error) {
+	an, err := sbom.NewAnalyzer(sbom.WithTempDir(os.TempDir()))
+	if err != nil {
+		return nil, err
+	}
+	return New(st, an, opts...), nil
 }
 
 // Matcher returns the scanner's matcher.
@@ -388,4 +400,34 @@ func (c *claimingCache) StoreLayerAnalysis(ctx context.Context, diffID string, d
 		c.drop(diffID, h)
 	}
 	return err
+}
+
+// InventoryRef opens ref and inventories it through the layer cache.
+// The returned source is closed; its names (Repository, Tag) remain.
+func (s *Scanner) InventoryRef(ctx context.Context, ref oci.ImageRef, sopts source.Options, progress func(Progress)) (*sbom.Inventory, *source.Image, error) {
+	img, err := source.Open(ctx, ref, sopts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer img.Close()
+	inv, err := s.Inventory(ctx, img, progress)
+	return inv, img, err
+}
+
+// ImageLookup says whether the store knows an image.
+type ImageLookup interface {
+	HasImage(ctx context.Context, digest string) (bool, error)
+}
+
+// EnsureIndexed inventories and indexes a registry image the store does
+// not know; one it knows is left as is.
+func (s *Scanner) EnsureIndexed(ctx context.Context, known ImageLookup, ref name.Digest, sopts source.Options) error {
+	if ok, err := known.HasImage(ctx, ref.DigestStr()); err != nil || ok {
+		return err
+	}
+	inv, _, err := s.InventoryRef(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, sopts, nil)
+	if err != nil {
+		return err
+	}
+	return s.Index(ctx, inv, ref.Context().Name())
 }

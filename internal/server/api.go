@@ -47,7 +47,7 @@ type repositorySummary struct {
 	Tags       []string `json:"tags"`
 }
 
-func (s *Server) apiRepositories(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiRepositories(w http.ResponseWriter, r *http.Request) {
 	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: store.All})
 	if err != nil {
 		s.apiError(w, r, err)
@@ -104,7 +104,7 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-func (s *Server) apiImages(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiImages(w http.ResponseWriter, r *http.Request) {
 	limit, err := queryInt(r, "limit", 1000, maxPage)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -130,7 +130,7 @@ func (s *Server) apiImages(w http.ResponseWriter, r *http.Request) {
 // inventoryOf loads the stored inventory of an image.
 // inventoryOf returns the stored inventory of the image the request's
 // {digest} names.
-func (s *Server) inventoryOf(r *http.Request) (string, *sbom.Inventory, store.Image, error) {
+func (s *API) inventoryOf(r *http.Request) (string, *sbom.Inventory, store.Image, error) {
 	d, err := digestParam(r)
 	if err != nil {
 		return "", nil, store.Image{}, err
@@ -143,7 +143,7 @@ func (s *Server) inventoryOf(r *http.Request) (string, *sbom.Inventory, store.Im
 	return d, inv, img, err
 }
 
-func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiImage(w http.ResponseWriter, r *http.Request) {
 	d, inv, img, err := s.inventoryOf(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -163,7 +163,7 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) apiImagePackages(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiImagePackages(w http.ResponseWriter, r *http.Request) {
 	_, inv, _, err := s.inventoryOf(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -172,7 +172,7 @@ func (s *Server) apiImagePackages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"packages": inv.Packages, "removed": inv.Removed})
 }
 
-func (s *Server) imageFindings(r *http.Request, digest string) ([]vuln.Finding, error) {
+func (s *API) imageFindings(r *http.Request, digest string) ([]vuln.Finding, error) {
 	ok, err := s.st.HasImage(r.Context(), digest)
 	if err != nil {
 		return nil, err
@@ -193,7 +193,7 @@ func (s *Server) imageFindings(r *http.Request, digest string) ([]vuln.Finding, 
 	return vuln.FromStore(active), nil
 }
 
-func (s *Server) apiImageFindings(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiImageFindings(w http.ResponseWriter, r *http.Request) {
 	d, err := digestParam(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -210,7 +210,7 @@ func (s *Server) apiImageFindings(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"digest": d, "findings": fs})
 }
 
-func (s *Server) apiImageSBOM(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiImageSBOM(w http.ResponseWriter, r *http.Request) {
 	d, inv, img, err := s.inventoryOf(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -233,7 +233,7 @@ func (s *Server) apiImageSBOM(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) apiTags(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiTags(w http.ResponseWriter, r *http.Request) {
 	tags, err := s.st.Tags(r.Context(), r.URL.Query().Get("repository"))
 	if err != nil {
 		s.apiError(w, r, err)
@@ -257,7 +257,7 @@ func tagsJSON(ts []store.TagEvent) []tagJSON {
 	return out
 }
 
-func (s *Server) apiTagHistory(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiTagHistory(w http.ResponseWriter, r *http.Request) {
 	repo, tag := r.URL.Query().Get("repository"), r.URL.Query().Get("tag")
 	if repo == "" || tag == "" {
 		s.apiError(w, r, errBadRequest("repository and tag are required"))
@@ -285,7 +285,7 @@ type affectedJSON struct {
 	Severity     string   `json:"severity,omitempty"`
 }
 
-func (s *Server) affected(r *http.Request) (store.AffectedResult, error) {
+func (s *API) affected(r *http.Request) (store.AffectedResult, error) {
 	q := r.URL.Query()
 	aq := store.AffectedQuery{Advisory: q.Get("advisory"), Package: q.Get("package"), Ecosystem: q.Get("ecosystem"), Version: q.Get("version")}
 	if aq.Advisory == "" && aq.Package == "" {
@@ -301,7 +301,7 @@ func (s *Server) affected(r *http.Request) (store.AffectedResult, error) {
 	return s.st.AffectedImages(r.Context(), aq)
 }
 
-func (s *Server) apiAffected(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiAffected(w http.ResponseWriter, r *http.Request) {
 	res, err := s.affected(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -318,7 +318,7 @@ func (s *Server) apiAffected(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"images": res.Images, "total": res.Total, "affected": out})
 }
 
-func (s *Server) apiAdvisory(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiAdvisory(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ids, err := s.st.ResolveAdvisoryIDs(r.Context(), id)
 	if err != nil {
@@ -341,7 +341,7 @@ func (s *Server) apiAdvisory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "records": out})
 }
 
-func (s *Server) apiAdvisoryStats(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiAdvisoryStats(w http.ResponseWriter, r *http.Request) {
 	stats, err := s.st.AdvisoryStats(r.Context())
 	if err != nil {
 		s.apiError(w, r, err)
@@ -378,13 +378,13 @@ func (s *Server) apiAdvisoryStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ecosystems": out, "feeds": fs})
 }
 
-func (s *Server) trend(r *http.Request, days int) ([]store.TrendPoint, error) {
+func (s *API) trend(r *http.Request, days int) ([]store.TrendPoint, error) {
 	to := s.now().UTC()
 	from := to.Add(-time.Duration(days) * 24 * time.Hour)
 	return s.st.FindingTrend(r.Context(), from, to, 24*time.Hour)
 }
 
-func (s *Server) apiTrend(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiTrend(w http.ResponseWriter, r *http.Request) {
 	days, err := queryInt(r, "days", 30, 366)
 	if err != nil || days == 0 {
 		s.apiError(w, r, errBadRequest("days must be from 1 to 366"))
@@ -425,7 +425,7 @@ func toJobJSON(j store.Job) jobJSON {
 	return jobJSON{j.ID, j.Kind, j.Key, j.State, j.Done, j.Total, j.Message, j.Error, j.Attempts, j.CreatedAt, j.UpdatedAt}
 }
 
-func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiJobs(w http.ResponseWriter, r *http.Request) {
 	limit, err := queryInt(r, "limit", 100, 1000)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -443,7 +443,7 @@ func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
 }
 
-func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiJob(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		s.apiError(w, r, errBadRequest("job id must be a number"))
@@ -467,7 +467,7 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-func (s *Server) apiScan(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiScan(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Reference string `json:"reference"`
 	}
@@ -493,7 +493,7 @@ func (s *Server) apiScan(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"job": id})
 }
 
-func (s *Server) apiDeployments(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiDeployments(w http.ResponseWriter, r *http.Request) {
 	ds, err := s.st.CurrentDeployments(r.Context(), r.URL.Query().Get("environment"))
 	if err != nil {
 		s.apiError(w, r, err)
@@ -515,7 +515,7 @@ func (s *Server) apiDeployments(w http.ResponseWriter, r *http.Request) {
 
 // apiPutDeployment records which digest an environment runs, for
 // deployments socle does not drive itself (a CD system reporting back).
-func (s *Server) apiPutDeployment(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiPutDeployment(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Environment string `json:"environment"`
 		Repository  string `json:"repository"`
@@ -548,7 +548,7 @@ func (s *Server) apiPutDeployment(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiFleetVersion lets the dashboard see that the fleet changed.
-func (s *Server) apiFleetVersion(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiFleetVersion(w http.ResponseWriter, r *http.Request) {
 	v, err := s.fleetVersion(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -557,7 +557,7 @@ func (s *Server) apiFleetVersion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"version": v})
 }
 
-func (s *Server) fleetVersion(r *http.Request) (string, error) {
+func (s *API) fleetVersion(r *http.Request) (string, error) {
 	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: 1})
 	if err != nil {
 		return "", err

@@ -40,7 +40,7 @@ func credential(r *http.Request) (secret string, viaCookie bool) {
 
 // authenticate resolves the principal and checks the role and, for
 // state-changing requests made with the cookie, the CSRF token.
-func (s *Server) authenticate(r *http.Request, role string) (auth.Principal, error) {
+func (s *API) authenticate(r *http.Request, role string) (auth.Principal, error) {
 	secret, viaCookie := credential(r)
 	if secret == "" {
 		return auth.Principal{}, auth.ErrUnauthenticated
@@ -73,7 +73,7 @@ func validCSRF(r *http.Request) bool {
 }
 
 // requireAPI protects an API route: failures are JSON errors.
-func (s *Server) requireAPI(role string, h http.HandlerFunc) http.Handler {
+func (s *API) requireAPI(role string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r, role)
 		if err != nil {
@@ -86,7 +86,7 @@ func (s *Server) requireAPI(role string, h http.HandlerFunc) http.Handler {
 
 // requirePage protects a dashboard page: an anonymous visitor is sent to
 // the login page.
-func (s *Server) requirePage(role string, h http.HandlerFunc) http.Handler {
+func (s *API) requirePage(role string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r, role)
 		if errors.Is(err, auth.ErrUnauthenticated) {
@@ -101,12 +101,12 @@ func (s *Server) requirePage(role string, h http.HandlerFunc) http.Handler {
 	})
 }
 
-func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+func (s *API) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "login", "Sign in", web.LoginPage{Next: safeNext(r.URL.Query().Get("next"))})
 }
 
 // login checks a pasted token and keeps it in an HttpOnly cookie.
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+func (s *API) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	secret := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
@@ -127,7 +127,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+func (s *API) logout(w http.ResponseWriter, r *http.Request) {
 	if !validCSRF(r) {
 		s.pageError(w, r, errBadRequest("missing or wrong CSRF token"))
 		return

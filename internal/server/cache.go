@@ -62,7 +62,7 @@ func (w *captureWriter) Write(b []byte) (int, error) { return w.buf.Write(b) }
 
 // cached serves h's successful answers from the cache while the data
 // generation holds. The role check happens before, in requireAPI.
-func (s *Server) cached(h http.HandlerFunc) http.HandlerFunc {
+func (s *API) cached(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		gen, err := s.st.DataGeneration(r.Context())
 		if err != nil {

@@ -37,7 +37,7 @@ func status(err error) (int, string) {
 }
 
 // apiError writes err as a JSON error body.
-func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *API) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := status(err)
 	if code == http.StatusInternalServerError {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

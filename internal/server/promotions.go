@@ -62,7 +62,7 @@ func viewPromotion(p store.Promotion, approvals []store.Approval) promotionView 
 // writePromotion answers a promotion request: 201 done, 202 awaiting
 // approval, 200 unchanged, 409 blocked (with the gates), and the error
 // statuses.
-func (s *Server) writePromotion(w http.ResponseWriter, r *http.Request, res *promote.Result, err error) {
+func (s *API) writePromotion(w http.ResponseWriter, r *http.Request, res *promote.Result, err error) {
 	if err != nil && res == nil {
 		s.apiError(w, r, err)
 		return
@@ -84,7 +84,7 @@ func (s *Server) writePromotion(w http.ResponseWriter, r *http.Request, res *pro
 	writeJSON(w, code, body)
 }
 
-func (s *Server) apiPromote(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiPromote(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Image    string `json:"image"`
 		To       string `json:"to"`
@@ -103,7 +103,7 @@ func (s *Server) apiPromote(w http.ResponseWriter, r *http.Request) {
 	s.writePromotion(w, r, res, err)
 }
 
-func (s *Server) apiApprove(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiApprove(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		s.apiError(w, r, errBadRequest("promotion id must be a number"))
@@ -117,7 +117,7 @@ func (s *Server) apiApprove(w http.ResponseWriter, r *http.Request) {
 	s.writePromotion(w, r, res, err)
 }
 
-func (s *Server) apiRollback(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiRollback(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Image       string `json:"image"`
 		Environment string `json:"environment"`
@@ -136,7 +136,7 @@ func (s *Server) apiRollback(w http.ResponseWriter, r *http.Request) {
 	s.writePromotion(w, r, res, err)
 }
 
-func (s *Server) apiPromotions(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiPromotions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pq := store.PromotionQuery{Repository: q.Get("repository"), Target: q.Get("target"), Environment: q.Get("environment"), Digest: q.Get("digest")}
 	if st := q.Get("state"); st != "" {
@@ -157,7 +157,7 @@ func (s *Server) apiPromotions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"promotions": out})
 }
 
-func (s *Server) apiPromotion(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiPromotion(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		s.apiError(w, r, errBadRequest("promotion id must be a number"))
@@ -176,7 +176,7 @@ func (s *Server) apiPromotion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, viewPromotion(p, as))
 }
 
-func (s *Server) apiDrift(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiDrift(w http.ResponseWriter, r *http.Request) {
 	ds, err := s.promoter.Drifts(r.Context())
 	if err != nil {
 		s.apiError(w, r, err)
@@ -188,7 +188,7 @@ func (s *Server) apiDrift(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"drift": ds})
 }
 
-func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiAudit(w http.ResponseWriter, r *http.Request) {
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit <= 0 || limit > 1000 {
@@ -209,7 +209,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request) {
 
 // promotionsPage lists promotions, with approve buttons for those that
 // wait, and a form to promote.
-func (s *Server) promotionsPage(w http.ResponseWriter, r *http.Request) {
+func (s *API) promotionsPage(w http.ResponseWriter, r *http.Request) {
 	ps, err := s.st.ListPromotions(r.Context(), store.PromotionQuery{Limit: 200})
 	if err != nil {
 		s.pageError(w, r, err)
@@ -259,12 +259,12 @@ func (s *Server) promotionsPage(w http.ResponseWriter, r *http.Request) {
 
 // promoteForm and approveForm are the dashboard's forms; they answer
 // with a redirect to the promotions page and a message.
-func (s *Server) promoteForm(w http.ResponseWriter, r *http.Request) {
+func (s *API) promoteForm(w http.ResponseWriter, r *http.Request) {
 	res, err := s.promoter.Promote(r.Context(), promote.Request{Image: r.PostFormValue("image"), To: r.PostFormValue("to"), Actor: actor(r)})
 	s.formAnswer(w, r, res, err)
 }
 
-func (s *Server) approveForm(w http.ResponseWriter, r *http.Request) {
+func (s *API) approveForm(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		s.pageError(w, r, errBadRequest("promotion id must be a number"))
@@ -274,7 +274,7 @@ func (s *Server) approveForm(w http.ResponseWriter, r *http.Request) {
 	s.formAnswer(w, r, res, err)
 }
 
-func (s *Server) formAnswer(w http.ResponseWriter, r *http.Request, res *promote.Result, err error) {
+func (s *API) formAnswer(w http.ResponseWriter, r *http.Request, res *promote.Result, err error) {
 	var msg string
 	switch {
 	case err != nil && res == nil:

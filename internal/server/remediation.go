@@ -10,7 +10,7 @@ import (
 	"github.com/socle-dev/socle/internal/web"
 )
 
-func (s *Server) exposure(r *http.Request) ([]remediate.EnvExposure, error) {
+func (s *API) exposure(r *http.Request) ([]remediate.EnvExposure, error) {
 	var envs []string
 	for _, e := range s.promoter.Envs {
 		envs = append(envs, e.Name)
@@ -21,7 +21,7 @@ func (s *Server) exposure(r *http.Request) ([]remediate.EnvExposure, error) {
 	return remediate.Exposure(r.Context(), s.st, envs, s.now().UTC())
 }
 
-func (s *Server) apiExposure(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiExposure(w http.ResponseWriter, r *http.Request) {
 	ex, err := s.exposure(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -30,7 +30,7 @@ func (s *Server) apiExposure(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"environments": ex})
 }
 
-func (s *Server) apiRemediations(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiRemediations(w http.ResponseWriter, r *http.Request) {
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit <= 0 || limit > 1000 {
 		limit = 100
@@ -45,7 +45,7 @@ func (s *Server) apiRemediations(w http.ResponseWriter, r *http.Request) {
 
 // exposurePage shows each environment's open fixable findings, the age
 // of the oldest, the mean time to remediate, and the remediations.
-func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
+func (s *API) exposurePage(w http.ResponseWriter, r *http.Request) {
 	ex, err := s.exposure(r)
 	if err != nil {
 		s.pageError(w, r, err)
@@ -78,7 +78,7 @@ func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
 
 // apiAttribution lists an image's open findings with the catalog image
 // whose own layers brought each one (the base, not every app).
-func (s *Server) apiAttribution(w http.ResponseWriter, r *http.Request) {
+func (s *API) apiAttribution(w http.ResponseWriter, r *http.Request) {
 	d, err := digestParam(r)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -111,7 +111,7 @@ func (s *Server) apiAttribution(w http.ResponseWriter, r *http.Request) {
 }
 
 // buildNames maps the digests of recorded catalog builds to their names.
-func (s *Server) buildNames(r *http.Request) (map[string]string, error) {
+func (s *API) buildNames(r *http.Request) (map[string]string, error) {
 	builds, err := s.st.BuildHistory(r.Context(), "", store.All)
 	if err != nil {
 		return nil, err

@@ -44,8 +44,8 @@ type Deps struct {
 	Promoter *promote.Promoter
 }
 
-// Server serves the API and the dashboard.
-type Server struct {
+// API serves the REST API and the dashboard.
+type API struct {
 	st      Store
 	scans   Scans
 	auth    *auth.Authenticator
@@ -61,13 +61,13 @@ type Server struct {
 	answers  answerCache
 }
 
-// New returns a Server.
-func New(d Deps) (*Server, error) {
+// NewAPI returns the API and dashboard handler.
+func NewAPI(d Deps) (*API, error) {
 	pages, err := web.New()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
+	s := &API{
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
 		ready: d.Ready, pages: pages, version: d.Version, secure: d.SecureCookies, now: time.Now,
 		promoter: d.Promoter,
@@ -85,7 +85,7 @@ func New(d Deps) (*Server, error) {
 }
 
 // Handler returns the HTTP handler with every route.
-func (s *Server) Handler() http.Handler {
+func (s *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	viewer := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleViewer, h) }
 	developer := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleDeveloper, h) }
@@ -155,7 +155,7 @@ func (s *Server) Handler() http.Handler {
 
 // observe records metrics and a log line per request, by route pattern
 // (never by raw path, which would let clients create label values).
-func (s *Server) observe(mux *http.ServeMux, next http.Handler) http.Handler {
+func (s *API) observe(mux *http.ServeMux, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
@@ -200,11 +200,11 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+func (s *API) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *API) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.st.Ping(ctx); err != nil {

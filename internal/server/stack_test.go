@@ -75,7 +75,7 @@ func newStack(t testing.TB, opts ...func(st store.Store, d *server.Deps)) *stack
 	for _, o := range opts {
 		o(st, &deps)
 	}
-	srv, err := server.New(deps)
+	srv, err := server.NewAPI(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

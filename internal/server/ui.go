@@ -16,7 +16,7 @@ import (
 
 // render writes a page, buffering it so that a template error becomes a
 // clean 500 rather than half a page.
-func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page, title string, data any) {
+func (s *API) render(w http.ResponseWriter, r *http.Request, code int, page, title string, data any) {
 	p := web.Page{Title: title, Data: data}
 	if pr, ok := auth.PrincipalFrom(r.Context()); ok {
 		p.User, p.Role = pr.Name, pr.Role
@@ -39,7 +39,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page, 
 	w.Write(buf.Bytes())
 }
 
-func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *API) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := status(err)
 	if code == http.StatusInternalServerError {
 		s.log.Error("page failed", "path", r.URL.Path, "err", err)
@@ -47,7 +47,7 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	s.render(w, r, code, "error", http.StatusText(code), web.ErrorPage{Status: code, Message: msg})
 }
 
-func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
+func (s *API) fleetPage(w http.ResponseWriter, r *http.Request) {
 	imgs, err := s.st.Images(r.Context(), store.ImageFilter{Limit: 2000})
 	if err != nil {
 		s.pageError(w, r, err)
@@ -103,7 +103,7 @@ func (s *Server) fleetPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "fleet", "Fleet", data)
 }
 
-func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) {
+func (s *API) imagePage(w http.ResponseWriter, r *http.Request) {
 	d, inv, img, err := s.inventoryOf(r)
 	if err != nil {
 		s.pageError(w, r, err)
@@ -165,7 +165,7 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "image", title, data)
 }
 
-func (s *Server) cvePage(w http.ResponseWriter, r *http.Request) {
+func (s *API) cvePage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ids, err := s.st.ResolveAdvisoryIDs(r.Context(), id)
 	if err != nil {
@@ -221,7 +221,7 @@ func affectedRows(rows []store.AffectedImage) []web.AffectedRow {
 	return out
 }
 
-func (s *Server) packagePage(w http.ResponseWriter, r *http.Request) {
+func (s *API) packagePage(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("name")
 	if name == "" {
 		s.pageError(w, r, errBadRequest("name is required"))
@@ -237,7 +237,7 @@ func (s *Server) packagePage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "packages", name, data)
 }
 
-func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request) {
+func (s *API) jobsPage(w http.ResponseWriter, r *http.Request) {
 	js, err := s.st.Jobs(r.Context(), 200)
 	if err != nil {
 		s.pageError(w, r, err)
@@ -260,7 +260,7 @@ var (
 
 // search sends a query where it belongs: an advisory, an image, or a
 // package.
-func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+func (s *API) search(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	switch {
 	case q == "":

@@ -397,3 +397,25 @@ func isNotFound(err error) bool {
 	var te *transport.Error
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
+
+// CatalogWatches follows every repository an external registry's
+// catalog lists, under its path prefix when reg has one (host/prefix).
+func CatalogWatches(ctx context.Context, reg string, o source.Options) ([]config.Watch, error) {
+	host, prefix, _ := strings.Cut(reg, "/")
+	r, err := name.NewRegistry(host, o.NameOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	repos, err := remote.Catalog(ctx, r, o.RemoteOptions(ctx)...)
+	if err != nil {
+		return nil, err
+	}
+	var out []config.Watch
+	for _, repo := range repos {
+		if prefix != "" && repo != prefix && !strings.HasPrefix(repo, prefix+"/") {
+			continue
+		}
+		out = append(out, config.Watch{Repository: host + "/" + repo})
+	}
+	return out, nil
+}

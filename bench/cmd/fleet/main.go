@@ -207,7 +207,7 @@ func queryAndLoad(ctx context.Context, st store.Store, pairs []testenv.DebianCha
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv, err := server.New(server.Deps{Store: st, Auth: auth.NewAuthenticator(st)})
+	srv, err := server.NewAPI(server.Deps{Store: st, Auth: auth.NewAuthenticator(st)})
 	if err != nil {
 		log.Fatal(err)
 	}

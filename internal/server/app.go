@@ -1,0 +1,433 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/socle-dev/socle/internal/assemble"
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/feeds"
+	"github.com/socle-dev/socle/internal/jobs"
+	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/promote"
+	"github.com/socle-dev/socle/internal/registry"
+	"github.com/socle-dev/socle/internal/remediate"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
+	"github.com/socle-dev/socle/internal/watch"
+)
+
+// Config is what socle serve runs with: the command line's flags merged
+// with socle.yaml by the caller. Zero values take the defaults.
+type Config struct {
+	// File is socle.yaml.
+	File *config.File
+	// Store is the opened store; the App uses it and never closes it.
+	Store store.Store
+	// StoreLocation names the database in the start banner.
+	StoreLocation string
+	// DataDir holds the registry, caches, TLS material and the admin
+	// token.
+	DataDir string
+	// Addr is the API and dashboard address (default 127.0.0.1:8080);
+	// RegistryAddr the embedded registry's (default 127.0.0.1:5050).
+	Addr         string
+	RegistryAddr string
+	// ExternalRegistry, when set, replaces the embedded registry.
+	ExternalRegistry       string
+	InsecureRegistryUnsafe bool
+	// Workers bounds the background jobs run at once (default 2).
+	Workers int
+	// TLSCert and TLSKey serve both listeners over TLS; TLSSelfSigned
+	// makes a loopback certificate in DATA_DIR/tls instead.
+	TLSCert, TLSKey string
+	TLSSelfSigned   bool
+	// ShutdownGrace is how long running jobs may finish on shutdown
+	// (default 30s); JobLease how long a dead server's job waits before
+	// another takes it (default 30s).
+	ShutdownGrace time.Duration
+	JobLease      time.Duration
+	Logger        *slog.Logger
+	// Out receives the start banner.
+	Out io.Writer
+	// PromotionPause, when set, is the promoter's fault hook.
+	PromotionPause func(stage string)
+}
+
+// App is socle serve: the embedded registry, the API and dashboard, and
+// the background loops (jobs, polls, feed syncs, promotion
+// reconciliation, auto-remediation), built by New, started by Run and
+// stopped by Shutdown.
+type App struct {
+	cfg          Config
+	log          *slog.Logger
+	st           store.Store
+	owner        string
+	tls          *tls.Config
+	advisoryNote string
+	tokenNote    string
+
+	reg      *registry.Registry
+	regLn    net.Listener
+	apiLn    net.Listener
+	apiSrv   *http.Server
+	regSrv   *http.Server
+	watcher  *watch.Watcher
+	runner   *jobs.Runner
+	promoter *promote.Promoter
+	watches  []config.Watch
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// New builds the App: the advisories (the bundled sample when the store
+// has none), the first admin token, TLS, the registry and its listener,
+// the watcher, the job runner, the promoter and the API. Nothing runs
+// until Run.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	cfg.Addr = cmp.Or(cfg.Addr, "127.0.0.1:8080")
+	cfg.RegistryAddr = cmp.Or(cfg.RegistryAddr, "127.0.0.1:5050")
+	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, 30*time.Second)
+	cfg.JobLease = cmp.Or(cfg.JobLease, 30*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("a TLS certificate and key go together")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: cfg.Logger, st: cfg.Store, stop: make(chan struct{}), done: make(chan struct{})}
+	hostname, _ := os.Hostname()
+	a.owner = fmt.Sprintf("%s-%d-%s", hostname, os.Getpid(), randomHex(4))
+
+	var err error
+	if a.advisoryNote, err = loadAdvisories(ctx, a.st); err != nil {
+		return nil, err
+	}
+	if a.tokenNote, err = auth.BootstrapAdmin(ctx, a.st, cfg.DataDir, time.Now()); err != nil {
+		return nil, err
+	}
+	if a.tls, err = tlsConfig(cfg); err != nil {
+		return nil, err
+	}
+	if err := a.buildParts(ctx); err != nil {
+		a.closeListeners()
+		return nil, err
+	}
+	return a, nil
+}
+
+// loadAdvisories imports the bundled sample when the store has no
+// advisory, and says which the server matches with.
+func loadAdvisories(ctx context.Context, st store.Store) (string, error) {
+	n, err := st.AdvisoryCount(ctx)
+	if err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return fmt.Sprintf("%d records", n), nil
+	}
+	stats, err := vuln.ImportBundled(ctx, st)
+	if err != nil {
+		return "", fmt.Errorf("loading the bundled sample advisories: %w", err)
+	}
+	return fmt.Sprintf("bundled SAMPLE only (%d records): import real feeds with `socle db import`", stats.Records), nil
+}
+
+// buildParts makes the registry, the watcher, the jobs, the promoter
+// and the API, and opens the listeners.
+func (a *App) buildParts(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
+	sc, err := scan.NewWithAnalyzer(a.st, scan.WithOwner(a.owner), scan.WithClaimLease(cfg.JobLease), scan.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	authn := auth.NewAuthenticator(a.st)
+	remoteOpts := source.Options{InsecureRegistryUnsafe: cfg.InsecureRegistryUnsafe || cfg.File.Registry.InsecureUnsafe}
+	if cfg.ExternalRegistry == "" {
+		if err := a.openRegistry(authn); err != nil {
+			return err
+		}
+	}
+	regHost := ""
+	if a.regLn != nil {
+		regHost = a.regLn.Addr().String()
+	}
+	a.watcher = watch.New(a.st, sc, watch.Options{
+		Embedded: a.reg, EmbeddedHost: regHost, Remote: remoteOpts, Logger: log.With("component", "watch"),
+		Wake: func() {
+			if a.runner != nil {
+				a.runner.Wake()
+			}
+		},
+	})
+	metrics := NewMetrics(a.st)
+	syncer := feeds.NewSyncer(a.st, cfg.DataDir, sc.ReevaluateWith(a.st), log.With("component", "feeds"))
+	syncer.Notify = notify.FromConfig(cfg.File.Webhooks, log).Func()
+	if cfg.File.Remediation.Auto && len(cfg.File.Images) > 0 {
+		syncer.After = a.autoRemediate(sc, cmp.Or(cfg.ExternalRegistry, regHost))
+	}
+	syncJob := syncer.Job(cfg.File.Feeds)
+	a.runner = jobs.NewRunner(a.st, map[string]jobs.Handler{
+		watch.KindScan: a.watcher.HandleScan,
+		feeds.JobKind: func(ctx context.Context, j *store.Job, p jobs.Progress) error {
+			return syncJob(ctx, j, p)
+		},
+	}, jobs.Options{Owner: a.owner, Workers: cfg.Workers, Lease: cfg.JobLease, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
+
+	if len(cfg.File.Environments) > 0 {
+		a.promoter, err = promote.New(cfg.File, a.st, promote.Options{
+			NameOpts: remoteOpts.NameOptions(), Logger: log.With("component", "promote"),
+			Ensure: func(ctx context.Context, ref name.Digest) error { return sc.EnsureIndexed(ctx, a.st, ref, remoteOpts) },
+		})
+		if err != nil {
+			return err
+		}
+		a.promoter.Pause = cfg.PromotionPause
+	}
+	api, err := NewAPI(Deps{
+		Store: a.st, Scans: a.watcher, Auth: authn, Metrics: metrics, Logger: log.With("component", "server"),
+		Version: sbom.ToolVersion, SecureCookies: a.tls != nil, Promoter: a.promoter,
+	})
+	if err != nil {
+		return err
+	}
+	if a.apiLn, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return fmt.Errorf("API address %s: %w", cfg.Addr, err)
+	}
+	if a.tls != nil {
+		a.apiLn = tls.NewListener(a.apiLn, a.tls)
+		if a.regLn != nil {
+			a.regLn = tls.NewListener(a.regLn, a.tls)
+		}
+	}
+	a.apiSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if a.regLn != nil {
+		a.regSrv = &http.Server{Handler: a.reg, ReadHeaderTimeout: 10 * time.Second}
+	}
+	a.watches = cfg.File.Watch
+	if cfg.ExternalRegistry != "" && len(a.watches) == 0 {
+		if a.watches, err = watch.CatalogWatches(ctx, cfg.ExternalRegistry, remoteOpts); err != nil {
+			log.Warn("listing the external registry's catalog", "registry", cfg.ExternalRegistry, "err", err)
+		}
+	}
+	return nil
+}
+
+// openRegistry makes the embedded registry, whose pushes become scan
+// jobs through the watcher; beyond loopback it requires tokens.
+func (a *App) openRegistry(authn *auth.Authenticator) error {
+	ropts := registry.Options{
+		Dir:    filepath.Join(a.cfg.DataDir, "registry"),
+		Logger: a.log.With("component", "registry"),
+		OnEvent: func(ctx context.Context, ev registry.Event) error {
+			return a.watcher.OnRegistryEvent(ctx, ev)
+		},
+	}
+	if !isLoopback(a.cfg.RegistryAddr) {
+		ropts.Authorizer = RegistryAuthorizer{Auth: authn}
+	}
+	var err error
+	if a.reg, err = registry.New(ropts); err != nil {
+		return err
+	}
+	if a.regLn, err = net.Listen("tcp", a.cfg.RegistryAddr); err != nil {
+		return fmt.Errorf("registry address %s: %w", a.cfg.RegistryAddr, err)
+	}
+	return nil
+}
+
+// Run serves and runs the background loops until ctx ends, a listener
+// fails or Shutdown is called; then it stops taking work, lets running
+// jobs finish within the grace period, and returns.
+func (a *App) Run(ctx context.Context) error {
+	defer close(a.done)
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- ignoreClosed(a.apiSrv.Serve(a.apiLn)) }()
+	if a.regSrv != nil {
+		go func() { serveErr <- ignoreClosed(a.regSrv.Serve(a.regLn)) }()
+	}
+	claimCtx, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
+	hardStop, kill := context.WithCancel(context.WithoutCancel(ctx))
+	defer kill()
+	runnerDone := make(chan struct{})
+	go func() { a.runner.Run(claimCtx, hardStop); close(runnerDone) }()
+	if _, err := a.watcher.Reconcile(ctx); err != nil {
+		a.log.Error("reconciling the embedded registry", "err", err)
+	}
+	loops, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	a.watcher.RunPolls(loops, a.watches)
+	feeds.Schedule(loops, a.st, a.cfg.File.Feeds, a.runner.Wake, a.log.With("component", "feeds"))
+	if a.promoter != nil {
+		go a.promoter.ReconcileEvery(loops, 30*time.Second)
+	}
+	a.banner()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-a.stop:
+	case err = <-serveErr:
+		if err != nil {
+			a.log.Error("a listener failed", "err", err)
+		}
+	}
+	a.log.Info("shutting down: no new jobs; running ones may finish", "grace", a.cfg.ShutdownGrace)
+	stopLoops()
+	stopClaiming()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = a.apiSrv.Shutdown(shutCtx)
+	if a.regSrv != nil {
+		_ = a.regSrv.Shutdown(shutCtx)
+	}
+	select {
+	case <-runnerDone:
+	case <-time.After(a.cfg.ShutdownGrace):
+		a.log.Warn("jobs still running after the grace period; they resume after restart")
+		kill()
+		<-runnerDone
+	}
+	a.log.Info("stopped")
+	return err
+}
+
+// Shutdown asks Run to stop and waits until it has, or until ctx ends.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.stopOnce.Do(func() { close(a.stop) })
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closeListeners releases what New opened when it fails half-way.
+func (a *App) closeListeners() {
+	for _, ln := range []net.Listener{a.apiLn, a.regLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// banner prints where socle listens and what it runs with.
+func (a *App) banner() {
+	w, scheme := a.cfg.Out, "http"
+	if a.tls != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(w, "socle %s serving\n", sbom.ToolVersion)
+	if a.regLn != nil {
+		access := "open on loopback"
+		if !isLoopback(a.cfg.RegistryAddr) {
+			access = "tokens required"
+		}
+		fmt.Fprintf(w, "  registry    %s://%s  (%s; data in %s)\n", scheme, a.regLn.Addr(), access, filepath.Join(a.cfg.DataDir, "registry"))
+	} else {
+		fmt.Fprintf(w, "  registry    %s (external; %d repositories watched)\n", a.cfg.ExternalRegistry, len(a.watches))
+	}
+	fmt.Fprintf(w, "  dashboard   %s://%s/\n", scheme, a.apiLn.Addr())
+	fmt.Fprintf(w, "  api         %s://%s/api/v1  (OpenAPI at /api/v1/openapi.yaml)\n", scheme, a.apiLn.Addr())
+	fmt.Fprintf(w, "  database    %s %s\n", a.st.Backend(), a.cfg.StoreLocation)
+	fmt.Fprintf(w, "  advisories  %s\n", a.advisoryNote)
+	if a.promoter != nil {
+		var envs []string
+		for _, e := range a.cfg.File.Environments {
+			envs = append(envs, e.Name)
+		}
+		fmt.Fprintf(w, "  promotion   %s\n", strings.Join(envs, " → "))
+	}
+	if a.tokenNote != "" {
+		fmt.Fprintf(w, "  admin token %s\n", a.tokenNote)
+	}
+	regHost := ""
+	if a.regLn != nil {
+		regHost = a.regLn.Addr().String()
+	}
+	a.log.Info("serving", "api", a.apiLn.Addr().String(), "registry", regHost, "owner", a.owner)
+}
+
+// autoRemediate returns the hook run after a feed sync that opened
+// findings: the catalog's remediation, as socle remediate does it, one
+// at a time.
+func (a *App) autoRemediate(sc *scan.Scanner, registry string) func(ctx context.Context, r feeds.Result) {
+	var mu sync.Mutex
+	cfg, log := a.cfg.File, a.log
+	return func(ctx context.Context, res feeds.Result) {
+		if res.Findings.Opened == 0 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		c, err := catalog.New(cfg)
+		if err != nil {
+			log.Error("auto-remediation: the catalog", "err", err)
+			return
+		}
+		r, err := remediate.New(remediate.Deps{Config: cfg, Catalog: c, Store: a.st, Scanner: sc,
+			Target: catalog.TargetFor(cfg, registry, false), AptCache: assemble.CacheDir(a.cfg.DataDir),
+			By: "socle serve (auto-remediation)", Logger: log})
+		if err != nil {
+			log.Error("auto-remediation", "err", err)
+			return
+		}
+		plan, err := r.Plan(ctx)
+		if err == nil {
+			err = r.Apply(ctx, plan, false)
+		}
+		if err != nil {
+			log.Error("auto-remediation", "err", err)
+			return
+		}
+		for _, act := range plan.Actions {
+			log.Info("auto-remediation", "image", act.Image, "strategy", act.Strategy, "status", act.Status, "to", act.To, "fixed", len(act.Fixed))
+		}
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
