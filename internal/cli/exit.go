@@ -20,8 +20,8 @@ const (
 	exitUsage = 2
 )
 
-// exitError carries a status a command wants without being a failure to
-// report, such as findings over a gate.
+// statusError carries a status a command wants without being a failure
+// to report, such as findings over a gate.
 type statusError struct {
 	code int
 	msg  string
@@ -29,6 +29,7 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
+// usageErr marks a bad flag or argument: exit status 2.
 type usageErr struct{ err error }
 
 func (e *usageErr) Error() string { return e.err.Error() }

@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/postgres"
 	"github.com/socle-dev/socle/internal/store/sqlite"
@@ -154,8 +156,7 @@ func RedactURL(s string) string {
 	return scheme + "://" + user + ":[redacted]@" + host
 }
 
-// openStore opens the configured store.
-// withStore runs fn with the store open.
+// withStore runs fn with the store open, and closes it after.
 func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) error {
 	st, err := g.openStore(ctx)
 	if err != nil {
@@ -165,6 +166,8 @@ func (g *globals) withStore(ctx context.Context, fn func(st store.Store) error) 
 	return fn(st)
 }
 
+// openStore opens the configured store: PostgreSQL for a postgres://
+// URL, else SQLite (DATA_DIR/socle.db by default).
 func (g *globals) openStore(ctx context.Context) (store.Store, error) {
 	db := g.database
 	switch {
@@ -187,10 +190,22 @@ func insecureFlag(f *pflag.FlagSet, p *bool) {
 	f.BoolVar(p, "insecure-registry", false, "allow plain HTTP to a non-loopback registry (unsafe)")
 }
 
-// textOrJSON checks --output of the commands that print text or JSON.
-func textOrJSON(output string) error {
-	if output != "text" && output != "json" {
-		return usageError(fmt.Errorf("--output %q: want text or json", output))
+// newScanner returns the scanner of the command line commands: the
+// default analyzer, the store's layer cache and the command's logger.
+func newScanner(g *globals, st store.Store) (*scan.Scanner, error) {
+	return scan.NewWithAnalyzer(st, scan.WithLogger(g.logger))
+}
+
+// loadConfig reads socle.yaml from the flag, the working directory or the
+// data directory; a missing default file is no error.
+func loadConfig(g *globals, path string) (*config.File, error) {
+	if path != "" {
+		return config.Load(path)
 	}
-	return nil
+	for _, p := range []string{"socle.yaml", filepath.Join(g.dataDir, "socle.yaml")} {
+		if _, err := os.Stat(p); err == nil {
+			return config.Load(p)
+		}
+	}
+	return config.Parse("(defaults)", nil)
 }

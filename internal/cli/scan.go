@@ -150,15 +150,6 @@ func runScan(ctx context.Context, g *globals, o *scanOptions, refArg string) err
 	return nil
 }
 
-func validFormat(f string, formats []string) bool {
-	for _, x := range formats {
-		if f == x {
-			return true
-		}
-	}
-	return false
-}
-
 func loadVEX(paths []string) (*vuln.VEX, error) {
 	if len(paths) == 0 {
 		return nil, nil
@@ -174,29 +165,6 @@ func loadVEX(paths []string) (*vuln.VEX, error) {
 		}
 	}
 	return v, nil
-}
-
-// writeTo writes to file, or to out when file is empty. A file is
-// written to a temporary name and renamed, so a failed scan never leaves
-// half a report where a pipeline expects a whole one.
-func writeTo(out io.Writer, file string, write func(io.Writer) error) error {
-	if file == "" {
-		return write(out)
-	}
-	tmp, err := os.CreateTemp(dirOf(file), ".socle-report-*")
-	if err != nil {
-		return err
-	}
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
 }
 
 func dirOf(p string) string {

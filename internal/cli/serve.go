@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/server"
 )
 
@@ -62,20 +60,6 @@ writes an admin token to DATA_DIR/admin-token.`,
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running jobs may take to finish on shutdown")
 	f.DurationVar(&o.jobLease, "job-lease", 30*time.Second, "how long a crashed server's running job waits before another server (or the same one restarted) takes it over")
 	return cmd
-}
-
-// loadConfig reads socle.yaml from the flag, the working directory or the
-// data directory; a missing default file is no error.
-func loadConfig(g *globals, path string) (*config.File, error) {
-	if path != "" {
-		return config.Load(path)
-	}
-	for _, p := range []string{"socle.yaml", filepath.Join(g.dataDir, "socle.yaml")} {
-		if _, err := os.Stat(p); err == nil {
-			return config.Load(p)
-		}
-	}
-	return config.Parse("(defaults)", nil)
 }
 
 func runServe(ctx context.Context, g *globals, o *serveOptions) error {

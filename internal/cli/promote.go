@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -234,112 +233,6 @@ func newPromoteListCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&env, "env", "", "only this environment")
 	cmd.Flags().IntVar(&limit, "limit", 100, "most recent promotions shown")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	return cmd
-}
-
-func newApproveCmd(g *globals) *cobra.Command {
-	o := &promoteOptions{}
-	cmd := &cobra.Command{
-		Use:   "approve ID",
-		Short: "Approve a promotion that waits for approvers (approver or admin token)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil {
-				return usageError(fmt.Errorf("promotion ID %q: %w", args[0], err))
-			}
-			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
-				return p.Approve(ctx, id, actor)
-			})
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
-}
-
-func newRollbackCmd(g *globals) *cobra.Command {
-	o := &promoteOptions{}
-	var env, note string
-	var override bool
-	cmd := &cobra.Command{
-		Use:   "rollback IMAGE --env ENV",
-		Short: "Return an environment to the digest it ran before",
-		Long: `rollback promotes, to ENV, the digest ENV ran before its current one, through
-the same gates; an admin may --override them, which the record and the audit
-log keep.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if env == "" {
-				return usageError(errors.New("--env ENV is required"))
-			}
-			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
-				return p.Rollback(ctx, args[0], env, actor, override, note)
-			})
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&env, "env", "", "environment")
-	recordFlags(cmd.Flags(), &note, &override)
-	return cmd
-}
-
-func newHistoryCmd(g *globals) *cobra.Command {
-	o := &promoteOptions{}
-	var limit int
-	cmd := &cobra.Command{
-		Use:   "history IMAGE",
-		Short: "Every promotion of a repository: who, when, where from, and the evidence",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-				hist, err := p.History(ctx, args[0], limit)
-				if err != nil {
-					return err
-				}
-				if o.output == "json" {
-					return writeJSON(g.out, hist)
-				}
-				writePromotions(g.out, hist)
-				return nil
-			})
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	cmd.Flags().IntVar(&limit, "limit", 100, "most recent promotions shown")
-	return cmd
-}
-
-func newDriftCmd(g *globals) *cobra.Command {
-	o := &promoteOptions{}
-	cmd := &cobra.Command{
-		Use:   "drift",
-		Short: "Report environment tags that point elsewhere than socle's record",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-				ds, err := p.Drifts(ctx)
-				if err != nil {
-					return err
-				}
-				if o.output == "json" {
-					if err := writeJSON(g.out, ds); err != nil {
-						return err
-					}
-				} else if len(ds) == 0 {
-					fmt.Fprintln(g.out, "no drift: every environment tag is where socle put it")
-				} else {
-					for _, d := range ds {
-						fmt.Fprintf(g.out, "DRIFT %s:%s (%s): recorded %s, points at %s\n", d.Repository, d.Tag, d.Environment, d.Recorded, cmp.Or(d.Actual, "(nothing)"))
-					}
-				}
-				if len(ds) > 0 {
-					return &statusError{code: 1}
-				}
-				return nil
-			})
-		},
-	}
-	o.AddFlags(cmd.Flags())
 	return cmd
 }
 

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/socle-dev/socle/internal/assemble"
+	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+type planOptions struct {
+	catalogOptions
+	output          string
+	noPackageChecks bool
+}
+
+func (o *planOptions) AddFlags(f *pflag.FlagSet) {
+	o.catalogOptions.AddFlags(f)
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	f.BoolVar(&o.noPackageChecks, "no-package-check", false, "do not ask the Debian archive for package updates")
+}
+
+// makePlan loads the catalog and plans the builds of names (all when
+// empty). The store must be open.
+func (o *planOptions) makePlan(ctx context.Context, g *globals, st store.Store, names []string) (*catalog.Catalog, catalog.Target, *assemble.Assembler, *catalog.Plan, error) {
+	cfg, c, err := o.load(g)
+	if err != nil {
+		return nil, catalog.Target{}, nil, nil, err
+	}
+	t := o.target(cfg)
+	var asm *assemble.Assembler
+	planner := &catalog.Planner{Catalog: c, Store: st, Target: t}
+	if c.Assembles() {
+		if asm, err = assembler(g); err != nil {
+			return nil, t, nil, nil, err
+		}
+		if !o.noPackageChecks {
+			planner.Packages = asm
+		}
+	}
+	p, err := planner.Plan(ctx, catalog.PlanOptions{Names: names})
+	if err != nil {
+		return nil, t, nil, nil, explainRegistry(err, t)
+	}
+	return c, t, asm, p, nil
+}
+
+// explainRegistry adds a hint when the target registry does not answer.
+func explainRegistry(err error, t catalog.Target) error {
+	if err != nil && strings.Contains(err.Error(), "connection refused") {
+		return fmt.Errorf("%w\n(the registry %s does not answer: start `socle serve`, or point --registry or registry.url at one)", err, t.Registry)
+	}
+	return err
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	o := &planOptions{}
+	cmd := &cobra.Command{
+		Use:   "plan [NAMES...]",
+		Short: "Show what must be (re)built, why, in which order, and which floating tags move",
+		Long: `plan compares each catalog image with its last build: never built, catalog
+entry or input files changed, parent rebuilt or its digest changed, package
+updates available in the archive (assembled images). NAMES forces those
+images and their descendants.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := textOrJSON(o.output); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := g.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			_, _, _, p, err := o.makePlan(ctx, g, st, args)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return p.WriteJSON(g.out)
+			}
+			return p.WriteText(g.out)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
