@@ -35,162 +35,234 @@ const (
 	GatePolicy          = "policy"
 )
 
-// Evaluate runs the gates of environment e (at index idx) for ref. The
-// approval gate is pending until enough approvers have approved rec.
+// Evaluate runs the gates of environment e (at index idx) for ref, in
+// order: path and soak, signature, vulnerabilities, SBOM attestation,
+// policies, approvals. The approval gate is pending until enough
+// approvers have approved rec.
 func (p *Promoter) Evaluate(ctx context.Context, e config.Environment, idx int, ref name.Digest, rec store.Promotion) ([]Gate, error) {
-	g := e.Gates
-	var out []Gate
-	add := func(gate string, ok bool, format string, args ...any) {
-		out = append(out, Gate{Gate: gate, Passed: ok, Detail: fmt.Sprintf(format, args...)})
-	}
-	digest := ref.DigestStr()
-	// The path: a digest enters an environment from the one before it.
-	if idx > 0 {
-		prev := p.Envs[idx-1].Name
-		entered, err := p.enteredAt(ctx, prev, digest)
-		if err != nil {
+	v := &evaluation{p: p, env: e, idx: idx, ref: ref, digest: ref.DigestStr(), rec: rec}
+	for _, gate := range []func(context.Context) error{
+		v.path, v.signature, v.loadFindings, v.vulnerabilities, v.sbomAttestation, v.policies, v.approvals,
+	} {
+		if err := gate(ctx); err != nil {
 			return nil, err
 		}
-		if entered.IsZero() {
-			add(GatePath, false, "%s has never been promoted to %s", oci.ShortDigest(digest), prev)
-		} else {
-			add(GatePath, true, "in %s since %s", prev, entered.Format(time.RFC3339))
-		}
-		if g.Soak.Duration > 0 {
-			age := p.now().Sub(entered)
-			switch {
-			case entered.IsZero():
-				add(GateSoak, false, "not in %s, so no soak time", prev)
-			case age < g.Soak.Duration:
-				add(GateSoak, false, "%s in %s, %s required", round(age), prev, g.Soak.Duration)
-			default:
-				add(GateSoak, true, "%s in %s (at least %s)", round(age), prev, g.Soak.Duration)
-			}
+	}
+	return v.out, nil
+}
+
+// evaluation is one run of an environment's gates; each method runs one
+// gate when the environment has it, and adds its outcome.
+type evaluation struct {
+	p      *Promoter
+	env    config.Environment
+	idx    int
+	ref    name.Digest
+	digest string
+	rec    store.Promotion
+	// findings are the image's open findings of advisories not
+	// withdrawn, loaded when a gate reads them.
+	findings []store.Finding
+	out      []Gate
+}
+
+func (v *evaluation) add(gate string, ok bool, format string, args ...any) {
+	v.out = append(v.out, Gate{Gate: gate, Passed: ok, Detail: fmt.Sprintf(format, args...)})
+}
+
+// path: a digest enters an environment from the one before it, and
+// stays there the soak time.
+func (v *evaluation) path(ctx context.Context) error {
+	if v.idx == 0 {
+		return nil
+	}
+	prev := v.p.Envs[v.idx-1].Name
+	entered, err := v.p.enteredAt(ctx, prev, v.digest)
+	if err != nil {
+		return err
+	}
+	if entered.IsZero() {
+		v.add(GatePath, false, "%s has never been promoted to %s", oci.ShortDigest(v.digest), prev)
+	} else {
+		v.add(GatePath, true, "in %s since %s", prev, entered.Format(time.RFC3339))
+	}
+	soak := v.env.Gates.Soak.Duration
+	if soak <= 0 {
+		return nil
+	}
+	age := v.p.now().Sub(entered)
+	switch {
+	case entered.IsZero():
+		v.add(GateSoak, false, "not in %s, so no soak time", prev)
+	case age < soak:
+		v.add(GateSoak, false, "%s in %s, %s required", round(age), prev, soak)
+	default:
+		v.add(GateSoak, true, "%s in %s (at least %s)", round(age), prev, soak)
+	}
+	return nil
+}
+
+// signature: a cosign signature by one of signed_by's keys.
+func (v *evaluation) signature(ctx context.Context) error {
+	if len(v.env.Gates.SignedBy) == 0 {
+		return nil
+	}
+	keys, err := v.p.verifiers(v.env.Gates.SignedBy)
+	if err != nil {
+		return err
+	}
+	key, err := sign.VerifySignature(ctx, v.ref, keys, v.p.Remote...)
+	switch {
+	case errors.Is(err, sign.ErrNoSignature):
+		v.add(GateSignature, false, "%v", err)
+	case err != nil:
+		return err
+	default:
+		v.add(GateSignature, true, "signed, verified with %s", key)
+	}
+	return nil
+}
+
+// loadFindings reads the image's findings when a gate needs them,
+// indexing the image first when the store does not know it.
+func (v *evaluation) loadFindings(ctx context.Context) error {
+	g := v.env.Gates
+	if g.MaxSeverity == "" && g.Policy == "" && len(g.Policies) == 0 {
+		return nil
+	}
+	if v.p.Ensure != nil {
+		if err := v.p.Ensure(ctx, v.ref); err != nil {
+			return fmt.Errorf("indexing %s for the gates: %w", v.ref, err)
 		}
 	}
-	if len(g.SignedBy) > 0 {
-		keys, err := p.verifiers(g.SignedBy)
-		if err != nil {
-			return nil, err
-		}
-		key, err := sign.VerifySignature(ctx, ref, keys, p.Remote...)
-		switch {
-		case errors.Is(err, sign.ErrNoSignature):
-			add(GateSignature, false, "%v", err)
-		case err != nil:
-			return nil, err
-		default:
-			add(GateSignature, true, "signed, verified with %s", key)
+	fs, err := v.p.Store.ImageFindings(ctx, v.digest)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if !f.Withdrawn {
+			v.findings = append(v.findings, f)
 		}
 	}
-	var findings []store.Finding
-	needFindings := g.MaxSeverity != "" || g.Policy != "" || len(g.Policies) > 0
-	if needFindings {
-		if p.Ensure != nil {
-			if err := p.Ensure(ctx, ref); err != nil {
-				return nil, fmt.Errorf("indexing %s for the gates: %w", ref, err)
-			}
-		}
-		fs, err := p.Store.ImageFindings(ctx, digest)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range fs {
-			if !f.Withdrawn {
-				findings = append(findings, f)
-			}
-		}
+	return nil
+}
+
+// vulnerabilities: no fixable finding at or above max_severity (whose
+// fix is older than fix_older_than, when set).
+func (v *evaluation) vulnerabilities(context.Context) error {
+	g := v.env.Gates
+	if g.MaxSeverity == "" {
+		return nil
 	}
-	if g.MaxSeverity != "" {
-		limit := vuln.SeverityRank(strings.ToUpper(g.MaxSeverity))
-		cutoff := p.now().Add(-g.FixOlderThan.Duration)
-		var bad []string
-		for _, f := range findings {
-			if f.FixedVersion == "" || vuln.SeverityRank(f.Severity) < limit {
-				continue
-			}
-			if g.FixOlderThan.Duration > 0 && (f.Published.IsZero() || f.Published.After(cutoff)) {
-				continue
-			}
-			bad = append(bad, fmt.Sprintf("%s %s (%s %s, fixed in %s)", f.AdvisoryID, f.Severity, f.Package.Name, f.Package.Version, f.FixedVersion))
+	limit := vuln.SeverityRank(strings.ToUpper(g.MaxSeverity))
+	cutoff := v.p.now().Add(-g.FixOlderThan.Duration)
+	var bad []string
+	for _, f := range v.findings {
+		if f.FixedVersion == "" || vuln.SeverityRank(f.Severity) < limit {
+			continue
 		}
-		older := ""
-		if g.FixOlderThan.Duration > 0 {
-			older = fmt.Sprintf(" whose fix is older than %s", g.FixOlderThan.Duration)
+		if g.FixOlderThan.Duration > 0 && (f.Published.IsZero() || f.Published.After(cutoff)) {
+			continue
 		}
-		if len(bad) > 0 {
-			add(GateVulnerabilities, false, "%d fixable findings of severity %s or higher%s: %s", len(bad), strings.ToLower(g.MaxSeverity), older, summarize(bad, 5))
-		} else {
-			add(GateVulnerabilities, true, "no fixable finding of severity %s or higher%s (%d open findings)", strings.ToLower(g.MaxSeverity), older, len(findings))
-		}
+		bad = append(bad, fmt.Sprintf("%s %s (%s %s, fixed in %s)", f.AdvisoryID, f.Severity, f.Package.Name, f.Package.Version, f.FixedVersion))
 	}
-	if g.SBOMAttestation {
-		files := g.AttestationKeys
-		if len(files) == 0 {
-			files = g.SignedBy
-		}
-		keys, err := p.verifiers(files)
-		if err != nil {
-			return nil, err
-		}
-		sts, err := sign.VerifyAttestations(ctx, ref, keys, sign.PredicateCycloneDX, p.Remote...)
-		if err != nil {
-			return nil, err
-		}
-		if len(sts) == 0 {
-			add(GateSBOM, false, "no CycloneDX attestation verified with %s", strings.Join(files, ", "))
-		} else {
-			add(GateSBOM, true, "CycloneDX attestation verified with %s", sts[0].Key)
-		}
+	older := ""
+	if g.FixOlderThan.Duration > 0 {
+		older = fmt.Sprintf(" whose fix is older than %s", g.FixOlderThan.Duration)
 	}
+	if len(bad) > 0 {
+		v.add(GateVulnerabilities, false, "%d fixable findings of severity %s or higher%s: %s", len(bad), strings.ToLower(g.MaxSeverity), older, summarize(bad, 5))
+	} else {
+		v.add(GateVulnerabilities, true, "no fixable finding of severity %s or higher%s (%d open findings)", strings.ToLower(g.MaxSeverity), older, len(v.findings))
+	}
+	return nil
+}
+
+// sbomAttestation: a CycloneDX attestation signed by one of the keys.
+func (v *evaluation) sbomAttestation(ctx context.Context) error {
+	g := v.env.Gates
+	if !g.SBOMAttestation {
+		return nil
+	}
+	files := g.AttestationKeys
+	if len(files) == 0 {
+		files = g.SignedBy
+	}
+	keys, err := v.p.verifiers(files)
+	if err != nil {
+		return err
+	}
+	sts, err := sign.VerifyAttestations(ctx, v.ref, keys, sign.PredicateCycloneDX, v.p.Remote...)
+	if err != nil {
+		return err
+	}
+	if len(sts) == 0 {
+		v.add(GateSBOM, false, "no CycloneDX attestation verified with %s", strings.Join(files, ", "))
+	} else {
+		v.add(GateSBOM, true, "CycloneDX attestation verified with %s", sts[0].Key)
+	}
+	return nil
+}
+
+// policies: no deny from the Rego policies (files or built-ins).
+func (v *evaluation) policies(ctx context.Context) error {
+	g := v.env.Gates
 	pols := g.Policies
 	if g.Policy != "" {
 		pols = append([]string{g.Policy}, pols...)
 	}
-	if len(pols) > 0 {
-		doc, err := p.Document(ctx, e, ref, rec, findings)
+	if len(pols) == 0 {
+		return nil
+	}
+	doc, err := v.p.Document(ctx, v.env, v.ref, v.rec, v.findings)
+	if err != nil {
+		return err
+	}
+	var denies []string
+	for _, file := range pols {
+		if !strings.HasPrefix(file, policy.BuiltinPrefix) {
+			file = v.p.path(file)
+		}
+		pol, err := policy.Load(ctx, file)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var denies []string
-		for _, file := range pols {
-			if !strings.HasPrefix(file, policy.BuiltinPrefix) {
-				file = p.path(file)
-			}
-			pol, err := policy.Load(ctx, file)
-			if err != nil {
-				return nil, err
-			}
-			deny, err := pol.Deny(ctx, doc)
-			if err != nil {
-				return nil, err
-			}
-			for _, d := range deny {
-				denies = append(denies, filepath.Base(file)+": "+d)
-			}
+		deny, err := pol.Deny(ctx, doc)
+		if err != nil {
+			return err
 		}
-		if len(denies) > 0 {
-			add(GatePolicy, false, "denied: %s", strings.Join(denies, "; "))
-		} else {
-			add(GatePolicy, true, "%s: no deny", strings.Join(pols, ", "))
+		for _, d := range deny {
+			denies = append(denies, filepath.Base(file)+": "+d)
 		}
 	}
-	if g.Approvals > 0 {
-		var approvers []string
-		if rec.ID != 0 {
-			as, err := p.Store.Approvals(ctx, rec.ID)
-			if err != nil {
-				return nil, err
-			}
-			for _, a := range as {
-				approvers = append(approvers, a.Approver)
-			}
-		}
-		gate := Gate{Gate: GateApprovals, Passed: len(approvers) >= g.Approvals, Detail: approvalDetail(approvers, g.Approvals)}
-		gate.Pending = !gate.Passed
-		out = append(out, gate)
+	if len(denies) > 0 {
+		v.add(GatePolicy, false, "denied: %s", strings.Join(denies, "; "))
+	} else {
+		v.add(GatePolicy, true, "%s: no deny", strings.Join(pols, ", "))
 	}
-	return out, nil
+	return nil
+}
+
+// approvals: enough distinct approvers; pending until then.
+func (v *evaluation) approvals(ctx context.Context) error {
+	want := v.env.Gates.Approvals
+	if want <= 0 {
+		return nil
+	}
+	var approvers []string
+	if v.rec.ID != 0 {
+		as, err := v.p.Store.Approvals(ctx, v.rec.ID)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			approvers = append(approvers, a.Approver)
+		}
+	}
+	gate := Gate{Gate: GateApprovals, Passed: len(approvers) >= want, Detail: approvalDetail(approvers, want)}
+	gate.Pending = !gate.Passed
+	v.out = append(v.out, gate)
+	return nil
 }
 
 // enteredAt is when digest was first promoted to env (zero if never).

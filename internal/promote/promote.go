@@ -351,36 +351,29 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (*Result, error) {
 		b, _ := json.Marshal(m)
 		return b
 	}
+	// The gates decide the state the request is recorded in, with its
+	// audit event; only a moving one goes on to move the tag.
+	state, action, extra := store.PromotionMoving, "promotion.moving", map[string]any(nil)
 	switch {
 	case failed(gates):
-		rec.State = store.PromotionBlocked
-		rec.Evidence = mustJSON(ev)
-		id, err := p.Store.CreatePromotion(ctx, rec, store.AuditEvent{At: rec.CreatedAt, Actor: req.Actor.String(),
-			Action: "promotion.blocked", Subject: subject, Details: details(map[string]any{"failed": failedNames(gates)})})
-		if err != nil {
-			return nil, err
-		}
-		rec.ID = id
-		return &Result{Promotion: rec, Gates: gates}, fmt.Errorf("%w: %s", ErrBlocked, strings.Join(failedNames(gates), ", "))
+		state, action, extra = store.PromotionBlocked, "promotion.blocked", map[string]any{"failed": failedNames(gates)}
 	case pending(gates):
-		rec.State = store.PromotionAwaitingApproval
-		rec.Evidence = mustJSON(ev)
-		id, err := p.Store.CreatePromotion(ctx, rec, store.AuditEvent{At: rec.CreatedAt, Actor: req.Actor.String(),
-			Action: "promotion.requested", Subject: subject, Details: details(map[string]any{"approvals": e.Gates.Approvals})})
-		if err != nil {
-			return nil, err
-		}
-		rec.ID = id
-		return &Result{Promotion: rec, Gates: gates}, nil
+		state, action, extra = store.PromotionAwaitingApproval, "promotion.requested", map[string]any{"approvals": e.Gates.Approvals}
 	}
-	rec.State = store.PromotionMoving
+	rec.State = state
 	rec.Evidence = mustJSON(ev)
 	id, err := p.Store.CreatePromotion(ctx, rec, store.AuditEvent{At: rec.CreatedAt, Actor: req.Actor.String(),
-		Action: "promotion.moving", Subject: subject, Details: details(nil)})
+		Action: action, Subject: subject, Details: details(extra)})
 	if err != nil {
 		return nil, err
 	}
 	rec.ID = id
+	switch state {
+	case store.PromotionBlocked:
+		return &Result{Promotion: rec, Gates: gates}, fmt.Errorf("%w: %s", ErrBlocked, strings.Join(failedNames(gates), ", "))
+	case store.PromotionAwaitingApproval:
+		return &Result{Promotion: rec, Gates: gates}, nil
+	}
 	return p.move(ctx, rec, ev, req.Actor)
 }
 

@@ -434,85 +434,81 @@ func versionLess(ecosystem, a, b string) bool {
 
 // Apply carries out the plan: each candidate is built, scanned and
 // compared with the current digest, and pushed only when it removes
-// findings and adds none. With dryRun, candidates are built and scanned
-// but nothing is pushed or recorded.
+// findings and adds none. Every outcome is recorded, with its audit
+// event. With dryRun, candidates are built and scanned but nothing is
+// pushed or recorded.
 func (r *Remediator) Apply(ctx context.Context, plan *Plan, dryRun bool) error {
 	built := map[string]v1.Image{} // catalog name → the new image
 	for _, a := range plan.Actions {
-		if a.Strategy == StrategyNone {
-			a.Status = store.RemediationNone
-			if !dryRun {
-				r.record(ctx, a)
-			}
-			continue
-		}
-		im, _ := r.Catalog.Get(a.Image)
-		img, parent, pkgs, err := r.candidate(ctx, im, a, built)
-		if err != nil {
-			a.Status, a.Detail = store.RemediationFailed, err.Error()
-			if !dryRun {
-				r.record(ctx, a)
-			}
-			continue
-		}
-		if err := r.verify(ctx, a, img); err != nil {
-			a.Status, a.Detail = store.RemediationFailed, err.Error()
-			if !dryRun {
-				r.record(ctx, a)
-			}
-			continue
-		}
-		if len(a.Added) > 0 || len(a.Fixed) == 0 {
-			a.Status = store.RemediationRejected
-			a.Detail = fmt.Sprintf("the candidate fixes %d findings and adds %d: not offered", len(a.Fixed), len(a.Added))
-			if !dryRun {
-				r.record(ctx, a)
-			}
-			continue
-		}
-		d, _ := img.Digest()
-		a.To = d.String()
-		built[a.Image] = img
+		r.apply(ctx, a, built, dryRun)
 		if dryRun {
-			a.Status = "verified (dry run)"
 			continue
-		}
-		if len(a.pins) > 0 && r.Pins != nil {
-			c, err := r.Pins(a.Image, a.pins)
-			if err != nil {
-				a.Status, a.Detail = store.RemediationFailed, "bumping the pins in socle.yaml: "+err.Error()
-				r.record(ctx, a)
-				continue
-			}
-			// The build is recorded with the catalog as it now reads.
-			r.Catalog, r.Builder.Catalog = c, c
-			im, _ = c.Get(a.Image)
-		}
-		parentName := ""
-		if im.ParentImage != nil {
-			parentName = im.ParentImage.Name
-		}
-		out, err := r.Builder.Publish(ctx, a.Image, img, parent, parentName, pkgs, a.Strategy)
-		if err != nil {
-			a.Status, a.Detail = store.RemediationFailed, err.Error()
-			r.record(ctx, a)
-			continue
-		}
-		a.Status, a.Detail = store.RemediationApplied, fmt.Sprintf("pushed %s:%s", a.Repository, out.Tag)
-		for _, g := range r.Git {
-			c, err := g.Bump(ctx, []Bump{{Repository: a.Repository, From: a.From, To: a.To}}, a.Fixed, r.now())
-			if err != nil {
-				a.Detail += "; git " + g.Repo + ": " + err.Error()
-			} else if c != "" {
-				a.Commits = append(a.Commits, c)
-			}
 		}
 		r.record(ctx, a)
-		if r.Notify != nil {
+		if a.Status == store.RemediationApplied && r.Notify != nil {
 			r.Notify(ctx, "remediation.done", a)
 		}
 	}
 	return nil
+}
+
+// apply carries out one action and sets its outcome.
+func (r *Remediator) apply(ctx context.Context, a *Action, built map[string]v1.Image, dryRun bool) {
+	fail := func(detail string) { a.Status, a.Detail = store.RemediationFailed, detail }
+	if a.Strategy == StrategyNone {
+		a.Status = store.RemediationNone
+		return
+	}
+	im, _ := r.Catalog.Get(a.Image)
+	img, parent, pkgs, err := r.candidate(ctx, im, a, built)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	if err := r.verify(ctx, a, img); err != nil {
+		fail(err.Error())
+		return
+	}
+	if len(a.Added) > 0 || len(a.Fixed) == 0 {
+		a.Status = store.RemediationRejected
+		a.Detail = fmt.Sprintf("the candidate fixes %d findings and adds %d: not offered", len(a.Fixed), len(a.Added))
+		return
+	}
+	d, _ := img.Digest()
+	a.To = d.String()
+	built[a.Image] = img
+	if dryRun {
+		a.Status = "verified (dry run)"
+		return
+	}
+	if len(a.pins) > 0 && r.Pins != nil {
+		c, err := r.Pins(a.Image, a.pins)
+		if err != nil {
+			fail("bumping the pins in socle.yaml: " + err.Error())
+			return
+		}
+		// The build is recorded with the catalog as it now reads.
+		r.Catalog, r.Builder.Catalog = c, c
+		im, _ = c.Get(a.Image)
+	}
+	parentName := ""
+	if im.ParentImage != nil {
+		parentName = im.ParentImage.Name
+	}
+	out, err := r.Builder.Publish(ctx, a.Image, img, parent, parentName, pkgs, a.Strategy)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	a.Status, a.Detail = store.RemediationApplied, fmt.Sprintf("pushed %s:%s", a.Repository, out.Tag)
+	for _, g := range r.Git {
+		c, err := g.Bump(ctx, []Bump{{Repository: a.Repository, From: a.From, To: a.To}}, a.Fixed, r.now())
+		if err != nil {
+			a.Detail += "; git " + g.Repo + ": " + err.Error()
+		} else if c != "" {
+			a.Commits = append(a.Commits, c)
+		}
+	}
 }
 
 // candidate builds the new image of an action, in memory.
