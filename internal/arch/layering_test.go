@@ -30,7 +30,7 @@ func imports(t *testing.T) map[string][]string {
 	return m
 }
 
-// TestLayering enforces the rules of STYLE.md: value types stay free of
+// TestLayering enforces the rules of docs/style.md: value types stay free of
 // dependencies, the web assets belong to the server, nothing imports the
 // command line, and test helpers stay out of production code.
 func TestLayering(t *testing.T) {

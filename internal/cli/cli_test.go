@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -25,53 +27,134 @@ func run(t *testing.T, dataDir string, args ...string) (string, string, int) {
 	return out.String(), errOut.String(), code
 }
 
-func TestScanAlpineEndToEnd(t *testing.T) {
-	dir := t.TempDir()
+var update = flag.Bool("update", false, "rewrite the golden files of the command tests")
+
+// commandCase is one run of socle: the commands run first in the same
+// data directory, the command, its exit status, and what its standard
+// output must be (golden: testdata/commands/NAME.golden, with the data
+// directory and times masked) or contain.
+type commandCase struct {
+	name   string
+	setup  [][]string
+	args   []string
+	exit   int
+	golden bool
+	// contains are substrings of standard output; stderr of standard
+	// error.
+	contains []string
+	stderr   []string
+	// file, when set, is a file (relative to the data directory) the
+	// command writes, checked by fileCheck.
+	file      string
+	fileCheck func(t *testing.T, b []byte)
+}
+
+// TestCommands runs socle's commands on the shared Alpine 3.10 image and
+// its real vuln-list advisories, and on bad input.
+func TestCommands(t *testing.T) {
 	image := "docker-archive:" + testenv.SharedData(t, "images", "alpine-310.tar.gz")
-	out, _, code := run(t, dir, "db", "import", "--source", "vuln-list", testenv.SharedData(t, "alpine", "vuln-list-alpine-3.10"))
-	if code != 0 || !strings.Contains(out, "added") {
-		t.Fatalf("import: code %d\n%s", code, out)
+	importAlpine := []string{"db", "import", "--source", "vuln-list", testenv.SharedData(t, "alpine", "vuln-list-alpine-3.10")}
+	scanned := [][]string{importAlpine, {"scan", image}}
+	cases := []commandCase{
+		{name: "db-import", args: importAlpine, exit: 0, contains: []string{"28 added"}},
+		{name: "scan-table", setup: [][]string{importAlpine}, args: []string{"scan", image}, exit: 0, golden: true},
+		{name: "scan-reuses-cached-layer", setup: scanned, args: []string{"scan", image}, exit: 0, contains: []string{"(1 reused from cache)"}},
+		{name: "scan-exit-code-gate", setup: [][]string{importAlpine}, args: []string{"scan", "--exit-code", "7", image}, exit: 7},
+		// The secdb data has no severities: nothing is HIGH, the gate opens.
+		{name: "scan-severity-filter-opens-gate", setup: [][]string{importAlpine}, args: []string{"scan", "--severity", "HIGH,CRITICAL", "--exit-code", "7", image}, exit: 0},
+		{name: "scan-sarif-file", setup: [][]string{importAlpine}, args: []string{"scan", "-o", "sarif", "--file", "{data}/scan.sarif", image}, exit: 0,
+			file: "scan.sarif", fileCheck: func(t *testing.T, b []byte) {
+				var log map[string]any
+				if err := json.Unmarshal(b, &log); err != nil || log["version"] != "2.1.0" {
+					t.Fatalf("sarif file: %v %v", err, log["version"])
+				}
+			}},
+		{name: "db-status", setup: scanned, args: []string{"db", "status"}, exit: 0, golden: true},
+		{name: "sbom-cyclonedx", args: []string{"sbom", "-o", "cyclonedx", image}, exit: 0, contains: []string{`"bomFormat": "CycloneDX"`, "pkg:apk/alpine/musl@1.1.22-r3"}},
+		{name: "sbom-spdx", args: []string{"sbom", "-o", "spdx", image}, exit: 0, contains: []string{`"spdxVersion": "SPDX-2.3"`, "pkg:apk/alpine/musl@1.1.22-r3"}},
+		{name: "usage-scan-bad-severity", args: []string{"scan", "--severity", "SEVERE", image}, exit: 2, stderr: []string{"SEVERE"}},
+		{name: "usage-sbom-bad-format", args: []string{"sbom", "-o", "xml", image}, exit: 2, stderr: []string{"xml"}},
+		{name: "usage-scan-no-argument", args: []string{"scan"}, exit: 2},
+		{name: "usage-scan-two-arguments", args: []string{"scan", "a", "b"}, exit: 2},
+		{name: "usage-unknown-command", args: []string{"nope"}, exit: 2, stderr: []string{"unknown command"}},
+		{name: "usage-scan-bad-output", args: []string{"scan", "--output", "pdf", "x"}, exit: 2, stderr: []string{"pdf"}},
+		{name: "usage-bad-log-level", args: []string{"--log-level", "loud", "version"}, exit: 2, stderr: []string{"--log-level"}},
+		{name: "error-missing-archive", args: []string{"scan", "docker-archive:/nonexistent.tar"}, exit: 1, stderr: []string{"/nonexistent.tar"}},
 	}
-	out, _, code = run(t, dir, "scan", image)
-	if code != 0 {
-		t.Fatalf("scan exit %d", code)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(t) })
 	}
-	for _, want := range []string{"openssl", "musl", "busybox", "apk-tools", "FIXED IN", "vuln-list"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("table lacks %q:\n%s", want, out)
+}
+
+func (c commandCase) run(t *testing.T) {
+	dir := t.TempDir()
+	expand := func(args []string) []string {
+		out := make([]string, len(args))
+		for i, a := range args {
+			out[i] = strings.ReplaceAll(a, "{data}", dir)
+		}
+		return out
+	}
+	for _, s := range c.setup {
+		if _, errOut, code := run(t, dir, expand(s)...); code != 0 {
+			t.Fatalf("setup %v: exit %d: %s", s, code, errOut)
 		}
 	}
-	// A second scan reuses the cached layer.
-	out, _, _ = run(t, dir, "scan", image)
-	if !strings.Contains(out, "(1 reused from cache)") {
-		t.Errorf("second scan did not reuse the layer:\n%s", out)
+	out, errOut, code := run(t, dir, expand(c.args)...)
+	if code != c.exit {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, c.exit, out, errOut)
 	}
-	// The gate: findings remain, so --exit-code is returned.
-	_, _, code = run(t, dir, "scan", "--exit-code", "7", image)
-	if code != 7 {
-		t.Errorf("--exit-code 7 gave %d", code)
+	for _, want := range c.contains {
+		if !strings.Contains(out, want) {
+			t.Errorf("standard output lacks %q:\n%s", want, out)
+		}
 	}
-	// Nothing HIGH in secdb data (it has no severities): the gate opens.
-	_, _, code = run(t, dir, "scan", "--severity", "HIGH,CRITICAL", "--exit-code", "7", image)
-	if code != 0 {
-		t.Errorf("--severity HIGH,CRITICAL --exit-code 7 gave %d", code)
+	for _, want := range c.stderr {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("standard error lacks %q:\n%s", want, errOut)
+		}
 	}
-	_, _, code = run(t, dir, "scan", "--severity", "SEVERE", image)
-	if code != 2 {
-		t.Errorf("bad --severity gave %d, want the usage status 2", code)
+	if c.file != "" {
+		b, err := os.ReadFile(filepath.Join(dir, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.fileCheck(t, b)
 	}
-	sarif := filepath.Join(dir, "scan.sarif")
-	if _, _, code = run(t, dir, "scan", "-o", "sarif", "--file", sarif, image); code != 0 {
-		t.Fatalf("sarif: %d", code)
+	if c.golden {
+		checkGolden(t, filepath.Join("testdata", "commands", c.name+".golden"), maskOutput(out, dir, testenv.SharedData(t)))
 	}
-	var log map[string]any
-	b, _ := os.ReadFile(sarif)
-	if err := json.Unmarshal(b, &log); err != nil || log["version"] != "2.1.0" {
-		t.Fatalf("sarif file: %v %v", err, log["version"])
+}
+
+var timestamps = regexp.MustCompile(`\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}Z)?`)
+
+// maskOutput replaces what changes from run to run or machine to
+// machine (the data directory, the shared data's place, dates and times)
+// so that outputs compare.
+func maskOutput(out, dataDir, shared string) string {
+	out = strings.ReplaceAll(out, dataDir, "{data}")
+	out = strings.ReplaceAll(out, shared, "{shared}")
+	return timestamps.ReplaceAllString(out, "{time}")
+}
+
+// checkGolden compares got with a golden file, or rewrites it with -update.
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
-	out, _, code = run(t, dir, "db", "status")
-	if code != 0 || !strings.Contains(out, "Alpine:v3.10") || !strings.Contains(out, "vuln-list") || !strings.Contains(out, "Images indexed: 1") {
-		t.Fatalf("db status (%d):\n%s", code, out)
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- want\n%s\n--- got\n%s", path, want, got)
 	}
 }
 
@@ -135,31 +218,5 @@ func TestScanWithoutAdvisoriesLoadsSample(t *testing.T) {
 	}
 	if !strings.Contains(out, "stdlib") && !strings.Contains(out, "go ") {
 		t.Fatalf("the Go toolchain is not reported against the sample:\n%s", out)
-	}
-}
-
-func TestSBOMFormats(t *testing.T) {
-	dir := t.TempDir()
-	image := "docker-archive:" + testenv.SharedData(t, "images", "alpine-310.tar.gz")
-	for format, marker := range map[string]string{"cyclonedx": `"bomFormat": "CycloneDX"`, "spdx": `"spdxVersion": "SPDX-2.3"`} {
-		out, errOut, code := run(t, dir, "sbom", "-o", format, image)
-		if code != 0 || !strings.Contains(out, marker) || !strings.Contains(out, "pkg:apk/alpine/musl@1.1.22-r3") {
-			t.Fatalf("%s (exit %d): %s\n%.400s", format, code, errOut, out)
-		}
-	}
-	if _, _, code := run(t, dir, "sbom", "-o", "xml", image); code != 2 {
-		t.Fatalf("bad format exit %d", code)
-	}
-}
-
-func TestUsageErrors(t *testing.T) {
-	dir := t.TempDir()
-	for _, args := range [][]string{{"scan"}, {"scan", "a", "b"}, {"nope"}, {"scan", "--output", "pdf", "x"}, {"--log-level", "loud", "version"}} {
-		if _, _, code := run(t, dir, args...); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
-		}
-	}
-	if _, _, code := run(t, dir, "scan", "docker-archive:/nonexistent.tar"); code != 1 {
-		t.Errorf("missing file: exit %d, want 1", code)
 	}
 }
