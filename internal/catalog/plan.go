@@ -297,11 +297,12 @@ func summarize(list []string, n int) string {
 }
 
 // AssembleSpec turns an assembled image's entry into the builder's spec.
+// The spec is a copy: changing it leaves the catalog as it is.
 func AssembleSpec(im *Image) assemble.Spec {
 	a := im.Build.Assemble
 	security := a.Security == nil || *a.Security
 	return assemble.Spec{
-		Suite: a.Suite, Packages: a.Packages, Security: security, Mirror: a.Mirror, SecurityMirror: a.SecurityMirror,
+		Suite: a.Suite, Packages: slices.Clone(a.Packages), Security: security, Mirror: a.Mirror, SecurityMirror: a.SecurityMirror,
 		Arch: a.Arch, Config: imageConfig(a.Config), Epoch: epoch(a.Epoch),
 	}
 }

@@ -65,55 +65,109 @@ func catalogYAML(pin string) string {
 // that affects it and is fixed in the archive's current version; socle
 // reports both apps affected, attributes the finding to the base,
 // rebuilds the base, rebases both apps and reports zero open findings;
-// the run is in the audit log and on the dashboard.
+// the run is in the audit log and on the dashboard. Each step is a
+// subtest: a failure names its step and stops the ones after it.
 func TestRemediateEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("downloads Debian packages")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	e := newRemediationE2E(ctx, t)
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"build the catalog on the old package", e.buildCatalog},
+		{"derived advisories open findings", e.importAdvisories},
+		{"prod is exposed", e.exposed},
+		{"plan attributes the finding to the base", e.plan},
+		{"dry run changes nothing", e.dryRun},
+		{"apply rebuilds the base and rebases the apps", e.apply},
+		{"superseded digests stay exposure until promoted", e.supersededExposure},
+		{"the app team fixes its own package", e.appTeamFix},
+		{"pins bumped and lineage on the new base", e.pinsAndLineage},
+		{"audit log and dashboard show the run", e.auditAndDashboard},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.FailNow()
+		}
+	}
+}
 
+// remediationE2E is the state the steps of TestRemediateEndToEnd share.
+type remediationE2E struct {
+	ctx     context.Context
+	st      store.Store
+	asm     *assemble.Assembler
+	sc      *scan.Scanner
+	target  catalog.Target
+	dir     string
+	cfgPath string
+	builder *catalog.Builder
+	r       *remediate.Remediator
+	// old is the pinned libpcre2-8-0 version; cve the derived advisory.
+	old string
+	cve string
+	// pcre2 are the real changelog pairs the advisories derive from.
+	pcre2 []testenv.DebianChangelogPair
+	// before holds the first builds' digests, by catalog name.
+	before map[string]string
+	// applied is the plan the real run carried out.
+	applied *remediate.Plan
+
+	// hook is a real webhook receiver, reached through the notifier
+	// socle uses; delivered what it received.
+	hook      *httptest.Server
+	hookMu    sync.Mutex
+	delivered []string
+}
+
+func newRemediationE2E(ctx context.Context, t *testing.T) *remediationE2E {
+	t.Helper()
+	e := &remediationE2E{ctx: ctx, before: map[string]string{}}
 	// The real pair: pcre2, installed in the bookworm point release,
 	// fixed in bookworm-security.
 	pairs, err := testenv.DebianChangelogPairs(testenv.SharedData(t, "debian", "derived", "bookworm-minbase-changelog-cves.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pcre2 []testenv.DebianChangelogPair
 	for _, p := range pairs {
 		if p.Source == "pcre2" && p.Status == "affected_fix_available" {
-			pcre2 = append(pcre2, p)
+			e.pcre2 = append(e.pcre2, p)
 		}
 	}
-	if len(pcre2) == 0 {
+	if len(e.pcre2) == 0 {
 		t.Fatal("the derived table has no pcre2 pair")
 	}
-	asm, err := assemble.New(assemble.Options{Cache: filepath.Join(os.TempDir(), "socle-apt-test-cache")})
+	if e.asm, err = assemble.New(assemble.Options{Cache: filepath.Join(os.TempDir(), "socle-apt-test-cache")}); err != nil {
+		t.Fatal(err)
+	}
+	main, err := e.asm.Resolve(ctx, assemble.Spec{Suite: "bookworm", Packages: []string{"libpcre2-8-0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	main, err := asm.Resolve(ctx, assemble.Spec{Suite: "bookworm", Packages: []string{"libpcre2-8-0"}})
-	if err != nil {
-		t.Fatal(err)
+	e.old = main.Versions()["libpcre2-8-0"]
+	if e.old != e.pcre2[0].Installed {
+		t.Skipf("the archive's bookworm has libpcre2-8-0 %s, the derived pair names %s", e.old, e.pcre2[0].Installed)
 	}
-	old := main.Versions()["libpcre2-8-0"]
-	if old != pcre2[0].Installed {
-		t.Skipf("the archive's bookworm has libpcre2-8-0 %s, the derived pair names %s", old, pcre2[0].Installed)
-	}
-
+	e.cve = "SOCLE-DERIVED-DEBIAN-" + e.pcre2[0].CVE
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "socle.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
+	e.st = st
 	an, err := sbom.NewAnalyzer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := scan.New(st, an)
+	e.sc = scan.New(st, an)
 	reg := registrytest.Start(t, registry.Options{})
-	target := catalog.Target{Registry: reg.Host}
-	dir := t.TempDir()
+	e.target = catalog.Target{Registry: reg.Host}
+	e.dir = t.TempDir()
+	dir := e.dir
 	os.MkdirAll(filepath.Join(dir, "shop"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "ledger"), 0o755)
 	os.WriteFile(filepath.Join(dir, "shop", "index.html"), []byte("hand-made shop\n"), 0o644)
@@ -122,97 +176,119 @@ func TestRemediateEndToEnd(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "shop", "node_modules", "minimist"), 0o755)
 	os.WriteFile(filepath.Join(dir, "shop", "node_modules", "minimist", "package.json"), []byte(`{"name":"minimist","version":"1.2.5"}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "ledger", "ledger.conf"), []byte("hand-made ledger\n"), 0o644)
-	cfgPath := filepath.Join(dir, "socle.yaml")
-	os.WriteFile(cfgPath, []byte(catalogYAML("libpcre2-8-0="+old)), 0o644)
-	load := func() *catalog.Catalog {
-		f, err := config.Load(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := catalog.New(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	c := load()
-	builder := &catalog.Builder{Catalog: c, Store: st, Target: target, Assembler: asm, Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st}, By: "test"}
-	plan, err := (&catalog.Planner{Catalog: c, Store: st, Target: target, Packages: asm}).Plan(ctx, catalog.PlanOptions{})
+	e.cfgPath = filepath.Join(dir, "socle.yaml")
+	os.WriteFile(e.cfgPath, []byte(catalogYAML("libpcre2-8-0="+e.old)), 0o644)
+	e.hook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		e.hookMu.Lock()
+		e.delivered = append(e.delivered, r.Header.Get("X-Socle-Event")+" "+string(b))
+		e.hookMu.Unlock()
+	}))
+	t.Cleanup(e.hook.Close)
+	return e
+}
+
+// load reads the catalog of socle.yaml as it is now.
+func (e *remediationE2E) load(t *testing.T) *catalog.Catalog {
+	t.Helper()
+	f, err := config.Load(e.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := builder.Run(ctx, plan); err != nil {
+	c, err := catalog.New(f)
+	if err != nil {
 		t.Fatal(err)
 	}
-	before := map[string]string{}
+	return c
+}
+
+// planCatalog plans the catalog against the last builds.
+func (e *remediationE2E) planCatalog(t *testing.T, c *catalog.Catalog) (*catalog.Plan, error) {
+	t.Helper()
+	return (&catalog.Planner{Catalog: c, Store: e.st, Target: e.target, Packages: e.asm}).Plan(e.ctx, catalog.PlanOptions{})
+}
+
+// deploy records the last builds of the apps as running in prod since at.
+func (e *remediationE2E) deploy(t *testing.T, at time.Time) {
+	t.Helper()
+	for _, n := range []string{"shop", "ledger"} {
+		b, _ := e.st.LastBuild(e.ctx, n)
+		if err := e.st.PutDeployment(e.ctx, store.Deployment{Environment: "prod", Repository: b.Repository, Digest: b.Digest, Since: at, By: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *remediationE2E) buildCatalog(t *testing.T) {
+	ctx := e.ctx
+	c := e.load(t)
+	e.builder = &catalog.Builder{Catalog: c, Store: e.st, Target: e.target, Assembler: e.asm, Indexer: catalog.ImageIndexer{Scanner: e.sc, Tags: e.st}, By: "test"}
+	plan, err := e.planCatalog(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.builder.Run(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []string{"debian", "shop", "ledger"} {
-		b, err := st.LastBuild(ctx, n)
+		b, err := e.st.LastBuild(ctx, n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		before[n] = b.Digest
+		e.before[n] = b.Digest
 	}
 	// The apps run in prod.
-	for _, n := range []string{"shop", "ledger"} {
-		b, _ := st.LastBuild(ctx, n)
-		if err := st.PutDeployment(ctx, store.Deployment{Environment: "prod", Repository: b.Repository, Digest: b.Digest, Since: time.Now().Add(-time.Hour), By: "test"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.deploy(t, time.Now().Add(-time.Hour))
+}
 
-	// The derived advisories arrive; stored SBOMs are matched again.
+// importAdvisories: the derived advisories arrive; stored SBOMs are
+// matched again.
+func (e *remediationE2E) importAdvisories(t *testing.T) {
 	advDir := t.TempDir()
-	for i, rec := range testenv.DerivedDebianOSV(pcre2) {
+	for i, rec := range testenv.DerivedDebianOSV(e.pcre2) {
 		os.WriteFile(filepath.Join(advDir, fmt.Sprintf("derived-%d.json", i)), rec, 0o644)
 	}
 	os.WriteFile(filepath.Join(advDir, "GHSA-xvch-5gv4-984h.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-xvch-5gv4-984h.json"), 0o644)
-	im := vuln.NewImporter(st, "derived-debian")
-	if err := im.ImportPath(ctx, advDir); err != nil {
+	im := vuln.NewImporter(e.st, "derived-debian")
+	if err := im.ImportPath(e.ctx, advDir); err != nil {
 		t.Fatal(err)
 	}
-	stats, err := im.Finish(ctx)
+	stats, err := im.Finish(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	re, err := sc.Reevaluate(ctx, st, stats.Packages)
+	re, err := e.sc.Reevaluate(e.ctx, e.st, stats.Packages)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if re.Changes.Opened < 3 {
 		t.Fatalf("re-evaluation opened %d findings", re.Changes.Opened)
 	}
-	cve := "SOCLE-DERIVED-DEBIAN-" + pcre2[0].CVE
+}
 
-	// Exposure: prod runs both apps, each with the finding.
-	ex, err := remediate.Exposure(ctx, st, []string{"prod"}, time.Now())
+// exposed: prod runs both apps, each with the finding.
+func (e *remediationE2E) exposed(t *testing.T) {
+	ex, err := remediate.Exposure(e.ctx, e.st, []string{"prod"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ex) != 1 || ex[0].Images != 2 || len(ex[0].Open) < 2 || ex[0].Oldest == nil {
 		t.Fatalf("exposure %+v", ex)
 	}
+}
 
-	// A real webhook receiver, through the notifier socle uses.
-	var hookMu sync.Mutex
-	var delivered []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		hookMu.Lock()
-		delivered = append(delivered, r.Header.Get("X-Socle-Event")+" "+string(b))
-		hookMu.Unlock()
-	}))
-	defer hook.Close()
-	notifier := &notify.Notifier{Hooks: []notify.Webhook{{URL: hook.URL, Events: []string{notify.EventRemediationDone}}}}
-	r := &remediate.Remediator{
-		Catalog: c, Store: st, Target: target, Assembler: asm, Scanner: sc, Builder: builder, By: "test", Notify: notifier.Func(),
+func (e *remediationE2E) plan(t *testing.T) {
+	notifier := &notify.Notifier{Hooks: []notify.Webhook{{URL: e.hook.URL, Events: []string{notify.EventRemediationDone}}}}
+	e.r = &remediate.Remediator{
+		Catalog: e.builder.Catalog, Store: e.st, Target: e.target, Assembler: e.asm, Scanner: e.sc, Builder: e.builder, By: "test", Notify: notifier.Func(),
 		Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
-			if err := config.SetPins(cfgPath, image, pins); err != nil {
+			if err := config.SetPins(e.cfgPath, image, pins); err != nil {
 				return nil, err
 			}
-			return load(), nil
+			return e.load(t), nil
 		},
 	}
-	rp, err := r.Plan(ctx)
+	rp, err := e.r.Plan(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +296,7 @@ func TestRemediateEndToEnd(t *testing.T) {
 	for _, a := range rp.Actions {
 		acts[a.Image] = a
 	}
-	if a := acts["debian"]; a == nil || a.Strategy != remediate.StrategyRebuild || len(a.Owned) == 0 || !strings.Contains(strings.Join(a.Upgrades, " "), "libpcre2-8-0 "+old+" → ") {
+	if a := acts["debian"]; a == nil || a.Strategy != remediate.StrategyRebuild || len(a.Owned) == 0 || !strings.Contains(strings.Join(a.Upgrades, " "), "libpcre2-8-0 "+e.old+" → ") {
 		t.Fatalf("debian: %+v", a)
 	}
 	for _, app := range []string{"shop", "ledger"} {
@@ -234,14 +310,20 @@ func TestRemediateEndToEnd(t *testing.T) {
 		}
 		// Attributed to the base, not to the app.
 		for _, f := range a.Inherited {
-			if f.Owner != "debian" || f.OwnerDigest != before["debian"] {
+			if f.Owner != "debian" || f.OwnerDigest != e.before["debian"] {
 				t.Fatalf("%s: finding %s owned by %q", app, f.AdvisoryID, f.Owner)
 			}
 		}
 	}
+}
 
-	// A dry run builds and verifies, and changes nothing.
-	if err := r.Apply(ctx, rp, true); err != nil {
+// dryRun builds and verifies, and changes nothing.
+func (e *remediationE2E) dryRun(t *testing.T) {
+	rp, err := e.r.Plan(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.Apply(e.ctx, rp, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range rp.Actions {
@@ -249,165 +331,177 @@ func TestRemediateEndToEnd(t *testing.T) {
 			t.Fatalf("dry run %s: %+v", a.Image, a)
 		}
 	}
-	if b, _ := st.LastBuild(ctx, "debian"); b.Digest != before["debian"] {
+	if b, _ := e.st.LastBuild(e.ctx, "debian"); b.Digest != e.before["debian"] {
 		t.Fatal("a dry run pushed a build")
 	}
-	if rs, _ := st.ListRemediations(ctx, "", 10); len(rs) != 0 {
+	if rs, _ := e.st.ListRemediations(e.ctx, "", 10); len(rs) != 0 {
 		t.Fatalf("a dry run recorded %d remediations", len(rs))
 	}
+}
 
-	// The real run.
-	rp, err = r.Plan(ctx)
+func (e *remediationE2E) apply(t *testing.T) {
+	rp, err := e.r.Plan(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Apply(ctx, rp, false); err != nil {
+	if err := e.r.Apply(e.ctx, rp, false); err != nil {
 		t.Fatal(err)
 	}
+	e.applied = rp
 	for _, a := range rp.Actions {
 		if a.Status != store.RemediationApplied || a.To == "" || a.To == a.From {
 			t.Fatalf("%s: %+v", a.Image, a)
 		}
-		fs, err := st.ImageFindings(ctx, a.To)
+		fs, err := e.st.ImageFindings(e.ctx, a.To)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range fs {
-			if f.AdvisoryID == cve {
-				t.Errorf("%s %s still has %s", a.Image, a.To, cve)
+			if f.AdvisoryID == e.cve {
+				t.Errorf("%s %s still has %s", a.Image, a.To, e.cve)
 			}
 		}
 	}
 	// Each applied remediation was announced to the webhook.
-	hookMu.Lock()
-	if len(delivered) != 3 || !strings.HasPrefix(delivered[0], "remediation.done ") || !strings.Contains(strings.Join(delivered, " "), `"image":"ledger"`) {
-		t.Fatalf("webhook deliveries: %q", delivered)
+	e.hookMu.Lock()
+	defer e.hookMu.Unlock()
+	if len(e.delivered) != 3 || !strings.HasPrefix(e.delivered[0], "remediation.done ") || !strings.Contains(strings.Join(e.delivered, " "), `"image":"ledger"`) {
+		t.Fatalf("webhook deliveries: %q", e.delivered)
 	}
-	hookMu.Unlock()
-	// The superseded digests' findings are closed as fixed by rebuild, and
-	// prod, which still runs them, is still exposed until it is promoted.
-	closed, err := st.FindingsClosedAs(ctx, before["shop"], store.CloseFixedByRebuild)
+}
+
+// supersededExposure: the superseded digests' findings are closed as
+// fixed by rebuild, and prod, which still runs them, is still exposed
+// until it runs the new digests.
+func (e *remediationE2E) supersededExposure(t *testing.T) {
+	ctx := e.ctx
+	closed, err := e.st.FindingsClosedAs(ctx, e.before["shop"], store.CloseFixedByRebuild)
 	if err != nil || len(closed) == 0 {
 		t.Fatalf("closed as fixed by rebuild: %v %+v", err, closed)
 	}
-	if ex, _ := remediate.Exposure(ctx, st, []string{"prod"}, time.Now()); len(ex[0].Open) == 0 {
+	if ex, _ := remediate.Exposure(ctx, e.st, []string{"prod"}, time.Now()); len(ex[0].Open) == 0 {
 		t.Fatal("prod runs the old digests, yet shows no exposure")
 	}
-	for _, n := range []string{"shop", "ledger"} {
-		b, _ := st.LastBuild(ctx, n)
-		st.PutDeployment(ctx, store.Deployment{Environment: "prod", Repository: b.Repository, Digest: b.Digest, Since: time.Now(), By: "test"})
-	}
-	ex, _ = remediate.Exposure(ctx, st, []string{"prod"}, time.Now())
+	e.deploy(t, time.Now())
+	ex, _ := remediate.Exposure(ctx, e.st, []string{"prod"}, time.Now())
 	// Only the shop's own minimist is left open in prod.
 	if len(ex[0].Open) != 1 || ex[0].Open[0].Advisory != "GHSA-xvch-5gv4-984h" || ex[0].Remediated == 0 || ex[0].MTTR <= 0 {
 		t.Fatalf("prod after the new digests: %+v", ex[0])
 	}
 	// Zero open findings from the base: what is left is the shop's own
 	// minimist, which the plan leaves to its owners.
-	again, err := r.Plan(ctx)
+	again, err := e.r.Plan(ctx)
 	if err != nil || len(again.Actions) != 1 || again.Actions[0].Image != "shop" || again.Actions[0].Strategy != remediate.StrategyNone ||
 		len(again.Actions[0].Owned) != 1 || again.Actions[0].Owned[0].AdvisoryID != "GHSA-xvch-5gv4-984h" || len(again.Clean) != 2 {
 		t.Fatalf("after remediation: %+v %v", again, err)
 	}
-	// The shop team fixes its own package: the catalog plan sees the
-	// changed input, rebuilds the shop on the new base, and then nothing
-	// is left open.
-	os.WriteFile(filepath.Join(dir, "shop", "node_modules", "minimist", "package.json"), []byte(`{"name":"minimist","version":"1.2.6"}`), 0o644)
-	c = load()
-	builder.Catalog = c
-	sp, err := (&catalog.Planner{Catalog: c, Store: st, Target: target, Packages: asm}).Plan(ctx, catalog.PlanOptions{})
+}
+
+// appTeamFix: the shop team fixes its own package: the catalog plan
+// sees the changed input, rebuilds the shop on the new base, and then
+// nothing is left open.
+func (e *remediationE2E) appTeamFix(t *testing.T) {
+	ctx := e.ctx
+	os.WriteFile(filepath.Join(e.dir, "shop", "node_modules", "minimist", "package.json"), []byte(`{"name":"minimist","version":"1.2.6"}`), 0o644)
+	c := e.load(t)
+	e.builder.Catalog = c
+	sp, err := e.planCatalog(t, c)
 	if err != nil || len(sp.Steps) != 1 || sp.Steps[0].Name != "shop" || sp.Steps[0].Reasons[0] != catalog.ReasonInputsChanged {
 		t.Fatalf("plan after the shop's fix: %v %+v", err, sp)
 	}
-	if _, err := builder.Run(ctx, sp); err != nil {
+	if _, err := e.builder.Run(ctx, sp); err != nil {
 		t.Fatal(err)
 	}
 	// The rebuild closed the superseded shop's minimist finding, with the
 	// reason.
 	var rebasedShop string
-	for _, a := range rp.Actions {
+	for _, a := range e.applied.Actions {
 		if a.Image == "shop" {
 			rebasedShop = a.To
 		}
 	}
-	closedByBuild, err := st.FindingsClosedAs(ctx, rebasedShop, store.CloseFixedByRebuild)
+	closedByBuild, err := e.st.FindingsClosedAs(ctx, rebasedShop, store.CloseFixedByRebuild)
 	if err != nil || len(closedByBuild) != 1 || closedByBuild[0].AdvisoryID != "GHSA-xvch-5gv4-984h" || !strings.Contains(closedByBuild[0].CloseReason, "build → ") {
 		t.Fatalf("closed by the rebuild: %v %+v", err, closedByBuild)
 	}
-	r.Catalog = c
-	if final, err := r.Plan(ctx); err != nil || len(final.Actions) != 0 || len(final.Clean) != 3 {
+	e.r.Catalog = c
+	if final, err := e.r.Plan(ctx); err != nil || len(final.Actions) != 0 || len(final.Clean) != 3 {
 		t.Fatalf("zero open findings expected: %+v %v", final, err)
 	}
 	for _, n := range []string{"debian", "shop", "ledger"} {
-		b, _ := st.LastBuild(ctx, n)
-		fs, _ := st.ImageFindings(ctx, b.Digest)
+		b, _ := e.st.LastBuild(ctx, n)
+		fs, _ := e.st.ImageFindings(ctx, b.Digest)
 		for _, f := range fs {
 			if f.FixedVersion != "" {
 				t.Errorf("%s still has %s open", n, f.AdvisoryID)
 			}
 		}
 	}
-	// The pin was bumped, and the catalog plan is up to date.
-	if b, _ := os.ReadFile(cfgPath); strings.Contains(string(b), "libpcre2-8-0="+old+"]") || !strings.Contains(string(b), "# pinned") {
+}
+
+// pinsAndLineage: the pin was bumped, the catalog plan is up to date,
+// and the apps were rebased (their own layer kept) onto the new base.
+func (e *remediationE2E) pinsAndLineage(t *testing.T) {
+	ctx := e.ctx
+	if b, _ := os.ReadFile(e.cfgPath); strings.Contains(string(b), "libpcre2-8-0="+e.old+"]") || !strings.Contains(string(b), "# pinned") {
 		t.Fatalf("socle.yaml after the bump:\n%s", b)
 	}
-	if p, err := (&catalog.Planner{Catalog: load(), Store: st, Target: target, Packages: asm}).Plan(ctx, catalog.PlanOptions{}); err != nil || len(p.Steps) != 0 {
+	if p, err := e.planCatalog(t, e.load(t)); err != nil || len(p.Steps) != 0 {
 		t.Fatalf("catalog plan after remediation: %v %+v", err, p)
 	}
-	// The apps were rebased (their own layer kept), onto the new base.
-	shop, _ := st.LastBuild(ctx, "shop")
-	base, _ := st.LastBuild(ctx, "debian")
+	shop, _ := e.st.LastBuild(ctx, "shop")
+	base, _ := e.st.LastBuild(ctx, "debian")
 	if shop.ParentDigest != base.Digest {
 		t.Fatalf("shop's parent %s, new base %s", shop.ParentDigest, base.Digest)
 	}
-	links, err := catalog.Lineage(ctx, st, shop.Digest)
+	links, err := catalog.Lineage(ctx, e.st, shop.Digest)
 	if err != nil || len(links) != 2 || links[1].Digest != base.Digest {
 		t.Fatalf("lineage %+v %v", links, err)
 	}
+}
 
-	// The audit log and the dashboard show the run.
-	evs, _ := st.AuditEvents(ctx, 0, 1000)
+func (e *remediationE2E) auditAndDashboard(t *testing.T) {
+	ctx := e.ctx
+	evs, _ := e.st.AuditEvents(ctx, 0, 1000)
 	if _, _, err := store.VerifyAuditChain("", 0, evs); err != nil {
 		t.Fatal(err)
 	}
 	applied := 0
-	for _, e := range evs {
-		if e.Action == "remediation.applied" {
+	for _, ev := range evs {
+		if ev.Action == "remediation.applied" {
 			applied++
 		}
 	}
 	if applied != 3 {
 		t.Fatalf("%d remediation.applied events", applied)
 	}
-	srv, err := server.NewAPI(server.Deps{Store: st, Auth: auth.NewAuthenticator(st)})
+	srv, err := server.NewAPI(server.Deps{Store: e.st, Auth: auth.NewAuthenticator(e.st)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	secret, _, _ := auth.Create(ctx, st, "viewer", store.RoleViewer, 0, time.Now())
-	// The API attributes the old app's finding to the base.
-	areq, _ := http.NewRequest("GET", hs.URL+"/api/v1/images/"+before["ledger"]+"/attribution", nil)
-	areq.Header.Set("Authorization", "Bearer "+secret)
-	aresp, err := http.DefaultClient.Do(areq)
-	if err != nil {
-		t.Fatal(err)
+	secret, _, _ := auth.Create(ctx, e.st, "viewer", store.RoleViewer, 0, time.Now())
+	get := func(path string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", hs.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
 	}
-	ab, _ := io.ReadAll(aresp.Body)
-	aresp.Body.Close()
-	if !strings.Contains(string(ab), `"owner": "debian"`) || !strings.Contains(string(ab), `"owner_digest": "`+before["debian"]+`"`) {
+	// The API attributes the old app's finding to the base.
+	ab := get("/api/v1/images/" + e.before["ledger"] + "/attribution")
+	if !strings.Contains(ab, `"owner": "debian"`) || !strings.Contains(ab, `"owner_digest": "`+e.before["debian"]+`"`) {
 		t.Fatalf("attribution API:\n%s", ab)
 	}
-	req, _ := http.NewRequest("GET", hs.URL+"/exposure", nil)
-	req.Header.Set("Authorization", "Bearer "+secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	page := get("/exposure")
 	for _, want := range []string{`data-env="prod"`, "rebuild", "rebase", "applied", "ledger"} {
-		if !strings.Contains(string(page), want) {
+		if !strings.Contains(page, want) {
 			t.Errorf("the exposure page lacks %q", want)
 		}
 	}
