@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/socle-dev/socle/internal/config"
-	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/registry/registrytest"
@@ -129,19 +128,7 @@ func newFixture(t testing.TB) *fixture {
 		Store: st, Envs: cfg.Environments, Dir: dir, Signer: signer,
 		Now: func() time.Time { return f.clock },
 		Ensure: func(ctx context.Context, ref name.Digest) error {
-			if ok, err := st.HasImage(ctx, ref.DigestStr()); err != nil || ok {
-				return err
-			}
-			img, err := source.Open(ctx, oci.ImageRef{Transport: oci.TransportRegistry, Path: ref.String()}, source.Options{})
-			if err != nil {
-				return err
-			}
-			defer img.Close()
-			inv, err := sc.Inventory(ctx, img, nil)
-			if err != nil {
-				return err
-			}
-			return sc.Index(ctx, inv, ref.Context().Name())
+			return sc.EnsureIndexed(ctx, st, ref, source.Options{})
 		},
 	}
 	return f
@@ -257,12 +244,43 @@ func (f *fixture) toStaging(ref name.Digest) {
 
 // TestPipeline takes images dev → qa → staging → prod in the embedded
 // registry and shows each gate blocking when its condition fails and
-// passing when it holds.
+// passing when it holds. Each step is a subtest that rebinds the
+// fixture to its own t.
 func TestPipeline(t *testing.T) {
-	f := newFixture(t)
-	good := f.image("1.0.0", "1.2.6", true)
+	p := &pipeline{f: newFixture(t)}
+	step := func(name string, run func(p *pipeline, t *testing.T)) testenv.Step {
+		return testenv.Step{Name: name, Run: func(t *testing.T) { p.f.t = t; run(p, t) }}
+	}
+	testenv.RunSteps(t, []testenv.Step{
+		step("dev and qa: path and signature", (*pipeline).devAndQA),
+		step("staging: soak and SBOM attestation", (*pipeline).staging),
+		step("vulnerability gate blocks a critical finding", (*pipeline).vulnerabilityGate),
+		step("prod waits for two approvers", (*pipeline).prodApprovals),
+		step("the copy to prod moves no layer", (*pipeline).prodCopy),
+		step("signature and attestations travel", (*pipeline).provenanceTravels),
+		step("policy denies an unlabelled image", (*pipeline).policyGate),
+		step("rollback with an override", (*pipeline).rollback),
+		step("history and drift", (*pipeline).historyAndDrift),
+		step("the audit log holds every step", (*pipeline).auditLog),
+	})
+}
 
-	// dev has no gates; qa wants a signature; the path is enforced.
+// pipeline is the state TestPipeline's steps share.
+type pipeline struct {
+	f *fixture
+	// good is the image that reaches prod; next the second one, rolled
+	// back; prodID the prod request; prodRef good in prod's repository.
+	good, next name.Digest
+	prodID     int64
+	prodRef    name.Digest
+}
+
+// devAndQA: dev has no gates; qa wants a signature; the path is
+// enforced.
+func (p *pipeline) devAndQA(t *testing.T) {
+	f := p.f
+	p.good = f.image("1.0.0", "1.2.6", true)
+	good := p.good
 	f.mustBlock(good, "qa", dev, promote.GatePath+","+promote.GateSignature, "")
 	f.mustPass(good, "dev", dev)
 	if f.tag("apps/web", "dev") != good.DigestStr() {
@@ -276,9 +294,12 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mustPass(good, "qa", dev)
+}
 
-	// staging: soak, then the SBOM attestation; the vulnerability gate
-	// passes (minimist 1.2.6 is fixed).
+// staging: soak, then the SBOM attestation; the vulnerability gate
+// passes (minimist 1.2.6 is fixed).
+func (p *pipeline) staging(t *testing.T) {
+	f, good := p.f, p.good
 	f.mustBlock(good, "staging", dev, promote.GateSoak+","+promote.GateSBOM, "")
 	f.clock = f.clock.Add(25 * time.Hour)
 	f.mustBlock(good, "staging", dev, promote.GateSBOM, "no CycloneDX attestation")
@@ -289,8 +310,11 @@ func TestPipeline(t *testing.T) {
 	if g := res.Gates; len(g) != 5 || g[3].Gate != promote.GateVulnerabilities || !g[3].Passed {
 		t.Fatalf("staging gates %+v", g)
 	}
+}
 
-	// The vulnerability gate blocks minimist 1.2.5 (real GHSA, critical).
+// vulnerabilityGate blocks minimist 1.2.5 (real GHSA, critical).
+func (p *pipeline) vulnerabilityGate(t *testing.T) {
+	f := p.f
 	bad := f.image("0.9.0", "1.2.5", true)
 	f.mustPass(bad, "dev", dev)
 	f.signer.Sign(ctx, bad, nil)
@@ -298,9 +322,12 @@ func TestPipeline(t *testing.T) {
 	f.mustPass(bad, "qa", dev)
 	f.clock = f.clock.Add(25 * time.Hour)
 	f.mustBlock(bad, "staging", dev, promote.GateVulnerabilities, "GHSA-xvch-5gv4-984h")
+}
 
-	// prod: developers may not; approvals from two approvers other than
-	// the requester, then the policy, then the tag in prod's repository.
+// prodApprovals: developers may not request prod; approvals come from
+// two approvers other than the requester.
+func (p *pipeline) prodApprovals(t *testing.T) {
+	f, good := p.f, p.good
 	if _, err := f.promote(good, "prod", dev); !errors.Is(err, promote.ErrForbidden) {
 		t.Fatalf("a developer promoted to prod: %v", err)
 	}
@@ -308,15 +335,15 @@ func TestPipeline(t *testing.T) {
 	if err != nil || res.Promotion.State != store.PromotionAwaitingApproval {
 		t.Fatalf("prod request: %v %+v", err, res)
 	}
-	id := res.Promotion.ID
-	if _, err := f.p.Approve(ctx, id, carol); !errors.Is(err, promote.ErrForbidden) {
+	p.prodID = res.Promotion.ID
+	if _, err := f.p.Approve(ctx, p.prodID, carol); !errors.Is(err, promote.ErrForbidden) {
 		t.Fatalf("self-approval: %v", err)
 	}
-	if _, err := f.p.Approve(ctx, id, dev); !errors.Is(err, promote.ErrForbidden) {
+	if _, err := f.p.Approve(ctx, p.prodID, dev); !errors.Is(err, promote.ErrForbidden) {
 		t.Fatalf("a developer approved: %v", err)
 	}
 	for _, a := range []promote.Actor{ann, ann} {
-		res, err := f.p.Approve(ctx, id, a)
+		res, err := f.p.Approve(ctx, p.prodID, a)
 		if err != nil || res.Promotion.State != store.PromotionAwaitingApproval {
 			t.Fatalf("first approval: %v %+v", err, res)
 		}
@@ -324,12 +351,15 @@ func TestPipeline(t *testing.T) {
 	if f.tag("prod/apps/web", "prod") != "" {
 		t.Fatal("prod moved with one approval")
 	}
-	// The copy to prod's repository moves manifests only: no blob is
-	// downloaded or uploaded (the counting transport observes, it does
-	// not answer).
+}
+
+// prodCopy: the second approval copies to prod's repository, moving
+// manifests only (the counting transport observes, it does not answer).
+func (p *pipeline) prodCopy(t *testing.T) {
+	f, good := p.f, p.good
 	counter := &blobCounter{next: http.DefaultTransport}
 	f.p.Remote = []remote.Option{remote.WithTransport(counter)}
-	res, err = f.p.Approve(ctx, id, bob)
+	res, err := f.p.Approve(ctx, p.prodID, bob)
 	f.p.Remote = nil
 	if err != nil || res.Promotion.State != store.PromotionDone {
 		t.Fatalf("second approval: %v %+v", err, res)
@@ -356,14 +386,18 @@ func TestPipeline(t *testing.T) {
 	if f.tag("apps/web", "prod") != "" {
 		t.Fatal("prod was tagged in the source repository")
 	}
-	// The signature travelled with the copy, and the promotion is attested.
-	prodRef, _ := name.NewDigest(f.reg.Host + "/prod/apps/web@" + good.DigestStr())
-	if _, err := sign.VerifySignature(ctx, prodRef, []*sign.Verifier{f.release}); err != nil {
+}
+
+// provenanceTravels: the signature travelled with the copy, and every
+// environment's promotion attestation is there: dev, qa and staging's
+// travelled with the copy, prod's was added to it.
+func (p *pipeline) provenanceTravels(t *testing.T) {
+	f := p.f
+	p.prodRef, _ = name.NewDigest(f.reg.Host + "/prod/apps/web@" + p.good.DigestStr())
+	if _, err := sign.VerifySignature(ctx, p.prodRef, []*sign.Verifier{f.release}); err != nil {
 		t.Fatalf("signature in prod: %v", err)
 	}
-	// Every environment's promotion attestation is there: dev, qa and
-	// staging's travelled with the copy, prod's was added to it.
-	sts, err := sign.VerifyAttestations(ctx, prodRef, []*sign.Verifier{f.release}, sign.PredicatePromotion)
+	sts, err := sign.VerifyAttestations(ctx, p.prodRef, []*sign.Verifier{f.release}, sign.PredicatePromotion)
 	var envs []string
 	for _, s := range sts {
 		for _, e := range []string{"dev", "qa", "staging", "prod"} {
@@ -375,13 +409,15 @@ func TestPipeline(t *testing.T) {
 	if err != nil || strings.Join(envs, " ") != "dev qa staging prod" {
 		t.Fatalf("promotion attestations: %v %v", err, envs)
 	}
+}
 
-	// The policy: an image without a source label is denied in prod.
+// policyGate: an image without a source label is denied in prod, at
+// once: approvers are not asked about a promotion a gate blocks.
+func (p *pipeline) policyGate(t *testing.T) {
+	f := p.f
 	unlabelled := f.image("1.0.1", "1.2.6", false)
 	f.toStaging(unlabelled)
-	// It is refused at once: approvers are not asked about a promotion
-	// a gate already blocks.
-	res, err = f.promote(unlabelled, "prod", carol)
+	res, err := f.promote(unlabelled, "prod", carol)
 	if !errors.Is(err, promote.ErrBlocked) || res.Promotion.State != store.PromotionBlocked {
 		t.Fatalf("policy: %v %+v", err, res)
 	}
@@ -394,17 +430,21 @@ func TestPipeline(t *testing.T) {
 	if pol.Passed || !strings.Contains(pol.Detail, "must name their source") {
 		t.Fatalf("policy gate %+v", pol)
 	}
+}
 
-	// Rollback: a second good digest goes to prod, then an admin rolls
-	// back with an override, which the record keeps.
-	next := f.image("1.1.0", "1.2.6", true)
-	f.toStaging(next)
-	res, _ = f.promote(next, "prod", carol)
+// rollback: a second good digest goes to prod, then an admin rolls back
+// with an override, which the record keeps.
+func (p *pipeline) rollback(t *testing.T) {
+	f, good := p.f, p.good
+	p.next = f.image("1.1.0", "1.2.6", true)
+	f.toStaging(p.next)
+	res, _ := f.promote(p.next, "prod", carol)
 	f.p.Approve(ctx, res.Promotion.ID, ann)
-	if res, err = f.p.Approve(ctx, res.Promotion.ID, bob); err != nil {
+	res, err := f.p.Approve(ctx, res.Promotion.ID, bob)
+	if err != nil {
 		t.Fatalf("%v: %+v", err, res.Gates)
 	}
-	if f.tag("prod/apps/web", "prod") != next.DigestStr() {
+	if f.tag("prod/apps/web", "prod") != p.next.DigestStr() {
 		t.Fatal("prod is not on the second digest")
 	}
 	if _, err := f.p.Rollback(ctx, good.Context().Name(), "prod", carol, true, ""); !errors.Is(err, promote.ErrForbidden) {
@@ -417,8 +457,10 @@ func TestPipeline(t *testing.T) {
 	if f.tag("prod/apps/web", "prod") != good.DigestStr() {
 		t.Fatal("rollback did not return prod to the first digest")
 	}
+}
 
-	// History and drift.
+func (p *pipeline) historyAndDrift(t *testing.T) {
+	f, good, next := p.f, p.good, p.next
 	hist, err := f.p.History(ctx, good.Context().Name(), 100)
 	if err != nil {
 		t.Fatal(err)
@@ -436,7 +478,7 @@ func TestPipeline(t *testing.T) {
 		t.Fatalf("drift before an edit: %v %+v", err, d)
 	}
 	moved, _ := name.NewTag(f.reg.Host + "/prod/apps/web:prod")
-	desc, _ := remote.Get(prodRef.Context().Digest(next.DigestStr()))
+	desc, _ := remote.Get(p.prodRef.Context().Digest(next.DigestStr()))
 	if err := remote.Tag(moved, desc); err != nil {
 		t.Fatal(err)
 	}
@@ -444,9 +486,11 @@ func TestPipeline(t *testing.T) {
 	if err != nil || len(d) != 1 || d[0].Recorded != good.DigestStr() || d[0].Actual != next.DigestStr() {
 		t.Fatalf("drift: %v %+v", err, d)
 	}
+}
 
-	// The audit log holds every step and its chain verifies.
-	evs, err := f.st.AuditEvents(ctx, 0, 10000)
+// auditLog: the audit log holds every step and its chain verifies.
+func (p *pipeline) auditLog(t *testing.T) {
+	evs, err := p.f.st.AuditEvents(ctx, 0, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}

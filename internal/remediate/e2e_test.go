@@ -74,26 +74,18 @@ func TestRemediateEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	e := newRemediationE2E(ctx, t)
-	steps := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
-		{"build the catalog on the old package", e.buildCatalog},
-		{"derived advisories open findings", e.importAdvisories},
-		{"prod is exposed", e.exposed},
-		{"plan attributes the finding to the base", e.plan},
-		{"dry run changes nothing", e.dryRun},
-		{"apply rebuilds the base and rebases the apps", e.apply},
-		{"superseded digests stay exposure until promoted", e.supersededExposure},
-		{"the app team fixes its own package", e.appTeamFix},
-		{"pins bumped and lineage on the new base", e.pinsAndLineage},
-		{"audit log and dashboard show the run", e.auditAndDashboard},
-	}
-	for _, s := range steps {
-		if !t.Run(s.name, s.run) {
-			t.FailNow()
-		}
-	}
+	testenv.RunSteps(t, []testenv.Step{
+		{Name: "build the catalog on the old package", Run: e.buildCatalog},
+		{Name: "derived advisories open findings", Run: e.importAdvisories},
+		{Name: "prod is exposed", Run: e.exposed},
+		{Name: "plan attributes the finding to the base", Run: e.plan},
+		{Name: "dry run changes nothing", Run: e.dryRun},
+		{Name: "apply rebuilds the base and rebases the apps", Run: e.apply},
+		{Name: "superseded digests stay exposure until promoted", Run: e.supersededExposure},
+		{Name: "the app team fixes its own package", Run: e.appTeamFix},
+		{Name: "pins bumped and lineage on the new base", Run: e.pinsAndLineage},
+		{Name: "audit log and dashboard show the run", Run: e.auditAndDashboard},
+	})
 }
 
 // remediationE2E is the state the steps of TestRemediateEndToEnd share.

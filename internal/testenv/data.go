@@ -52,3 +52,20 @@ func RepoRoot(t testing.TB) string {
 	}
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
+
+// Step is one named step of an end-to-end test.
+type Step struct {
+	Name string
+	Run  func(t *testing.T)
+}
+
+// RunSteps runs steps in order as subtests, so that a failure names its
+// step; a failed step stops the ones after it, which build on it.
+func RunSteps(t *testing.T, steps []Step) {
+	t.Helper()
+	for _, s := range steps {
+		if !t.Run(s.Name, s.Run) {
+			t.FailNow()
+		}
+	}
+}
