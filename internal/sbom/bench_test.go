@@ -48,11 +48,10 @@ func BenchmarkAnalyzeLayer(b *testing.B) {
 // BenchmarkInventoryWarm measures a scan whose layers are all cached:
 // decode and merge only, the warm path.
 func BenchmarkInventoryWarm(b *testing.B) {
-	t := &testing.T{}
-	img := testenv.Image(t,
-		testenv.Layer(t, testenv.DebianBaseFiles(t)),
-		testenv.Layer(t, []testenv.File{testenv.GoBinaryFile(t, "usr/bin/age-keygen")}))
-	cache := &memCache{}
+	img := testenv.Image(b,
+		testenv.Layer(b, testenv.DebianBaseFiles(b)),
+		testenv.Layer(b, []testenv.File{testenv.GoBinaryFile(b, "usr/bin/age-keygen")}))
+	cache := newCountingCache(b)
 	a, _ := sbom.NewAnalyzer()
 	if _, err := a.Inventory(ctx, img, cache, nil); err != nil {
 		b.Fatal(err)

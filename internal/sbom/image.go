@@ -13,11 +13,14 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// LayerCache keeps layer analyses between scans. Load returns nil data
-// and a nil error when nothing is stored for the DiffID.
+// LayerCache keeps layer analyses between scans, by verified DiffID.
+// LayerDiffID returns "" for a blob never verified; LoadLayerAnalysis
+// returns nil data and a nil error when nothing is stored; an analysis is
+// stored only with the blob digest and DiffID its bytes hashed to.
 type LayerCache interface {
+	LayerDiffID(ctx context.Context, digest string) (string, error)
 	LoadLayerAnalysis(ctx context.Context, diffID string) ([]byte, error)
-	StoreLayerAnalysis(ctx context.Context, diffID string, data []byte) error
+	StoreLayerAnalysis(ctx context.Context, digest, diffID string, data []byte) error
 }
 
 // Progress reports the state of one layer during Inventory.
@@ -85,6 +88,9 @@ func (a *Analyzer) Inventory(ctx context.Context, img v1.Image, cache LayerCache
 		Annotations: mf.Annotations,
 		Layers:      make([]LayerInfo, len(layers)),
 	}
+	if len(cfg.RootFS.DiffIDs) != len(layers) || len(mf.Layers) != len(layers) {
+		return nil, fmt.Errorf("%w: the manifest lists %d layers, the config %d DiffIDs", ErrLayerMismatch, len(mf.Layers), len(cfg.RootFS.DiffIDs))
+	}
 	history := layerHistory(cfg)
 	stack := make([]stackedLayer, len(layers))
 	var mu sync.Mutex
@@ -107,12 +113,10 @@ func (a *Analyzer) Inventory(ctx context.Context, img v1.Image, cache LayerCache
 		if i < len(history) {
 			info.CreatedBy = history[i]
 		}
+		// The DiffID the image's config claims for the layer: checked
+		// against the bytes before anything of the layer is trusted.
+		info.DiffID = cfg.RootFS.DiffIDs[i].String()
 		g.Go(func() error {
-			d, err := l.DiffID()
-			if err != nil {
-				return fmt.Errorf("layer %d diff id: %w", i, err)
-			}
-			info.DiffID = d.String()
 			report(Progress{Layer: i, Layers: len(layers), Digest: info.Digest})
 			an, cached, err := a.layerAnalysis(gctx, l, info, cache)
 			if err != nil {
@@ -150,27 +154,49 @@ func (a *Analyzer) Inventory(ctx context.Context, img v1.Image, cache LayerCache
 	return inv, nil
 }
 
+// layerAnalysis returns the analysis of one layer: from the cache when
+// its blob was verified before to hold the DiffID the config claims,
+// else by reading it, hashing the compressed bytes against the manifest's
+// digest and the uncompressed ones against the DiffID as they stream. A
+// mismatch fails with a MismatchError, and nothing of that layer is
+// cached.
 func (a *Analyzer) layerAnalysis(ctx context.Context, l v1.Layer, info LayerInfo, cache LayerCache) (*LayerAnalysis, bool, error) {
 	if cache != nil {
-		b, err := cache.LoadLayerAnalysis(ctx, info.DiffID)
+		verified, err := cache.LayerDiffID(ctx, info.Digest)
 		if err != nil {
 			return nil, false, fmt.Errorf("layer cache: %w", err)
 		}
-		if b != nil {
-			an, err := DecodeLayerAnalysis(b)
-			if err == nil && an.Analyzer == AnalyzerVersion {
-				return an, true, nil
+		if verified != "" && verified != info.DiffID {
+			return nil, false, &MismatchError{Index: info.Index, Digest: info.Digest, What: "diff_id", Claimed: info.DiffID, Actual: verified}
+		}
+		if verified != "" {
+			b, err := cache.LoadLayerAnalysis(ctx, verified)
+			if err != nil {
+				return nil, false, fmt.Errorf("layer cache: %w", err)
 			}
-			// A stale or unreadable entry is replaced below.
+			if b != nil {
+				an, err := DecodeLayerAnalysis(b)
+				if err == nil && an.Analyzer == AnalyzerVersion {
+					return an, true, nil
+				}
+				// A stale or unreadable entry is replaced below.
+			}
 		}
 	}
-	rc, err := l.Uncompressed()
+	rc, err := l.Compressed()
 	if err != nil {
-		return nil, false, fmt.Errorf("opening layer %s: %w", info.Digest, err)
+		return nil, false, fmt.Errorf("opening layer %d (%s): %w", info.Index, info.Digest, err)
 	}
 	defer rc.Close()
-	an, err := a.AnalyzeLayer(ctx, info.DiffID, rc, info.Size)
+	vr, err := newVerifyingReader(rc)
 	if err != nil {
+		return nil, false, fmt.Errorf("layer %d (%s): %w", info.Index, info.Digest, err)
+	}
+	an, err := a.AnalyzeLayer(ctx, info.DiffID, vr, info.Size)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := vr.check(info.Index, info.Digest, info.DiffID); err != nil {
 		return nil, false, err
 	}
 	if cache != nil {
@@ -178,7 +204,7 @@ func (a *Analyzer) layerAnalysis(ctx context.Context, l v1.Layer, info LayerInfo
 		if err != nil {
 			return nil, false, err
 		}
-		if err := cache.StoreLayerAnalysis(ctx, info.DiffID, b); err != nil {
+		if err := cache.StoreLayerAnalysis(ctx, info.Digest, info.DiffID, b); err != nil {
 			return nil, false, fmt.Errorf("layer cache: %w", err)
 		}
 	}

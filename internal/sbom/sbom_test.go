@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sqlite"
 	"github.com/socle-dev/socle/internal/testenv"
 )
 
@@ -181,32 +184,33 @@ func TestDebianAndGoInventory(t *testing.T) {
 	}
 }
 
-// memCache is a LayerCache in memory that counts loads and stores.
-type memCache struct {
+// countingCache is a real SQLite layer cache that counts the analyses
+// stored.
+type countingCache struct {
+	store.LayerCache
 	mu     sync.Mutex
-	data   map[string][]byte
 	stores int
 }
 
-func (m *memCache) LoadLayerAnalysis(_ context.Context, d string) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.data[d], nil
+func newCountingCache(t testing.TB) *countingCache {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &countingCache{LayerCache: st}
 }
 
-func (m *memCache) StoreLayerAnalysis(_ context.Context, d string, b []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.data == nil {
-		m.data = map[string][]byte{}
-	}
-	m.data[d] = b
-	m.stores++
-	return nil
+func (c *countingCache) StoreLayerAnalysis(ctx context.Context, digest, diffID string, b []byte) error {
+	c.mu.Lock()
+	c.stores++
+	c.mu.Unlock()
+	return c.LayerCache.StoreLayerAnalysis(ctx, digest, diffID, b)
 }
 
 func TestLayerCacheReusesSharedBase(t *testing.T) {
-	cache := &memCache{}
+	cache := newCountingCache(t)
 	first := analyze(t, debianImage(t), cache)
 	if first.ReusedLayers != 0 || cache.stores != 2 {
 		t.Fatalf("first scan: reused %d, stored %d", first.ReusedLayers, cache.stores)

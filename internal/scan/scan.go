@@ -310,94 +310,102 @@ func (h *holding) end() { h.once.Do(func() { h.stop(); close(h.done) }) }
 
 const claimPoll = 200 * time.Millisecond
 
-func (c *claimingCache) LoadLayerAnalysis(ctx context.Context, diffID string) ([]byte, error) {
+// LayerDiffID answers from the store; for a blob never verified, it
+// first waits for another reader of it (in this process, or in another
+// server sharing the store) and claims it, so that "" means: ours to
+// read. StoreLayerAnalysis releases the claim.
+func (c *claimingCache) LayerDiffID(ctx context.Context, digest string) (string, error) {
 	for {
-		b, err := c.st.LoadLayerAnalysis(ctx, diffID)
-		if err != nil || b != nil {
-			return b, err
+		d, err := c.st.LayerDiffID(ctx, digest)
+		if err != nil || d != "" {
+			return d, err
 		}
-		// Wait for another scan of this process reading the same layer.
+		// Wait for another scan of this process reading the same blob.
 		c.mu.Lock()
-		if h, ok := c.held[diffID]; ok {
+		if h, ok := c.held[digest]; ok {
 			c.mu.Unlock()
 			select {
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return "", ctx.Err()
 			case <-h.done:
 			}
 			continue
 		}
-		ok, err := c.st.ClaimLayer(ctx, diffID, c.owner, c.lease)
+		ok, err := c.st.ClaimLayer(ctx, digest, c.owner, c.lease)
 		if err != nil {
 			c.mu.Unlock()
-			return nil, err
+			return "", err
 		}
 		if ok {
-			// Another reader may have stored it between our load and our
+			// Another reader may have stored it between our look and our
 			// claim: look again before reading the layer.
-			b, err := c.st.LoadLayerAnalysis(ctx, diffID)
-			if err != nil || b != nil {
+			d, err := c.st.LayerDiffID(ctx, digest)
+			if err != nil || d != "" {
 				c.mu.Unlock()
-				_ = c.st.ReleaseLayer(ctx, diffID, c.owner)
-				return b, err
+				_ = c.st.ReleaseLayer(ctx, digest, c.owner)
+				return d, err
 			}
-			c.hold(ctx, diffID)
+			c.hold(ctx, digest)
 			c.mu.Unlock()
-			return nil, nil // ours to analyse; StoreLayerAnalysis releases it
+			return "", nil // ours to read; StoreLayerAnalysis releases it
 		}
 		c.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(claimPoll):
 		}
 	}
 }
 
+func (c *claimingCache) LoadLayerAnalysis(ctx context.Context, digest string) ([]byte, error) {
+	return c.st.LoadLayerAnalysis(ctx, digest)
+}
+
 // hold records a claim and renews it until the analysis is stored or the
 // reader's context ends. c.mu is held.
-func (c *claimingCache) hold(ctx context.Context, diffID string) {
+func (c *claimingCache) hold(ctx context.Context, digest string) {
 	rctx, cancel := context.WithCancel(ctx)
 	h := &holding{done: make(chan struct{}), stop: cancel}
 	if c.held == nil {
 		c.held = map[string]*holding{}
 	}
-	c.held[diffID] = h
+	c.held[digest] = h
 	go func() {
 		t := time.NewTicker(c.lease / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-rctx.Done():
-				c.drop(diffID, h)
+				c.drop(digest, h)
 				return
 			case <-t.C:
-				_, _ = c.st.ClaimLayer(rctx, diffID, c.owner, c.lease)
+				_, _ = c.st.ClaimLayer(rctx, digest, c.owner, c.lease)
 			}
 		}
 	}()
 }
 
 // drop ends a holding, letting waiting scans of this process go on.
-func (c *claimingCache) drop(diffID string, h *holding) {
+func (c *claimingCache) drop(digest string, h *holding) {
 	c.mu.Lock()
-	if c.held[diffID] == h {
-		delete(c.held, diffID)
+	if c.held[digest] == h {
+		delete(c.held, digest)
 	}
 	c.mu.Unlock()
 	h.end()
 }
 
-func (c *claimingCache) StoreLayerAnalysis(ctx context.Context, diffID string, data []byte) error {
-	err := c.st.StoreLayerAnalysis(ctx, diffID, data)
+func (c *claimingCache) StoreLayerAnalysis(ctx context.Context, digest, diffID string, data []byte) error {
+	err := c.st.StoreLayerAnalysis(ctx, digest, diffID, data)
 	if err == nil {
-		err = c.st.ReleaseLayer(ctx, diffID, c.owner)
+		err = c.st.ReleaseLayer(ctx, digest, c.owner)
 	}
 	c.mu.Lock()
-	h := c.held[diffID]
+	h := c.held[digest]
 	c.mu.Unlock()
 	if h != nil {
-		c.drop(diffID, h)
+		c.drop(digest, h)
 	}
 	return err
 }

@@ -25,11 +25,11 @@ type counting struct {
 	stores map[string]int
 }
 
-func (c *counting) StoreLayerAnalysis(ctx context.Context, d string, b []byte) error {
+func (c *counting) StoreLayerAnalysis(ctx context.Context, digest, diffID string, b []byte) error {
 	c.mu.Lock()
-	c.stores[d]++
+	c.stores[diffID]++
 	c.mu.Unlock()
-	return c.Store.StoreLayerAnalysis(ctx, d, b)
+	return c.Store.StoreLayerAnalysis(ctx, digest, diffID, b)
 }
 
 func stores(t *testing.T) map[string]store.Store {

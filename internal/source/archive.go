@@ -298,8 +298,10 @@ func pickArchiveEntry(entries []ArchiveEntry, ref oci.ImageRef) (ArchiveEntry, e
 }
 
 // archiveCore presents one image of a docker archive to
-// go-containerregistry. Uncompressed layers (what docker save writes)
-// keep their DiffID as digest, so nothing is compressed just to name it.
+// go-containerregistry. Every layer's digest is the hash of its bytes in
+// the archive, computed when the archive is opened: an uncompressed layer
+// (what docker save writes) is named by what it holds, never by the
+// DiffID its config claims, and nothing is compressed just to name it.
 type archiveCore struct {
 	idx      *tarIndex
 	config   []byte
@@ -357,15 +359,13 @@ func newArchiveCore(idx *tarIndex, e ArchiveEntry) (*archiveCore, error) {
 		case bytes.HasPrefix(head[:n], []byte{0x28, 0xb5, 0x2f, 0xfd}):
 			l.mediaType = types.OCILayerZStd
 		default:
-			l.mediaType, l.digest = types.DockerUncompressedLayer, l.diffID
+			l.mediaType = types.DockerUncompressedLayer
 		}
-		if l.digest == (v1.Hash{}) {
-			h, _, err := v1.SHA256(io.NewSectionReader(sec, 0, sec.Size()))
-			if err != nil {
-				return nil, fmt.Errorf("docker archive layer %q: %w", lp, err)
-			}
-			l.digest = h
+		h, _, err := v1.SHA256(io.NewSectionReader(sec, 0, sec.Size()))
+		if err != nil {
+			return nil, fmt.Errorf("docker archive layer %q: %w", lp, err)
 		}
+		l.digest = h
 		c.layers[l.digest] = l
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: l.mediaType, Size: sec.Size(), Digest: l.digest})
 	}

@@ -161,3 +161,38 @@ func LayerFiles(t testing.TB, img v1.Image) map[string]bool {
 	}
 	return out
 }
+
+// ForgeDiffID returns img with its config claiming diffID for layer i:
+// an attacker's image, whose config lies about a layer's content. The
+// manifest still names the real layer blob.
+func ForgeDiffID(t testing.TB, img v1.Image, i int, diffID v1.Hash) v1.Image {
+	t.Helper()
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.RootFS.DiffIDs[i] = diffID
+	forged, err := mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return forged
+}
+
+// DiffID returns the real DiffID of a layer.
+func DiffID(t testing.TB, l v1.Layer) v1.Hash {
+	t.Helper()
+	d, err := l.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// NPMPackage is a hand-made layer holding one npm package.json: name at
+// version, under app/node_modules.
+func NPMPackage(t testing.TB, name, version string) v1.Layer {
+	t.Helper()
+	return Layer(t, []File{{Path: "app/node_modules/" + name + "/package.json", Content: []byte(`{"name":"` + name + `","version":"` + version + `"}`)}})
+}

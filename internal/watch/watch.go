@@ -21,6 +21,7 @@ import (
 	"github.com/socle-dev/socle/internal/jobs"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/registry"
+	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
@@ -339,6 +340,11 @@ func (w *Watcher) HandleScan(ctx context.Context, j *store.Job, progress jobs.Pr
 			progress(p.Layer+1, p.Layers, "layer "+oci.ShortDigest(p.Digest))
 		}
 	}})
+	if errors.Is(err, sbom.ErrLayerMismatch) {
+		// The image's bytes are not what it says: trying again reads the
+		// same bytes. It stays unindexed, so it cannot be promoted.
+		return jobs.Permanent(fmt.Errorf("refusing %s: %w", refStr, err))
+	}
 	if err != nil {
 		return err
 	}

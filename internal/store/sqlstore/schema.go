@@ -100,6 +100,13 @@ CREATE TABLE approvals (promotion_id BIGINT NOT NULL, approver TEXT NOT NULL, ro
 	strategy TEXT NOT NULL, from_digest TEXT NOT NULL, to_digest TEXT NOT NULL, fixes TEXT NOT NULL, added TEXT NOT NULL,
 	status TEXT NOT NULL, detail TEXT NOT NULL, at BIGINT NOT NULL, by_whom TEXT NOT NULL);
 CREATE INDEX remediations_image ON remediations (image, id);`,
+	// 5: layer analyses keyed only by verified DiffIDs. The ones stored
+	// before were keyed by the DiffID an image's config claimed, which no
+	// one checked against the bytes: they are dropped and read again.
+	`DELETE FROM layers;
+DELETE FROM layer_claims;
+CREATE TABLE layer_blobs (digest TEXT PRIMARY KEY, diff_id TEXT NOT NULL, verified_at BIGINT NOT NULL);
+CREATE INDEX layer_blobs_diff ON layer_blobs (diff_id);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

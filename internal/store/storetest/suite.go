@@ -72,12 +72,23 @@ func testLayerCache(t *testing.T, s store.Store) {
 	if b != nil {
 		t.Fatalf("empty cache returned %q", b)
 	}
-	must(t, s.StoreLayerAnalysis(ctx, "sha256:aa", []byte("one")))
-	must(t, s.StoreLayerAnalysis(ctx, "sha256:aa", []byte("two")))
+	d, err := s.LayerDiffID(ctx, "sha256:gz1")
+	must(t, err)
+	if d != "" {
+		t.Fatalf("an unverified blob has DiffID %q", d)
+	}
+	must(t, s.StoreLayerAnalysis(ctx, "sha256:gz1", "sha256:aa", []byte("one")))
+	// The same content compressed another way: a second blob, one DiffID.
+	must(t, s.StoreLayerAnalysis(ctx, "sha256:gz2", "sha256:aa", []byte("two")))
 	b, err = s.LoadLayerAnalysis(ctx, "sha256:aa")
 	must(t, err)
 	if string(b) != "two" {
 		t.Fatalf("got %q, want the replacement", b)
+	}
+	for _, blob := range []string{"sha256:gz1", "sha256:gz2"} {
+		if d, err := s.LayerDiffID(ctx, blob); err != nil || d != "sha256:aa" {
+			t.Fatalf("LayerDiffID(%s) = %q, %v", blob, d, err)
+		}
 	}
 	n, err := s.LayerCount(ctx)
 	must(t, err)
