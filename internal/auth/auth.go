@@ -48,13 +48,34 @@ func Allows(have, want string) bool { return rank(have) >= rank(want) && rank(wa
 // Principal is who a request acts as.
 type Principal struct {
 	TokenID string
-	Name    string
-	Role    string
+	// User is the person acting ("" for a service token).
+	User string
+	Name string
+	Role string
+	// Repositories limit where the principal may push (empty: anywhere).
+	Repositories []string
+}
+
+// Actor names who acts: the user, else the token's name, else the token.
+// Approvals count distinct actors.
+func (p Principal) Actor() string {
+	switch {
+	case p.User != "":
+		return p.User
+	case p.Name != "":
+		return p.Name
+	}
+	return "token " + p.TokenID
 }
 
 // String names the principal in audit records.
 func (p Principal) String() string {
-	if p.Name != "" {
+	switch {
+	case p.User != "" && p.Name != "":
+		return p.User + " (token " + p.Name + ", " + p.TokenID + ")"
+	case p.User != "":
+		return p.User + " (token " + p.TokenID + ")"
+	case p.Name != "":
 		return p.Name + " (token " + p.TokenID + ")"
 	}
 	return "token " + p.TokenID
@@ -73,8 +94,22 @@ type TokenStore interface {
 	TouchToken(ctx context.Context, id string, at time.Time) error
 }
 
+// Spec describes a token to make.
+type Spec struct {
+	// User owns the token; Name labels it ("" for a service token with a
+	// name only).
+	User string
+	Name string
+	Role string
+	// TTL bounds its life (0: no expiry).
+	TTL time.Duration
+	// Repositories scope its pushes (empty: every repository).
+	Repositories []string
+}
+
 // Create makes a token and returns its secret, which is not kept.
-func Create(ctx context.Context, st TokenStore, name, role string, ttl time.Duration, now time.Time) (secret string, tok store.Token, err error) {
+func Create(ctx context.Context, st TokenStore, spec Spec, now time.Time) (secret string, tok store.Token, err error) {
+	name, role, ttl := spec.Name, spec.Role, spec.TTL
 	if !ValidRole(role) {
 		return "", store.Token{}, fmt.Errorf("unknown role %q (want one of %s)", role, strings.Join(Roles, ", "))
 	}
@@ -88,7 +123,7 @@ func Create(ctx context.Context, st TokenStore, name, role string, ttl time.Dura
 	}
 	id := hex.EncodeToString(idBytes)
 	secret = tokenPrefix + id + "_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secretBytes))
-	tok = store.Token{ID: id, Name: name, Role: role, Hash: Hash(secret), CreatedAt: now.UTC()}
+	tok = store.Token{ID: id, User: spec.User, Name: name, Role: role, Hash: Hash(secret), CreatedAt: now.UTC(), Repositories: spec.Repositories}
 	if ttl > 0 {
 		tok.ExpiresAt = now.Add(ttl).UTC()
 	}
@@ -179,7 +214,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Princi
 		}
 		a.mu.Unlock()
 	}
-	return Principal{TokenID: t.ID, Name: t.Name, Role: t.Role}, nil
+	return Principal{TokenID: t.ID, User: t.User, Name: t.Name, Role: t.Role, Repositories: t.Repositories}, nil
 }
 
 // Require checks that p may act with role want.
@@ -225,7 +260,7 @@ func BootstrapAdmin(ctx context.Context, st BootstrapStore, dir string, now time
 		}
 		return "", nil
 	}
-	secret, _, err := Create(ctx, st, "bootstrap admin", store.RoleAdmin, 0, now)
+	secret, _, err := Create(ctx, st, Spec{Name: "bootstrap admin", Role: store.RoleAdmin}, now)
 	if err != nil {
 		return "", err
 	}

@@ -21,7 +21,7 @@ func TestCreateAndAuthenticate(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Now()
-	secret, tok, err := auth.Create(ctx, st, "ci", store.RoleDeveloper, time.Hour, now)
+	secret, tok, err := auth.Create(ctx, st, auth.Spec{Name: "ci", Role: store.RoleDeveloper, TTL: time.Hour}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,14 +58,14 @@ func TestCreateAndAuthenticate(t *testing.T) {
 	if _, err := cached.Authenticate(ctx, secret); err != nil {
 		t.Fatalf("the cache was not used: %v", err)
 	}
-	expired, _, err := auth.Create(ctx, st, "old", store.RoleViewer, time.Nanosecond, now.Add(-time.Hour))
+	expired, _, err := auth.Create(ctx, st, auth.Spec{Name: "old", Role: store.RoleViewer, TTL: time.Nanosecond}, now.Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Authenticate(ctx, expired); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("expired token accepted: %v", err)
 	}
-	if _, _, err := auth.Create(ctx, st, "x", "root", 0, now); err == nil {
+	if _, _, err := auth.Create(ctx, st, auth.Spec{Name: "x", Role: "root"}, now); err == nil {
 		t.Fatal("unknown role accepted")
 	}
 }

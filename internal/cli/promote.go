@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -18,6 +22,7 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/promote"
+	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -57,10 +62,18 @@ func newPromoter(g *globals, cfg *config.File, st store.Store, sopts source.Opti
 	if err != nil {
 		return nil, err
 	}
-	p, err := promote.New(cfg, st, promote.Options{
+	popts := promote.Options{
 		NameOpts: sopts.NameOptions(), Logger: g.logger,
 		Ensure: func(ctx context.Context, ref name.Digest) error { return sc.EnsureIndexed(ctx, st, ref, sopts) },
-	})
+	}
+	// On the host running socle serve, its embedded registry takes
+	// environment tags from the promoter secret in the data directory.
+	if secret, err := os.ReadFile(filepath.Join(g.dataDir, "registry", "promoter-secret")); err == nil {
+		host := cmp.Or(cfg.Server.RegistryAddr, "127.0.0.1:5050")
+		popts.Remote = []remote.Option{remote.WithAuthFromKeychain(
+			registry.PromoterKeychain(host, strings.TrimSpace(string(secret)), authn.DefaultKeychain))}
+	}
+	p, err := promote.New(cfg, st, popts)
 	if err != nil {
 		return nil, err
 	}

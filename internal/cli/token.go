@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/oci"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -22,9 +23,11 @@ func newTokenCmd(g *globals) *cobra.Command {
 }
 
 type tokenCreateOptions struct {
-	role    string
-	name    string
-	expires time.Duration
+	role         string
+	user         string
+	name         string
+	expires      time.Duration
+	repositories []string
 }
 
 func newTokenCreateCmd(g *globals) *cobra.Command {
@@ -35,18 +38,26 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 		Long: `Create an API token. The token is printed once and only its hash is kept.
 Roles, in increasing power: viewer (read), developer (push, scan, report
 deployments), approver (approve promotions), admin (everything, overrides).`,
-		Example: `  socle token create --role viewer --name dashboard
-  socle token create --role developer --name ci --expires 720h`,
+		Example: `  socle token create --user alice --role approver
+  socle token create --role viewer --name dashboard
+  socle token create --role developer --name billing-ci --repositories 'apps/billing/*' --expires 720h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !auth.ValidRole(o.role) {
 				return usageError(fmt.Errorf("--role %q: want one of %s", o.role, strings.Join(auth.Roles, ", ")))
 			}
+			for _, p := range o.repositories {
+				if err := oci.ValidRepositoryPattern(p); err != nil {
+					return usageError(fmt.Errorf("--repositories: %w", err))
+				}
+			}
 			return runTokenCreate(cmd.Context(), g, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.role, "role", "", "viewer, developer, approver or admin (required)")
-	cmd.Flags().StringVar(&o.name, "name", "", "who or what the token is for")
+	cmd.Flags().StringVar(&o.user, "user", "", "the person the token belongs to (approvals count distinct users)")
+	cmd.Flags().StringVar(&o.name, "name", "", "what the token is for (a service token has a name and no user)")
+	cmd.Flags().StringSliceVar(&o.repositories, "repositories", nil, "repository patterns the token may push to (apps/billing/*, apps/**); default all")
 	cmd.Flags().DurationVar(&o.expires, "expires", 0, "lifetime, e.g. 720h (default: no expiry)")
 	_ = cmd.MarkFlagRequired("role")
 	return cmd
@@ -58,7 +69,7 @@ func runTokenCreate(ctx context.Context, g *globals, o *tokenCreateOptions) erro
 		return err
 	}
 	defer st.Close()
-	secret, tok, err := auth.Create(ctx, st, o.name, o.role, o.expires, time.Now())
+	secret, tok, err := auth.Create(ctx, st, auth.Spec{User: o.user, Name: o.name, Role: o.role, TTL: o.expires, Repositories: o.repositories}, time.Now())
 	if err != nil {
 		return err
 	}

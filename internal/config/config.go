@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socle-dev/socle/internal/oci"
 	"gopkg.in/yaml.v3"
 )
 
@@ -65,13 +66,34 @@ type TLS struct {
 	SelfSigned bool `yaml:"self_signed"`
 }
 
-// Registry is an external OCI registry (Harbor, distribution, any).
+// Registry is an external OCI registry (Harbor, distribution, any), or
+// the rules of the embedded one.
 type Registry struct {
 	// URL is the registry host, with an optional path prefix
 	// (harbor.example/project). Credentials come from the docker config.
 	URL string `yaml:"url"`
 	// InsecureUnsafe allows plain HTTP to it.
 	InsecureUnsafe bool `yaml:"insecure_unsafe"`
+	// ImmutableTags are the embedded registry's immutable tags: a tag
+	// matching a rule never points at another digest once pushed. The
+	// default makes version tags (1.2.3, v1.2.3, 1.2.3-suffix) immutable;
+	// an empty list [] makes none.
+	ImmutableTags *[]TagRule `yaml:"immutable_tags"`
+	// MaxBlobSize bounds one blob pushed to the embedded registry, in
+	// bytes (default 16 GiB).
+	MaxBlobSize int64 `yaml:"max_blob_size"`
+	// UploadTimeout drops an upload idle this long (default 1h).
+	UploadTimeout Duration `yaml:"upload_timeout"`
+	// GCGrace keeps blobs younger than this from garbage collection
+	// (default 1h): the blobs of a push under way.
+	GCGrace Duration `yaml:"gc_grace"`
+}
+
+// TagRule names tags by a pattern (path.Match) in repositories matched
+// by a pattern where "*" stays within a segment and "**" spans any.
+type TagRule struct {
+	Repositories string `yaml:"repositories"`
+	Tags         string `yaml:"tags"`
 }
 
 // Watch follows the tags of one repository.
@@ -279,6 +301,20 @@ func (f *File) Validate() error {
 	}
 	if f.Server.TLS.SelfSigned && f.Server.TLS.Cert != "" {
 		errs = append(errs, f.errorf("server.tls.self_signed", "either a certificate or self_signed, not both"))
+	}
+	if f.Registry.ImmutableTags != nil {
+		for i, r := range *f.Registry.ImmutableTags {
+			field := fmt.Sprintf("registry.immutable_tags[%d]", i)
+			if err := oci.ValidRepositoryPattern(r.Repositories); err != nil {
+				errs = append(errs, f.errorf(field+".repositories", "%v", err))
+			}
+			if _, err := path.Match(r.Tags, ""); err != nil || r.Tags == "" {
+				errs = append(errs, f.errorf(field+".tags", "bad pattern %q", r.Tags))
+			}
+		}
+	}
+	if f.Registry.MaxBlobSize < 0 {
+		errs = append(errs, f.errorf("registry.max_blob_size", "must not be negative"))
 	}
 	for i, w := range f.Watch {
 		field := fmt.Sprintf("watch[%d]", i)

@@ -125,6 +125,17 @@ func New(cfg *config.File, st Store, o Options) (*Promoter, error) {
 	return p, nil
 }
 
+// ProtectedTags returns, for the embedded registry, the environment a
+// tag belongs to: a tag named as an environment's tag is that
+// environment's in every repository, and only the promoter moves it.
+func ProtectedTags(envs []config.Environment) func(repository, tag string) string {
+	byTag := map[string]string{}
+	for _, e := range envs {
+		byTag[e.EnvironmentTag()] = e.Name
+	}
+	return func(_, tag string) string { return byTag[tag] }
+}
+
 // Stages of a tag move, for Pause.
 const (
 	StageMoving = "moving"

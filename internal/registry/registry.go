@@ -1,30 +1,18 @@
 package registry
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"log"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
-
-	ggcr "github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Event reports a change to a manifest or tag.
@@ -39,44 +27,121 @@ type Event struct {
 	At        time.Time
 }
 
-// Access is what a request wants to do.
-type Access int
+// Action is what a request does to a repository.
+type Action int
 
-// Kinds of access, in increasing power.
+// Actions, in increasing power.
 const (
-	AccessPull Access = iota + 1
-	AccessPush
+	ActionPull Action = iota + 1
+	ActionPush
+	ActionDelete
 )
 
-// Authorizer decides whether a request may have an access. It returns
-// nil to allow, and an error to refuse (with a 401).
+func (a Action) String() string {
+	switch a {
+	case ActionPull:
+		return "pull"
+	case ActionPush:
+		return "push"
+	case ActionDelete:
+		return "delete"
+	}
+	return "unknown"
+}
+
+// Access is what a request wants: an action on a repository ("" for the
+// catalog and the base endpoint).
+type Access struct {
+	Action     Action
+	Repository string
+}
+
+// Principal is who a request acts as, as far as the registry cares.
+type Principal struct {
+	Name string
+	// Promoter may move environment tags: socle's promoter and rollback,
+	// and nothing else.
+	Promoter bool
+}
+
+// Errors an Authorizer returns.
+var (
+	// ErrUnauthenticated: no valid credential; answered 401 with a
+	// challenge, so that docker login and crane auth send one.
+	ErrUnauthenticated = errors.New("authentication required")
+	// ErrDenied: the credential may not do this; answered 403.
+	ErrDenied = errors.New("access denied")
+)
+
+// Authorizer decides whether a request may have an access, and who it
+// acts as. It returns ErrUnauthenticated, or an error wrapping
+// ErrDenied, to refuse.
 type Authorizer interface {
-	Authorize(r *http.Request, a Access) error
+	Authorize(r *http.Request, a Access) (Principal, error)
 }
 
 // Options configure a Registry.
 type Options struct {
-	// Dir holds the blobs and the manifest journal.
+	// Dir holds the blobs, the uploads and the manifest journal.
 	Dir string
-	// OnEvent is called after a push or delete is durable and before the
-	// client is answered; an error is logged, never returned to the
-	// client.
+	// OnEvent is called after a push is durable and before it is visible
+	// or answered: an error fails the push with a 5xx and withdraws the
+	// manifest. For a delete it is called after the delete.
 	OnEvent func(ctx context.Context, ev Event) error
-	// Authorizer, when set, checks every request.
+	// Authorizer, when set, checks every request. Without one the
+	// registry is open for pulls and pushes (loopback), and refuses
+	// deletes.
 	Authorizer Authorizer
+	// PromoterSecret, when set, is a credential (a bearer token, or a
+	// basic-auth password) that acts as the promoter.
+	PromoterSecret string
+	// Protected names the environment a tag belongs to ("" for none):
+	// only the promoter may move or delete such a tag.
+	Protected func(repository, tag string) string
+	// Immutable reports whether a tag may never point at another digest
+	// once pushed.
+	Immutable func(repository, tag string) bool
+	// MaxBlobSize bounds one blob (default 16 GiB).
+	MaxBlobSize int64
+	// UploadTimeout is how long an upload may sit without a byte before
+	// it is dropped and its file removed (default 1h).
+	UploadTimeout time.Duration
+	// ReadIdle is how long a request body may stall before the request
+	// fails (default 2m); a slow upload that keeps moving is not cut.
+	ReadIdle time.Duration
 	// Logger receives the registry's messages; nil is silent.
 	Logger *slog.Logger
+
+	// syncFile writes a file durably; tests replace it to inject faults.
+	syncFile func(path string, data []byte) error
 }
 
 // Registry is the embedded registry's HTTP handler.
 type Registry struct {
-	inner   http.Handler
-	dir     string
-	blobs   string
 	opts    Options
 	log     *slog.Logger
-	mu      sync.Mutex // serialises journal writes with their replay
+	blobs   string
+	uploads string
 	journal string
+
+	// mu guards the index of repositories, manifests and tags. It is
+	// held only for map operations, never across a client's I/O.
+	mu    sync.RWMutex
+	repos map[string]*repository
+	// referrers maps a subject digest to the manifests that name it.
+	referrers map[string][]referrer
+
+	// blobMu makes a blob's existence check and touch (manifest push)
+	// atomic with its removal (garbage collection).
+	blobMu sync.Mutex
+
+	upMu      sync.Mutex
+	upRunning map[string]*upload
+
+	// writeMu serialises journal writes per repository and tag.
+	writeMu keyedMutex
+
+	stopJanitor context.CancelFunc
 }
 
 // repoName is the OCI distribution repository name grammar.
@@ -84,199 +149,72 @@ var repoName = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-
 
 var tagName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
-// New opens (or creates) a registry in opts.Dir and replays its journal.
+// New opens (or creates) a registry in opts.Dir, loads its journal, and
+// starts dropping abandoned uploads; Close stops that.
 func New(opts Options) (*Registry, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("registry: no directory")
 	}
+	if opts.MaxBlobSize <= 0 {
+		opts.MaxBlobSize = 16 << 30
+	}
+	if opts.UploadTimeout <= 0 {
+		opts.UploadTimeout = time.Hour
+	}
+	if opts.ReadIdle <= 0 {
+		opts.ReadIdle = 2 * time.Minute
+	}
+	if opts.syncFile == nil {
+		opts.syncFile = writeFileSync
+	}
 	r := &Registry{
-		dir:     opts.Dir,
-		blobs:   filepath.Join(opts.Dir, "blobs"),
-		journal: filepath.Join(opts.Dir, "repositories"),
-		opts:    opts,
-		log:     opts.Logger,
+		opts:      opts,
+		log:       opts.Logger,
+		blobs:     filepath.Join(opts.Dir, "blobs"),
+		uploads:   filepath.Join(opts.Dir, "uploads"),
+		journal:   filepath.Join(opts.Dir, "repositories"),
+		repos:     map[string]*repository{},
+		referrers: map[string][]referrer{},
+		upRunning: map[string]*upload{},
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{r.blobs, r.journal} {
+	for _, d := range []string{r.blobs, r.uploads, r.journal} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	r.inner = ggcr.New(
-		ggcr.WithBlobHandler(ggcr.NewDiskBlobHandler(r.blobs)),
-		ggcr.WithReferrersSupport(true),
-		ggcr.Logger(log.New(io.Discard, "", 0)),
-	)
-	if err := r.replay(); err != nil {
+	// Uploads do not survive a restart: their clients start again.
+	if err := clearDir(r.uploads); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	if err := r.load(); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopJanitor = cancel
+	go r.janitor(ctx)
 	return r, nil
 }
 
-// Manifest is one journaled manifest.
-type Manifest struct {
-	Repository string
-	Digest     string
-	MediaType  string
-	Tags       []string
-}
-
-// Manifests lists everything the registry holds, for reconciliation.
-func (r *Registry) Manifests() ([]Manifest, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.list()
-}
-
-func (r *Registry) list() ([]Manifest, error) {
-	byKey := map[string]*Manifest{}
-	var out []*Manifest
-	err := filepath.WalkDir(r.journal, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(r.journal, p)
-		rel = filepath.ToSlash(rel)
-		switch {
-		case strings.Contains(rel, "/_manifests/sha256/") && !strings.HasSuffix(rel, ".type") && !strings.Contains(filepath.Base(rel), ".tmp"):
-			repo, hexd, _ := strings.Cut(rel, "/_manifests/sha256/")
-			ct, _ := os.ReadFile(p + ".type")
-			m := &Manifest{Repository: repo, Digest: "sha256:" + hexd, MediaType: string(ct)}
-			byKey[repo+"@"+m.Digest] = m
-			out = append(out, m)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registry journal: %w", err)
-	}
-	err = filepath.WalkDir(r.journal, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(r.journal, p)
-		rel = filepath.ToSlash(rel)
-		if repo, tag, ok := strings.Cut(rel, "/_tags/"); ok && !strings.Contains(tag, ".tmp") {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			if m, ok := byKey[repo+"@"+strings.TrimSpace(string(b))]; ok {
-				m.Tags = append(m.Tags, tag)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registry journal: %w", err)
-	}
-	res := make([]Manifest, 0, len(out))
-	for _, m := range out {
-		sort.Strings(m.Tags)
-		res = append(res, *m)
-	}
-	sort.Slice(res, func(i, j int) bool {
-		if res[i].Repository != res[j].Repository {
-			return res[i].Repository < res[j].Repository
-		}
-		return res[i].Digest < res[j].Digest
-	})
-	return res, nil
-}
-
-// replay feeds the journal back into the in-memory handler: children
-// (image manifests) before the indexes that list them, then tags.
-func (r *Registry) replay() error {
-	ms, err := r.list()
-	if err != nil {
-		return err
-	}
-	sort.SliceStable(ms, func(i, j int) bool {
-		return !types.MediaType(ms[i].MediaType).IsIndex() && types.MediaType(ms[j].MediaType).IsIndex()
-	})
-	for _, m := range ms {
-		data, err := os.ReadFile(r.manifestPath(m.Repository, m.Digest))
-		if err != nil {
-			return err
-		}
-		for _, ref := range append([]string{m.Digest}, m.Tags...) {
-			req := httptest.NewRequest(http.MethodPut, "/v2/"+m.Repository+"/manifests/"+ref, bytes.NewReader(data))
-			req.Header.Set("Content-Type", m.MediaType)
-			rec := httptest.NewRecorder()
-			r.inner.ServeHTTP(rec, req)
-			if rec.Code != http.StatusCreated {
-				r.log.Warn("registry replay refused a manifest", "repository", m.Repository, "ref", ref, "status", rec.Code, "body", rec.Body.String())
-			}
-		}
-	}
-	r.log.Info("registry journal replayed", "manifests", len(ms))
+// Close stops the registry's background work.
+func (r *Registry) Close() error {
+	r.stopJanitor()
 	return nil
 }
 
-func (r *Registry) manifestPath(repo, digest string) string {
-	return filepath.Join(r.journal, filepath.FromSlash(repo), "_manifests", "sha256", strings.TrimPrefix(digest, "sha256:"))
+// regError is a distribution API error answer.
+type regError struct {
+	status  int
+	code    string
+	message string
 }
 
-func (r *Registry) tagPath(repo, tag string) string {
-	return filepath.Join(r.journal, filepath.FromSlash(repo), "_tags", tag)
-}
+func (e *regError) Error() string { return e.code + ": " + e.message }
 
-// writeFileSync writes a file atomically and durably: temp file, fsync,
-// rename, fsync of the directory.
-func writeFileSync(p string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(p)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
-// route splits /v2/<repo>/<kind>/<ref>.
-type route struct {
-	repo, kind, ref string
-}
-
-func parseRoute(path string) (route, bool) {
-	rest, ok := strings.CutPrefix(path, "/v2/")
-	if !ok {
-		return route{}, false
-	}
-	for _, kind := range []string{"/manifests/", "/blobs/uploads/", "/blobs/", "/tags/", "/referrers/"} {
-		if i := strings.LastIndex(rest, kind); i > 0 {
-			return route{repo: rest[:i], kind: strings.Trim(kind, "/"), ref: rest[i+len(kind):]}, true
-		}
-	}
-	if strings.HasSuffix(rest, "/blobs/uploads") {
-		return route{repo: strings.TrimSuffix(rest, "/blobs/uploads"), kind: "blobs/uploads"}, true
-	}
-	return route{}, false
+func errorf(status int, code, format string, args ...any) *regError {
+	return &regError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
@@ -291,152 +229,205 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	}{[]detail{{code, msg}}})
 }
 
-// ServeHTTP implements the distribution API.
-func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if r.opts.Authorizer != nil {
-		access := AccessPull
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			access = AccessPush
-		}
-		if err := r.opts.Authorizer.Authorize(req, access); err != nil {
+func (r *Registry) fail(w http.ResponseWriter, err error) {
+	var re *regError
+	if errors.As(err, &re) {
+		if re.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="socle"`)
-			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", err.Error())
-			return
+		}
+		writeError(w, re.status, re.code, re.message)
+		return
+	}
+	// Never show an internal error's text: it can name paths.
+	r.log.Error("registry request failed", "err", err)
+	writeError(w, http.StatusInternalServerError, "UNKNOWN", "internal error; see the server log")
+}
+
+// route splits /v2/<repo>/<kind>/<ref>.
+type route struct {
+	repo, kind, ref string
+}
+
+func parseRoute(path string) (route, bool) {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return route{}, false
+	}
+	if rest == "_catalog" {
+		return route{kind: "catalog"}, true
+	}
+	if strings.HasSuffix(rest, "/tags/list") {
+		return route{repo: strings.TrimSuffix(rest, "/tags/list"), kind: "tags"}, true
+	}
+	for _, kind := range []string{"/manifests/", "/blobs/uploads/", "/blobs/", "/referrers/"} {
+		if i := strings.LastIndex(rest, kind); i > 0 {
+			return route{repo: rest[:i], kind: strings.Trim(kind, "/"), ref: rest[i+len(kind):]}, true
 		}
 	}
-	r.serve(w, req)
+	if strings.HasSuffix(rest, "/blobs/uploads") {
+		return route{repo: strings.TrimSuffix(rest, "/blobs/uploads"), kind: "blobs/uploads"}, true
+	}
+	return route{}, false
+}
+
+// action is what a request on a route does.
+func (rt route) action(method string) Action {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return ActionPull
+	case http.MethodDelete:
+		if rt.kind == "blobs/uploads" {
+			return ActionPush // cancelling one's own upload
+		}
+		return ActionDelete
+	}
+	return ActionPush
+}
+
+// trustedKey marks requests served in process, which act as the
+// promoter and need no credential.
+type trustedKey struct{}
+
+// ServeHTTP implements the distribution API.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if req.URL.Path == "/v2" || req.URL.Path == "/v2/" {
+		if _, err := r.authorize(req, Access{Action: ActionPull}); err != nil {
+			r.fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+		return
+	}
+	rt, ok := parseRoute(req.URL.Path)
+	if !ok {
+		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", "no such endpoint")
+		return
+	}
+	if rt.kind != "catalog" && (!repoName.MatchString(rt.repo) || len(rt.repo) > 255) {
+		writeError(w, http.StatusBadRequest, "NAME_INVALID", "invalid repository name")
+		return
+	}
+	p, err := r.authorize(req, Access{Action: rt.action(req.Method), Repository: rt.repo})
+	if err != nil {
+		r.fail(w, err)
+		return
+	}
+	if err := r.serve(w, req, rt, p); err != nil {
+		r.fail(w, err)
+	}
+}
+
+// authorize finds who a request acts as, and whether it may.
+func (r *Registry) authorize(req *http.Request, a Access) (Principal, error) {
+	if req.Context().Value(trustedKey{}) != nil {
+		return Principal{Name: "socle", Promoter: true}, nil
+	}
+	if r.opts.PromoterSecret != "" && presents(req, r.opts.PromoterSecret) {
+		return Principal{Name: "socle promoter", Promoter: true}, nil
+	}
+	if r.opts.Authorizer == nil {
+		if a.Action == ActionDelete {
+			return Principal{}, errorf(http.StatusForbidden, "DENIED", "deletes need an admin token, and this registry runs without tokens")
+		}
+		return Principal{Name: "anonymous"}, nil
+	}
+	p, err := r.opts.Authorizer.Authorize(req, a)
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return p, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "%v", err)
+	case err != nil:
+		return p, errorf(http.StatusForbidden, "DENIED", "%v", err)
+	}
+	return p, nil
+}
+
+// presents reports whether a request carries secret as a bearer token or
+// a basic-auth password, compared in constant time.
+func presents(req *http.Request, secret string) bool {
+	got := ""
+	if h, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
+		got = strings.TrimSpace(h)
+	} else if _, pass, ok := req.BasicAuth(); ok {
+		got = pass
+	}
+	return got != "" && constantTimeEqual(got, secret)
 }
 
 // serve handles a request whose access was checked.
-func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
-	rt, ok := parseRoute(req.URL.Path)
-	if ok {
-		if !repoName.MatchString(rt.repo) || len(rt.repo) > 255 {
-			writeError(w, http.StatusBadRequest, "NAME_INVALID", "invalid repository name")
-			return
-		}
-		switch {
-		case rt.kind == "manifests" && (req.Method == http.MethodPut || req.Method == http.MethodDelete):
-			r.handleManifestWrite(w, req, rt)
-			return
-		case rt.kind == "blobs/uploads" && req.Method == http.MethodPost && req.URL.Query().Get("mount") != "":
-			if r.mount(w, req, rt) {
-				return
-			}
-		}
-	}
-	r.inner.ServeHTTP(w, req)
-}
-
-// mount answers a cross-repository mount from the shared blob store:
-// the blob is already there, whichever repository pushed it.
-func (r *Registry) mount(w http.ResponseWriter, req *http.Request, rt route) bool {
-	h, err := v1.NewHash(req.URL.Query().Get("mount"))
-	if err != nil {
-		return false
-	}
-	if _, err := os.Stat(filepath.Join(r.blobs, h.Algorithm, h.Hex)); err != nil {
-		return false // fall back to a normal upload
-	}
-	w.Header().Set("Location", "/v2/"+rt.repo+"/blobs/"+h.String())
-	w.Header().Set("Docker-Content-Digest", h.String())
-	w.WriteHeader(http.StatusCreated)
-	return true
-}
-
-const maxManifest = 4 << 20
-
-func (r *Registry) handleManifestWrite(w http.ResponseWriter, req *http.Request, rt route) {
-	var body []byte
-	if req.Method == http.MethodPut {
-		b, err := io.ReadAll(io.LimitReader(req.Body, maxManifest+1))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", err.Error())
-			return
-		}
-		if len(b) > maxManifest {
-			writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", "manifest too large")
-			return
-		}
-		body = b
-		isDigest := strings.HasPrefix(rt.ref, "sha256:")
-		if !isDigest && !tagName.MatchString(rt.ref) {
-			writeError(w, http.StatusBadRequest, "TAG_INVALID", "invalid tag")
-			return
-		}
-		if isDigest {
-			sum := sha256.Sum256(b)
-			if rt.ref != "sha256:"+hex.EncodeToString(sum[:]) {
-				writeError(w, http.StatusBadRequest, "DIGEST_INVALID", "manifest does not match its digest")
-				return
-			}
-		}
-		req.Body = io.NopCloser(bytes.NewReader(b))
-	}
-	r.mu.Lock()
-	rec := httptest.NewRecorder()
-	r.inner.ServeHTTP(rec, req)
-	var ev *Event
-	var err error
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request, rt route, p Principal) error {
 	switch {
-	case req.Method == http.MethodPut && rec.Code == http.StatusCreated:
-		ev, err = r.persistPut(req, rt, body, rec.Header().Get("Docker-Content-Digest"))
-	case req.Method == http.MethodDelete && rec.Code == http.StatusAccepted:
-		ev, err = r.persistDelete(rt)
-	}
-	r.mu.Unlock()
-	if err != nil {
-		r.log.Error("registry journal write failed", "repository", rt.repo, "ref", rt.ref, "err", err)
-		writeError(w, http.StatusInternalServerError, "UNKNOWN", "could not persist the manifest")
-		return
-	}
-	if ev != nil && r.opts.OnEvent != nil {
-		if err := r.opts.OnEvent(req.Context(), *ev); err != nil {
-			r.log.Error("registry event hook failed", "repository", ev.Repository, "digest", ev.Digest, "err", err)
+	case rt.kind == "catalog" && req.Method == http.MethodGet:
+		return r.catalog(w, req)
+	case rt.kind == "tags" && req.Method == http.MethodGet:
+		return r.tagList(w, req, rt.repo)
+	case rt.kind == "referrers" && req.Method == http.MethodGet:
+		return r.referrerList(w, req, rt)
+	case rt.kind == "manifests":
+		switch req.Method {
+		case http.MethodGet, http.MethodHead:
+			return r.getManifest(w, req, rt)
+		case http.MethodPut:
+			return r.putManifest(w, req, rt, p)
+		case http.MethodDelete:
+			return r.deleteManifest(w, req, rt, p)
+		}
+	case rt.kind == "blobs":
+		switch req.Method {
+		case http.MethodGet, http.MethodHead:
+			return r.getBlob(w, req, rt)
+		case http.MethodDelete:
+			return r.deleteBlob(w, req, rt)
+		}
+	case rt.kind == "blobs/uploads":
+		switch req.Method {
+		case http.MethodPost:
+			return r.startUpload(w, req, rt)
+		case http.MethodPatch:
+			return r.patchUpload(w, req, rt)
+		case http.MethodPut:
+			return r.finishUpload(w, req, rt)
+		case http.MethodGet:
+			return r.uploadStatus(w, req, rt)
+		case http.MethodDelete:
+			return r.cancelUpload(w, req, rt)
 		}
 	}
-	for k, vs := range rec.Header() {
-		w.Header()[k] = vs
-	}
-	w.WriteHeader(rec.Code)
-	w.Write(rec.Body.Bytes())
+	return errorf(http.StatusMethodNotAllowed, "UNSUPPORTED", "%s is not supported here", req.Method)
 }
 
-func (r *Registry) persistPut(req *http.Request, rt route, body []byte, digest string) (*Event, error) {
-	ct := req.Header.Get("Content-Type")
-	if err := writeFileSync(r.manifestPath(rt.repo, digest)+".type", []byte(ct)); err != nil {
-		return nil, err
-	}
-	if err := writeFileSync(r.manifestPath(rt.repo, digest), body); err != nil {
-		return nil, err
-	}
-	ev := &Event{Action: "push", Repository: rt.repo, Digest: digest, MediaType: ct, At: time.Now().UTC()}
-	if !strings.HasPrefix(rt.ref, "sha256:") {
-		if err := writeFileSync(r.tagPath(rt.repo, rt.ref), []byte(digest)); err != nil {
-			return nil, err
-		}
-		ev.Tag = rt.ref
-	}
-	return ev, nil
+// keyedMutex locks by key, for short critical sections of one repository
+// or tag.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedEntry
 }
 
-func (r *Registry) persistDelete(rt route) (*Event, error) {
-	ev := &Event{Action: "delete", Repository: rt.repo, At: time.Now().UTC()}
-	if strings.HasPrefix(rt.ref, "sha256:") {
-		ev.Digest = rt.ref
-		for _, p := range []string{r.manifestPath(rt.repo, rt.ref), r.manifestPath(rt.repo, rt.ref) + ".type"} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, err
-			}
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedEntry{}
+	}
+	e := k.locks[key]
+	if e == nil {
+		e = &keyedEntry{}
+		k.locks[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(k.locks, key)
 		}
-		return ev, nil
+		k.mu.Unlock()
 	}
-	ev.Tag = rt.ref
-	if b, err := os.ReadFile(r.tagPath(rt.repo, rt.ref)); err == nil {
-		ev.Digest = strings.TrimSpace(string(b))
-	}
-	if err := os.Remove(r.tagPath(rt.repo, rt.ref)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	return ev, nil
 }

@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -107,13 +108,13 @@ func TestSurvivesRestart(t *testing.T) {
 func TestDeleteTagIsDurable(t *testing.T) {
 	dir := t.TempDir()
 	var ev events
-	srv := registrytest.Start(t, registry.Options{Dir: dir, OnEvent: ev.hook})
+	srv := registrytest.Start(t, registry.Options{Dir: dir, OnEvent: ev.hook, Authorizer: tokenAuth{}})
 	ref, _ := name.ParseReference(srv.Host + "/app:old")
-	if err := remote.Write(ref, handMadeImage(t, "x")); err != nil {
+	if err := remote.Write(ref, handMadeImage(t, "x"), asWriter); err != nil {
 		t.Fatal(err)
 	}
 	tag, _ := name.NewTag(srv.Host + "/app:old")
-	if err := remote.Delete(tag); err != nil {
+	if err := remote.Delete(tag, asAdmin); err != nil {
 		t.Fatal(err)
 	}
 	last := ev.evs[len(ev.evs)-1]
@@ -197,19 +198,29 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
-// tokenAuth is a test Authorizer: "reader" may pull, "writer" may push.
+// tokenAuth is a hand-made Authorizer: "reader" may pull, "writer" may
+// push, "admin" may delete too.
 type tokenAuth struct{}
 
-func (tokenAuth) Authorize(r *http.Request, a registry.Access) error {
+func (tokenAuth) Authorize(r *http.Request, a registry.Access) (registry.Principal, error) {
 	_, pass, ok := r.BasicAuth()
-	switch {
-	case ok && pass == "writer":
-		return nil
-	case ok && pass == "reader" && a == registry.AccessPull:
-		return nil
+	if !ok {
+		return registry.Principal{}, registry.ErrUnauthenticated
 	}
-	return errors.New("token required")
+	allowed := map[string]registry.Action{"reader": registry.ActionPull, "writer": registry.ActionPush, "admin": registry.ActionDelete}[pass]
+	if allowed == 0 {
+		return registry.Principal{}, registry.ErrUnauthenticated
+	}
+	if a.Action > allowed {
+		return registry.Principal{Name: pass}, fmt.Errorf("%w: %s may not %s", registry.ErrDenied, pass, a.Action)
+	}
+	return registry.Principal{Name: pass}, nil
 }
+
+var (
+	asWriter = remote.WithAuth(&authn.Basic{Username: "x", Password: "writer"})
+	asAdmin  = remote.WithAuth(&authn.Basic{Username: "x", Password: "admin"})
+)
 
 func TestAuthorization(t *testing.T) {
 	srv := registrytest.Start(t, registry.Options{Authorizer: tokenAuth{}})
@@ -223,7 +234,7 @@ func TestAuthorization(t *testing.T) {
 	if err := remote.Write(ref, img, reader); err == nil {
 		t.Fatal("read-only token pushed")
 	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "x", Password: "writer"})); err != nil {
+	if err := remote.Write(ref, img, asWriter); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := remote.Image(ref, reader); err != nil {
@@ -235,7 +246,7 @@ func TestInProcessTransport(t *testing.T) {
 	srv := registrytest.Start(t, registry.Options{Authorizer: tokenAuth{}})
 	ref, _ := name.ParseReference(srv.Host + "/app:1")
 	img := handMadeImage(t, "in process")
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "x", Password: "writer"})); err != nil {
+	if err := remote.Write(ref, img, asWriter); err != nil {
 		t.Fatal(err)
 	}
 	// The host does not matter and no credentials are needed.

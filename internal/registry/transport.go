@@ -1,23 +1,28 @@
 package registry
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 // Transport returns an http.RoundTripper that serves requests from the
-// registry in process, streaming bodies without buffering them, and
-// without the authorizer: it is how socle itself reads what was pushed.
+// registry in process, streaming bodies without buffering them. Its
+// requests need no credential and act as socle itself (the promoter):
+// it is how socle reads what was pushed, and how its promoter moves
+// environment tags. It also sees pushes whose scan is not queued yet.
 // The request's host is ignored.
 func (r *Registry) Transport() http.RoundTripper {
-	return handlerTransport{h: http.HandlerFunc(r.serveInternal)}
+	return handlerTransport{h: http.HandlerFunc(r.serveTrusted)}
 }
 
-// serveInternal is ServeHTTP without the authorizer.
-func (r *Registry) serveInternal(w http.ResponseWriter, req *http.Request) {
-	r.serve(w, req)
+// serveTrusted serves a request made in process.
+func (r *Registry) serveTrusted(w http.ResponseWriter, req *http.Request) {
+	r.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), trustedKey{}, true)))
 }
 
 type handlerTransport struct{ h http.Handler }
@@ -88,4 +93,43 @@ func (p *pipeWriter) WriteHeader(code int) {
 func (p *pipeWriter) Write(b []byte) (int, error) {
 	p.WriteHeader(http.StatusOK)
 	return p.body.Write(b)
+}
+
+// Route returns a RoundTripper that sends requests for host to local
+// (the registry in process) and every other one to next: how a client
+// that talks to several registries reaches the embedded one as socle.
+func Route(host string, local, next http.RoundTripper) http.RoundTripper {
+	return routeTransport{host: host, local: local, next: next}
+}
+
+type routeTransport struct {
+	host        string
+	local, next http.RoundTripper
+}
+
+func (t routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.host != "" && req.URL.Host == t.host {
+		return t.local.RoundTrip(req)
+	}
+	return t.next.RoundTrip(req)
+}
+
+// PromoterKeychain returns a keychain that presents the promoter secret
+// to the registry at host and asks next for every other registry: how
+// socle's command line, on the host running socle serve, moves
+// environment tags in the embedded registry.
+func PromoterKeychain(host, secret string, next authn.Keychain) authn.Keychain {
+	return promoterKeychain{host: host, secret: secret, next: next}
+}
+
+type promoterKeychain struct {
+	host, secret string
+	next         authn.Keychain
+}
+
+func (k promoterKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if r.RegistryStr() == k.host {
+		return &authn.Basic{Username: "socle-promoter", Password: k.secret}, nil
+	}
+	return k.next.Resolve(r)
 }

@@ -473,7 +473,7 @@ func (e *remediationE2E) auditAndDashboard(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	secret, _, _ := auth.Create(ctx, e.st, "viewer", store.RoleViewer, 0, time.Now())
+	secret, _, _ := auth.Create(ctx, e.st, auth.Spec{Name: "viewer", Role: store.RoleViewer}, time.Now())
 	get := func(path string) string {
 		t.Helper()
 		req, _ := http.NewRequest("GET", hs.URL+path, nil)

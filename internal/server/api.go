@@ -15,6 +15,7 @@ import (
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
+	"github.com/socle-dev/socle/internal/watch"
 )
 
 // maxPage is the largest page the API answers in one response.
@@ -479,16 +480,18 @@ func (s *API) apiScan(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errBadRequest("reference is required"))
 		return
 	}
-	id, err := s.scans.EnqueueReference(r.Context(), body.Reference)
-	if err != nil {
-		var br *badRequest
-		if !errors.As(err, &br) {
-			err = errBadRequest(err.Error())
-		}
-		s.apiError(w, r, err)
+	p, _ := auth.PrincipalFrom(r.Context())
+	id, err := s.scans.EnqueueReference(r.Context(), body.Reference, auth.Allows(p.Role, store.RoleAdmin))
+	switch {
+	case errors.Is(err, watch.ErrUnknownRegistry):
+		s.apiError(w, r, fmt.Errorf("%w: %w", auth.ErrForbidden, err))
+		return
+	case err != nil:
+		// The reference's own fault, said without what the upstream
+		// registry answered (that is logged).
+		s.apiError(w, r, errBadRequest(err.Error()))
 		return
 	}
-	p, _ := auth.PrincipalFrom(r.Context())
 	s.log.Info("scan requested", "reference", body.Reference, "job", id, "principal", p.String())
 	writeJSON(w, http.StatusAccepted, map[string]any{"job": id})
 }

@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/catalog"
@@ -167,10 +169,10 @@ func (a *App) buildParts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	authn := auth.NewAuthenticator(a.st)
+	authr := auth.NewAuthenticator(a.st)
 	remoteOpts := source.Options{InsecureRegistryUnsafe: cfg.InsecureRegistryUnsafe || cfg.File.Registry.InsecureUnsafe}
 	if cfg.ExternalRegistry == "" {
-		if err := a.openRegistry(authn); err != nil {
+		if err := a.openRegistry(authr); err != nil {
 			return err
 		}
 	}
@@ -179,7 +181,7 @@ func (a *App) buildParts(ctx context.Context) error {
 		regHost = a.regLn.Addr().String()
 	}
 	a.watcher = watch.New(a.st, sc, watch.Options{
-		Embedded: a.reg, EmbeddedHost: regHost, Remote: remoteOpts, Logger: log.With("component", "watch"),
+		Embedded: a.reg, EmbeddedHost: regHost, Remote: remoteOpts, Known: followedRegistries(cfg), Logger: log.With("component", "watch"),
 		Wake: func() {
 			if a.runner != nil {
 				a.runner.Wake()
@@ -201,17 +203,25 @@ func (a *App) buildParts(ctx context.Context) error {
 	}, jobs.Options{Owner: a.owner, Workers: cfg.Workers, Lease: cfg.JobLease, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
 
 	if len(cfg.File.Environments) > 0 {
-		a.promoter, err = promote.New(cfg.File, a.st, promote.Options{
+		popts := promote.Options{
 			NameOpts: remoteOpts.NameOptions(), Logger: log.With("component", "promote"),
 			Ensure: func(ctx context.Context, ref name.Digest) error { return sc.EnsureIndexed(ctx, a.st, ref, remoteOpts) },
-		})
-		if err != nil {
+		}
+		if a.reg != nil {
+			// The promoter reaches the embedded registry in process: it is
+			// the one client that may move environment tags.
+			popts.Remote = []remote.Option{
+				remote.WithAuthFromKeychain(authn.DefaultKeychain),
+				remote.WithTransport(registry.Route(regHost, a.reg.Transport(), remote.DefaultTransport)),
+			}
+		}
+		if a.promoter, err = promote.New(cfg.File, a.st, popts); err != nil {
 			return err
 		}
 		a.promoter.Pause = cfg.PromotionPause
 	}
 	api, err := NewAPI(Deps{
-		Store: a.st, Scans: a.watcher, Auth: authn, Metrics: metrics, Logger: log.With("component", "server"),
+		Store: a.st, Scans: a.watcher, Auth: authr, Metrics: metrics, Logger: log.With("component", "server"),
 		Version: sbom.ToolVersion, SecureCookies: a.tls != nil, Promoter: a.promoter,
 	})
 	if err != nil {
@@ -226,9 +236,12 @@ func (a *App) buildParts(ctx context.Context) error {
 			a.regLn = tls.NewListener(a.regLn, a.tls)
 		}
 	}
-	a.apiSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.apiSrv = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20}
 	if a.regLn != nil {
-		a.regSrv = &http.Server{Handler: a.reg, ReadHeaderTimeout: 10 * time.Second}
+		// No whole-request read timeout for the registry: a large blob may
+		// take long. Its uploads time out when they stall instead.
+		a.regSrv = &http.Server{Handler: a.reg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20}
 	}
 	a.watches = cfg.File.Watch
 	if cfg.ExternalRegistry != "" && len(a.watches) == 0 {
@@ -241,18 +254,28 @@ func (a *App) buildParts(ctx context.Context) error {
 
 // openRegistry makes the embedded registry, whose pushes become scan
 // jobs through the watcher; beyond loopback it requires tokens.
-func (a *App) openRegistry(authn *auth.Authenticator) error {
+func (a *App) openRegistry(authr *auth.Authenticator) error {
+	dir := filepath.Join(a.cfg.DataDir, "registry")
+	secret, err := registry.PromoterSecret(dir)
+	if err != nil {
+		return err
+	}
+	rc := a.cfg.File.Registry
 	ropts := registry.Options{
-		Dir:    filepath.Join(a.cfg.DataDir, "registry"),
+		Dir:    dir,
 		Logger: a.log.With("component", "registry"),
 		OnEvent: func(ctx context.Context, ev registry.Event) error {
 			return a.watcher.OnRegistryEvent(ctx, ev)
 		},
+		PromoterSecret: secret,
+		Protected:      promote.ProtectedTags(a.cfg.File.Environments),
+		Immutable:      registry.ImmutableBy(immutableRules(rc.ImmutableTags)),
+		MaxBlobSize:    rc.MaxBlobSize,
+		UploadTimeout:  rc.UploadTimeout.Duration,
 	}
 	if !isLoopback(a.cfg.RegistryAddr) {
-		ropts.Authorizer = RegistryAuthorizer{Auth: authn}
+		ropts.Authorizer = RegistryAuthorizer{Auth: authr}
 	}
-	var err error
 	if a.reg, err = registry.New(ropts); err != nil {
 		return err
 	}
@@ -313,6 +336,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("jobs still running after the grace period; they resume after restart")
 		kill()
 		<-runnerDone
+	}
+	if a.reg != nil {
+		a.reg.Close()
 	}
 	a.log.Info("stopped")
 	return err
@@ -411,6 +437,35 @@ func (a *App) autoRemediate(sc *scan.Scanner, registry string) func(ctx context.
 			log.Info("auto-remediation", "image", act.Image, "strategy", act.Strategy, "status", act.Status, "to", act.To, "fixed", len(act.Fixed))
 		}
 	}
+}
+
+// followedRegistries are the hosts of the registries socle follows
+// besides its own: registry.url and those of watch:.
+func followedRegistries(cfg Config) []string {
+	var out []string
+	for _, r := range []string{cfg.ExternalRegistry, cfg.File.Registry.URL} {
+		if host, _, _ := strings.Cut(r, "/"); host != "" {
+			out = append(out, host)
+		}
+	}
+	for _, w := range cfg.File.Watch {
+		host, _, _ := strings.Cut(w.Repository, "/")
+		out = append(out, host)
+	}
+	return out
+}
+
+// immutableRules are socle.yaml's immutable tag rules, or the default
+// ones when it names none.
+func immutableRules(rules *[]config.TagRule) []registry.TagRule {
+	if rules == nil {
+		return registry.DefaultImmutableTags
+	}
+	out := make([]registry.TagRule, 0, len(*rules))
+	for _, r := range *rules {
+		out = append(out, registry.TagRule{Repositories: r.Repositories, Tags: r.Tags})
+	}
+	return out
 }
 
 func isLoopback(addr string) bool {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/web"
@@ -147,24 +148,48 @@ func safeNext(next string) string {
 }
 
 // RegistryAuthorizer checks registry requests against the same tokens:
-// viewers may pull, developers and above may push.
+// viewers may pull, developers and above may push (where the token's
+// repository scope allows), admins may delete.
 type RegistryAuthorizer struct {
 	Auth *auth.Authenticator
 }
 
 // Authorize implements registry.Authorizer.
-func (a RegistryAuthorizer) Authorize(r *http.Request, access registry.Access) error {
+func (a RegistryAuthorizer) Authorize(r *http.Request, access registry.Access) (registry.Principal, error) {
 	secret, _ := credential(r)
 	if secret == "" {
-		return auth.ErrUnauthenticated
+		return registry.Principal{}, registry.ErrUnauthenticated
 	}
 	p, err := a.Auth.Authenticate(r.Context(), secret)
+	if errors.Is(err, auth.ErrUnauthenticated) {
+		return registry.Principal{}, registry.ErrUnauthenticated
+	}
 	if err != nil {
-		return err
+		return registry.Principal{}, err
 	}
-	want := store.RoleViewer
-	if access == registry.AccessPush {
-		want = store.RoleDeveloper
+	rp := registry.Principal{Name: p.String()}
+	want := map[registry.Action]string{
+		registry.ActionPull: store.RoleViewer, registry.ActionPush: store.RoleDeveloper, registry.ActionDelete: store.RoleAdmin,
+	}[access.Action]
+	if !auth.Allows(p.Role, want) {
+		return rp, fmt.Errorf("%w: %s has role %s; to %s, %s is needed", registry.ErrDenied, p, p.Role, access.Action, want)
 	}
-	return auth.Require(p, want)
+	if access.Action == registry.ActionPush && access.Repository != "" && !inScope(p.Repositories, access.Repository) {
+		return rp, fmt.Errorf("%w: %s may push only to %s", registry.ErrDenied, p, strings.Join(p.Repositories, ", "))
+	}
+	return rp, nil
+}
+
+// inScope reports whether repo matches one of a token's repository
+// patterns; no pattern means every repository.
+func inScope(patterns []string, repo string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, pat := range patterns {
+		if oci.MatchRepository(pat, repo) {
+			return true
+		}
+	}
+	return false
 }

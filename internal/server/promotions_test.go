@@ -29,7 +29,7 @@ import (
 func promotionStack(t *testing.T) *stack {
 	t.Helper()
 	s := newStack(t, withEnvironments(t))
-	secret, _, err := auth.Create(context.Background(), s.st, "second-approver", store.RoleApprover, 0, time.Now())
+	secret, _, err := auth.Create(context.Background(), s.st, auth.Spec{User: "second-approver", Name: "second-approver", Role: store.RoleApprover}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

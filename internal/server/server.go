@@ -22,7 +22,9 @@ var openAPI []byte
 
 // Scans queues scans on request.
 type Scans interface {
-	EnqueueReference(ctx context.Context, ref string) (int64, error)
+	// EnqueueReference queues a scan; anyRegistry lets an admin name a
+	// registry socle does not follow.
+	EnqueueReference(ctx context.Context, ref string, anyRegistry bool) (int64, error)
 }
 
 // Deps are what the server is built from.

@@ -82,7 +82,7 @@ func newStack(t testing.TB, opts ...func(st store.Store, d *server.Deps)) *stack
 	s.handler = srv.Handler()
 	s.api = httptest.NewServer(s.handler)
 	for _, role := range auth.Roles {
-		secret, _, err := auth.Create(ctx, st, role+"-user", role, 0, time.Now())
+		secret, _, err := auth.Create(ctx, st, auth.Spec{User: role + "-user", Name: role + "-user", Role: role}, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,14 +15,20 @@ const (
 
 // Token is an API credential. The secret itself is never stored.
 type Token struct {
-	ID        string
-	Name      string
-	Role      string
-	Hash      []byte
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	RevokedAt time.Time
-	LastUsed  time.Time
+	ID string
+	// User is the person the token belongs to ("" for a service token,
+	// which acts as its Name).
+	User string
+	Name string
+	Role string
+	// Repositories, when set, are the repository patterns the token may
+	// push to (registry.MatchRepository); empty means every repository.
+	Repositories []string
+	Hash         []byte
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	RevokedAt    time.Time
+	LastUsed     time.Time
 }
 
 // Tokens stores API tokens by the hash of their secret.

@@ -61,6 +61,7 @@ type Watcher struct {
 	embedded *registry.Registry
 	host     string
 	remote   source.Options
+	known    map[string]bool
 	log      *slog.Logger
 	wake     func()
 	now      func() time.Time
@@ -76,6 +77,11 @@ type Options struct {
 	EmbeddedHost string
 	// Remote configures access to other registries.
 	Remote source.Options
+	// Known are the hosts of the other registries socle follows
+	// (registry.url, watch:): a user who is not an admin may ask for a
+	// scan of an image there, or in the embedded registry, and nowhere
+	// else.
+	Known []string
 	// Wake is called after a job is queued (a runner's Wake).
 	Wake   func()
 	Logger *slog.Logger
@@ -83,7 +89,11 @@ type Options struct {
 
 // New returns a Watcher.
 func New(st Store, sc *scan.Scanner, o Options) *Watcher {
-	w := &Watcher{st: st, scanner: sc, embedded: o.Embedded, host: o.EmbeddedHost, remote: o.Remote, log: o.Logger, wake: o.Wake, now: time.Now}
+	w := &Watcher{st: st, scanner: sc, embedded: o.Embedded, host: o.EmbeddedHost, remote: o.Remote, log: o.Logger, wake: o.Wake, now: time.Now,
+		known: map[string]bool{}}
+	for _, h := range o.Known {
+		w.known[h] = true
+	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
@@ -112,10 +122,22 @@ func (w *Watcher) Enqueue(ctx context.Context, req ScanRequest) (int64, error) {
 	return id, nil
 }
 
+// ErrUnknownRegistry refuses a scan of a registry socle does not follow.
+var ErrUnknownRegistry = errors.New("socle scans only the embedded registry and the registries it follows (registry.url, watch:); an admin may scan any")
+
+// ErrUnreachable is a reference socle could not resolve; the upstream
+// answer stays in the server's log.
+var ErrUnreachable = errors.New("the registry could not resolve the reference")
+
+// resolveTimeout bounds the resolution of a reference a user names.
+const resolveTimeout = 15 * time.Second
+
 // EnqueueReference queues a scan of an image a user names. A reference
 // without a registry host ("team/app:1"), or on the embedded registry's
-// host, is read from the embedded registry.
-func (w *Watcher) EnqueueReference(ctx context.Context, ref string) (int64, error) {
+// host, is read from the embedded registry; any other must be on a
+// registry socle follows, unless anyRegistry (an admin asks). An
+// upstream error body is never part of the error returned.
+func (w *Watcher) EnqueueReference(ctx context.Context, ref string, anyRegistry bool) (int64, error) {
 	embedded := false
 	path := ref
 	if w.embedded != nil {
@@ -139,9 +161,19 @@ func (w *Watcher) EnqueueReference(ctx context.Context, ref string) (int64, erro
 	if err != nil {
 		return 0, fmt.Errorf("reference %q: %w", ref, err)
 	}
-	desc, err := remote.Head(r, opts.RemoteOptions(ctx)...)
+	if !embedded && !anyRegistry && !w.known[r.Context().RegistryStr()] {
+		return 0, fmt.Errorf("%w (%s is not one)", ErrUnknownRegistry, r.Context().RegistryStr())
+	}
+	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	desc, err := remote.Head(r, opts.RemoteOptions(rctx)...)
 	if err != nil {
-		return 0, fmt.Errorf("resolving %q: %w", ref, err)
+		w.log.Warn("resolving a reference to scan", "reference", ref, "err", err)
+		var te *transport.Error
+		if errors.As(err, &te) {
+			return 0, fmt.Errorf("%w: %q (HTTP %d)", ErrUnreachable, ref, te.StatusCode)
+		}
+		return 0, fmt.Errorf("%w: %q", ErrUnreachable, ref)
 	}
 	repo := r.Context().RepositoryStr()
 	if !embedded {

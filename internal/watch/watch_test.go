@@ -143,7 +143,7 @@ func TestEnqueueReferenceAndIndex(t *testing.T) {
 	w, st := newWatcher(t, reg)
 	amd := push(t, reg.Host, "app:1", "x")
 	for _, ref := range []string{"app:1", reg.Host + "/app:1"} {
-		id, err := w.EnqueueReference(ctx, ref)
+		id, err := w.EnqueueReference(ctx, ref, false)
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
@@ -154,7 +154,7 @@ func TestEnqueueReferenceAndIndex(t *testing.T) {
 			t.Fatalf("%s queued %+v", ref, req)
 		}
 	}
-	if _, err := w.EnqueueReference(ctx, "app:missing"); err == nil {
+	if _, err := w.EnqueueReference(ctx, "app:missing", false); err == nil {
 		t.Fatal("missing tag queued")
 	}
 }

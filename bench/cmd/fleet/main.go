@@ -203,7 +203,7 @@ func queryAndLoad(ctx context.Context, st store.Store, pairs []testenv.DebianCha
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 
 	// The API under load.
-	secret, _, err := auth.Create(ctx, st, "bench", store.RoleViewer, 0, time.Now())
+	secret, _, err := auth.Create(ctx, st, auth.Spec{Name: "bench", Role: store.RoleViewer}, time.Now())
 	if err != nil {
 		log.Fatal(err)
 	}

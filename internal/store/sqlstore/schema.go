@@ -107,6 +107,9 @@ CREATE INDEX remediations_image ON remediations (image, id);`,
 DELETE FROM layer_claims;
 CREATE TABLE layer_blobs (digest TEXT PRIMARY KEY, diff_id TEXT NOT NULL, verified_at BIGINT NOT NULL);
 CREATE INDEX layer_blobs_diff ON layer_blobs (diff_id);`,
+	// 6: tokens belong to users and may be scoped to repositories.
+	`ALTER TABLE tokens ADD COLUMN user_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE tokens ADD COLUMN repositories TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -4,19 +4,23 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
 )
 
-const tokenColumns = `id, name, role, hash, created_at, expires_at, revoked_at, last_used`
+const tokenColumns = `id, name, role, hash, created_at, expires_at, revoked_at, last_used, user_name, repositories`
 
 func scanToken(row interface{ Scan(...any) error }) (store.Token, error) {
 	var t store.Token
-	var h string
+	var h, repos string
 	var c, e, r, u int64
-	if err := row.Scan(&t.ID, &t.Name, &t.Role, &h, &c, &e, &r, &u); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Role, &h, &c, &e, &r, &u, &t.User, &repos); err != nil {
 		return t, err
+	}
+	if repos != "" {
+		t.Repositories = strings.Split(repos, "\n")
 	}
 	t.Hash, _ = hex.DecodeString(h)
 	t.CreatedAt, t.ExpiresAt, t.RevokedAt, t.LastUsed = fromTS(c), fromTS(e), fromTS(r), fromTS(u)
@@ -24,8 +28,9 @@ func scanToken(row interface{ Scan(...any) error }) (store.Token, error) {
 }
 
 func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, t.Role, hex.EncodeToString(t.Hash), ts(t.CreatedAt), ts(t.ExpiresAt), ts(t.RevokedAt), ts(t.LastUsed))
+	_, err := s.exec(ctx, s.db, `INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, t.Role, hex.EncodeToString(t.Hash), ts(t.CreatedAt), ts(t.ExpiresAt), ts(t.RevokedAt), ts(t.LastUsed),
+		t.User, strings.Join(t.Repositories, "\n"))
 	if err != nil && s.d.IsUnique != nil && s.d.IsUnique(err) {
 		return fmt.Errorf("token %s: %w", t.ID, store.ErrConflict)
 	}
