@@ -78,6 +78,7 @@ environments and enforces it all at admission.`,
 		newRemediateCmd(g),
 		newExposureCmd(g),
 		newVEXCmd(g),
+		newRegistryCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -3,7 +3,9 @@ package registry
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 
@@ -95,23 +97,51 @@ func (p *pipeWriter) Write(b []byte) (int, error) {
 	return p.body.Write(b)
 }
 
-// Route returns a RoundTripper that sends requests for host to local
-// (the registry in process) and every other one to next: how a client
-// that talks to several registries reaches the embedded one as socle.
-func Route(host string, local, next http.RoundTripper) http.RoundTripper {
-	return routeTransport{host: host, local: local, next: next}
+// Route returns a RoundTripper that sends requests for any of hosts to
+// local (the registry in process) and every other one to next: how a
+// client that talks to several registries reaches the embedded one as
+// socle.
+func Route(hosts []string, local, next http.RoundTripper) http.RoundTripper {
+	t := routeTransport{hosts: map[string]bool{}, local: local, next: next}
+	for _, h := range hosts {
+		t.hosts[h] = true
+	}
+	return t
 }
 
 type routeTransport struct {
-	host        string
+	hosts       map[string]bool
 	local, next http.RoundTripper
 }
 
 func (t routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.host != "" && req.URL.Host == t.host {
+	if t.hosts[req.URL.Host] {
 		return t.local.RoundTrip(req)
 	}
 	return t.next.RoundTrip(req)
+}
+
+// LocalNames are the host:port names a listener on addr answers to on
+// this machine: addr itself, and for a loopback or unspecified host,
+// localhost, 127.0.0.1, [::1] and the host name.
+func LocalNames(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []string{addr}
+	}
+	out := []string{addr}
+	ip := net.ParseIP(host)
+	if host == "localhost" || (ip != nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
+			out = append(out, net.JoinHostPort(h, port))
+		}
+		if ip == nil || ip.IsUnspecified() {
+			if name, err := os.Hostname(); err == nil {
+				out = append(out, net.JoinHostPort(name, port))
+			}
+		}
+	}
+	return out
 }
 
 // PromoterKeychain returns a keychain that presents the promoter secret

@@ -178,7 +178,7 @@ func (a *App) buildParts(ctx context.Context) error {
 	}
 	regHost := ""
 	if a.regLn != nil {
-		regHost = a.regLn.Addr().String()
+		regHost = shownAddr(cfg.RegistryAddr, a.regLn)
 	}
 	a.watcher = watch.New(a.st, sc, watch.Options{
 		Embedded: a.reg, EmbeddedHost: regHost, Remote: remoteOpts, Known: followedRegistries(cfg), Logger: log.With("component", "watch"),
@@ -212,7 +212,7 @@ func (a *App) buildParts(ctx context.Context) error {
 			// the one client that may move environment tags.
 			popts.Remote = []remote.Option{
 				remote.WithAuthFromKeychain(authn.DefaultKeychain),
-				remote.WithTransport(registry.Route(regHost, a.reg.Transport(), remote.DefaultTransport)),
+				remote.WithTransport(registry.Route(registry.LocalNames(regHost), a.reg.Transport(), remote.DefaultTransport)),
 			}
 		}
 		if a.promoter, err = promote.New(cfg.File, a.st, popts); err != nil {
@@ -220,10 +220,15 @@ func (a *App) buildParts(ctx context.Context) error {
 		}
 		a.promoter.Pause = cfg.PromotionPause
 	}
-	api, err := NewAPI(Deps{
+	deps := Deps{
 		Store: a.st, Scans: a.watcher, Auth: authr, Metrics: metrics, Logger: log.With("component", "server"),
 		Version: sbom.ToolVersion, SecureCookies: a.tls != nil, Promoter: a.promoter,
-	})
+		GCGrace: cfg.File.Registry.GCGrace.Duration,
+	}
+	if a.reg != nil {
+		deps.Registry = a.reg
+	}
+	api, err := NewAPI(deps)
 	if err != nil {
 		return err
 	}
@@ -376,12 +381,12 @@ func (a *App) banner() {
 		if !isLoopback(a.cfg.RegistryAddr) {
 			access = "tokens required"
 		}
-		fmt.Fprintf(w, "  registry    %s://%s  (%s; data in %s)\n", scheme, a.regLn.Addr(), access, filepath.Join(a.cfg.DataDir, "registry"))
+		fmt.Fprintf(w, "  registry    %s://%s  (%s; data in %s)\n", scheme, shownAddr(a.cfg.RegistryAddr, a.regLn), access, filepath.Join(a.cfg.DataDir, "registry"))
 	} else {
 		fmt.Fprintf(w, "  registry    %s (external; %d repositories watched)\n", a.cfg.ExternalRegistry, len(a.watches))
 	}
-	fmt.Fprintf(w, "  dashboard   %s://%s/\n", scheme, a.apiLn.Addr())
-	fmt.Fprintf(w, "  api         %s://%s/api/v1  (OpenAPI at /api/v1/openapi.yaml)\n", scheme, a.apiLn.Addr())
+	fmt.Fprintf(w, "  dashboard   %s://%s/\n", scheme, shownAddr(a.cfg.Addr, a.apiLn))
+	fmt.Fprintf(w, "  api         %s://%s/api/v1  (OpenAPI at /api/v1/openapi.yaml)\n", scheme, shownAddr(a.cfg.Addr, a.apiLn))
 	fmt.Fprintf(w, "  database    %s %s\n", a.st.Backend(), a.cfg.StoreLocation)
 	fmt.Fprintf(w, "  advisories  %s\n", a.advisoryNote)
 	if a.promoter != nil {
@@ -466,6 +471,18 @@ func immutableRules(rules *[]config.TagRule) []registry.TagRule {
 		out = append(out, registry.TagRule{Repositories: r.Repositories, Tags: r.Tags})
 	}
 	return out
+}
+
+// shownAddr is where a listener can be reached, as the banner says it:
+// the host it was asked for (0.0.0.0 stays 0.0.0.0, not [::]) and the
+// port it got.
+func shownAddr(configured string, ln net.Listener) string {
+	host, _, err := net.SplitHostPort(configured)
+	_, port, err2 := net.SplitHostPort(ln.Addr().String())
+	if err != nil || err2 != nil || host == "" {
+		return ln.Addr().String()
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func isLoopback(addr string) bool {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/promote"
+	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/watch"
 	"github.com/socle-dev/socle/internal/web"
@@ -44,6 +45,16 @@ type Deps struct {
 	// Promoter runs promotions; nil serves the promotion routes as
 	// "no environments configured".
 	Promoter *promote.Promoter
+	// Registry is the embedded registry, for garbage collection; nil
+	// when socle uses an external one.
+	Registry Collector
+	// GCGrace keeps blobs younger than this from collection (default 1h).
+	GCGrace time.Duration
+}
+
+// Collector collects the embedded registry's garbage.
+type Collector interface {
+	GC(ctx context.Context, o registry.GCOptions) (registry.GCReport, error)
 }
 
 // API serves the REST API and the dashboard.
@@ -60,6 +71,8 @@ type API struct {
 	now     func() time.Time
 	// promoter is never nil: without environments it has none.
 	promoter *promote.Promoter
+	registry Collector
+	gcGrace  time.Duration
 	answers  answerCache
 }
 
@@ -72,7 +85,7 @@ func NewAPI(d Deps) (*API, error) {
 	s := &API{
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
 		ready: d.Ready, pages: pages, version: d.Version, secure: d.SecureCookies, now: time.Now,
-		promoter: d.Promoter,
+		promoter: d.Promoter, registry: d.Registry, gcGrace: d.GCGrace,
 	}
 	if s.promoter == nil {
 		s.promoter = &promote.Promoter{Store: d.Store}
@@ -132,6 +145,7 @@ func (s *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/exposure", viewer(s.apiExposure))
 	mux.Handle("GET /api/v1/remediations", viewer(s.apiRemediations))
 	mux.Handle("GET /api/v1/images/{digest}/attribution", viewer(s.apiAttribution))
+	mux.Handle("POST /api/v1/registry/gc", s.requireAPI(store.RoleAdmin, s.apiRegistryGC))
 	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errNotFoundRoute)
 	}))

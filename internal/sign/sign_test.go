@@ -2,7 +2,9 @@ package sign_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,4 +196,72 @@ func TestCosignInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	runCosign(t, bin, "verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog", "--allow-insecure-registry", ref3.String())
+}
+
+// TestCosignReferrers: cosign signs and attaches an SBOM (hand-made)
+// through the OCI
+// 1.1 referrers API of socle's registry, and finds them again that way;
+// the tag scheme of TestCosignInterop works beside it.
+func TestCosignReferrers(t *testing.T) {
+	bin := cosignCLI(t)
+	reg := registrytest.Start(t, registry.Options{})
+	dir := t.TempDir()
+	runCosign(t, bin, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign"))
+	ref := pushed(t, reg.Host, "referrers/app")
+	key := filepath.Join(dir, "cosign.key")
+	t.Setenv("COSIGN_EXPERIMENTAL", "1")
+	runCosign(t, bin, "sign", "--key", key, "--tlog-upload=false", "--allow-http-registry", "--registry-referrers-mode=oci-1-1", ref.String())
+	runCosign(t, bin, "verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog", "--allow-http-registry", "--experimental-oci11", ref.String())
+	pred := filepath.Join(dir, "bom.json")
+	os.WriteFile(pred, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5"}`), 0o644)
+	runCosign(t, bin, "attach", "sbom", "--type", "cyclonedx", "--sbom", pred, "--allow-http-registry", "--registry-referrers-mode=oci-1-1", ref.String())
+	// The registry lists what cosign attached, by the referrers API.
+	resp, err := http.Get("http://" + reg.Host + "/v2/referrers/app/referrers/" + ref.DigestStr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var idx struct {
+		Manifests []struct{ ArtifactType string }
+	}
+	json.NewDecoder(resp.Body).Decode(&idx)
+	if len(idx.Manifests) < 2 {
+		t.Fatalf("the referrers API lists %d artifacts after cosign sign and attest", len(idx.Manifests))
+	}
+	tree := runCosign(t, bin, "tree", "--allow-http-registry", "--experimental-oci11", ref.String())
+	if !strings.Contains(tree, "sha256:") {
+		t.Fatalf("cosign tree found nothing:\n%s", tree)
+	}
+}
+
+// TestOrasAttach: the oras CLI attaches an artifact (hand-made) to an
+// image in socle's registry and discovers it, through the referrers API.
+func TestOrasAttach(t *testing.T) {
+	bin := os.Getenv("SOCLE_ORAS")
+	if bin == "" {
+		bin = filepath.Join(testenv.RepoRoot(t), ".ci", "cache", "bin", "oras")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("oras is not built: run .ci/run, or set SOCLE_ORAS: %v", err)
+	}
+	reg := registrytest.Start(t, registry.Options{})
+	ref := pushed(t, reg.Host, "oras/app")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sbom.json"), []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`), 0o644)
+	oras := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("oras %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	oras("attach", "--plain-http", "--distribution-spec", "v1.1-referrers-api", "--artifact-type", "application/vnd.cyclonedx+json", ref.String(), "sbom.json")
+	out := oras("discover", "--plain-http", "--distribution-spec", "v1.1-referrers-api", "--artifact-type", "application/vnd.cyclonedx+json", ref.String())
+	if !strings.Contains(out, "application/vnd.cyclonedx+json") || !strings.Contains(out, "sha256:") {
+		t.Fatalf("oras discover:\n%s", out)
+	}
 }

@@ -1,0 +1,152 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls a socle server's API with a token.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (a test's TLS roots, a transport).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// New returns a client of the server at server (http(s)://host[:port]).
+func New(server, token string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimSuffix(server, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server %q: want http(s)://host[:port]", server)
+	}
+	c := &Client{base: u, token: token, http: &http.Client{Timeout: 10 * time.Minute}}
+	for _, o := range opts {
+		o(c)
+	}
+	// A redirect would carry the token elsewhere: never follow one.
+	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c, nil
+}
+
+// Server is the server's address.
+func (c *Client) Server() string { return c.base.String() }
+
+// Error is an error answer of the API.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return "the server refused the token (" + e.Message + "): socle login again, or set SOCLE_TOKEN"
+	}
+	return e.Message
+}
+
+// Sentinels an Error matches with errors.Is, by status.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrBadRequest   = errors.New("bad request")
+)
+
+// Is maps the status to a sentinel.
+func (e *Error) Is(target error) bool {
+	return map[int]error{
+		http.StatusUnauthorized: ErrUnauthorized, http.StatusForbidden: ErrForbidden, http.StatusNotFound: ErrNotFound,
+		http.StatusConflict: ErrConflict, http.StatusBadRequest: ErrBadRequest,
+	}[e.Status] == target
+}
+
+// maxAnswer bounds an answer read into memory.
+const maxAnswer = 256 << 20
+
+// Do sends in (JSON, when not nil) to method path (with its query) and
+// decodes the JSON answer into out (when not nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := c.send(ctx, method, path, body, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// Raw sends a body and returns the answer's bytes, for downloads and
+// uploads that are not JSON.
+func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, contentType string) ([]byte, error) {
+	resp, err := c.send(ctx, method, path, body, contentType)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	u := *c.base
+	p, q, _ := strings.Cut(path, "?")
+	u.Path = strings.TrimSuffix(u.Path, "/") + p
+	u.RawQuery = q
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching socle at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(b, &e) != nil || e.Error.Message == "" {
+			e.Error.Message = fmt.Sprintf("%s %s: HTTP %d", method, p, resp.StatusCode)
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: e.Error.Message}
+	}
+	return resp, nil
+}
