@@ -65,9 +65,15 @@ func (c *checker) Whiteout(w layer.Whiteout) error {
 // the root directory.
 func FuzzExtract(f *testing.F) {
 	seedLayers(f)
+	// One directory for every input, emptied each time: a fresh random
+	// temporary directory per input would make the coverage the fuzzer
+	// sees change from run to run.
+	base := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		base := t.TempDir()
 		dir := filepath.Join(base, "root")
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
 		os.Mkdir(dir, 0o755)
 		root, err := os.OpenRoot(dir)
 		if err != nil {

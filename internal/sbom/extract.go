@@ -135,6 +135,7 @@ func WithClock(now func() time.Time) Option {
 // rpm databases; Go and Rust binaries; Java archives; Python
 // dist-info/egg-info; npm package.json; Ruby gemspecs; .NET deps.json.
 func NewAnalyzer(opts ...Option) (*Analyzer, error) {
+	silenceExtractors()
 	a := &Analyzer{
 		limits:      layer.DefaultLimits,
 		maxInMemory: 64 << 20,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	scalibrlog "github.com/google/osv-scalibr/log"
 )
@@ -12,9 +13,22 @@ import (
 // through a process-wide logger, to l at debug level: scalibr reports
 // per-file conditions (a layer without os-release) that socle handles
 // itself, and real extraction failures reach the layer's warnings.
-// Call it once, from the command line's setup.
+// Call it once, from the command line's setup. Until it is called,
+// analyzers keep scalibr silent, as a library should be.
 func SetExtractorLogger(l *slog.Logger) {
+	loggerSet.Store(true)
 	scalibrlog.SetLogger(&scalibrLogger{l: l.With("component", "osv-scalibr")})
+}
+
+var loggerSet atomic.Bool
+
+// silenceExtractors discards scalibr's messages unless a logger was set:
+// its default writes to standard error, with the time, for every layer
+// without an os-release file.
+func silenceExtractors() {
+	if loggerSet.CompareAndSwap(false, true) {
+		scalibrlog.SetLogger(&scalibrLogger{l: slog.New(slog.DiscardHandler)})
+	}
 }
 
 type scalibrLogger struct{ l *slog.Logger }
