@@ -21,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 )
@@ -115,7 +116,9 @@ func (s *Syncer) client() *http.Client {
 	if s.Client != nil {
 		return s.Client
 	}
-	return &http.Client{Timeout: 10 * time.Minute}
+	// No total timeout, which a large feed could need: every step of the
+	// download has its deadline, and the sync job its maximum run time.
+	return &http.Client{Transport: source.NewTransport(source.Timeouts{})}
 }
 
 // Sync syncs one feed and records its state. The error, if any, is in

@@ -15,7 +15,7 @@ import (
 type Queue interface {
 	ClaimJob(ctx context.Context, owner string, kinds []string, lease time.Duration) (*store.Job, error)
 	ExtendJob(ctx context.Context, id int64, owner string, lease time.Duration, done, total int, msg string) error
-	FinishJob(ctx context.Context, id int64, owner string, errMsg string, retry bool) error
+	FinishJob(ctx context.Context, id int64, owner string, errMsg string, retry bool, retryAfter time.Duration) error
 }
 
 // Progress reports how far a job is.
@@ -42,9 +42,12 @@ type Runner struct {
 	workers  int
 	lease    time.Duration
 	poll     time.Duration
-	log      *slog.Logger
-	wake     chan struct{}
-	onFinish func(kind string, d time.Duration, err error)
+	maxRun   time.Duration
+	// retryBackoff is the wait before a failed job's second attempt.
+	retryBackoff time.Duration
+	log          *slog.Logger
+	wake         chan struct{}
+	onFinish     func(kind string, d time.Duration, err error)
 }
 
 // Options configure a Runner.
@@ -60,6 +63,12 @@ type Options struct {
 	Logger *slog.Logger
 	// OnFinish, when set, is told of every finished attempt (for metrics).
 	OnFinish func(kind string, d time.Duration, err error)
+	// MaxRunTime bounds one attempt of a job (default 30m): a registry or
+	// feed that stops answering cannot hold a worker longer.
+	MaxRunTime time.Duration
+	// RetryBackoff is the wait before a failed job's second attempt
+	// (default 5s), doubled for each further one.
+	RetryBackoff time.Duration
 }
 
 // NewRunner returns a Runner for the given handlers, by job kind.
@@ -67,6 +76,13 @@ func NewRunner(q Queue, handlers map[string]Handler, o Options) *Runner {
 	r := &Runner{
 		q: q, owner: o.Owner, handlers: handlers, workers: o.Workers,
 		lease: o.Lease, poll: o.Poll, log: o.Logger, wake: make(chan struct{}, 1), onFinish: o.OnFinish,
+		maxRun: o.MaxRunTime, retryBackoff: o.RetryBackoff,
+	}
+	if r.retryBackoff <= 0 {
+		r.retryBackoff = 5 * time.Second
+	}
+	if r.maxRun <= 0 {
+		r.maxRun = 30 * time.Minute
 	}
 	if r.workers <= 0 {
 		r.workers = 2
@@ -173,7 +189,9 @@ func (r *Runner) run(hardStop context.Context, j *store.Job) {
 	start := time.Now()
 	log := r.log.With("job", j.ID, "kind", j.Kind, "key", j.Key, "attempt", j.Attempts)
 	log.Info("job started")
-	err := safeRun(jctx, h, j, func(d, t int, m string) {
+	rctx, stopRun := context.WithTimeout(jctx, r.maxRun)
+	defer stopRun()
+	err := safeRun(rctx, h, j, func(d, t int, m string) {
 		progress(d, t, m)
 		// Progress is written at once when it starts or ends a phase, so
 		// that the UI sees it without waiting for a renewal.
@@ -183,6 +201,9 @@ func (r *Runner) run(hardStop context.Context, j *store.Job) {
 			mu.Unlock()
 		}
 	})
+	if err != nil && errors.Is(rctx.Err(), context.DeadlineExceeded) && hardStop.Err() == nil {
+		err = fmt.Errorf("stopped after its maximum run time of %s: %w", r.maxRun, err)
+	}
 	cancel()
 	<-renewed
 	select {
@@ -203,7 +224,7 @@ func (r *Runner) run(hardStop context.Context, j *store.Job) {
 	defer fcancel()
 	if err == nil {
 		log.Info("job done", "duration", time.Since(start))
-		if ferr := r.q.FinishJob(fctx, j.ID, r.owner, "", false); ferr != nil {
+		if ferr := r.q.FinishJob(fctx, j.ID, r.owner, "", false, 0); ferr != nil {
 			log.Error("recording job completion", "err", ferr)
 		}
 		return
@@ -211,9 +232,20 @@ func (r *Runner) run(hardStop context.Context, j *store.Job) {
 	var perm *permanentError
 	retry := !errors.As(err, &perm)
 	log.Warn("job failed", "err", err, "retry", retry)
-	if ferr := r.q.FinishJob(fctx, j.ID, r.owner, err.Error(), retry); ferr != nil {
+	if ferr := r.q.FinishJob(fctx, j.ID, r.owner, err.Error(), retry, r.backoff(j.Attempts)); ferr != nil {
 		log.Error("recording job failure", "err", ferr)
 	}
+}
+
+// backoff is how long a job waits before its next attempt: RetryBackoff
+// doubled at each attempt, at most ten minutes, so that a failing job
+// does not take a worker again at once.
+func (r *Runner) backoff(attempts int) time.Duration {
+	d := r.retryBackoff
+	for i := 1; i < attempts && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
 }
 
 func safeRun(ctx context.Context, h Handler, j *store.Job, p Progress) (err error) {

@@ -61,7 +61,7 @@ func TestRunsRetriesAndFails(t *testing.T) {
 		},
 		"panics": func(ctx context.Context, j *store.Job, p jobs.Progress) error { panic("boom") },
 	}
-	r := jobs.NewRunner(s, handlers, jobs.Options{Owner: "t", Workers: 2, Poll: 10 * time.Millisecond})
+	r := jobs.NewRunner(s, handlers, jobs.Options{Owner: "t", Workers: 2, Poll: 10 * time.Millisecond, RetryBackoff: 10 * time.Millisecond})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { r.Run(runCtx, ctx); close(done) }()

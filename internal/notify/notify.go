@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/source"
 )
 
 // Events socle sends.
@@ -116,7 +117,10 @@ func (n *Notifier) deliver(ctx context.Context, h Webhook, event string, body []
 	}
 	client := n.Client
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		// A delivery has a deadline, and never follows a redirect: the
+		// signed body goes to the URL configured, nowhere else.
+		client = &http.Client{Timeout: 30 * time.Second, Transport: source.NewTransport(source.Timeouts{}),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	var last error
 	for i := 0; i < attempts; i++ {

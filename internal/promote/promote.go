@@ -21,6 +21,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/sign"
+	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -86,7 +87,8 @@ type Options struct {
 	// NameOpts parse references (name.Insecure for plain HTTP).
 	NameOpts []name.Option
 	// Remote are the registry options; the default reads credentials
-	// from the docker config, as docker, crane and cosign do.
+	// from the docker config, as docker, crane and cosign do, and puts a
+	// deadline on every step of every call.
 	Remote []remote.Option
 	// Ensure makes sure the store knows an image before its gates run.
 	Ensure func(ctx context.Context, ref name.Digest) error
@@ -109,7 +111,7 @@ func New(cfg *config.File, st Store, o Options) (*Promoter, error) {
 		Remote: o.Remote, NameOpts: o.NameOpts, Ensure: o.Ensure,
 	}
 	if p.Remote == nil {
-		p.Remote = []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+		p.Remote = []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(source.NewTransport(source.Timeouts{}))}
 	}
 	if cfg.Signing.Key != "" {
 		key := cfg.Signing.Key

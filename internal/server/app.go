@@ -212,7 +212,7 @@ func (a *App) buildParts(ctx context.Context) error {
 			// the one client that may move environment tags.
 			popts.Remote = []remote.Option{
 				remote.WithAuthFromKeychain(authn.DefaultKeychain),
-				remote.WithTransport(registry.Route(registry.LocalNames(regHost), a.reg.Transport(), remote.DefaultTransport)),
+				remote.WithTransport(registry.Route(registry.LocalNames(regHost), a.reg.Transport(), source.NewTransport(source.Timeouts{}))),
 			}
 		}
 		if a.promoter, err = promote.New(cfg.File, a.st, popts); err != nil {

@@ -47,7 +47,8 @@ type Options struct {
 	// Keychain resolves registry credentials; the default reads the
 	// docker config, as docker, crane and cosign do.
 	Keychain authn.Keychain
-	// Transport is the HTTP transport for registries.
+	// Transport is the HTTP transport for registries; the default puts a
+	// deadline on every step of every call (NewTransport).
 	Transport http.RoundTripper
 	// InsecureRegistryUnsafe allows plain HTTP to registries other than
 	// loopback ones (which go-containerregistry already reaches over HTTP).
@@ -70,11 +71,11 @@ func (o *Options) RemoteOptions(ctx context.Context) []remote.Option {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithPlatform(o.platform())}
-	if o.Transport != nil {
-		opts = append(opts, remote.WithTransport(o.Transport))
+	tr := o.Transport
+	if tr == nil {
+		tr = defaultTransport
 	}
-	return opts
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithPlatform(o.platform()), remote.WithTransport(tr)}
 }
 
 // NameOptions returns the reference parsing options.

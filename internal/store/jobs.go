@@ -46,8 +46,9 @@ type Jobs interface {
 	// ExtendJob renews owner's lease and records progress.
 	ExtendJob(ctx context.Context, id int64, owner string, lease time.Duration, done, total int, msg string) error
 	// FinishJob ends a job as done (err empty) or failed. A failed job
-	// with attempts left is made pending again.
-	FinishJob(ctx context.Context, id int64, owner string, errMsg string, retry bool) error
+	// with retry and attempts left is made pending again, and claimed no
+	// sooner than retryAfter from now.
+	FinishJob(ctx context.Context, id int64, owner string, errMsg string, retry bool, retryAfter time.Duration) error
 	// Jobs lists recent jobs, newest first.
 	Jobs(ctx context.Context, limit int) ([]Job, error)
 	// JobByID returns one job.

@@ -54,7 +54,7 @@ func runJobs(t *testing.T, w *watch.Watcher, st store.Store) int {
 		if err := w.HandleScan(ctx, j, func(int, int, string) {}); err != nil {
 			t.Fatalf("job %s: %v", j.Key, err)
 		}
-		if err := st.FinishJob(ctx, j.ID, "test", "", false); err != nil {
+		if err := st.FinishJob(ctx, j.ID, "test", "", false, 0); err != nil {
 			t.Fatal(err)
 		}
 		n++

@@ -54,10 +54,10 @@ func (s *DB) ClaimJob(ctx context.Context, owner string, kinds []string, lease t
 		lock = ` FOR UPDATE SKIP LOCKED`
 	}
 	args := append([]any{owner, ts(now.Add(lease)), ts(now)}, anySlice(kinds)...)
-	args = append(args, ts(now))
+	args = append(args, ts(now), ts(now))
 	row := s.queryRow(ctx, s.db, `UPDATE jobs SET state = 'running', owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
 WHERE id = (SELECT id FROM jobs WHERE kind IN (`+placeholders(len(kinds))+`)
-	AND (state = 'pending' OR (state = 'running' AND lease_until < ?)) ORDER BY id LIMIT 1`+lock+`)
+	AND ((state = 'pending' AND lease_until <= ?) OR (state = 'running' AND lease_until < ?)) ORDER BY id LIMIT 1`+lock+`)
 RETURNING `+jobColumns, args...)
 	j, err := scanJob(row)
 	if err == sql.ErrNoRows {
@@ -82,8 +82,9 @@ WHERE id = ? AND owner = ? AND state = 'running'`, ts(now.Add(lease)), done, tot
 	return nil
 }
 
-func (s *DB) FinishJob(ctx context.Context, id int64, owner string, errMsg string, retry bool) error {
-	now := ts(time.Now())
+func (s *DB) FinishJob(ctx context.Context, id int64, owner string, errMsg string, retry bool, retryAfter time.Duration) error {
+	at := time.Now()
+	now := ts(at)
 	var res sql.Result
 	var err error
 	switch {
@@ -91,8 +92,9 @@ func (s *DB) FinishJob(ctx context.Context, id int64, owner string, errMsg strin
 		res, err = s.exec(ctx, s.db, `UPDATE jobs SET state = 'done', error = '', lease_until = 0, updated_at = ?
 WHERE id = ? AND owner = ? AND state = 'running'`, now, id, owner)
 	case retry:
+		// A pending job's lease_until is the earliest time it is claimed.
 		res, err = s.exec(ctx, s.db, `UPDATE jobs SET state = CASE WHEN attempts < ? THEN 'pending' ELSE 'failed' END,
-error = ?, lease_until = 0, updated_at = ? WHERE id = ? AND owner = ? AND state = 'running'`, maxJobAttempts, errMsg, now, id, owner)
+error = ?, lease_until = ?, updated_at = ? WHERE id = ? AND owner = ? AND state = 'running'`, maxJobAttempts, errMsg, ts(at.Add(max(retryAfter, 0))), now, id, owner)
 	default:
 		res, err = s.exec(ctx, s.db, `UPDATE jobs SET state = 'failed', error = ?, lease_until = 0, updated_at = ?
 WHERE id = ? AND owner = ? AND state = 'running'`, errMsg, now, id, owner)

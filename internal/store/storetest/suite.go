@@ -505,15 +505,23 @@ func testJobs(t *testing.T, s store.Store) {
 		t.Fatalf("extend by non-owner: %v", err)
 	}
 	must(t, s.ExtendJob(ctx, id, "w1", time.Minute, 1, 2, "half"))
-	must(t, s.FinishJob(ctx, id, "w1", "transient", true))
+	// A retry waits its backoff: not claimed before it ends.
+	must(t, s.FinishJob(ctx, id, "w1", "transient", true, 2*time.Second))
+	if j, err := s.ClaimJob(ctx, "w1", []string{"scan"}, time.Minute); err != nil || j != nil {
+		t.Fatalf("a job was claimed during its backoff: %+v %v", j, err)
+	}
 	got, err := s.JobByID(ctx, id)
 	must(t, err)
 	if got.State != store.JobPending || got.Error != "transient" || got.Done != 1 || got.Total != 2 {
 		t.Fatalf("after retryable failure: %+v", got)
 	}
-	j, err = s.ClaimJob(ctx, "w1", []string{"scan"}, time.Minute)
-	must(t, err)
-	must(t, s.FinishJob(ctx, j.ID, "w1", "", false))
+	// Once the backoff is over, it is claimed again.
+	for j = nil; j == nil; {
+		j, err = s.ClaimJob(ctx, "w1", []string{"scan"}, time.Minute)
+		must(t, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, s.FinishJob(ctx, j.ID, "w1", "", false, 0))
 	got, _ = s.JobByID(ctx, id)
 	if got.State != store.JobDone || got.Attempts != 2 {
 		t.Fatalf("after success: %+v", got)
@@ -566,7 +574,7 @@ func testJobsConcurrentClaim(t *testing.T, s store.Store) {
 				}
 				claimed[j.ID] = owner
 				mu.Unlock()
-				if err := s.FinishJob(ctx, j.ID, owner, "", false); err != nil {
+				if err := s.FinishJob(ctx, j.ID, owner, "", false, 0); err != nil {
 					errs <- err
 					return
 				}
@@ -596,10 +604,10 @@ func testJobLeaseExpiry(t *testing.T, s store.Store) {
 	if j == nil || j.ID != id || j.Owner != "alive" || j.Attempts != 2 {
 		t.Fatalf("expired lease not reclaimed: %+v", j)
 	}
-	if err := s.FinishJob(ctx, id, "dead", "", false); !errors.Is(err, store.ErrConflict) {
+	if err := s.FinishJob(ctx, id, "dead", "", false, 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("the dead owner finished a job it lost: %v", err)
 	}
-	must(t, s.FinishJob(ctx, id, "alive", "fatal", false))
+	must(t, s.FinishJob(ctx, id, "alive", "fatal", false, 0))
 	got, _ := s.JobByID(ctx, id)
 	if got.State != store.JobFailed {
 		t.Fatalf("state = %s", got.State)
