@@ -47,19 +47,22 @@ type File struct {
 }
 
 // LayerAnalysis is what one reading of a layer yields. It depends only on
-// the layer's content, so it is cached by DiffID.
+// the layer's content, so it is cached by DiffID. Its memory is bounded
+// by the number of entries (MemoryPerEntry each), not by their paths.
 type LayerAnalysis struct {
 	Analyzer string `json:"analyzer"`
 	DiffID   string `json:"diff_id"`
-	// Files lists every entry, whiteouts excepted, in archive order.
-	Files     []File   `json:"files"`
-	Whiteouts []string `json:"whiteouts,omitempty"`
-	Opaques   []string `json:"opaques,omitempty"`
-	// Meta holds the content of the files that identify the operating
-	// system, by path.
-	Meta     map[string]string `json:"meta,omitempty"`
-	Packages []Package         `json:"packages,omitempty"`
-	Warnings []string          `json:"warnings,omitempty"`
+	// Entries counts the layer's entries, whiteouts included.
+	Entries int `json:"entries"`
+	// Index records every entry by the digest of its path: what the
+	// layer replaces, deletes and hides below it.
+	Index *FileIndex `json:"index"`
+	// MetaFiles are the entries at the paths that identify the operating
+	// system, and Meta the content of those that are files.
+	MetaFiles []File            `json:"meta_files,omitempty"`
+	Meta      map[string]string `json:"meta,omitempty"`
+	Packages  []Package         `json:"packages,omitempty"`
+	Warnings  []string          `json:"warnings,omitempty"`
 	// Bytes is the uncompressed size of the layer.
 	Bytes int64 `json:"bytes"`
 }
@@ -179,7 +182,7 @@ func NewAnalyzer(opts ...Option) (*Analyzer, error) {
 // AnalyzeLayer reads one layer's uncompressed tar stream.
 // compressedSize is used to detect decompression bombs; pass 0 if unknown.
 func (a *Analyzer) AnalyzeLayer(ctx context.Context, diffID string, r io.Reader, compressedSize int64) (*LayerAnalysis, error) {
-	v := &layerVisitor{ctx: ctx, a: a, res: &LayerAnalysis{Analyzer: AnalyzerVersion, DiffID: diffID}}
+	v := &layerVisitor{ctx: ctx, a: a, res: &LayerAnalysis{Analyzer: AnalyzerVersion, DiffID: diffID, Index: &FileIndex{}}}
 	cr := &countingReader{r: r}
 	if err := layer.Walk(cr, compressedSize, a.limits, v); err != nil {
 		return nil, fmt.Errorf("reading layer %s: %w", diffID, err)
@@ -189,6 +192,7 @@ func (a *Analyzer) AnalyzeLayer(ctx context.Context, diffID string, r io.Reader,
 		return nil, fmt.Errorf("reading layer %s: %w", diffID, err)
 	}
 	v.res.Bytes = cr.n
+	v.res.Index.seal()
 	sort.SliceStable(v.res.Packages, func(i, j int) bool { return lessPackage(&v.res.Packages[i], &v.res.Packages[j]) })
 	return v.res, nil
 }
@@ -212,10 +216,11 @@ type layerVisitor struct {
 }
 
 func (v *layerVisitor) Whiteout(w layer.Whiteout) error {
+	v.res.Entries++
 	if w.Opaque {
-		v.res.Opaques = append(v.res.Opaques, w.Path)
+		v.res.Index.add(w.Path, entryOpaque, 0)
 	} else {
-		v.res.Whiteouts = append(v.res.Whiteouts, w.Path)
+		v.res.Index.add(w.Path, entryWhiteout, 0)
 	}
 	return nil
 }
@@ -224,7 +229,15 @@ func (v *layerVisitor) Entry(e *layer.Entry, content io.Reader) error {
 	if err := v.ctx.Err(); err != nil {
 		return err
 	}
-	v.res.Files = append(v.res.Files, File{Path: e.Path, Kind: e.Kind, Size: e.Size, Mode: uint32(e.Mode), Link: e.Link})
+	v.res.Entries++
+	var flags uint8
+	if e.Kind == layer.KindDir {
+		flags = entryDir
+	}
+	v.res.Index.add(e.Path, flags, e.Size)
+	if metaFiles[e.Path] {
+		v.res.MetaFiles = append(v.res.MetaFiles, File{Path: e.Path, Kind: e.Kind, Size: e.Size, Mode: uint32(e.Mode), Link: e.Link})
+	}
 	if e.Kind != layer.KindFile {
 		return nil
 	}

@@ -17,10 +17,13 @@ import (
 // LayerDiffID returns "" for a blob never verified; LoadLayerAnalysis
 // returns nil data and a nil error when nothing is stored; an analysis is
 // stored only with the blob digest and DiffID its bytes hashed to.
+// ClaimLayerRead waits until the caller may read a blob without another
+// reader doing the same work, and returns the release.
 type LayerCache interface {
 	LayerDiffID(ctx context.Context, digest string) (string, error)
 	LoadLayerAnalysis(ctx context.Context, diffID string) ([]byte, error)
 	StoreLayerAnalysis(ctx context.Context, digest, diffID string, data []byte) error
+	ClaimLayerRead(ctx context.Context, digest string) (release func(), err error)
 }
 
 // Progress reports the state of one layer during Inventory.
@@ -123,7 +126,7 @@ func (a *Analyzer) Inventory(ctx context.Context, img v1.Image, cache LayerCache
 				return err
 			}
 			info.Cached = cached
-			info.Entries = len(an.Files)
+			info.Entries = an.Entries
 			info.Packages = len(an.Packages)
 			info.Bytes = an.Bytes
 			info.Warnings = an.Warnings
@@ -162,25 +165,18 @@ func (a *Analyzer) Inventory(ctx context.Context, img v1.Image, cache LayerCache
 // cached.
 func (a *Analyzer) layerAnalysis(ctx context.Context, l v1.Layer, info LayerInfo, cache LayerCache) (*LayerAnalysis, bool, error) {
 	if cache != nil {
-		verified, err := cache.LayerDiffID(ctx, info.Digest)
+		an, err := cachedLayer(ctx, info, cache)
+		if an != nil || err != nil {
+			return an, an != nil, err
+		}
+		// Read it, unless another reader stored it while we waited.
+		release, err := cache.ClaimLayerRead(ctx, info.Digest)
 		if err != nil {
 			return nil, false, fmt.Errorf("layer cache: %w", err)
 		}
-		if verified != "" && verified != info.DiffID {
-			return nil, false, &MismatchError{Index: info.Index, Digest: info.Digest, What: "diff_id", Claimed: info.DiffID, Actual: verified}
-		}
-		if verified != "" {
-			b, err := cache.LoadLayerAnalysis(ctx, verified)
-			if err != nil {
-				return nil, false, fmt.Errorf("layer cache: %w", err)
-			}
-			if b != nil {
-				an, err := DecodeLayerAnalysis(b)
-				if err == nil && an.Analyzer == AnalyzerVersion {
-					return an, true, nil
-				}
-				// A stale or unreadable entry is replaced below.
-			}
+		defer release()
+		if an, err := cachedLayer(ctx, info, cache); an != nil || err != nil {
+			return an, an != nil, err
 		}
 	}
 	rc, err := l.Compressed()
@@ -209,6 +205,33 @@ func (a *Analyzer) layerAnalysis(ctx context.Context, l v1.Layer, info LayerInfo
 		}
 	}
 	return an, false, nil
+}
+
+// cachedLayer returns the cached analysis of a layer whose blob was
+// verified before to hold the DiffID the config claims, or nil.
+func cachedLayer(ctx context.Context, info LayerInfo, cache LayerCache) (*LayerAnalysis, error) {
+	verified, err := cache.LayerDiffID(ctx, info.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("layer cache: %w", err)
+	}
+	if verified == "" {
+		return nil, nil
+	}
+	if verified != info.DiffID {
+		return nil, &MismatchError{Index: info.Index, Digest: info.Digest, What: "diff_id", Claimed: info.DiffID, Actual: verified}
+	}
+	b, err := cache.LoadLayerAnalysis(ctx, verified)
+	if err != nil {
+		return nil, fmt.Errorf("layer cache: %w", err)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	an, err := DecodeLayerAnalysis(b)
+	if err != nil || an.Analyzer != AnalyzerVersion {
+		return nil, nil // stale or unreadable: analysed again and replaced
+	}
+	return an, nil
 }
 
 // layerHistory returns the created_by of the history entries that made a

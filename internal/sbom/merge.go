@@ -2,7 +2,6 @@ package sbom
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/socle-dev/socle/internal/layer"
 )
@@ -35,18 +34,21 @@ func mergeLayers(layers []stackedLayer) (present, removed []Package, meta map[st
 	}
 	for _, sl := range layers {
 		a, info := sl.analysis, sl.info
+		idx := a.Index
+		if idx == nil {
+			idx = &FileIndex{}
+		}
 		// Whiteouts, opaque directories and files written over a lower
 		// directory hide what lower layers wrote below them; this
 		// layer's own entries are applied after.
-		hide := hiddenBy(a)
 		for p, pkgs := range byPath {
-			if hide(p) {
+			if idx.hides(p) {
 				remove(info, pkgs)
 				delete(byPath, p)
 			}
 		}
 		for p := range meta {
-			if hide(p) {
+			if idx.hides(p) {
 				delete(meta, p)
 			}
 		}
@@ -54,24 +56,26 @@ func mergeLayers(layers []stackedLayer) (present, removed []Package, meta map[st
 		for _, p := range a.Packages {
 			ownByPath[p.Path] = append(ownByPath[p.Path], p)
 		}
+		// A lower package database this layer writes again is replaced.
 		replaced := map[string][]Package{}
-		for _, f := range a.Files {
-			if old, ok := byPath[f.Path]; ok {
-				replaced[f.Path] = old
-				delete(byPath, f.Path)
+		for p, old := range byPath {
+			if idx.has(p) {
+				replaced[p] = old
+				delete(byPath, p)
 			}
-			if metaFiles[f.Path] {
-				switch f.Kind {
-				case layer.KindSymlink:
-					meta[f.Path] = metaEntry{link: f.Link}
-				case layer.KindFile:
-					if c, ok := a.Meta[f.Path]; ok {
-						meta[f.Path] = metaEntry{content: c}
-					} else {
-						delete(meta, f.Path)
-					}
-				default:
-					delete(meta, f.Path)
+		}
+		for mp := range metaFiles {
+			if idx.has(mp) {
+				delete(meta, mp)
+			}
+		}
+		for _, f := range a.MetaFiles {
+			switch f.Kind {
+			case layer.KindSymlink:
+				meta[f.Path] = metaEntry{link: f.Link}
+			case layer.KindFile:
+				if c, ok := a.Meta[f.Path]; ok {
+					meta[f.Path] = metaEntry{content: c}
 				}
 			}
 		}
@@ -109,51 +113,4 @@ func mergeLayers(layers []stackedLayer) (present, removed []Package, meta map[st
 	sort.SliceStable(present, func(i, j int) bool { return lessPackage(&present[i], &present[j]) })
 	sort.SliceStable(removed, func(i, j int) bool { return lessPackage(&removed[i], &removed[j]) })
 	return present, removed, meta
-}
-
-// hiddenBy returns a predicate telling whether a path written by a lower
-// layer is hidden by layer a: whited out itself, or below a whited-out
-// path, an opaque directory, or a non-directory entry of a.
-func hiddenBy(a *LayerAnalysis) func(string) bool {
-	if len(a.Whiteouts) == 0 && len(a.Opaques) == 0 && len(a.Files) == 0 {
-		return func(string) bool { return false }
-	}
-	gone := make(map[string]bool, len(a.Whiteouts))
-	for _, w := range a.Whiteouts {
-		gone[w] = true
-	}
-	below := make(map[string]bool, len(a.Whiteouts)+len(a.Opaques))
-	for _, w := range a.Whiteouts {
-		below[w] = true
-	}
-	for _, o := range a.Opaques {
-		below[o] = true
-	}
-	for _, f := range a.Files {
-		if f.Kind != layer.KindDir {
-			below[f.Path] = true
-		}
-	}
-	return func(p string) bool {
-		if gone[p] {
-			return true
-		}
-		if below[""] {
-			return true
-		}
-		for d := parentDir(p); d != ""; d = parentDir(d) {
-			if below[d] {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-func parentDir(p string) string {
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return ""
-	}
-	return p[:i]
 }

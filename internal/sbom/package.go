@@ -6,7 +6,7 @@ import (
 
 // AnalyzerVersion names the layer analysis format. Cached layer results
 // made by another version are analysed again.
-const AnalyzerVersion = "socle-layer/3"
+const AnalyzerVersion = "socle-layer/4"
 
 // Package is one software package found in an image.
 type Package struct {

@@ -71,9 +71,7 @@ func New(st Store, a *sbom.Analyzer, opts ...Option) *Scanner {
 	for _, o := range opts {
 		o(s)
 	}
-	if s.owner != "" {
-		s.claims = &claimingCache{st: st, owner: s.owner, lease: s.lease}
-	}
+	s.claims = &claimingCache{st: st, owner: s.owner, lease: s.lease}
 	return s
 }
 
@@ -110,11 +108,7 @@ type Progress = sbom.Progress
 // Inventory builds the inventory of an opened image, reading only the
 // layers the cache does not hold.
 func (s *Scanner) Inventory(ctx context.Context, img *source.Image, progress func(Progress)) (*sbom.Inventory, error) {
-	var lc sbom.LayerCache = s.store
-	if s.claims != nil {
-		lc = s.claims
-	}
-	return s.analyzer.Inventory(ctx, img, lc, progress)
+	return s.analyzer.Inventory(ctx, img, s.claims, progress)
 }
 
 // Index records an inventory in the store and matches the package
@@ -285,129 +279,105 @@ func DecodeInventory(b []byte) (*sbom.Inventory, error) {
 	return &inv, nil
 }
 
-// claimingCache wraps the layer cache with leases, so that when several
-// servers share a database, a layer one of them is reading is waited
-// for, not read again; within one process, concurrent scans of images
-// sharing a layer wait for each other the same way. A lease is renewed
-// while its reader lives, and lapses soon after a reader dies, so a
-// crashed server holds nothing up for long.
+// claimingCache is the layer cache with read claims: concurrent scans of
+// this process sharing a layer wait for one another, and with an owner,
+// servers sharing a database take a renewed lease on a blob before they
+// read it, so that no two read the same layer at once. A lease lapses
+// soon after its reader dies, so a crashed server holds nothing up for
+// long.
 type claimingCache struct {
 	st    store.LayerCache
-	owner string
+	owner string // "" claims within this process only
 	lease time.Duration
 	mu    sync.Mutex
-	held  map[string]*holding
+	held  map[string]chan struct{} // closed when the reader is done
 }
-
-// holding is this process's claim on one layer.
-type holding struct {
-	done chan struct{} // closed when the claim ends
-	once sync.Once
-	stop context.CancelFunc
-}
-
-func (h *holding) end() { h.once.Do(func() { h.stop(); close(h.done) }) }
 
 const claimPoll = 200 * time.Millisecond
 
-// LayerDiffID answers from the store; for a blob never verified, it
-// first waits for another reader of it (in this process, or in another
-// server sharing the store) and claims it, so that "" means: ours to
-// read. StoreLayerAnalysis releases the claim.
 func (c *claimingCache) LayerDiffID(ctx context.Context, digest string) (string, error) {
+	return c.st.LayerDiffID(ctx, digest)
+}
+
+func (c *claimingCache) LoadLayerAnalysis(ctx context.Context, diffID string) ([]byte, error) {
+	return c.st.LoadLayerAnalysis(ctx, diffID)
+}
+
+func (c *claimingCache) StoreLayerAnalysis(ctx context.Context, digest, diffID string, data []byte) error {
+	return c.st.StoreLayerAnalysis(ctx, digest, diffID, data)
+}
+
+// ClaimLayerRead waits until no other reader of this process, nor any
+// server sharing the store, reads the blob, and claims it. The caller
+// looks in the cache again, reads the layer if it must, and releases.
+func (c *claimingCache) ClaimLayerRead(ctx context.Context, digest string) (func(), error) {
+	mine := make(chan struct{})
 	for {
-		d, err := c.st.LayerDiffID(ctx, digest)
-		if err != nil || d != "" {
-			return d, err
-		}
-		// Wait for another scan of this process reading the same blob.
 		c.mu.Lock()
-		if h, ok := c.held[digest]; ok {
-			c.mu.Unlock()
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-h.done:
+		other, busy := c.held[digest]
+		if !busy {
+			if c.held == nil {
+				c.held = map[string]chan struct{}{}
 			}
-			continue
-		}
-		ok, err := c.st.ClaimLayer(ctx, digest, c.owner, c.lease)
-		if err != nil {
-			c.mu.Unlock()
-			return "", err
-		}
-		if ok {
-			// Another reader may have stored it between our look and our
-			// claim: look again before reading the layer.
-			d, err := c.st.LayerDiffID(ctx, digest)
-			if err != nil || d != "" {
-				c.mu.Unlock()
-				_ = c.st.ReleaseLayer(ctx, digest, c.owner)
-				return d, err
-			}
-			c.hold(ctx, digest)
-			c.mu.Unlock()
-			return "", nil // ours to read; StoreLayerAnalysis releases it
+			c.held[digest] = mine
 		}
 		c.mu.Unlock()
+		if !busy {
+			break
+		}
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return nil, ctx.Err()
+		case <-other:
+		}
+	}
+	local := func() {
+		c.mu.Lock()
+		delete(c.held, digest)
+		c.mu.Unlock()
+		close(mine)
+	}
+	if c.owner == "" {
+		return local, nil
+	}
+	for {
+		ok, err := c.st.ClaimLayer(ctx, digest, c.owner, c.lease)
+		if err != nil {
+			local()
+			return nil, err
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			local()
+			return nil, ctx.Err()
 		case <-time.After(claimPoll):
 		}
 	}
-}
-
-func (c *claimingCache) LoadLayerAnalysis(ctx context.Context, digest string) ([]byte, error) {
-	return c.st.LoadLayerAnalysis(ctx, digest)
-}
-
-// hold records a claim and renews it until the analysis is stored or the
-// reader's context ends. c.mu is held.
-func (c *claimingCache) hold(ctx context.Context, digest string) {
-	rctx, cancel := context.WithCancel(ctx)
-	h := &holding{done: make(chan struct{}), stop: cancel}
-	if c.held == nil {
-		c.held = map[string]*holding{}
-	}
-	c.held[digest] = h
+	// Renew the lease while the reader lives.
+	rctx, stop := context.WithCancel(ctx)
+	renewed := make(chan struct{})
 	go func() {
+		defer close(renewed)
 		t := time.NewTicker(c.lease / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-rctx.Done():
-				c.drop(digest, h)
 				return
 			case <-t.C:
 				_, _ = c.st.ClaimLayer(rctx, digest, c.owner, c.lease)
 			}
 		}
 	}()
-}
-
-// drop ends a holding, letting waiting scans of this process go on.
-func (c *claimingCache) drop(digest string, h *holding) {
-	c.mu.Lock()
-	if c.held[digest] == h {
-		delete(c.held, digest)
-	}
-	c.mu.Unlock()
-	h.end()
-}
-
-func (c *claimingCache) StoreLayerAnalysis(ctx context.Context, digest, diffID string, data []byte) error {
-	err := c.st.StoreLayerAnalysis(ctx, digest, diffID, data)
-	if err == nil {
-		err = c.st.ReleaseLayer(ctx, digest, c.owner)
-	}
-	c.mu.Lock()
-	h := c.held[digest]
-	c.mu.Unlock()
-	if h != nil {
-		c.drop(digest, h)
-	}
-	return err
+	return func() {
+		stop()
+		<-renewed
+		_ = c.st.ReleaseLayer(context.WithoutCancel(ctx), digest, c.owner)
+		local()
+	}, nil
 }
 
 // InventoryRef opens ref and inventories it through the layer cache.
