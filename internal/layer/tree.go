@@ -13,30 +13,37 @@ import (
 )
 
 // Tree is a set of files to write as one layer, in sorted order with
-// fixed times: the same tree always gives the same bytes. Contents over
-// 1 MiB are spooled to files in a directory the caller owns, so that a
-// large layer is never held in memory.
+// fixed times: the same tree always gives the same bytes. Contents go to
+// one spool file in a directory the caller owns, so that a layer is
+// never held in memory: the tree keeps only headers and offsets.
 type Tree struct {
 	entries map[string]*treeEntry
-	spool   string // directory for large contents
-	nspool  int
+	spool   string   // directory of the spool file
+	file    *os.File // the spool file, made on first use
+	size    int64    // its length
 	epoch   time.Time
 }
 
 type treeEntry struct {
-	hdr     tar.Header
-	data    []byte // small contents
-	spooled string // or a file holding them
-	owner   string // which package wrote it
+	hdr    tar.Header
+	offset int64  // where a regular file's content is in the spool file
+	owner  string // which package wrote it
 }
 
-// NewTree returns an empty tree that spools large contents to files in
-// spool and dates every entry epoch.
+// NewTree returns an empty tree that spools contents to a file in spool
+// and dates every entry epoch. Close removes the spool file.
 func NewTree(spool string, epoch time.Time) *Tree {
 	return &Tree{entries: map[string]*treeEntry{}, spool: spool, epoch: epoch}
 }
 
-const maxInMemoryEntry = 1 << 20
+// Close removes the spool file.
+func (t *Tree) Close() error {
+	if t.file == nil {
+		return nil
+	}
+	t.file.Close()
+	return os.Remove(t.file.Name())
+}
 
 // Add records an entry; content is read now. A later Add of the same
 // path replaces a file, and is ignored for a directory already there.
@@ -58,24 +65,19 @@ func (t *Tree) Add(h tar.Header, content io.Reader, owner string) error {
 	case tar.TypeReg, tar.TypeRegA:
 		e.hdr.Typeflag = tar.TypeReg
 		e.hdr.Size = h.Size
-		if h.Size <= maxInMemoryEntry {
-			b, err := io.ReadAll(io.LimitReader(content, h.Size))
+		if t.file == nil {
+			f, err := os.CreateTemp(t.spool, "tree-*")
 			if err != nil {
 				return err
 			}
-			e.data = b
-		} else {
-			f, err := os.CreateTemp(t.spool, "entry-*")
-			if err != nil {
-				return err
-			}
-			n, err := io.Copy(f, io.LimitReader(content, h.Size))
-			f.Close()
-			if err != nil || n != h.Size {
-				return fmt.Errorf("spooling %s: %v", p, err)
-			}
-			e.spooled = f.Name()
+			t.file = f
 		}
+		n, err := io.Copy(t.file, io.LimitReader(content, h.Size))
+		if err != nil || n != h.Size {
+			return fmt.Errorf("spooling %s: %d of %d bytes: %v", p, n, h.Size, err)
+		}
+		e.offset = t.size
+		t.size += n
 	case tar.TypeDir:
 		e.hdr.Name += "/"
 	case tar.TypeSymlink:
@@ -127,11 +129,13 @@ func (t *Tree) Read(p string) ([]byte, bool) {
 	if !ok || e.hdr.Typeflag != tar.TypeReg {
 		return nil, false
 	}
-	if e.spooled != "" {
-		b, err := os.ReadFile(e.spooled)
-		return b, err == nil
+	b := make([]byte, e.hdr.Size)
+	if e.hdr.Size > 0 {
+		if _, err := t.file.ReadAt(b, e.offset); err != nil {
+			return nil, false
+		}
 	}
-	return e.data, true
+	return b, true
 }
 
 // WriteTar writes the tree as a tar stream, parents before children,
@@ -160,18 +164,10 @@ func (t *Tree) WriteTar(w io.Writer) error {
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
-		if e.spooled != "" {
-			f, err := os.Open(e.spooled)
-			if err != nil {
+		if h.Size > 0 {
+			if _, err := io.Copy(tw, io.NewSectionReader(t.file, e.offset, h.Size)); err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			if err != nil {
-				return err
-			}
-		} else if _, err := tw.Write(e.data); err != nil {
-			return err
 		}
 	}
 	return tw.Close()

@@ -2,8 +2,9 @@ package mutate
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -137,14 +138,52 @@ func localLayer(al AppendLayer, epoch time.Time) (v1.Layer, error) {
 	return TreeLayer(t)
 }
 
-// TreeLayer returns the layer a tree makes.
+// LayerDir is where built layers are kept, named by their DiffID, until
+// they are a day old: a layer is written to disk, never held in memory,
+// and read again when it is pushed.
+func LayerDir() string { return filepath.Join(os.TempDir(), "socle-layers") }
+
+// TreeLayer writes the layer a tree makes to LayerDir and returns it.
 func TreeLayer(t *layer.Tree) (v1.Layer, error) {
-	var buf bytes.Buffer
-	if err := t.WriteTar(&buf); err != nil {
+	dir := LayerDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	pruneLayers(dir, 24*time.Hour)
+	f, err := os.CreateTemp(dir, "building-*")
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	err = t.WriteTar(io.MultiWriter(f, h))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("writing a layer: %w", err)
+	}
+	path := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))+".tar")
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return nil, err
+	}
+	now := time.Now()
+	_ = os.Chtimes(path, now, now) // in use: kept another day
+	return tarball.LayerFromFile(path)
+}
+
+// pruneLayers removes built layers older than age.
+func pruneLayers(dir string, age time.Duration) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > age {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // addLocal adds one local path; symbolic links are kept as links, and a
