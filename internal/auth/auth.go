@@ -54,6 +54,8 @@ type Principal struct {
 	Role string
 	// Repositories limit where the principal may push (empty: anywhere).
 	Repositories []string
+	// Session is the dashboard session the request came with, if any.
+	Session string
 }
 
 // Actor names who acts: the user, else the token's name, else the token.
@@ -71,6 +73,8 @@ func (p Principal) Actor() string {
 // String names the principal in audit records.
 func (p Principal) String() string {
 	switch {
+	case p.Session != "":
+		return p.User + " (session " + p.Session + ")"
 	case p.User != "" && p.Name != "":
 		return p.User + " (token " + p.Name + ", " + p.TokenID + ")"
 	case p.User != "":

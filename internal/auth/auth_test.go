@@ -87,3 +87,47 @@ func TestRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionBounds: a session ends when idle too long, and at its
+// absolute end however busy; a revoked one at once.
+func TestSessionBounds(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 5, 6, 9, 0, 0, 0, time.UTC)
+	m := auth.NewSessions(st, time.Hour, 3*time.Hour)
+	m.Now = func() time.Time { return now }
+	secret, se, err := m.Start(ctx, "alice", store.RoleApprover, "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Busy every 50 minutes: alive until the absolute end.
+	for i := 0; i < 3; i++ {
+		now = now.Add(50 * time.Minute)
+		if p, _, err := m.Resolve(ctx, secret); err != nil || p.User != "alice" || p.Session != se.ID {
+			t.Fatalf("after %d visits: %+v %v", i, p, err)
+		}
+	}
+	now = now.Add(40 * time.Minute) // 3h10 after sign-in
+	if _, _, err := m.Resolve(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("past the absolute end: %v", err)
+	}
+	idle, _, _ := m.Start(ctx, "bob", store.RoleViewer, "test", "")
+	now = now.Add(61 * time.Minute)
+	if _, _, err := m.Resolve(ctx, idle); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("idle an hour: %v", err)
+	}
+	revoked, rs, _ := m.Start(ctx, "carol", store.RoleViewer, "test", "")
+	if err := m.Revoke(ctx, rs.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Resolve(ctx, revoked); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if _, _, err := m.Resolve(ctx, "socle_"+secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("a token where a session goes: %v", err)
+	}
+}

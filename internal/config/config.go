@@ -37,6 +37,10 @@ type File struct {
 	Remediation Remediation `yaml:"remediation"`
 	// Webhooks receive events.
 	Webhooks []Webhook `yaml:"webhooks"`
+	// Auth configures dashboard sign-in and sessions.
+	Auth Auth `yaml:"auth"`
+	// Audit configures the signed checkpoints of the audit log.
+	Audit AuditCheckpoints `yaml:"audit"`
 
 	// path is where the file was read from; positions maps a field path
 	// ("watch[1].tags") to its place in the file.
@@ -347,6 +351,7 @@ func (f *File) Validate() error {
 		}
 	}
 	errs = append(errs, f.validateEnvironments()...)
+	errs = append(errs, f.validateAuth([]string{"viewer", "developer", "approver", "admin"})...)
 	if len(errs) == 0 {
 		return nil
 	}

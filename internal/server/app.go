@@ -222,7 +222,7 @@ func (a *App) buildParts(ctx context.Context) error {
 	}
 	deps := Deps{
 		Store: a.st, Scans: a.watcher, Auth: authr, Metrics: metrics, Logger: log.With("component", "server"),
-		Version: sbom.ToolVersion, SecureCookies: a.tls != nil, Promoter: a.promoter,
+		Version: sbom.ToolVersion, AuthConfig: cfg.File.Auth, Promoter: a.promoter,
 		GCGrace: cfg.File.Registry.GCGrace.Duration,
 	}
 	if a.reg != nil {

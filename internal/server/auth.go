@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -12,71 +13,85 @@ import (
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/store"
-	"github.com/socle-dev/socle/internal/web"
 )
 
 const (
-	tokenCookie = "socle_token"
-	csrfCookie  = "socle_csrf"
+	sessionCookie = "socle_session"
+	// loginCookie carries the sign-in form's CSRF token, and oidcCookie
+	// the state of an OIDC sign-in under way, signed.
+	loginCookie = "socle_login"
+	oidcCookie  = "socle_oidc"
 )
 
 var errNotFoundRoute = fmt.Errorf("no such API route: %w", store.ErrNotFound)
 
-// credential finds the token of a request: a bearer token, or the
-// dashboard's cookie. viaCookie tells them apart for CSRF checks.
-func credential(r *http.Request) (secret string, viaCookie bool) {
+// credential finds how a request authenticates: an API token (bearer,
+// or a basic-auth password), or the dashboard's session cookie.
+func credential(r *http.Request) (token, session string) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t), false
+			return strings.TrimSpace(t), ""
 		}
 		if _, pass, ok := r.BasicAuth(); ok {
-			return pass, false
+			return pass, ""
 		}
 	}
-	if c, err := r.Cookie(tokenCookie); err == nil {
-		return c.Value, true
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		return "", c.Value
 	}
-	return "", false
+	return "", ""
 }
+
+type csrfKey struct{}
 
 // authenticate resolves the principal and checks the role and, for
-// state-changing requests made with the cookie, the CSRF token.
-func (s *API) authenticate(r *http.Request, role string) (auth.Principal, error) {
-	secret, viaCookie := credential(r)
-	if secret == "" {
-		return auth.Principal{}, auth.ErrUnauthenticated
-	}
-	p, err := s.auth.Authenticate(r.Context(), secret)
-	if err != nil {
-		return auth.Principal{}, err
-	}
-	if err := auth.Require(p, role); err != nil {
-		return p, err
-	}
-	if viaCookie && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if !validCSRF(r) {
-			return p, errBadRequest("missing or wrong CSRF token")
+// state-changing requests made with a session, its CSRF token.
+func (s *API) authenticate(r *http.Request, role string) (auth.Principal, *http.Request, error) {
+	token, session := credential(r)
+	var p auth.Principal
+	var err error
+	switch {
+	case token != "":
+		p, err = s.auth.Authenticate(r.Context(), token)
+	case session != "":
+		var se store.Session
+		p, se, err = s.sessions.Resolve(r.Context(), session)
+		if err == nil {
+			r = r.WithContext(context.WithValue(r.Context(), csrfKey{}, se.CSRF))
+			if r.Method != http.MethodGet && r.Method != http.MethodHead && !sameSecret(csrfSent(r), se.CSRF) {
+				return p, r, errBadRequest("missing or wrong CSRF token")
+			}
 		}
+	default:
+		err = auth.ErrUnauthenticated
 	}
-	return p, nil
+	if err != nil {
+		return p, r, err
+	}
+	return p, r, auth.Require(p, role)
 }
 
-func validCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
-	if err != nil || c.Value == "" {
-		return false
+func csrfSent(r *http.Request) string {
+	if v := r.Header.Get("X-Socle-CSRF"); v != "" {
+		return v
 	}
-	sent := r.Header.Get("X-Socle-CSRF")
-	if sent == "" {
-		sent = r.PostFormValue("csrf")
-	}
-	return subtle.ConstantTimeCompare([]byte(sent), []byte(c.Value)) == 1
+	return r.PostFormValue("csrf")
+}
+
+func sameSecret(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// csrfOf is the CSRF token of the request's session, for forms.
+func csrfOf(r *http.Request) string {
+	v, _ := r.Context().Value(csrfKey{}).(string)
+	return v
 }
 
 // requireAPI protects an API route: failures are JSON errors.
 func (s *API) requireAPI(role string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r, role)
+		p, r, err := s.authenticate(r, role)
 		if err != nil {
 			s.apiError(w, r, err)
 			return
@@ -89,7 +104,7 @@ func (s *API) requireAPI(role string, h http.HandlerFunc) http.Handler {
 // the login page.
 func (s *API) requirePage(role string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r, role)
+		p, r, err := s.authenticate(r, role)
 		if errors.Is(err, auth.ErrUnauthenticated) {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
@@ -102,46 +117,19 @@ func (s *API) requirePage(role string, h http.HandlerFunc) http.Handler {
 	})
 }
 
-func (s *API) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "login", "Sign in", web.LoginPage{Next: safeNext(r.URL.Query().Get("next"))})
-}
-
-// login checks a pasted token and keeps it in an HttpOnly cookie.
-func (s *API) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	secret := strings.TrimSpace(r.PostFormValue("token"))
-	next := safeNext(r.PostFormValue("next"))
-	p, err := s.auth.Authenticate(r.Context(), secret)
-	if err != nil {
-		s.log.Info("dashboard sign-in refused", "remote", r.RemoteAddr)
-		s.render(w, r, http.StatusUnauthorized, "login", "Sign in", web.LoginPage{Next: next, Error: "That token is not valid."})
-		return
-	}
-	s.log.Info("dashboard sign-in", "principal", p.String())
-	for _, c := range []*http.Cookie{
-		{Name: tokenCookie, Value: secret, HttpOnly: true},
-		{Name: csrfCookie, Value: randomHex(16)},
-	} {
-		c.Path, c.SameSite, c.Secure = "/", http.SameSiteStrictMode, s.secure
-		http.SetCookie(w, c)
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
-}
-
-func (s *API) logout(w http.ResponseWriter, r *http.Request) {
-	if !validCSRF(r) {
-		s.pageError(w, r, errBadRequest("missing or wrong CSRF token"))
-		return
-	}
-	for _, n := range []string{tokenCookie, csrfCookie} {
-		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, SameSite: http.SameSiteStrictMode, Secure: s.secure})
-	}
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
-}
-
-// safeNext keeps redirects on this site.
+// safeNext keeps redirects on this site: a path of printable characters
+// that starts with one "/" and names no other host, however written.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+	if next == "" || len(next) > 2048 || next[0] != '/' {
+		return "/"
+	}
+	for _, c := range next {
+		if c <= ' ' || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(next, "//") {
 		return "/"
 	}
 	return next

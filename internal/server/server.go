@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/store"
@@ -40,8 +41,9 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// Version is shown in the API.
 	Version string
-	// SecureCookies marks cookies Secure (when served over TLS).
-	SecureCookies bool
+	// AuthConfig is how people sign in to the dashboard: the public URL,
+	// trusted proxies, session bounds and the identity provider.
+	AuthConfig config.Auth
 	// Promoter runs promotions; nil serves the promotion routes as
 	// "no environments configured".
 	Promoter *promote.Promoter
@@ -67,8 +69,10 @@ type API struct {
 	ready   func(ctx context.Context) error
 	pages   *web.Renderer
 	version string
-	secure  bool
-	now     func() time.Time
+	// sessions are the dashboard's; signIn how people sign in.
+	sessions *auth.Sessions
+	signIn   *signIn
+	now      func() time.Time
 	// promoter is never nil: without environments it has none.
 	promoter *promote.Promoter
 	registry Collector
@@ -84,7 +88,7 @@ func NewAPI(d Deps) (*API, error) {
 	}
 	s := &API{
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
-		ready: d.Ready, pages: pages, version: d.Version, secure: d.SecureCookies, now: time.Now,
+		ready: d.Ready, pages: pages, version: d.Version, now: time.Now,
 		promoter: d.Promoter, registry: d.Registry, gcGrace: d.GCGrace,
 	}
 	if s.promoter == nil {
@@ -95,6 +99,13 @@ func NewAPI(d Deps) (*API, error) {
 	}
 	if s.metrics == nil {
 		s.metrics = NewMetrics(d.Store)
+	}
+	sp := d.AuthConfig.Session
+	s.sessions = auth.NewSessions(d.Store, sp.IdleOrDefault(), sp.AbsoluteOrDefault())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s.signIn, err = newSignIn(ctx, d.AuthConfig, d.Store); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -146,6 +157,8 @@ func (s *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/remediations", viewer(s.apiRemediations))
 	mux.Handle("GET /api/v1/images/{digest}/attribution", viewer(s.apiAttribution))
 	mux.Handle("POST /api/v1/registry/gc", s.requireAPI(store.RoleAdmin, s.apiRegistryGC))
+	mux.Handle("GET /api/v1/sessions", viewer(s.apiSessions))
+	mux.Handle("DELETE /api/v1/sessions/{id}", viewer(s.apiRevokeSession))
 	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errNotFoundRoute)
 	}))
@@ -154,7 +167,9 @@ func (s *API) Handler() http.Handler {
 	mux.Handle("GET /static/", web.Static())
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
-	mux.HandleFunc("POST /logout", s.logout)
+	mux.Handle("POST /logout", s.requirePage(store.RoleViewer, s.logout))
+	mux.HandleFunc("GET /auth/oidc", s.oidcLogin)
+	mux.HandleFunc("GET /auth/callback", s.oidcCallback)
 	mux.Handle("GET /{$}", page(s.fleetPage))
 	mux.Handle("GET /images/{digest}", page(s.imagePage))
 	mux.Handle("GET /cves/{id}", page(s.cvePage))

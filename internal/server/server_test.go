@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
@@ -172,59 +171,6 @@ func TestPushScanQuery(t *testing.T) {
 		if !bytes.Contains(b, []byte(m)) {
 			t.Errorf("metrics lack %q", m)
 		}
-	}
-}
-
-// TestDashboardLoginAndCSRF signs in with a token through the form, uses
-// the cookie, and checks that a state-changing request needs the CSRF
-// token that came with it.
-func TestDashboardLoginAndCSRF(t *testing.T) {
-	s := newStack(t)
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar}
-	resp, err := client.PostForm(s.api.URL+"/login", url.Values{"token": {"socle_wrong"}, "next": {"/"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("bad token login: %d", resp.StatusCode)
-	}
-	resp, err = client.PostForm(s.api.URL+"/login", url.Values{"token": {s.tokens[store.RoleDeveloper]}, "next": {"//evil.example/"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/" || !bytes.Contains(page, []byte("Fleet")) {
-		t.Fatalf("login: %d %s", resp.StatusCode, resp.Request.URL)
-	}
-	// A cookie-authenticated POST without the CSRF token is refused...
-	resp, _ = client.Post(s.api.URL+"/api/v1/scans", "application/json", strings.NewReader(`{"reference":"x:1"}`))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("POST without CSRF: %d", resp.StatusCode)
-	}
-	// ...and accepted with it (it then fails on the missing image).
-	u, _ := url.Parse(s.api.URL)
-	var csrf string
-	for _, c := range jar.Cookies(u) {
-		if c.Name == "socle_csrf" {
-			csrf = c.Value
-		}
-	}
-	req, _ := http.NewRequest("POST", s.api.URL+"/api/v1/scans", strings.NewReader(`{"reference":"library/none:1"}`))
-	req.Header.Set("X-Socle-CSRF", csrf)
-	resp, _ = client.Do(req)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || bytes.Contains(b, []byte("CSRF")) {
-		t.Fatalf("POST with CSRF: %d %s", resp.StatusCode, b)
-	}
-	resp, _ = client.PostForm(s.api.URL+"/logout", url.Values{"csrf": {csrf}})
-	resp.Body.Close()
-	if resp.Request.URL.Path != "/login" {
-		t.Fatalf("logout landed on %s", resp.Request.URL)
 	}
 }
 

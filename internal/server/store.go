@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/store"
@@ -16,6 +17,8 @@ type Store interface {
 	remediate.ExposureStore
 	remediate.AttributionStore
 	promote.Store
+	auth.SessionStore
+	metaStore
 	Counts
 	Ping(ctx context.Context) error
 	DataGeneration(ctx context.Context) (string, error)

@@ -24,9 +24,7 @@ func (s *API) render(w http.ResponseWriter, r *http.Request, code int, page, tit
 			p.User = "token " + pr.TokenID
 		}
 	}
-	if c, err := r.Cookie(csrfCookie); err == nil {
-		p.CSRF = c.Value
-	}
+	p.CSRF = csrfOf(r)
 	var buf bytes.Buffer
 	if err := s.pages.Render(&buf, page, p); err != nil {
 		s.log.Error("rendering a page", "page", page, "err", err)

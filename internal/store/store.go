@@ -29,6 +29,7 @@ type Store interface {
 	Findings
 	Jobs
 	Tokens
+	Sessions
 	Audit
 	Deployments
 	Promotions

@@ -155,10 +155,14 @@ type JobRow struct {
 	Created, Updated time.Time
 }
 
-// LoginPage asks for a token.
+// LoginPage asks for a token, or offers the identity provider.
 type LoginPage struct {
 	Next  string
 	Error string
+	// CSRF binds the form to the browser that asked for it.
+	CSRF string
+	// OIDC is the identity provider's issuer, when one is configured.
+	OIDC string
 }
 
 // ErrorPage explains a failure.

@@ -110,6 +110,11 @@ CREATE INDEX layer_blobs_diff ON layer_blobs (diff_id);`,
 	// 6: tokens belong to users and may be scoped to repositories.
 	`ALTER TABLE tokens ADD COLUMN user_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE tokens ADD COLUMN repositories TEXT NOT NULL DEFAULT '';`,
+	// 7: dashboard sessions.
+	`CREATE TABLE sessions (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, user_name TEXT NOT NULL, role TEXT NOT NULL,
+	source TEXT NOT NULL, csrf TEXT NOT NULL, created_at BIGINT NOT NULL, last_seen BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL, remote TEXT NOT NULL);
+CREATE INDEX sessions_user ON sessions (user_name, created_at);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

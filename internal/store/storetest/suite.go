@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"JobsConcurrentClaim", testJobsConcurrentClaim},
 		{"JobLeaseExpiry", testJobLeaseExpiry},
 		{"Tokens", testTokens},
+		{"Sessions", testSessions},
 		{"AuditChain", testAudit},
 		{"AuditConcurrentAppend", testAuditConcurrent},
 		{"Deployments", testDeployments},
@@ -1031,4 +1032,38 @@ func testDataGeneration(t *testing.T, s store.Store) {
 	_, err = s.PutImage(ctx, image("sha256:c", "r/c", t0), []store.ImagePackage{pkg("Debian:12", "zlib", "1.2", "zlib1g")})
 	must(t, err)
 	step("an image")
+}
+
+// testSessions: a session is found by its secret's hash, touched,
+// listed by user, revoked once.
+func testSessions(t *testing.T, s store.Store) {
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	for i, u := range []string{"alice", "bob", "alice"} {
+		must(t, s.CreateSession(ctx, store.Session{ID: fmt.Sprintf("s%d", i), Hash: []byte{byte(i), 1}, User: u, Role: store.RoleApprover,
+			Source: "oidc:test", CSRF: "c", CreatedAt: t0.Add(time.Duration(i) * time.Minute), LastSeen: t0, ExpiresAt: t0.Add(time.Hour)}))
+	}
+	if err := s.CreateSession(ctx, store.Session{ID: "s0", Hash: []byte{9}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a second session with one ID: %v", err)
+	}
+	got, err := s.SessionByHash(ctx, []byte{2, 1})
+	must(t, err)
+	if got.ID != "s2" || got.User != "alice" || got.Source != "oidc:test" || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("by hash: %+v", got)
+	}
+	if _, err := s.SessionByHash(ctx, []byte{7}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown hash: %v", err)
+	}
+	must(t, s.TouchSession(ctx, "s2", t0.Add(10*time.Minute)))
+	must(t, s.RevokeSession(ctx, "s2", t0.Add(11*time.Minute)))
+	if err := s.RevokeSession(ctx, "s2", t0.Add(12*time.Minute)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	alice, err := s.ListSessions(ctx, "alice", 0)
+	must(t, err)
+	if len(alice) != 2 || alice[0].ID != "s2" || !alice[0].LastSeen.Equal(t0.Add(10*time.Minute)) || alice[0].RevokedAt.IsZero() {
+		t.Fatalf("alice's sessions: %+v", alice)
+	}
+	if all, _ := s.ListSessions(ctx, "", 0); len(all) != 3 {
+		t.Fatalf("all sessions: %d", len(all))
+	}
 }
