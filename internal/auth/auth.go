@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -244,7 +245,7 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 
 // BootstrapStore lists tokens and makes the first one.
 type BootstrapStore interface {
-	TokenStore
+	AuditedTokenStore
 	ListTokens(ctx context.Context) ([]store.Token, error)
 }
 
@@ -264,7 +265,7 @@ func BootstrapAdmin(ctx context.Context, st BootstrapStore, dir string, now time
 		}
 		return "", nil
 	}
-	secret, _, err := Create(ctx, st, Spec{Name: "bootstrap admin", Role: store.RoleAdmin}, now)
+	secret, _, err := Issue(ctx, st, Spec{Name: "bootstrap admin", Role: store.RoleAdmin}, "socle serve (first start)", now)
 	if err != nil {
 		return "", err
 	}
@@ -272,4 +273,38 @@ func BootstrapAdmin(ctx context.Context, st BootstrapStore, dir string, now time
 		return "", err
 	}
 	return "written to " + path + " (make more with socle token create)", nil
+}
+
+// AuditedTokenStore is a TokenStore that also revokes tokens and keeps
+// the audit log.
+type AuditedTokenStore interface {
+	TokenStore
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+	AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditEvent, error)
+}
+
+// Issue makes a token, as Create does, and records it in the audit log
+// (never its secret): who made it, for whom, with what role and scope.
+func Issue(ctx context.Context, st AuditedTokenStore, spec Spec, by string, now time.Time) (string, store.Token, error) {
+	secret, tok, err := Create(ctx, st, spec, now)
+	if err != nil {
+		return "", tok, err
+	}
+	details, _ := json.Marshal(map[string]any{"id": tok.ID, "user": tok.User, "name": tok.Name, "role": tok.Role,
+		"repositories": tok.Repositories, "expires": tok.ExpiresAt})
+	if _, err := st.AppendAudit(ctx, store.AuditEvent{At: now.UTC(), Actor: by, Action: "token.create", Subject: "token " + tok.ID, Details: details}); err != nil {
+		// A token the log does not know is not handed out.
+		_ = st.RevokeToken(ctx, tok.ID, now)
+		return "", store.Token{}, err
+	}
+	return secret, tok, nil
+}
+
+// Revoke revokes a token and records it in the audit log.
+func Revoke(ctx context.Context, st AuditedTokenStore, id, by string, now time.Time) error {
+	if err := st.RevokeToken(ctx, id, now); err != nil {
+		return err
+	}
+	_, err := st.AppendAudit(ctx, store.AuditEvent{At: now.UTC(), Actor: by, Action: "token.revoke", Subject: "token " + id, Details: []byte(`{}`)})
+	return err
 }

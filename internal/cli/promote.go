@@ -268,19 +268,3 @@ func recordFlags(f *pflag.FlagSet, note *string, override *bool) {
 	f.StringVar(note, "note", "", "why, for the record")
 	f.BoolVar(override, "override", false, "skip the gates (admin only; logged)")
 }
-
-// promotionPause is the fault hook of the kill tests: with
-// SOCLE_FAULT_PROMOTION_PAUSE set to a stage of the tag move, stop
-// there, say so, and wait to be killed.
-func promotionPause(g *globals) func(stage string) {
-	stage := os.Getenv("SOCLE_FAULT_PROMOTION_PAUSE")
-	if stage == "" {
-		return nil
-	}
-	return func(s string) {
-		if s == stage {
-			fmt.Fprintf(g.errOut, "fault: paused at %s\n", s)
-			time.Sleep(time.Hour)
-		}
-	}
-}

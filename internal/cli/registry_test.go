@@ -94,6 +94,25 @@ func TestRegistryAccessRules(t *testing.T) {
 			}
 		})
 	}
+	// An admin deletes the floating tag; the delete is audited.
+	adminConfig := t.TempDir()
+	adminToken, _, _ := run(t, dataDir, "token", "create", "--role", "admin", "--user", "root")
+	for _, args := range [][]string{{"auth", "login", srv.registry, "-u", "root", "-p", strings.TrimSpace(adminToken)}, {"delete", reg + "/apps/billing/api:2"}} {
+		cmd := exec.Command(crane, append(args, "--insecure")...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+adminConfig)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("crane %v as an admin: %v %s", args, err, out)
+		}
+	}
+	var audit struct{ Events []struct{ Action, Actor, Subject string } }
+	srv.get(t, "/api/v1/audit?limit=1000", &audit)
+	deleted := false
+	for _, e := range audit.Events {
+		deleted = deleted || (e.Action == "registry.delete" && e.Subject == "apps/billing/api:2" && strings.Contains(e.Actor, "root"))
+	}
+	if !deleted {
+		t.Fatalf("the admin's delete is not audited: %+v", audit.Events)
+	}
 	// socle's promoter moves the dev tag the developer could not.
 	digest, err := craneRun("digest", reg+"/apps/billing/api:2.4.1")
 	if err != nil {
@@ -131,4 +150,20 @@ func (s *server) post(t *testing.T, path, body string, out any) int {
 		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
 	}
 	return resp.StatusCode
+}
+
+// get calls the API as the admin and decodes the JSON answer.
+func (s *server) get(t *testing.T, path string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.api+path, nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
 }

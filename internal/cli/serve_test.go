@@ -42,7 +42,9 @@ func socleBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "socle")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/socle")
+		// The test binary carries the fault hooks (socle_fault); the
+		// shipped one does not.
+		cmd := exec.Command("go", "build", "-tags", "socle_fault", "-o", binPath, "./cmd/socle")
 		cmd.Dir = testenv.RepoRoot(t)
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -69,7 +69,7 @@ func runTokenCreate(ctx context.Context, g *globals, o *tokenCreateOptions) erro
 		return err
 	}
 	defer st.Close()
-	secret, tok, err := auth.Create(ctx, st, auth.Spec{User: o.user, Name: o.name, Role: o.role, TTL: o.expires, Repositories: o.repositories}, time.Now())
+	secret, tok, err := auth.Issue(ctx, st, auth.Spec{User: o.user, Name: o.name, Role: o.role, TTL: o.expires, Repositories: o.repositories}, "cli:"+currentUser(), time.Now())
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := st.RevokeToken(cmd.Context(), args[0], time.Now()); err != nil {
+			if err := auth.Revoke(cmd.Context(), st, args[0], "cli:"+currentUser(), time.Now()); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "token %s revoked\n", args[0])

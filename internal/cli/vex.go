@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 )
 
@@ -32,43 +35,17 @@ scan without storing anything.`,
 				return err
 			}
 			defer st.Close()
-			now := time.Now()
-			images, closed := 0, 0
-			for offset := 0; ; offset += 1000 {
-				imgs, err := st.Images(ctx, store.ImageFilter{Limit: 1000, Offset: offset})
-				if err != nil {
-					return err
-				}
-				for _, im := range imgs {
-					rows, err := st.ImageFindings(ctx, im.Digest)
-					if err != nil {
-						return err
-					}
-					_, suppressed := v.Apply(im.Digest, vuln.FromStore(rows))
-					byReason := map[string][]store.FindingKey{}
-					for _, f := range suppressed {
-						for _, adv := range f.Advisories {
-							byReason[f.Suppressed] = append(byReason[f.Suppressed], store.FindingKey{AdvisoryID: adv, Package: f.Package.Name})
-						}
-					}
-					n := 0
-					for reason, keys := range byReason {
-						c, err := st.CloseFindings(ctx, im.Digest, keys, store.CloseVEX+": "+reason, now)
-						if err != nil {
-							return err
-						}
-						n += c
-					}
-					if n > 0 {
-						images++
-						closed += n
-					}
-				}
-				if len(imgs) < 1000 {
-					break
-				}
+			var docs []string
+			for _, p := range args {
+				b, _ := os.ReadFile(p)
+				sum := sha256.Sum256(b)
+				docs = append(docs, filepath.Base(p)+"@sha256:"+hex.EncodeToString(sum[:]))
 			}
-			fmt.Fprintf(g.out, "%d statements: closed %d findings in %d images\n", v.Len(), closed, images)
+			res, err := vuln.ApplyStored(ctx, st, v, docs, "cli:"+currentUser(), time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "%d statements: closed %d findings in %d images\n", res.Statements, res.Closed, res.Images)
 			return nil
 		},
 	}

@@ -72,7 +72,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) e
 
 // deleteBlob removes a blob no manifest references (admin only, which
 // the access check saw to).
-func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route) error {
+func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route, p Principal) error {
 	h, err := parseDigest(rt.ref)
 	if err != nil {
 		return err
@@ -97,6 +97,12 @@ func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route
 	}
 	if err != nil {
 		return err
+	}
+	if r.opts.OnEvent != nil {
+		ev := Event{Action: "delete-blob", Actor: p.Name, Repository: rt.repo, Digest: h.String(), At: time.Now().UTC()}
+		if err := r.opts.OnEvent(req.Context(), ev); err != nil {
+			r.log.Error("registry event hook failed", "digest", ev.Digest, "err", err)
+		}
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil

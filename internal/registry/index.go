@@ -268,7 +268,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 		}
 	}
 	if r.opts.OnEvent != nil {
-		ev := Event{Action: "push", Repository: rt.repo, Tag: tag, Digest: digest, MediaType: string(m.MediaType), At: time.Now().UTC()}
+		ev := Event{Action: "push", Actor: p.Name, Repository: rt.repo, Tag: tag, Digest: digest, MediaType: string(m.MediaType), At: time.Now().UTC()}
 		if err := r.opts.OnEvent(req.Context(), ev); err != nil {
 			if tag != "" {
 				r.restoreTag(rt.repo, tag)
@@ -397,7 +397,7 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 		}
 	}
 	if r.opts.OnEvent != nil {
-		evs := []Event{{Action: "delete", Repository: rt.repo, Digest: digest, At: time.Now().UTC()}}
+		evs := []Event{{Action: "delete", Actor: p.Name, Repository: rt.repo, Digest: digest, At: time.Now().UTC()}}
 		if !strings.HasPrefix(rt.ref, "sha256:") {
 			evs[0].Tag = rt.ref
 		}

@@ -15,10 +15,12 @@ import (
 	"time"
 )
 
-// Event reports a change to a manifest or tag.
+// Event reports a change to a manifest, tag or blob.
 type Event struct {
-	// Action is "push" or "delete".
-	Action     string
+	// Action is "push", "delete" (a manifest or tag) or "delete-blob".
+	Action string
+	// Actor is who did it, as the Authorizer named them.
+	Actor      string
 	Repository string
 	// Tag is set when the manifest was pushed or deleted by tag.
 	Tag       string
@@ -378,7 +380,7 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request, rt route, p P
 		case http.MethodGet, http.MethodHead:
 			return r.getBlob(w, req, rt)
 		case http.MethodDelete:
-			return r.deleteBlob(w, req, rt)
+			return r.deleteBlob(w, req, rt, p)
 		}
 	case rt.kind == "blobs/uploads":
 		switch req.Method {

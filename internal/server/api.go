@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -537,6 +538,10 @@ func (s *API) apiPutDeployment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := auth.PrincipalFrom(r.Context())
+	if err := s.mayReportDeployment(p, body.Environment); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
 	d := store.Deployment{Environment: body.Environment, Repository: body.Repository, Digest: body.Digest, Since: s.now().UTC(), By: p.String()}
 	if err := s.st.PutDeployment(r.Context(), d); err != nil {
 		s.apiError(w, r, err)
@@ -574,4 +579,18 @@ func (s *API) fleetVersion(r *http.Request) (string, error) {
 		v += "-" + strconv.FormatInt(imgs[0].ScannedAt.UnixMicro(), 10)
 	}
 	return v, nil
+}
+
+// mayReportDeployment: what an environment runs is written by an admin,
+// or by a role the environment names (its roles: in socle.yaml).
+func (s *API) mayReportDeployment(p auth.Principal, env string) error {
+	if auth.Allows(p.Role, store.RoleAdmin) {
+		return nil
+	}
+	for _, e := range s.promoter.Envs {
+		if e.Name == env && slices.Contains(e.Roles, p.Role) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: recording what %s runs needs an admin, or a role its roles: name", auth.ErrForbidden, env)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -270,7 +271,10 @@ func (a *App) openRegistry(authr *auth.Authenticator) error {
 		Dir:    dir,
 		Logger: a.log.With("component", "registry"),
 		OnEvent: func(ctx context.Context, ev registry.Event) error {
-			return a.watcher.OnRegistryEvent(ctx, ev)
+			if err := a.watcher.OnRegistryEvent(ctx, ev); err != nil {
+				return err
+			}
+			return auditRegistryDelete(ctx, a.st, ev)
 		},
 		PromoterSecret: secret,
 		Protected:      promote.ProtectedTags(a.cfg.File.Environments),
@@ -442,6 +446,21 @@ func (a *App) autoRemediate(sc *scan.Scanner, registry string) func(ctx context.
 			log.Info("auto-remediation", "image", act.Image, "strategy", act.Strategy, "status", act.Status, "to", act.To, "fixed", len(act.Fixed))
 		}
 	}
+}
+
+// auditRegistryDelete records manifest, tag and blob deletes in the
+// audit log.
+func auditRegistryDelete(ctx context.Context, st store.Audit, ev registry.Event) error {
+	if ev.Action != "delete" && ev.Action != "delete-blob" {
+		return nil
+	}
+	subject := ev.Repository + "@" + ev.Digest
+	if ev.Tag != "" {
+		subject = ev.Repository + ":" + ev.Tag
+	}
+	details, _ := json.Marshal(map[string]string{"repository": ev.Repository, "tag": ev.Tag, "digest": ev.Digest})
+	_, err := st.AppendAudit(ctx, store.AuditEvent{At: ev.At, Actor: cmp.Or(ev.Actor, "registry"), Action: "registry." + ev.Action, Subject: subject, Details: details})
+	return err
 }
 
 // followedRegistries are the hosts of the registries socle follows

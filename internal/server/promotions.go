@@ -14,13 +14,11 @@ import (
 )
 
 // actor is the principal a promotion acts as.
+// actor is who acts in a promotion: the person (a token's user, or a
+// signed-in user), so that approvals count people, not tokens.
 func actor(r *http.Request) promote.Actor {
 	p, _ := auth.PrincipalFrom(r.Context())
-	n := p.Name
-	if n == "" {
-		n = "token " + p.TokenID
-	}
-	return promote.Actor{Name: n, Role: p.Role}
+	return promote.Actor{Name: p.Actor(), Role: p.Role}
 }
 
 // promotionView is a promotion as the API shows it.

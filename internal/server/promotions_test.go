@@ -271,3 +271,43 @@ func TestDriftOnDashboard(t *testing.T) {
 		t.Fatalf("the page shows no drift:\n%s", page.String())
 	}
 }
+
+// TestApprovalsCountPeople: approvals count distinct users, not tokens:
+// a second token of the requester may not approve, and a second token
+// of an approver who already approved adds nothing.
+func TestApprovalsCountPeople(t *testing.T) {
+	s := promotionStack(t)
+	mint := func(user, name string) string {
+		secret, _, err := auth.Create(context.Background(), s.st, auth.Spec{User: user, Name: name, Role: store.RoleApprover}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.tokens[name] = secret
+		return name
+	}
+	digest := s.pushAlpine("apps/shop", "1.0")
+	image := s.reg.Host + "/apps/shop@" + digest
+	var a promotionAnswer
+	s.call("POST", "/api/v1/promotions", "developer", fmt.Sprintf(`{"image":%q,"to":"dev"}`, image), &a)
+	if code := s.call("POST", "/api/v1/promotions", "approver", fmt.Sprintf(`{"image":%q,"to":"prod"}`, image), &a); code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("prod request: %d %+v", code, a)
+	}
+	id := a.Promotion.ID
+	approve := func(role string) int {
+		a = promotionAnswer{}
+		return s.call("POST", fmt.Sprintf("/api/v1/promotions/%d/approve", id), role, "", &a)
+	}
+	// The requester is approver-user: their second token is refused.
+	if code := approve(mint("approver-user", "laptop")); code != http.StatusForbidden {
+		t.Fatalf("the requester's second token approved: %d", code)
+	}
+	if code := approve(mint("ann", "ann-ci")); code != http.StatusAccepted {
+		t.Fatalf("ann's approval: %d %+v", code, a)
+	}
+	if code := approve(mint("ann", "ann-laptop")); code == http.StatusOK && a.Promotion.State == store.PromotionDone {
+		t.Fatalf("ann's second token completed the two approvals")
+	}
+	if code := approve("approver2"); code != http.StatusOK || a.Promotion.State != store.PromotionDone {
+		t.Fatalf("the second person's approval: %d %+v", code, a)
+	}
+}

@@ -78,16 +78,39 @@ func TestRoles(t *testing.T) {
 	if code := s.call("POST", "/api/v1/scans", "developer", `{"ref":1}`, nil); code != http.StatusBadRequest {
 		t.Fatalf("bad body: %d", code)
 	}
-	dep := `{"environment":"prod","repository":"library/alpine","digest":"` + digest + `"}`
-	if code := s.call("POST", "/api/v1/deployments", "viewer", dep, nil); code != http.StatusForbidden {
-		t.Fatalf("viewer deployment: %d", code)
+	evs, _ := s.st.AuditEvents(context.Background(), 0, 10)
+	if len(evs) != 0 {
+		t.Fatalf("scans were audited: %+v", evs)
 	}
-	if code := s.call("POST", "/api/v1/deployments", "developer", dep, nil); code != http.StatusCreated {
-		t.Fatalf("developer deployment: %d", code)
+}
+
+// TestDeploymentRecordsNeedTheirRole: what an environment runs is
+// written by an admin, or by a role the environment's roles: name; a
+// developer cannot rewrite prod's record.
+func TestDeploymentRecordsNeedTheirRole(t *testing.T) {
+	s := newStack(t, withEnvironments(t))
+	digest := s.pushAlpine("library/alpine", "3.10")
+	s.waitImage(digest)
+	dep := func(env string) string {
+		return `{"environment":"` + env + `","repository":"library/alpine","digest":"` + digest + `"}`
+	}
+	for _, tc := range []struct {
+		role, env string
+		want      int
+	}{
+		{"viewer", "prod", http.StatusForbidden},
+		{"developer", "prod", http.StatusForbidden},
+		{"developer", "dev", http.StatusForbidden}, // dev names no roles: admins only
+		{"approver", "prod", http.StatusCreated},   // prod's roles: [approver, admin]
+		{"admin", "dev", http.StatusCreated},
+	} {
+		if code := s.call("POST", "/api/v1/deployments", tc.role, dep(tc.env), nil); code != tc.want {
+			t.Errorf("%s recording %s: %d, want %d", tc.role, tc.env, code, tc.want)
+		}
 	}
 	evs, err := s.st.AuditEvents(context.Background(), 0, 10)
-	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Actor, "developer-user") {
-		t.Fatalf("deployment not audited: %+v %v", evs, err)
+	if err != nil || len(evs) != 2 || !strings.Contains(evs[0].Actor, "approver-user") {
+		t.Fatalf("deployments not audited: %+v %v", evs, err)
 	}
 }
 

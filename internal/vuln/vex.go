@@ -1,6 +1,7 @@
 package vuln
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/package-url/packageurl-go"
+	"github.com/socle-dev/socle/internal/store"
 )
 
 // VEX holds the statements of OpenVEX documents.
@@ -297,4 +299,72 @@ func purlMatches(stmt, pkg string) bool {
 		return false
 	}
 	return a.Version == "" || a.Version == b.Version
+}
+
+// VEXStore is what applying VEX to stored images reads and writes.
+type VEXStore interface {
+	Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSummary, error)
+	ImageFindings(ctx context.Context, digest string) ([]store.Finding, error)
+	CloseFindings(ctx context.Context, digest string, keys []store.FindingKey, reason string, at time.Time) (int, error)
+	AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditEvent, error)
+}
+
+// VEXResult counts what applying VEX closed.
+type VEXResult struct {
+	Statements int `json:"statements"`
+	Closed     int `json:"closed"`
+	Images     int `json:"images"`
+}
+
+// ApplyStored closes, in every stored image, the open findings v
+// declares not_affected or fixed, with the reason "vex: STATUS:
+// JUSTIFICATION" (which a re-match does not undo), and records it in the
+// audit log: by whom, which documents (by digest), what it closed.
+func ApplyStored(ctx context.Context, st VEXStore, v *VEX, documents []string, by string, now time.Time) (VEXResult, error) {
+	res := VEXResult{Statements: v.Len()}
+	for offset := 0; ; offset += 1000 {
+		imgs, err := st.Images(ctx, store.ImageFilter{Limit: 1000, Offset: offset})
+		if err != nil {
+			return res, err
+		}
+		for _, im := range imgs {
+			n, err := applyToImage(ctx, st, v, im.Digest, now)
+			if err != nil {
+				return res, err
+			}
+			if n > 0 {
+				res.Images++
+				res.Closed += n
+			}
+		}
+		if len(imgs) < 1000 {
+			break
+		}
+	}
+	details, _ := json.Marshal(map[string]any{"documents": documents, "statements": res.Statements, "closed": res.Closed, "images": res.Images})
+	_, err := st.AppendAudit(ctx, store.AuditEvent{At: now.UTC(), Actor: by, Action: "vex.apply", Subject: "findings", Details: details})
+	return res, err
+}
+
+func applyToImage(ctx context.Context, st VEXStore, v *VEX, digest string, now time.Time) (int, error) {
+	rows, err := st.ImageFindings(ctx, digest)
+	if err != nil {
+		return 0, err
+	}
+	_, suppressed := v.Apply(digest, FromStore(rows))
+	byReason := map[string][]store.FindingKey{}
+	for _, f := range suppressed {
+		for _, adv := range f.Advisories {
+			byReason[f.Suppressed] = append(byReason[f.Suppressed], store.FindingKey{AdvisoryID: adv, Package: f.Package.Name})
+		}
+	}
+	n := 0
+	for reason, keys := range byReason {
+		c, err := st.CloseFindings(ctx, digest, keys, store.CloseVEX+": "+reason, now)
+		if err != nil {
+			return n, err
+		}
+		n += c
+	}
+	return n, nil
 }
