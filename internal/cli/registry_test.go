@@ -104,7 +104,9 @@ func TestRegistryAccessRules(t *testing.T) {
 			t.Fatalf("crane %v as an admin: %v %s", args, err, out)
 		}
 	}
-	var audit struct{ Events []struct{ Action, Actor, Subject string } }
+	var audit struct {
+		Events []struct{ Action, Actor, Subject string }
+	}
 	srv.get(t, "/api/v1/audit?limit=1000", &audit)
 	deleted := false
 	for _, e := range audit.Events {

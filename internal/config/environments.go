@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/template"
 )
@@ -53,6 +54,23 @@ type Gates struct {
 type Signing struct {
 	// Key is a cosign private key file; its password is COSIGN_PASSWORD.
 	Key string `yaml:"key"`
+}
+
+// Dir is the directory relative paths of socle.yaml are read from.
+func (f *File) Dir() string {
+	if f.path == "" || f.path == "(defaults)" {
+		return "."
+	}
+	return filepath.Dir(f.path)
+}
+
+// Resolve returns a path of socle.yaml, made absolute against its
+// directory.
+func (f *File) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.Dir(), p)
 }
 
 var severities = map[string]bool{"low": true, "medium": true, "high": true, "critical": true}

@@ -102,23 +102,15 @@ func New(cfg *config.File, st Store, o Options) (*Promoter, error) {
 	if len(cfg.Environments) == 0 {
 		return nil, fmt.Errorf("%s declares no environments: add an environments: section", cfg.Path())
 	}
-	dir := filepath.Dir(cfg.Path())
-	if cfg.Path() == "" || cfg.Path() == "(defaults)" {
-		dir = "."
-	}
 	p := &Promoter{
-		Store: st, Envs: cfg.Environments, Dir: dir, Logger: o.Logger,
+		Store: st, Envs: cfg.Environments, Dir: cfg.Dir(), Logger: o.Logger,
 		Remote: o.Remote, NameOpts: o.NameOpts, Ensure: o.Ensure,
 	}
 	if p.Remote == nil {
 		p.Remote = []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(source.NewTransport(source.Timeouts{}))}
 	}
 	if cfg.Signing.Key != "" {
-		key := cfg.Signing.Key
-		if !filepath.IsAbs(key) {
-			key = filepath.Join(dir, key)
-		}
-		s, err := sign.LoadSignerFile(key)
+		s, err := sign.LoadSignerFile(cfg.Resolve(cfg.Signing.Key))
 		if err != nil {
 			return nil, fmt.Errorf("signing.key: %w", err)
 		}

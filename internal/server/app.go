@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/socle-dev/socle/internal/assemble"
+	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
@@ -97,6 +98,8 @@ type App struct {
 	runner   *jobs.Runner
 	promoter *promote.Promoter
 	watches  []config.Watch
+	// checkpoints signs the audit log's head to a sink outside the store.
+	checkpoints *audit.Checkpointer
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -221,10 +224,13 @@ func (a *App) buildParts(ctx context.Context) error {
 		}
 		a.promoter.Pause = cfg.PromotionPause
 	}
+	if a.checkpoints, err = checkpointer(cfg, a.st, remoteOpts, log); err != nil {
+		return err
+	}
 	deps := Deps{
 		Store: a.st, Scans: a.watcher, Auth: authr, Metrics: metrics, Logger: log.With("component", "server"),
 		Version: sbom.ToolVersion, AuthConfig: cfg.File.Auth, Promoter: a.promoter,
-		GCGrace: cfg.File.Registry.GCGrace.Duration,
+		GCGrace: cfg.File.Registry.GCGrace.Duration, Checkpoints: a.checkpoints,
 	}
 	if a.reg != nil {
 		deps.Registry = a.reg
@@ -318,6 +324,9 @@ func (a *App) Run(ctx context.Context) error {
 	feeds.Schedule(loops, a.st, a.cfg.File.Feeds, a.runner.Wake, a.log.With("component", "feeds"))
 	if a.promoter != nil {
 		go a.promoter.ReconcileEvery(loops, 30*time.Second)
+	}
+	if every := a.cfg.File.Audit.Interval.Duration; every >= 0 {
+		go a.checkpoints.Every(loops, cmp.Or(every, time.Hour))
 	}
 	a.banner()
 
@@ -446,6 +455,21 @@ func (a *App) autoRemediate(sc *scan.Scanner, registry string) func(ctx context.
 			log.Info("auto-remediation", "image", act.Image, "strategy", act.Strategy, "status", act.Status, "to", act.To, "fixed", len(act.Fixed))
 		}
 	}
+}
+
+// checkpointer signs the audit log's head with socle.yaml's signing key
+// (or socle's own checkpoint key) to the configured sink, by default the
+// directory DATA_DIR/audit-checkpoints.
+func checkpointer(cfg Config, st store.Store, remoteOpts source.Options, log *slog.Logger) (*audit.Checkpointer, error) {
+	signer, _, err := audit.Key(cfg.File.Resolve(cfg.File.Signing.Key), filepath.Join(cfg.DataDir, "audit"))
+	if err != nil {
+		return nil, err
+	}
+	sink, err := audit.OpenSink(cmp.Or(cfg.File.Audit.Sink, filepath.Join(cfg.DataDir, "audit-checkpoints")), remoteOpts.RemoteOptions(context.Background()), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &audit.Checkpointer{Log: st, Signer: signer, Sink: sink, Logger: log.With("component", "audit")}, nil
 }
 
 // auditRegistryDelete records manifest, tag and blob deletes in the

@@ -40,3 +40,19 @@ func (s *API) apiRegistryGC(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, rep)
 }
+
+// apiCheckpoint signs the audit log's head now and writes it to the
+// checkpoint sink.
+func (s *API) apiCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if s.checkpoints == nil {
+		s.apiError(w, r, errBadRequest("this server writes no audit checkpoints"))
+		return
+	}
+	p, _ := auth.PrincipalFrom(r.Context())
+	c, err := s.checkpoints.Checkpoint(r.Context(), p.String())
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"checkpoint": c, "sink": s.checkpoints.Sink.String()})
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/promote"
@@ -52,6 +53,9 @@ type Deps struct {
 	Registry Collector
 	// GCGrace keeps blobs younger than this from collection (default 1h).
 	GCGrace time.Duration
+	// Checkpoints writes signed checkpoints of the audit log on demand;
+	// nil refuses them.
+	Checkpoints *audit.Checkpointer
 }
 
 // Collector collects the embedded registry's garbage.
@@ -74,10 +78,11 @@ type API struct {
 	signIn   *signIn
 	now      func() time.Time
 	// promoter is never nil: without environments it has none.
-	promoter *promote.Promoter
-	registry Collector
-	gcGrace  time.Duration
-	answers  answerCache
+	promoter    *promote.Promoter
+	registry    Collector
+	gcGrace     time.Duration
+	checkpoints *audit.Checkpointer
+	answers     answerCache
 }
 
 // NewAPI returns the API and dashboard handler.
@@ -89,7 +94,7 @@ func NewAPI(d Deps) (*API, error) {
 	s := &API{
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
 		ready: d.Ready, pages: pages, version: d.Version, now: time.Now,
-		promoter: d.Promoter, registry: d.Registry, gcGrace: d.GCGrace,
+		promoter: d.Promoter, registry: d.Registry, gcGrace: d.GCGrace, checkpoints: d.Checkpoints,
 	}
 	if s.promoter == nil {
 		s.promoter = &promote.Promoter{Store: d.Store}
@@ -158,6 +163,7 @@ func (s *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/images/{digest}/attribution", viewer(s.apiAttribution))
 	mux.Handle("POST /api/v1/registry/gc", s.requireAPI(store.RoleAdmin, s.apiRegistryGC))
 	mux.Handle("GET /api/v1/sessions", viewer(s.apiSessions))
+	mux.Handle("POST /api/v1/audit/checkpoints", s.requireAPI(store.RoleAdmin, s.apiCheckpoint))
 	mux.Handle("DELETE /api/v1/sessions/{id}", viewer(s.apiRevokeSession))
 	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errNotFoundRoute)

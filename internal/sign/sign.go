@@ -95,6 +95,17 @@ func (s *Signer) PublicKeyPEM() ([]byte, error) {
 	return cryptoutils.MarshalPublicKeyToPEM(pub)
 }
 
+// SignBytes signs a payload (SHA-256, the key's algorithm), as cosign
+// sign-blob does.
+func (s *Signer) SignBytes(payload []byte) ([]byte, error) {
+	return s.sv.SignMessage(bytes.NewReader(payload))
+}
+
+// VerifyBytes checks a signature SignBytes made.
+func (v *Verifier) VerifyBytes(payload, sig []byte) error {
+	return v.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload))
+}
+
 // Verifier checks signatures with one public key.
 type Verifier struct {
 	// Name is where the key came from (a file name), for evidence.

@@ -31,6 +31,9 @@ type Audit interface {
 	AppendAudit(ctx context.Context, ev AuditEvent) (AuditEvent, error)
 	// AuditEvents returns events with Seq > after, oldest first.
 	AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
+	// AuditHead returns the last event (a zero event for an empty log)
+	// and how many events the log holds.
+	AuditHead(ctx context.Context) (AuditEvent, int64, error)
 }
 
 // AuditHash computes the chain hash of an event: SHA-256 over the

@@ -78,3 +78,20 @@ WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	}
 	return out, rows.Err()
 }
+
+func (s *DB) AuditHead(ctx context.Context) (store.AuditEvent, int64, error) {
+	var n int64
+	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM audit_log`).Scan(&n); err != nil {
+		return store.AuditEvent{}, 0, err
+	}
+	var ev store.AuditEvent
+	var at int64
+	var details string
+	err := s.queryRow(ctx, s.db, `SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).
+		Scan(&ev.Seq, &at, &ev.Actor, &ev.Action, &ev.Subject, &details, &ev.PrevHash, &ev.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.AuditEvent{}, 0, nil
+	}
+	ev.At, ev.Details = fromTS(at), []byte(details)
+	return ev, n, err
+}
