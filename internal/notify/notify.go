@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/config"
@@ -140,9 +143,7 @@ func (n *Notifier) deliver(ctx context.Context, h Webhook, event string, body []
 		req.Header.Set("User-Agent", "socle-webhook")
 		req.Header.Set("X-Socle-Event", event)
 		if h.Secret != "" {
-			m := hmac.New(sha256.New, []byte(h.Secret))
-			m.Write(body)
-			req.Header.Set("X-Socle-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
+			req.Header.Set("X-Socle-Signature", Sign(h.Secret, body, n.now()))
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -163,11 +164,58 @@ func (n *Notifier) deliver(ctx context.Context, h Webhook, event string, body []
 	return fmt.Errorf("%s: %d attempts: %w", redact(h.URL), attempts, last)
 }
 
-// Verify checks a delivery's signature, for receivers.
-func Verify(secret string, body []byte, signature string) bool {
+// Sign returns the X-Socle-Signature of a body sent at t:
+// "t=UNIX,v1=HEX", HEX being HMAC-SHA256 of "UNIX.BODY" with the secret.
+// The time is signed with the body, so that a receiver can refuse a
+// replay of an old delivery.
+func Sign(secret string, body []byte, t time.Time) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + mac(secret, ts, body)
+}
+
+func mac(secret, ts string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
 	m.Write(body)
-	return hmac.Equal([]byte(signature), []byte("sha256="+hex.EncodeToString(m.Sum(nil))))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// ErrReplay is a delivery whose signature is right but whose time is
+// outside the tolerance: a replay, or a clock far off.
+var ErrReplay = errors.New("webhook delivery outside the accepted time window")
+
+// Verify checks a delivery's signature for receivers: the HMAC over the
+// signed time and the body, and the time within tolerance of now.
+func Verify(secret string, body []byte, signature string, now time.Time, tolerance time.Duration) error {
+	var ts, sig string
+	for _, part := range strings.Split(signature, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	unix, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return errors.New("webhook signature: want t=UNIX,v1=HEX")
+	}
+	if !hmac.Equal([]byte(sig), []byte(mac(secret, ts, body))) {
+		return errors.New("webhook signature does not match")
+	}
+	if d := now.Sub(time.Unix(unix, 0)); d > tolerance || d < -tolerance {
+		return ErrReplay
+	}
+	return nil
+}
+
+func (n *Notifier) now() time.Time {
+	if n.Now != nil {
+		return n.Now()
+	}
+	return time.Now()
 }
 
 // redact keeps a webhook URL's host and path only: query strings and

@@ -3,11 +3,13 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,8 +49,20 @@ func TestRetriesAndSignature(t *testing.T) {
 	if calls != 3 || len(bodies) != 1 {
 		t.Fatalf("%d calls, %d deliveries", calls, len(bodies))
 	}
-	if !notify.Verify("s3cret", bodies[0], sigs[0]) || notify.Verify("other", bodies[0], sigs[0]) {
-		t.Fatal("the signature does not verify")
+	if err := notify.Verify("s3cret", bodies[0], sigs[0], time.Now(), 5*time.Minute); err != nil {
+		t.Fatalf("the signature does not verify: %v", err)
+	}
+	if notify.Verify("other", bodies[0], sigs[0], time.Now(), 5*time.Minute) == nil {
+		t.Fatal("the signature verifies with another secret")
+	}
+	// A replay, ten minutes later, is refused by a receiver allowing five.
+	if err := notify.Verify("s3cret", bodies[0], sigs[0], time.Now().Add(10*time.Minute), 5*time.Minute); !errors.Is(err, notify.ErrReplay) {
+		t.Fatalf("a replayed delivery: %v", err)
+	}
+	// The time is signed: changing it breaks the signature.
+	forged := strings.Replace(sigs[0], "t=", "t=9", 1)
+	if notify.Verify("s3cret", bodies[0], forged, time.Now(), 5*time.Minute) == nil {
+		t.Fatal("a delivery with an edited time verifies")
 	}
 	var env struct {
 		Event string
@@ -67,5 +81,24 @@ func TestRetriesAndSignature(t *testing.T) {
 	err = n.Send(context.Background(), notify.EventRemediationDone, nil)
 	if err == nil || strings.Contains(err.Error(), "hidden") {
 		t.Fatalf("unreachable: %v", err)
+	}
+}
+
+// TestDeliveriesDoNotFollowRedirects: a receiver that redirects does not
+// get the signed body sent on to where it points.
+func TestDeliveriesDoNotFollowRedirects(t *testing.T) {
+	var reached atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	defer elsewhere.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	n := &notify.Notifier{Backoff: time.Millisecond, Attempts: 1, Hooks: []notify.Webhook{{URL: redirect.URL, Secret: "s"}}}
+	if err := n.Send(context.Background(), notify.EventFindingsNew, nil); err == nil {
+		t.Fatal("a redirect counted as a delivery")
+	}
+	if reached.Load() != 0 {
+		t.Fatal("the delivery followed the redirect")
 	}
 }
