@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/klauspost/compress/gzip"
@@ -28,8 +29,12 @@ type Archive struct {
 	Arch       string
 	Keyring    openpgp.EntityList
 	Client     *http.Client
-	// Cache holds verified downloads, named by their SHA-256.
+	// Cache holds verified downloads, named by their SHA-256, and the
+	// Date of the last Release accepted for each mirror and suite.
 	Cache string
+	// Now is the clock Release validity is checked against; nil is
+	// time.Now.
+	Now func() time.Time
 }
 
 // DefaultKeyring is where Debian's archive keyring is installed.
@@ -62,6 +67,9 @@ func (a *Archive) Index(ctx context.Context) (*Release, []Package, error) {
 	}
 	rel, err := ParseRelease(text)
 	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", a.Mirror, a.Suite, err)
+	}
+	if err := rel.Check(a.Suite, a.now(), a.lastAccepted()); err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", a.Mirror, a.Suite, err)
 	}
 	comps := a.Components
@@ -101,7 +109,67 @@ func (a *Archive) Index(ctx context.Context) (*Release, []Package, error) {
 		}
 		pkgs = append(pkgs, ps...)
 	}
+	if err := a.accept(rel); err != nil {
+		return nil, nil, err
+	}
 	return rel, pkgs, nil
+}
+
+func (a *Archive) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// acceptedPath is the file holding the Date of the last Release
+// accepted for this mirror and suite.
+func (a *Archive) acceptedPath() string {
+	sum := sha256.Sum256([]byte(a.Mirror + "\x00" + a.Suite))
+	return filepath.Join(a.Cache, "accepted", hex.EncodeToString(sum[:16]))
+}
+
+// lastAccepted is the Date of the Release accepted before, zero when
+// none was (or the archive has no cache to remember it in).
+func (a *Archive) lastAccepted() time.Time {
+	if a.Cache == "" {
+		return time.Time{}
+	}
+	b, err := os.ReadFile(a.acceptedPath())
+	if err != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// accept records rel's Date as the oldest this suite may go back to.
+func (a *Archive) accept(rel *Release) error {
+	if a.Cache == "" || !rel.Date.After(a.lastAccepted()) {
+		return nil
+	}
+	p := a.acceptedPath()
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), "accepting-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.WriteString(rel.Date.Format(time.RFC3339) + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
 
 // pickIndex prefers the xz index, then gzip, then plain.

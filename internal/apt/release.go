@@ -17,11 +17,13 @@ import (
 
 // Release is a suite's Release file.
 type Release struct {
-	Origin        string
-	Suite         string
-	Codename      string
-	Version       string
-	Date          time.Time
+	Origin   string
+	Suite    string
+	Codename string
+	Version  string
+	Date     time.Time
+	// ValidUntil is when the Release expires; zero when it names none.
+	ValidUntil    time.Time
 	Architectures []string
 	Components    []string
 	// Files maps an index path ("main/binary-amd64/Packages.xz") to its
@@ -111,11 +113,17 @@ func ParseRelease(data []byte) (*Release, error) {
 		case "components":
 			r.Components = strings.Fields(v)
 		case "date":
-			if t, err := time.Parse(time.RFC1123, strings.Replace(v, "UTC", "GMT", 1)); err == nil {
-				r.Date = t.UTC()
-			} else if t, err := time.Parse(time.RFC1123Z, v); err == nil {
-				r.Date = t.UTC()
+			t, err := parseDate(v)
+			if err != nil {
+				return nil, fmt.Errorf("Release: Date: %w", err)
 			}
+			r.Date = t
+		case "valid-until":
+			t, err := parseDate(v)
+			if err != nil {
+				return nil, fmt.Errorf("Release: Valid-Until: %w", err)
+			}
+			r.ValidUntil = t
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -128,4 +136,50 @@ func ParseRelease(data []byte) (*Release, error) {
 		return nil, errors.New("Release: no SHA256 file list")
 	}
 	return r, nil
+}
+
+// parseDate reads a Release date, RFC 2822 style as apt writes it
+// ("Sat, 09 Nov 2024 10:12:56 UTC").
+func parseDate(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC1123, strings.Replace(v, "UTC", "GMT", 1)); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC1123Z, v); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not an RFC 2822 date", v)
+}
+
+// Errors of a correctly signed Release that must still be refused.
+var (
+	ErrForeignSuite = errors.New("Release names another suite")
+	ErrExpired      = errors.New("Release is past its Valid-Until")
+	ErrRollback     = errors.New("Release is older than one already accepted")
+	ErrNotYetValid  = errors.New("Release is dated in the future")
+)
+
+// clockSkew is how far in the future a Release's Date may be.
+const clockSkew = 10 * time.Minute
+
+// Check refuses a Release that does not name suite (as Suite or
+// Codename), that is past its Valid-Until or dated in the future at now,
+// or that is older than last, the Date of the Release accepted before
+// for this suite (zero when none): what apt refuses too.
+func (r *Release) Check(suite string, now, last time.Time) error {
+	if r.Suite != suite && r.Codename != suite {
+		return fmt.Errorf("%w: asked for %s, got Suite %q Codename %q", ErrForeignSuite, suite, r.Suite, r.Codename)
+	}
+	if !r.ValidUntil.IsZero() && now.After(r.ValidUntil) {
+		return fmt.Errorf("%w (%s)", ErrExpired, r.ValidUntil.Format(time.RFC3339))
+	}
+	if r.Date.IsZero() {
+		return errors.New("Release has no Date")
+	}
+	if r.Date.After(now.Add(clockSkew)) {
+		return fmt.Errorf("%w (%s)", ErrNotYetValid, r.Date.Format(time.RFC3339))
+	}
+	if r.Date.Before(last) {
+		return fmt.Errorf("%w: dated %s, accepted %s before", ErrRollback, r.Date.Format(time.RFC3339), last.Format(time.RFC3339))
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/socle-dev/socle/internal/audit"
+	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/registry/registrytest"
 	"github.com/socle-dev/socle/internal/sign"
@@ -233,5 +234,47 @@ func TestHTTPAndOCISinks(t *testing.T) {
 			f.tamper(t, "DELETE FROM audit_log WHERE seq > 14")
 			wantProblem(t, f.verify(t), "is no longer in the log")
 		})
+	}
+}
+
+// TestConfigLoads: each start records the configuration's digest, and
+// says when it differs from the previous start's.
+func TestConfigLoads(t *testing.T) {
+	f := newLog(t, nil)
+	// Hand-made configurations: one empty, one with a webhook.
+	a, err := config.Parse("socle.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := config.Parse("socle.yaml", []byte("webhooks:\n  - url: https://hooks.test.invalid/socle\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*config.File{a, a, b} {
+		if err := audit.RecordConfig(ctx, f.st, c.Path(), c.Digest(), "socle serve test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, _ := f.st.AuditEvents(ctx, 0, 100)
+	var changed []bool
+	for _, e := range evs {
+		if e.Action != audit.ConfigLoad {
+			continue
+		}
+		var d struct {
+			Digest, Previous string
+			Changed          bool
+		}
+		json.Unmarshal(e.Details, &d)
+		if e.Subject != "socle.yaml" || !strings.HasPrefix(d.Digest, "sha256:") {
+			t.Fatalf("config event: %+v %s", e, e.Details)
+		}
+		changed = append(changed, d.Changed)
+	}
+	if fmt.Sprint(changed) != "[true false true]" || a.Digest() == b.Digest() {
+		t.Fatalf("changed flags %v", changed)
+	}
+	if rep := f.verify(t); !rep.OK() {
+		t.Fatalf("verify: %+v", rep)
 	}
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -46,7 +48,13 @@ type File struct {
 	// ("watch[1].tags") to its place in the file.
 	path      string
 	positions map[string]Pos
+	// digest is the SHA-256 of the bytes read, for the audit log.
+	digest string
 }
+
+// Digest is the SHA-256 of the file's bytes ("sha256:…"), empty for a
+// configuration that was not read from a file.
+func (f *File) Digest() string { return f.digest }
 
 // Server configures the API, dashboard and embedded registry listeners.
 type Server struct {
@@ -187,7 +195,8 @@ func Parse(name string, data []byte) (*File, error) {
 	if len(data) > maxConfig {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("larger than %d bytes", maxConfig)}
 	}
-	f := &File{path: name}
+	sum := sha256.Sum256(data)
+	f := &File{path: name, digest: "sha256:" + hex.EncodeToString(sum[:])}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{File: name, Line: yamlErrorLine(err), Msg: cleanYAMLError(err)}

@@ -138,6 +138,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if a.tokenNote, err = auth.BootstrapAdmin(ctx, a.st, cfg.DataDir, time.Now()); err != nil {
 		return nil, err
 	}
+	if err := audit.RecordConfig(ctx, a.st, cfg.File.Path(), cfg.File.Digest(), "socle serve "+a.owner); err != nil {
+		return nil, err
+	}
 	if a.tls, err = tlsConfig(cfg); err != nil {
 		return nil, err
 	}

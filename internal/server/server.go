@@ -119,7 +119,6 @@ func NewAPI(d Deps) (*API, error) {
 func (s *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	viewer := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleViewer, h) }
-	developer := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleDeveloper, h) }
 	page := func(h http.HandlerFunc) http.Handler { return s.requirePage(store.RoleViewer, h) }
 
 	// Operations: no token.
@@ -132,39 +131,9 @@ func (s *API) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openAPI)
 	})
-	mux.Handle("GET /api/v1/repositories", viewer(s.apiRepositories))
-	mux.Handle("GET /api/v1/images", viewer(s.apiImages))
-	mux.Handle("GET /api/v1/images/{digest}", viewer(s.apiImage))
-	mux.Handle("GET /api/v1/images/{digest}/packages", viewer(s.apiImagePackages))
-	mux.Handle("GET /api/v1/images/{digest}/findings", viewer(s.cached(s.apiImageFindings)))
-	mux.Handle("GET /api/v1/images/{digest}/sbom", viewer(s.apiImageSBOM))
-	mux.Handle("GET /api/v1/tags", viewer(s.apiTags))
-	mux.Handle("GET /api/v1/tags/history", viewer(s.apiTagHistory))
-	mux.Handle("GET /api/v1/affected", viewer(s.cached(s.apiAffected)))
-	mux.Handle("GET /api/v1/advisories", viewer(s.apiAdvisoryStats))
-	mux.Handle("GET /api/v1/advisories/{id}", viewer(s.apiAdvisory))
-	mux.Handle("GET /api/v1/trend", viewer(s.apiTrend))
-	mux.Handle("GET /api/v1/jobs", viewer(s.apiJobs))
-	mux.Handle("GET /api/v1/jobs/{id}", viewer(s.apiJob))
-	mux.Handle("POST /api/v1/scans", developer(s.apiScan))
-	mux.Handle("GET /api/v1/deployments", viewer(s.apiDeployments))
-	mux.Handle("POST /api/v1/deployments", developer(s.apiPutDeployment))
-	mux.Handle("GET /api/v1/fleet/version", viewer(s.apiFleetVersion))
-	approver := func(h http.HandlerFunc) http.Handler { return s.requireAPI(store.RoleApprover, h) }
-	mux.Handle("POST /api/v1/promotions", developer(s.apiPromote))
-	mux.Handle("GET /api/v1/promotions", viewer(s.apiPromotions))
-	mux.Handle("GET /api/v1/promotions/{id}", viewer(s.apiPromotion))
-	mux.Handle("POST /api/v1/promotions/{id}/approve", approver(s.apiApprove))
-	mux.Handle("POST /api/v1/rollback", developer(s.apiRollback))
-	mux.Handle("GET /api/v1/drift", viewer(s.apiDrift))
-	mux.Handle("GET /api/v1/audit", approver(s.apiAudit))
-	mux.Handle("GET /api/v1/exposure", viewer(s.apiExposure))
-	mux.Handle("GET /api/v1/remediations", viewer(s.apiRemediations))
-	mux.Handle("GET /api/v1/images/{digest}/attribution", viewer(s.apiAttribution))
-	mux.Handle("POST /api/v1/registry/gc", s.requireAPI(store.RoleAdmin, s.apiRegistryGC))
-	mux.Handle("GET /api/v1/sessions", viewer(s.apiSessions))
-	mux.Handle("POST /api/v1/audit/checkpoints", s.requireAPI(store.RoleAdmin, s.apiCheckpoint))
-	mux.Handle("DELETE /api/v1/sessions/{id}", viewer(s.apiRevokeSession))
+	for _, rt := range s.apiRoutes() {
+		mux.Handle(rt.pattern, s.requireAPI(rt.role, rt.handler))
+	}
 	mux.Handle("/api/", viewer(func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errNotFoundRoute)
 	}))
@@ -188,6 +157,61 @@ func (s *API) Handler() http.Handler {
 	mux.Handle("GET /search", page(s.search))
 
 	return s.observe(mux, securityHeaders(mux))
+}
+
+// apiRoute is one route of the REST API and the least role it needs.
+type apiRoute struct {
+	pattern string
+	role    string
+	handler http.HandlerFunc
+}
+
+// apiRoutes are the REST API's routes; openapi.yaml describes each one
+// (a test holds the two together).
+func (s *API) apiRoutes() []apiRoute {
+	return []apiRoute{
+		{"GET /api/v1/repositories", store.RoleViewer, s.apiRepositories},
+		{"GET /api/v1/images", store.RoleViewer, s.apiImages},
+		{"GET /api/v1/images/{digest}", store.RoleViewer, s.apiImage},
+		{"GET /api/v1/images/{digest}/packages", store.RoleViewer, s.apiImagePackages},
+		{"GET /api/v1/images/{digest}/findings", store.RoleViewer, s.cached(s.apiImageFindings)},
+		{"GET /api/v1/images/{digest}/sbom", store.RoleViewer, s.apiImageSBOM},
+		{"GET /api/v1/tags", store.RoleViewer, s.apiTags},
+		{"GET /api/v1/tags/history", store.RoleViewer, s.apiTagHistory},
+		{"GET /api/v1/affected", store.RoleViewer, s.cached(s.apiAffected)},
+		{"GET /api/v1/advisories", store.RoleViewer, s.apiAdvisoryStats},
+		{"GET /api/v1/advisories/{id}", store.RoleViewer, s.apiAdvisory},
+		{"GET /api/v1/trend", store.RoleViewer, s.apiTrend},
+		{"GET /api/v1/jobs", store.RoleViewer, s.apiJobs},
+		{"GET /api/v1/jobs/{id}", store.RoleViewer, s.apiJob},
+		{"POST /api/v1/scans", store.RoleDeveloper, s.apiScan},
+		{"GET /api/v1/deployments", store.RoleViewer, s.apiDeployments},
+		{"POST /api/v1/deployments", store.RoleDeveloper, s.apiPutDeployment},
+		{"GET /api/v1/fleet/version", store.RoleViewer, s.apiFleetVersion},
+		{"POST /api/v1/promotions", store.RoleDeveloper, s.apiPromote},
+		{"GET /api/v1/promotions", store.RoleViewer, s.apiPromotions},
+		{"GET /api/v1/promotions/{id}", store.RoleViewer, s.apiPromotion},
+		{"POST /api/v1/promotions/{id}/approve", store.RoleApprover, s.apiApprove},
+		{"POST /api/v1/rollback", store.RoleDeveloper, s.apiRollback},
+		{"GET /api/v1/drift", store.RoleViewer, s.apiDrift},
+		{"GET /api/v1/audit", store.RoleApprover, s.apiAudit},
+		{"GET /api/v1/exposure", store.RoleViewer, s.apiExposure},
+		{"GET /api/v1/remediations", store.RoleViewer, s.apiRemediations},
+		{"GET /api/v1/images/{digest}/attribution", store.RoleViewer, s.apiAttribution},
+		{"POST /api/v1/registry/gc", store.RoleAdmin, s.apiRegistryGC},
+		{"GET /api/v1/sessions", store.RoleViewer, s.apiSessions},
+		{"POST /api/v1/audit/checkpoints", store.RoleAdmin, s.apiCheckpoint},
+		{"DELETE /api/v1/sessions/{id}", store.RoleViewer, s.apiRevokeSession},
+	}
+}
+
+// APIRoutes lists the REST API's route patterns ("GET /api/v1/jobs").
+func (s *API) APIRoutes() []string {
+	var out []string
+	for _, rt := range s.apiRoutes() {
+		out = append(out, rt.pattern)
+	}
+	return out
 }
 
 // observe records metrics and a log line per request, by route pattern

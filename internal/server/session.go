@@ -326,8 +326,8 @@ func (s *API) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusUnauthorized, "The identity provider's answer did not verify.", err)
 		return
 	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
+	claims, err := s.signIn.claims(ctx, p, oc, tok, idt)
+	if err != nil {
 		refuse(http.StatusUnauthorized, "The identity provider's answer did not verify.", err)
 		return
 	}
@@ -337,6 +337,40 @@ func (s *API) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.startSession(w, r, user, role, "oidc:"+s.signIn.oidc.Issuer, st.Next)
+}
+
+// claims are the ID token's claims, completed from the provider's
+// userinfo endpoint when the ID token lacks the user or groups claim
+// (providers may keep profile claims out of the ID token). The ID
+// token's own claims win, and userinfo must be about the same subject.
+func (si *signIn) claims(ctx context.Context, p *oidc.Provider, oc *oauth2.Config, tok *oauth2.Token, idt *oidc.IDToken) (map[string]any, error) {
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return nil, err
+	}
+	o := si.oidc
+	_, hasGroups := claims[cmp.Or(o.GroupsClaim, "groups")]
+	_, hasUser := claims[cmp.Or(o.UserClaim, "preferred_username")]
+	if (hasGroups && hasUser) || p.UserInfoEndpoint() == "" {
+		return claims, nil
+	}
+	ui, err := p.UserInfo(ctx, oc.TokenSource(ctx, tok))
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w", err)
+	}
+	if ui.Subject != idt.Subject {
+		return nil, fmt.Errorf("userinfo is about %q, the ID token about %q", ui.Subject, idt.Subject)
+	}
+	var extra map[string]any
+	if err := ui.Claims(&extra); err != nil {
+		return nil, fmt.Errorf("userinfo: %w", err)
+	}
+	for k, v := range extra {
+		if _, ok := claims[k]; !ok {
+			claims[k] = v
+		}
+	}
+	return claims, nil
 }
 
 // person reads who signed in and their highest role from ID token

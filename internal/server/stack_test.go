@@ -36,6 +36,7 @@ import (
 type stack struct {
 	t        testing.TB
 	handler  http.Handler
+	server   *server.API
 	st       store.Store
 	reg      *registrytest.Server
 	api      *httptest.Server
@@ -79,7 +80,7 @@ func newStack(t testing.TB, opts ...func(st store.Store, d *server.Deps)) *stack
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.handler = srv.Handler()
+	s.server, s.handler = srv, srv.Handler()
 	s.api = httptest.NewServer(s.handler)
 	for _, role := range auth.Roles {
 		secret, _, err := auth.Create(ctx, st, auth.Spec{User: role + "-user", Name: role + "-user", Role: role}, time.Now())
