@@ -3,12 +3,17 @@
 package helm_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/socle-dev/socle/internal/admission"
+	"github.com/socle-dev/socle/internal/config"
 )
 
 func helm(t *testing.T) string {
@@ -122,4 +127,52 @@ func toStrings(v any) []string {
 		out = append(out, x.(string))
 	}
 	return out
+}
+
+// TestAdmissionAndInventory installs the webhook configuration socle
+// prints for an in-cluster service, the admission listener and port,
+// and read-only RBAC for the pod watch.
+func TestAdmissionAndInventory(t *testing.T) {
+	cl := config.Cluster{Name: "main", InCluster: true, Namespaces: []config.NamespaceMap{{Names: []string{"shop-prod"}, Environment: "prod"}}}
+	hooks, err := admission.WebhookConfigurations(cl, config.Admission{Service: &config.AdmissionService{Namespace: "platform", Name: "r-socle", Port: 8443}},
+		[]byte("-----BEGIN CERTIFICATE-----\nhand-made\n-----END CERTIFICATE-----\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "webhooks.yaml")
+	if err := os.WriteFile(file, hooks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	docs := render(t, "--set", "admission.enabled=true", "--set", "kubernetes.watch=true", "--set", "admission.tlsSecret=socle-admission-tls",
+		"--set-file", "admission.webhooks="+file)
+	if len(docs["MutatingWebhookConfiguration"]) != 1 || len(docs["ValidatingWebhookConfiguration"]) != 1 {
+		t.Fatalf("webhook configurations: %d mutating, %d validating", len(docs["MutatingWebhookConfiguration"]), len(docs["ValidatingWebhookConfiguration"]))
+	}
+	hook := docs["ValidatingWebhookConfiguration"][0]["webhooks"].([]any)[0].(map[string]any)
+	svc := hook["clientConfig"].(map[string]any)["service"].(map[string]any)
+	if svc["name"] != "r-socle" || svc["path"] != "/admission/validate/main" || hook["failurePolicy"] != "Fail" {
+		t.Fatalf("validating webhook %v", hook)
+	}
+	c := container(t, docs)
+	if args := strings.Join(toStrings(c["args"]), " "); !strings.Contains(args, "--admission-addr=0.0.0.0:8443") {
+		t.Fatalf("args %s", args)
+	}
+	ports := fmt.Sprint(docs["Service"][0]["spec"].(map[string]any)["ports"])
+	if !strings.Contains(ports, "admission") {
+		t.Fatalf("service ports %s", ports)
+	}
+	role := docs["ClusterRole"][0]
+	for _, r := range role["rules"].([]any) {
+		if verbs := fmt.Sprint(r.(map[string]any)["verbs"]); verbs != "[get list watch]" {
+			t.Fatalf("the inventory's role may %s", verbs)
+		}
+	}
+	if docs["Deployment"][0]["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["serviceAccountName"] != "r-socle" {
+		t.Fatal("the pod does not run as the watching service account")
+	}
+	// Without the flags, none of it.
+	plain := render(t)
+	if len(plain["ClusterRole"])+len(plain["ValidatingWebhookConfiguration"]) != 0 {
+		t.Fatal("RBAC or webhooks rendered by default")
+	}
 }

@@ -79,6 +79,8 @@ environments and enforces it all at admission.`,
 		newExposureCmd(g),
 		newVEXCmd(g),
 		newRegistryCmd(g),
+		newAdmissionCmd(g),
+		newRunningCmd(g),
 		newVersionCmd(g),
 	)
 	return root

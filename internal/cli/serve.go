@@ -23,6 +23,7 @@ type serveOptions struct {
 	tlsSelfSigned    bool
 	shutdownGrace    time.Duration
 	jobLease         time.Duration
+	admissionAddr    string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -58,6 +59,7 @@ writes an admin token to DATA_DIR/admin-token.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	f.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate for loopback, kept in DATA_DIR/tls")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 30*time.Second, "how long running jobs may take to finish on shutdown")
+	f.StringVar(&o.admissionAddr, "admission-addr", "", "serve the Kubernetes admission webhooks over TLS on this address (default admission.addr; none when empty)")
 	f.DurationVar(&o.jobLease, "job-lease", 30*time.Second, "how long a crashed server's running job waits before another server (or the same one restarted) takes it over")
 	return cmd
 }
@@ -93,6 +95,7 @@ func runServe(ctx context.Context, g *globals, o *serveOptions) error {
 		Logger:                 g.logger,
 		Out:                    g.out,
 		PromotionPause:         promotionPause(g),
+		AdmissionAddr:          cmp.Or(o.admissionAddr, cfg.Admission.Addr),
 	})
 	if err != nil {
 		return err

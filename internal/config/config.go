@@ -43,6 +43,10 @@ type File struct {
 	Auth Auth `yaml:"auth"`
 	// Audit configures the signed checkpoints of the audit log.
 	Audit AuditCheckpoints `yaml:"audit"`
+	// Clusters are the Kubernetes clusters socle watches and admits to.
+	Clusters []Cluster `yaml:"clusters"`
+	// Admission configures the admission webhooks.
+	Admission Admission `yaml:"admission"`
 
 	// path is where the file was read from; positions maps a field path
 	// ("watch[1].tags") to its place in the file.
@@ -360,6 +364,7 @@ func (f *File) Validate() error {
 		}
 	}
 	errs = append(errs, f.validateEnvironments()...)
+	errs = append(errs, f.validateClusters()...)
 	errs = append(errs, f.validateAuth([]string{"viewer", "developer", "approver", "admin"})...)
 	if len(errs) == 0 {
 		return nil

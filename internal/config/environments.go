@@ -22,6 +22,9 @@ type Environment struct {
 	// Roles may promote here (default developer, approver, admin).
 	Roles []string `yaml:"roles"`
 	Gates Gates    `yaml:"gates"`
+	// Admission is how the admission webhooks treat the namespaces
+	// mapped to this environment.
+	Admission EnvironmentAdmission `yaml:"admission"`
 }
 
 // Gates are the conditions a digest must meet to enter an environment.

@@ -204,7 +204,9 @@ func newCountingCache(t testing.TB) *countingCache {
 
 // ClaimLayerRead claims nothing: the tests read each layer from one
 // goroutine.
-func (c *countingCache) ClaimLayerRead(context.Context, string) (func(), error) { return func() {}, nil }
+func (c *countingCache) ClaimLayerRead(context.Context, string) (func(), error) {
+	return func() {}, nil
+}
 
 func (c *countingCache) StoreLayerAnalysis(ctx context.Context, digest, diffID string, b []byte) error {
 	c.mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/socle-dev/socle/internal/admission"
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/auth"
@@ -74,6 +75,9 @@ type Config struct {
 	Out io.Writer
 	// PromotionPause, when set, is the promoter's fault hook.
 	PromotionPause func(stage string)
+	// AdmissionAddr is the admission webhooks' TLS listener; empty runs
+	// none.
+	AdmissionAddr string
 }
 
 // App is socle serve: the embedded registry, the API and dashboard, and
@@ -100,6 +104,14 @@ type App struct {
 	watches  []config.Watch
 	// checkpoints signs the audit log's head to a sink outside the store.
 	checkpoints *audit.Checkpointer
+	// remote reaches registries (the embedded one in process).
+	remote []remote.Option
+	// clusters are watched; admission answers their webhooks on admLn.
+	clusters    clusterSet
+	admission   *admission.Controller
+	admissionCA []byte
+	admLn       net.Listener
+	admSrv      *http.Server
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -209,18 +221,19 @@ func (a *App) buildParts(ctx context.Context) error {
 		},
 	}, jobs.Options{Owner: a.owner, Workers: cfg.Workers, Lease: cfg.JobLease, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
 
+	if a.reg != nil {
+		// The promoter (and admission's signature checks) reach the
+		// embedded registry in process: the promoter is the one client
+		// that may move environment tags.
+		a.remote = []remote.Option{
+			remote.WithAuthFromKeychain(authn.DefaultKeychain),
+			remote.WithTransport(registry.Route(registry.LocalNames(regHost), a.reg.Transport(), source.NewTransport(source.Timeouts{}))),
+		}
+	}
 	if len(cfg.File.Environments) > 0 {
 		popts := promote.Options{
-			NameOpts: remoteOpts.NameOptions(), Logger: log.With("component", "promote"),
+			NameOpts: remoteOpts.NameOptions(), Logger: log.With("component", "promote"), Remote: a.remote,
 			Ensure: func(ctx context.Context, ref name.Digest) error { return sc.EnsureIndexed(ctx, a.st, ref, remoteOpts) },
-		}
-		if a.reg != nil {
-			// The promoter reaches the embedded registry in process: it is
-			// the one client that may move environment tags.
-			popts.Remote = []remote.Option{
-				remote.WithAuthFromKeychain(authn.DefaultKeychain),
-				remote.WithTransport(registry.Route(registry.LocalNames(regHost), a.reg.Transport(), source.NewTransport(source.Timeouts{}))),
-			}
 		}
 		if a.promoter, err = promote.New(cfg.File, a.st, popts); err != nil {
 			return err
@@ -230,10 +243,19 @@ func (a *App) buildParts(ctx context.Context) error {
 	if a.checkpoints, err = checkpointer(cfg, a.st, remoteOpts, log); err != nil {
 		return err
 	}
+	if a.remote == nil {
+		a.remote = remoteOpts.RemoteOptions(context.Background())
+	}
+	if err := a.buildClusters(ctx, metrics); err != nil {
+		return err
+	}
 	deps := Deps{
 		Store: a.st, Scans: a.watcher, Auth: authr, Metrics: metrics, Logger: log.With("component", "server"),
 		Version: sbom.ToolVersion, AuthConfig: cfg.File.Auth, Promoter: a.promoter,
-		GCGrace: cfg.File.Registry.GCGrace.Duration, Checkpoints: a.checkpoints,
+		GCGrace: cfg.File.Registry.GCGrace.Duration, Checkpoints: a.checkpoints, Environments: cfg.File.Environments,
+	}
+	if a.admission != nil {
+		deps.Promoted = a.admission
 	}
 	if a.reg != nil {
 		deps.Registry = a.reg
@@ -308,7 +330,7 @@ func (a *App) openRegistry(authr *auth.Authenticator) error {
 // jobs finish within the grace period, and returns.
 func (a *App) Run(ctx context.Context) error {
 	defer close(a.done)
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- ignoreClosed(a.apiSrv.Serve(a.apiLn)) }()
 	if a.regSrv != nil {
 		go func() { serveErr <- ignoreClosed(a.regSrv.Serve(a.regLn)) }()
@@ -328,6 +350,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.promoter != nil {
 		go a.promoter.ReconcileEvery(loops, 30*time.Second)
 	}
+	a.runClusters(loops, serveErr)
 	if every := a.cfg.File.Audit.Interval.Duration; every >= 0 {
 		go a.checkpoints.Every(loops, cmp.Or(every, time.Hour))
 	}
@@ -350,6 +373,9 @@ func (a *App) Run(ctx context.Context) error {
 	_ = a.apiSrv.Shutdown(shutCtx)
 	if a.regSrv != nil {
 		_ = a.regSrv.Shutdown(shutCtx)
+	}
+	if a.admSrv != nil {
+		_ = a.admSrv.Shutdown(shutCtx)
 	}
 	select {
 	case <-runnerDone:
@@ -378,7 +404,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 // closeListeners releases what New opened when it fails half-way.
 func (a *App) closeListeners() {
-	for _, ln := range []net.Listener{a.apiLn, a.regLn} {
+	for _, ln := range []net.Listener{a.apiLn, a.regLn, a.admLn} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -411,6 +437,12 @@ func (a *App) banner() {
 			envs = append(envs, e.Name)
 		}
 		fmt.Fprintf(w, "  promotion   %s\n", strings.Join(envs, " → "))
+	}
+	if a.admLn != nil {
+		fmt.Fprintf(w, "  admission   https://%s  (webhooks: socle admission config --cluster NAME)\n", shownAddr(a.cfg.AdmissionAddr, a.admLn))
+	}
+	for _, cl := range a.cfg.File.Clusters {
+		fmt.Fprintf(w, "  cluster     %s  (%d namespace mappings; pods watched)\n", cl.Name, len(cl.Namespaces))
 	}
 	if a.tokenNote != "" {
 		fmt.Fprintf(w, "  admin token %s\n", a.tokenNote)

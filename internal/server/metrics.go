@@ -67,6 +67,9 @@ func NewMetrics(counts Counts) *Metrics {
 	return m
 }
 
+// Register adds collectors of other parts (admission).
+func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+
 // ObserveJob records a finished job attempt.
 func (m *Metrics) ObserveJob(kind string, d time.Duration, err error) {
 	result := "ok"

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/socle-dev/socle/internal/admission"
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/config"
@@ -56,6 +57,16 @@ type Deps struct {
 	// Checkpoints writes signed checkpoints of the audit log on demand;
 	// nil refuses them.
 	Checkpoints *audit.Checkpointer
+	// Environments are the promotion path, for the Running view.
+	Environments []config.Environment
+	// Promoted tells how far digests were promoted (admission's
+	// snapshot); nil reads it from the store.
+	Promoted PromotedIndex
+}
+
+// PromotedIndex tells how far digests were promoted.
+type PromotedIndex interface {
+	Snapshot() *admission.Snapshot
 }
 
 // Collector collects the embedded registry's garbage.
@@ -83,6 +94,9 @@ type API struct {
 	gcGrace     time.Duration
 	checkpoints *audit.Checkpointer
 	answers     answerCache
+	// environments and promoted serve the Running view.
+	environments []config.Environment
+	promoted     PromotedIndex
 }
 
 // NewAPI returns the API and dashboard handler.
@@ -95,6 +109,7 @@ func NewAPI(d Deps) (*API, error) {
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
 		ready: d.Ready, pages: pages, version: d.Version, now: time.Now,
 		promoter: d.Promoter, registry: d.Registry, gcGrace: d.GCGrace, checkpoints: d.Checkpoints,
+		environments: d.Environments, promoted: d.Promoted,
 	}
 	if s.promoter == nil {
 		s.promoter = &promote.Promoter{Store: d.Store}
@@ -152,6 +167,7 @@ func (s *API) Handler() http.Handler {
 	mux.Handle("GET /jobs", page(s.jobsPage))
 	mux.Handle("GET /promotions", page(s.promotionsPage))
 	mux.Handle("GET /exposure", page(s.exposurePage))
+	mux.Handle("GET /running", page(s.runningPage))
 	mux.Handle("POST /promotions", s.requirePage(store.RoleDeveloper, s.promoteForm))
 	mux.Handle("POST /promotions/{id}/approve", s.requirePage(store.RoleApprover, s.approveForm))
 	mux.Handle("GET /search", page(s.search))
@@ -202,6 +218,7 @@ func (s *API) apiRoutes() []apiRoute {
 		{"GET /api/v1/sessions", store.RoleViewer, s.apiSessions},
 		{"POST /api/v1/audit/checkpoints", store.RoleAdmin, s.apiCheckpoint},
 		{"DELETE /api/v1/sessions/{id}", store.RoleViewer, s.apiRevokeSession},
+		{"GET /api/v1/running", store.RoleViewer, s.apiRunning},
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/socle-dev/socle/internal/admission"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/remediate"
@@ -37,6 +38,10 @@ type Store interface {
 	PutDeployment(ctx context.Context, d store.Deployment) error
 	AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditEvent, error)
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
+
+	admission.Source
+	RunningImages(ctx context.Context, q store.RunningQuery) ([]store.Running, error)
+	HasImage(ctx context.Context, digest string) (bool, error)
 
 	ListRemediations(ctx context.Context, image string, limit int) ([]store.Remediation, error)
 	BuildHistory(ctx context.Context, name string, limit int) ([]store.Build, error)

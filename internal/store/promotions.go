@@ -86,4 +86,13 @@ type Promotions interface {
 	// event and returns the approvals so far.
 	AddApproval(ctx context.Context, a Approval, ev AuditEvent) ([]Approval, error)
 	Approvals(ctx context.Context, id int64) ([]Approval, error)
+	// PromotedDigests lists every done promotion and rollback, newest
+	// first, without evidence: what admission decides from.
+	PromotedDigests(ctx context.Context) ([]Promoted, error)
+}
+
+// Promoted is a digest that entered an environment's tag.
+type Promoted struct {
+	Target, Environment, Tag, Digest string
+	At                               time.Time
 }

@@ -32,6 +32,7 @@ type Store interface {
 	Sessions
 	Audit
 	Deployments
+	Inventory
 	Promotions
 	Remediations
 	Builds

@@ -234,3 +234,26 @@ type RemediationRow struct {
 	Status, Detail                        string
 	At                                    time.Time
 }
+
+// RunningPage is what runs in the clusters, per environment.
+type RunningPage struct {
+	Environments []RunningEnv
+}
+
+// RunningEnv is one environment's running workloads, the longest
+// running first.
+type RunningEnv struct {
+	Environment string
+	Drift       int
+	Rows        []RunningRow
+}
+
+// RunningRow is one container of a workload running a digest.
+type RunningRow struct {
+	Cluster, Namespace, Workload, Container, Repository, Digest string
+	Pods                                                        int
+	Since                                                       time.Time
+	For                                                         time.Duration
+	Open, Fixable                                               int
+	Scanned, Drift                                              bool
+}

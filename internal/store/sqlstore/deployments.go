@@ -28,16 +28,36 @@ ON CONFLICT (environment, repository) DO UPDATE SET digest = excluded.digest, si
 	return s.bump(ctx, x, tagsGenKey)
 }
 
+// CurrentDeployments is what promotions and deployment records say, and
+// what the clusters' inventory shows running, once per environment,
+// repository and digest.
 func (s *DB) CurrentDeployments(ctx context.Context, env string) ([]store.Deployment, error) {
-	q, args := `SELECT environment, repository, digest, since, by_whom FROM deployments_current`, []any{}
+	q1, q2, args := `SELECT environment, repository, digest, since, by_whom, 0 FROM deployments_current`,
+		`SELECT environment, repository, digest, MIN(since), 'cluster:' || MIN(cluster), 1 FROM running WHERE stopped_at = 0 AND environment <> ''`, []any{}
 	if env != "" {
-		q, args = q+` WHERE environment = ?`, []any{env}
+		q1, q2, args = q1+` WHERE environment = ?`, q2+` AND environment = ?`, []any{env, env}
 	}
-	rows, err := s.query(ctx, s.db, q+` ORDER BY environment, repository`, args...)
+	rows, err := s.query(ctx, s.db, q1+` UNION ALL `+q2+` GROUP BY environment, repository, digest ORDER BY 1, 2, 6`, args...)
 	if err != nil {
 		return nil, err
 	}
-	return scanDeployments(rows)
+	defer rows.Close()
+	seen := map[[3]string]bool{}
+	var out []store.Deployment
+	for rows.Next() {
+		var d store.Deployment
+		var since int64
+		var fromCluster int
+		if err := rows.Scan(&d.Environment, &d.Repository, &d.Digest, &since, &d.By, &fromCluster); err != nil {
+			return nil, err
+		}
+		d.Since = fromTS(since)
+		if k := [3]string{d.Environment, d.Repository, d.Digest}; !seen[k] {
+			seen[k] = true
+			out = append(out, d)
+		}
+	}
+	return out, rows.Err()
 }
 
 func (s *DB) DeploymentHistory(ctx context.Context, env, repository string) ([]store.Deployment, error) {
@@ -69,8 +89,10 @@ func scanDeployments(rows *sql.Rows) ([]store.Deployment, error) {
 func (s *DB) environmentsOf(ctx context.Context, digests []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for _, batch := range chunks(digests, 500) {
-		rows, err := s.query(ctx, s.db, `SELECT digest, environment FROM deployments_current
-WHERE digest IN (`+placeholders(len(batch))+`) ORDER BY environment`, anySlice(batch)...)
+		in := placeholders(len(batch))
+		rows, err := s.query(ctx, s.db, `SELECT digest, environment FROM deployments_current WHERE digest IN (`+in+`)
+UNION SELECT digest, environment FROM running WHERE stopped_at = 0 AND environment <> '' AND digest IN (`+in+`)
+ORDER BY 2`, append(anySlice(batch), anySlice(batch)...)...)
 		if err != nil {
 			return nil, err
 		}

@@ -221,3 +221,22 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+func (s *DB) PromotedDigests(ctx context.Context) ([]store.Promoted, error) {
+	rows, err := s.query(ctx, s.db, `SELECT target, environment, tag, digest, updated_at FROM promotions WHERE state = ? ORDER BY id DESC`, store.PromotionDone)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Promoted
+	for rows.Next() {
+		var p store.Promoted
+		var at int64
+		if err := rows.Scan(&p.Target, &p.Environment, &p.Tag, &p.Digest, &at); err != nil {
+			return nil, err
+		}
+		p.At = fromTS(at)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

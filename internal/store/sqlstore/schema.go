@@ -115,6 +115,13 @@ ALTER TABLE tokens ADD COLUMN repositories TEXT NOT NULL DEFAULT '';`,
 	source TEXT NOT NULL, csrf TEXT NOT NULL, created_at BIGINT NOT NULL, last_seen BIGINT NOT NULL,
 	expires_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL, remote TEXT NOT NULL);
 CREATE INDEX sessions_user ON sessions (user_name, created_at);`,
+	// 8: what runs in the clusters, from their pods.
+	`CREATE TABLE running (cluster TEXT NOT NULL, namespace TEXT NOT NULL, workload TEXT NOT NULL, container TEXT NOT NULL,
+	digest TEXT NOT NULL, repository TEXT NOT NULL, environment TEXT NOT NULL, pods INTEGER NOT NULL,
+	since BIGINT NOT NULL, last_seen BIGINT NOT NULL, stopped_at BIGINT NOT NULL,
+	PRIMARY KEY (cluster, namespace, workload, container, digest));
+CREATE INDEX running_digest ON running (digest);
+CREATE INDEX running_env ON running (environment, stopped_at);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"AuditChain", testAudit},
 		{"AuditConcurrentAppend", testAuditConcurrent},
 		{"Deployments", testDeployments},
+		{"Inventory", testInventory},
 		{"Meta", testMeta},
 		{"ChainIDs", testChainIDs},
 		{"Builds", testBuilds},
@@ -743,6 +744,80 @@ func testDeployments(t *testing.T, s store.Store) {
 	}
 }
 
+func testInventory(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC)
+	shop := store.Running{Namespace: "shop-prod", Workload: "Deployment/shop", Container: "app", Environment: "prod", Repository: "r/shop", Digest: "sha256:1"}
+	side := store.Running{Namespace: "shop-prod", Workload: "Deployment/shop", Container: "proxy", Environment: "prod", Repository: "r/proxy", Digest: "sha256:2"}
+	gen := func() string {
+		g, err := s.DataGeneration(ctx)
+		must(t, err)
+		return g
+	}
+	g0 := gen()
+	// Two pods of shop, one of them with its sidecar.
+	started, stopped, err := s.SyncRunning(ctx, "main", []store.Running{shop, shop, side}, t0)
+	must(t, err)
+	if started != 2 || stopped != 0 || gen() == g0 {
+		t.Fatalf("first sync: %d started, %d stopped", started, stopped)
+	}
+	rows, err := s.RunningImages(ctx, store.RunningQuery{Environment: "prod"})
+	must(t, err)
+	if len(rows) != 2 || rows[0].Pods+rows[1].Pods != 3 || !rows[0].Since.Equal(t0) || rows[0].Cluster != "main" {
+		t.Fatalf("running: %+v", rows)
+	}
+	// Seen again, unchanged: nothing starts, the generation stays.
+	g1 := gen()
+	started, stopped, err = s.SyncRunning(ctx, "main", []store.Running{shop, side}, t0.Add(time.Minute))
+	must(t, err)
+	if started != 0 || stopped != 0 || gen() != g1 {
+		t.Fatalf("same sync: %d started, %d stopped", started, stopped)
+	}
+	// A new digest of shop replaces the old; another cluster is apart.
+	shop2 := shop
+	shop2.Digest = "sha256:3"
+	_, _, err = s.SyncRunning(ctx, "other", []store.Running{shop}, t0)
+	must(t, err)
+	started, stopped, err = s.SyncRunning(ctx, "main", []store.Running{shop2, side}, t0.Add(time.Hour))
+	must(t, err)
+	if started != 1 || stopped != 1 {
+		t.Fatalf("new digest: %d started, %d stopped", started, stopped)
+	}
+	all, err := s.RunningImages(ctx, store.RunningQuery{Cluster: "main", Stopped: true})
+	must(t, err)
+	var old store.Running
+	for _, r := range all {
+		if r.Digest == "sha256:1" {
+			old = r
+		}
+	}
+	if len(all) != 3 || !old.StoppedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("after the new digest: %+v", all)
+	}
+	// The inventory is part of the deployments, once per digest.
+	cur, err := s.CurrentDeployments(ctx, "prod")
+	must(t, err)
+	got := map[string]string{}
+	for _, d := range cur {
+		got[d.Digest] = d.By
+	}
+	if got["sha256:3"] != "cluster:main" || got["sha256:1"] != "cluster:other" || got["sha256:2"] != "cluster:main" || len(cur) != 3 {
+		t.Fatalf("deployments with the inventory: %+v", cur)
+	}
+	// Everything stops; a digest that comes back starts again.
+	_, stopped, err = s.SyncRunning(ctx, "main", nil, t0.Add(2*time.Hour))
+	must(t, err)
+	if stopped != 2 {
+		t.Fatalf("empty sync stopped %d", stopped)
+	}
+	started, _, err = s.SyncRunning(ctx, "main", []store.Running{shop2}, t0.Add(3*time.Hour))
+	must(t, err)
+	back, err := s.RunningImages(ctx, store.RunningQuery{Cluster: "main", Digest: "sha256:3"})
+	must(t, err)
+	if started != 1 || len(back) != 1 || !back[0].Since.Equal(t0.Add(3*time.Hour)) {
+		t.Fatalf("back: %d started, %+v", started, back)
+	}
+}
+
 func testMeta(t *testing.T, s store.Store) {
 	v, err := s.GetMeta(ctx, "k")
 	must(t, err)
@@ -933,6 +1008,13 @@ func testPromotions(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(list) != 1 || list[0].ID != id {
 		t.Fatalf("list %+v", list)
+	}
+	// Only done promotions are promoted digests; the qa one still moves.
+	promoted, err := s.PromotedDigests(ctx)
+	must(t, err)
+	if len(promoted) != 1 || promoted[0].Digest != p.Digest || promoted[0].Environment != "prod" || promoted[0].Target != "reg/app" ||
+		promoted[0].Tag != "prod" || !promoted[0].At.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("promoted digests %+v", promoted)
 	}
 	if list, _ := s.ListPromotions(ctx, store.PromotionQuery{Environment: "qa", States: []string{store.PromotionMoving}}); len(list) != 1 {
 		t.Fatalf("qa list %+v", list)
