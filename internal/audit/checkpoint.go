@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/sign"
@@ -131,38 +128,4 @@ func decode(r io.Reader) (Signed, error) {
 		return s, errors.New("checkpoint: no signature")
 	}
 	return s, nil
-}
-
-// Key returns the key that signs checkpoints, and the path of its
-// public half: keyFile when socle.yaml names a signing key (its password
-// from COSIGN_PASSWORD, its public key beside it as .pub), else a key of
-// socle's own in dir/checkpoint.key, made on first use.
-func Key(keyFile, dir string) (*sign.Signer, string, error) {
-	if keyFile != "" {
-		s, err := sign.LoadSignerFile(keyFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("signing key %s: %w", keyFile, err)
-		}
-		return s, strings.TrimSuffix(keyFile, ".key") + ".pub", nil
-	}
-	priv, pub := filepath.Join(dir, "checkpoint.key"), filepath.Join(dir, "checkpoint.pub")
-	if b, err := os.ReadFile(priv); err == nil {
-		s, err := sign.LoadSigner(b, nil)
-		return s, pub, err
-	}
-	kp, err := sign.GenerateKeyPair(nil)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", err
-	}
-	if err := os.WriteFile(priv, kp.Private, 0o600); err != nil {
-		return nil, "", err
-	}
-	if err := os.WriteFile(pub, kp.Public, 0o644); err != nil {
-		return nil, "", err
-	}
-	s, err := sign.LoadSigner(kp.Private, nil)
-	return s, pub, err
 }

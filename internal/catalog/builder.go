@@ -1,10 +1,17 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +23,8 @@ import (
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/mutate"
+	"github.com/socle-dev/socle/internal/provenance"
+	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -35,6 +44,8 @@ const (
 	PhaseUnchanged = "unchanged"
 	PhaseFailed    = "failed"
 	PhaseSkipped   = "skipped"
+	// PhaseLog carries one line of a Dockerfile builder's output.
+	PhaseLog = "log"
 )
 
 // Indexer records a pushed image's SBOM and findings.
@@ -61,9 +72,15 @@ type Builder struct {
 	Target  Target
 	// Assembler builds assembled images; nil fails them.
 	Assembler Assembler
-	// Dockerfile finds the external builder; nil uses
-	// mutate.DetectDockerfileBuilder.
-	Dockerfile func(context.Context) (*mutate.DockerfileBuilder, error)
+	// Dockerfile finds the Dockerfile builder (force names one, or is
+	// empty); nil uses mutate.DetectDockerfileBuilder.
+	Dockerfile func(ctx context.Context, force string) (*mutate.DockerfileBuilder, error)
+	// BuildahRoot keeps buildah's storage, and so its layer cache
+	// (default buildah's own).
+	BuildahRoot string
+	// Provenance signs the SLSA provenance attached to every pushed
+	// build; nil attaches none.
+	Provenance provenance.Attester
 	// Indexer stores each pushed image's SBOM; nil skips it.
 	Indexer Indexer
 	// Parallel bounds the builds of one level run at once (default 4).
@@ -223,11 +240,13 @@ func (b *Builder) buildStep(ctx context.Context, s *Step, parentRun *Outcome) *O
 			return o
 		}
 	}
-	img, pkgs, err := b.make(ctx, s, parent)
+	m, err := b.make(ctx, s, parent)
 	if err != nil {
 		return fail(err)
 	}
-	out, err := b.publish(ctx, s, img, parent, pkgs, start, "build")
+	defer m.close()
+	m.prov.RunDetails.Metadata.StartedOn = start
+	out, err := b.publish(ctx, s, m.img, parent, m.pkgs, start, "build", &m.prov)
 	if err != nil {
 		return fail(err)
 	}
@@ -238,7 +257,7 @@ func (b *Builder) buildStep(ctx context.Context, s *Step, parentRun *Outcome) *O
 // floating tags, stores its SBOM and records the build.
 // how names what made the image ("build", or a remediation's strategy),
 // in the reason the superseded build's fixed findings are closed with.
-func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *parentRef, pkgs map[string]string, start time.Time, how string) (*Outcome, error) {
+func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *parentRef, pkgs map[string]string, start time.Time, how string, prov *provenance.Predicate) (*Outcome, error) {
 	o := &Outcome{Name: s.Name}
 	digest, err := img.Digest()
 	if err != nil {
@@ -266,6 +285,15 @@ func (b *Builder) publish(ctx context.Context, s *Step, img v1.Image, parent *pa
 		}
 	}
 	o.Status, o.Digest, o.Tag, o.Tags = store.BuildSucceeded, digest.String(), tag, append([]string{tag}, tags.Floating...)
+	if b.Provenance != nil && prov != nil {
+		if parent != nil {
+			prov.BuildDefinition.ResolvedDependencies = append(prov.BuildDefinition.ResolvedDependencies, provenance.Base(baseRepository(parent.name), parent.digest))
+		}
+		prov.RunDetails.Metadata.FinishedOn = b.Now().UTC()
+		if err := provenance.Attest(ctx, b.Provenance, repo.Digest(digest.String()), *prov, b.Now(), opts...); err != nil {
+			return nil, fmt.Errorf("attaching the provenance of %s: %w", digest, err)
+		}
+	}
 	if b.Indexer != nil {
 		if err := b.Indexer.IndexImage(ctx, img, repo.Name(), o.Tags); err != nil {
 			return nil, fmt.Errorf("recording the SBOM of %s: %w", digest, err)
@@ -319,11 +347,28 @@ func (b *Builder) Publish(ctx context.Context, name string, img v1.Image, parent
 	if b.Now == nil {
 		b.Now = time.Now
 	}
-	o, err := b.publish(ctx, s, img, pr, packages, b.Now(), how)
+	prov := newPredicate(im.Kind, map[string]any{"remediation": how})
+	prov.RunDetails.Metadata.StartedOn = b.Now().UTC()
+	o, err := b.publish(ctx, s, img, pr, packages, b.Now(), how, &prov)
 	if err != nil {
 		return Outcome{}, err
 	}
 	return *o, nil
+}
+
+// BuildDockerfile builds the Dockerfile image name of the catalog on
+// parent, pushed at parentRepository@parentDigest (which its Dockerfile
+// pulls). The image is read from files until release; Publish it first.
+func (b *Builder) BuildDockerfile(ctx context.Context, name string, parent v1.Image, parentRepository, parentDigest string) (v1.Image, func(), error) {
+	im, ok := b.Catalog.Get(name)
+	if !ok || im.Kind != KindDockerfile {
+		return nil, nil, fmt.Errorf("%q is not a Dockerfile image of the catalog", name)
+	}
+	m, err := b.dockerfile(ctx, &Step{Name: im.Name, Kind: im.Kind, image: im}, &parentRef{image: parent, digest: parentDigest, name: parentRepository})
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.img, m.close, nil
 }
 
 // FindingCloser is the part of the store that closes the findings a
@@ -438,55 +483,149 @@ func (b *Builder) parent(ctx context.Context, s *Step, run *Outcome) (*parentRef
 	return &parentRef{image: img, digest: desc.Digest.String(), name: display}, nil
 }
 
+// made is a built image, its package versions (assembled images), its
+// provenance so far, and what releases its files.
+type made struct {
+	img   v1.Image
+	pkgs  map[string]string
+	prov  provenance.Predicate
+	close func()
+}
+
 // make runs the builder.
-func (b *Builder) make(ctx context.Context, s *Step, parent *parentRef) (v1.Image, map[string]string, error) {
+func (b *Builder) make(ctx context.Context, s *Step, parent *parentRef) (*made, error) {
 	im := s.image
 	switch im.Kind {
 	case KindAssemble:
 		if b.Assembler == nil {
-			return nil, nil, errors.New("no package assembler configured")
+			return nil, errors.New("no package assembler configured")
 		}
-		img, res, err := b.Assembler.Assemble(ctx, AssembleSpec(im))
+		spec := AssembleSpec(im)
+		img, res, err := b.Assembler.Assemble(ctx, spec)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return img, res.Versions(), nil
+		m := &made{img: img, pkgs: res.Versions(), close: func() {}, prov: newPredicate(KindAssemble, map[string]any{
+			"suite": spec.Suite, "packages": spec.Packages, "security": spec.Security, "epoch": spec.Epoch.Unix(),
+		})}
+		for _, n := range slices.Sorted(maps.Keys(m.pkgs)) {
+			m.prov.BuildDefinition.ResolvedDependencies = append(m.prov.BuildDefinition.ResolvedDependencies,
+				provenance.Dependency{URI: "pkg:deb/debian/" + n + "@" + m.pkgs[n], Name: n})
+		}
+		return m, nil
 	case KindAppend:
 		a := im.Build.Append
 		spec := mutate.AppendSpec{Config: imageConfig(a.Config), Epoch: epoch(a.Epoch)}
+		var layers []map[string]any
 		for _, l := range a.Layers {
-			spec.Layers = append(spec.Layers, mutate.AppendLayer{From: b.Catalog.Path(l.From), To: l.To, UID: l.UID, GID: l.GID})
+			from := b.Catalog.Path(l.From)
+			spec.Layers = append(spec.Layers, mutate.AppendLayer{From: from, To: l.To, UID: l.UID, GID: l.GID})
+			d, err := pathDigest(from)
+			if err != nil {
+				return nil, err
+			}
+			layers = append(layers, map[string]any{"from": l.From, "to": l.To, "digest": d})
 		}
 		img, err := mutate.Append(ctx, mutate.Base{Image: parent.image, Name: parent.name}, spec)
-		return img, nil, err
+		if err != nil {
+			return nil, err
+		}
+		return &made{img: img, close: func() {}, prov: newPredicate(KindAppend, map[string]any{"layers": layers})}, nil
 	case KindDockerfile:
-		detect := b.Dockerfile
-		if detect == nil {
-			detect = mutate.DetectDockerfileBuilder
-		}
-		db, err := detect(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		d := im.Build.Dockerfile
-		spec := mutate.DockerfileSpec{Context: b.Catalog.Path(d.Context), File: d.File, Target: d.Target, Args: d.Args, ParentArg: d.ParentArg}
-		if parent != nil {
-			repo := parent.name
-			if r, err := name.ParseReference(parent.name); err == nil {
-				repo = r.Context().Name()
-			}
-			spec.Parent = repo + "@" + parent.digest
-		}
-		img, err := db.Build(ctx, spec)
-		if err != nil {
-			return nil, nil, err
-		}
-		if parent != nil {
-			img, err = mutate.AnnotateBase(img, mutate.Base{Image: parent.image, Name: parent.name})
-		}
-		return img, nil, err
+		return b.dockerfile(ctx, s, parent)
 	}
-	return nil, nil, fmt.Errorf("unknown build kind %q", im.Kind)
+	return nil, fmt.Errorf("unknown build kind %q", im.Kind)
+}
+
+// dockerfile builds with buildah, BuildKit or docker, the parent passed
+// by digest, the output streamed to the progress as log lines.
+func (b *Builder) dockerfile(ctx context.Context, s *Step, parent *parentRef) (*made, error) {
+	im := s.image
+	d := im.Build.Dockerfile
+	detect := b.Dockerfile
+	if detect == nil {
+		detect = mutate.DetectDockerfileBuilder
+	}
+	db, err := detect(ctx, d.Builder)
+	if err != nil {
+		return nil, err
+	}
+	if db.Tool == mutate.ToolBuildah && b.BuildahRoot != "" {
+		db.Root, db.RunRoot = filepath.Join(b.BuildahRoot, "storage"), filepath.Join(b.BuildahRoot, "run")
+	}
+	spec := mutate.DockerfileSpec{Context: b.Catalog.Path(d.Context), File: d.File, Target: d.Target, Args: d.Args, ParentArg: d.ParentArg,
+		Log: func(line string) { b.emit(Event{Name: s.Name, Phase: PhaseLog, Message: line}) }}
+	if len(d.Platforms) == 1 {
+		spec.Platform = d.Platforms[0]
+	}
+	if parent != nil {
+		spec.Parent = baseRepository(parent.name) + "@" + parent.digest
+	}
+	file := filepath.Join(spec.Context, cmp.Or(d.File, "Dockerfile"))
+	fileDigest, err := provenance.FileDigest(file)
+	if err != nil {
+		return nil, err
+	}
+	contextDigest, err := provenance.DirDigest(spec.Context)
+	if err != nil {
+		return nil, err
+	}
+	built, err := db.Build(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	var img v1.Image = built
+	if parent != nil {
+		if img, err = mutate.AnnotateBase(built, mutate.Base{Image: parent.image, Name: parent.name}); err != nil {
+			built.Close()
+			return nil, err
+		}
+	}
+	prov := newPredicate(KindDockerfile, map[string]any{
+		"dockerfile": map[string]any{"path": cmp.Or(d.File, "Dockerfile"), "digest": fileDigest},
+		"context":    map[string]any{"path": d.Context, "digest": contextDigest},
+		"target":     d.Target, "args": d.Args, "platform": spec.Platform,
+	})
+	prov.BuildDefinition.InternalParameters = map[string]any{"builder": db.Tool}
+	prov.RunDetails.Builder.Version[db.Tool] = db.Version
+	return &made{img: img, prov: prov, close: func() { built.Close() }}, nil
+}
+
+// newPredicate starts the provenance of a build of kind.
+func newPredicate(kind string, external map[string]any) provenance.Predicate {
+	return provenance.Predicate{
+		BuildDefinition: provenance.BuildDefinition{BuildType: provenance.BuildTypePrefix + kind + "/v1", ExternalParameters: external},
+		RunDetails: provenance.RunDetails{
+			Builder:  provenance.Builder{ID: "https://socle.dev/builder/" + kind, Version: map[string]string{"socle": sbom.ToolVersion}},
+			Metadata: provenance.Metadata{InvocationID: randomID()},
+		},
+	}
+}
+
+// baseRepository is the repository of a parent's display name.
+func baseRepository(display string) string {
+	if r, err := name.ParseReference(display); err == nil {
+		return r.Context().Name()
+	}
+	return display
+}
+
+// pathDigest is the digest of a file or a directory tree.
+func pathDigest(p string) (string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		return provenance.DirDigest(p)
+	}
+	return provenance.FileDigest(p)
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // freeTag returns tag, or tag-rN for the first N whose tag is free or

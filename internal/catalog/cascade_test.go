@@ -360,7 +360,7 @@ func TestFailureStopsOnlyDescendants(t *testing.T) {
 	}
 	broken := errors.New("no BuildKit here (injected)")
 	b := &catalog.Builder{Catalog: c, Store: e.st, Target: e.target, Indexer: e.index,
-		Dockerfile: func(context.Context) (*mutate.DockerfileBuilder, error) { return nil, broken }}
+		Dockerfile: func(context.Context, string) (*mutate.DockerfileBuilder, error) { return nil, broken }}
 	out, err := b.Run(ctx, p)
 	if !errors.Is(err, catalog.ErrBuildsFailed) {
 		t.Fatalf("err = %v", err)

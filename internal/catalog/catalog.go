@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/mutate"
 )
 
 // Kinds of build.
@@ -134,6 +135,14 @@ func New(f *config.File) (*Catalog, error) {
 			im.Kind = KindDockerfile
 			if b.Context == "" {
 				add(f.Errorf(field("build.dockerfile.context"), "name the build context directory"))
+			}
+			switch b.Builder {
+			case "", mutate.ToolBuildah, mutate.ToolBuildctl, mutate.ToolDocker:
+			default:
+				add(f.Errorf(field("build.dockerfile.builder"), "%q: want buildah, buildctl or docker", b.Builder))
+			}
+			if len(b.Platforms) > 1 {
+				add(f.Errorf(field("build.dockerfile.platforms"), "socle builds one platform per image (%d given): make one catalog image per platform", len(b.Platforms)))
 			}
 		}
 		switch {

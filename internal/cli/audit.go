@@ -108,7 +108,7 @@ func runAuditVerify(ctx context.Context, g *globals, o *auditVerifyOptions) erro
 		if k := cfg.Resolve(cfg.Signing.Key); k != "" {
 			keyFiles = []string{strings.TrimSuffix(k, ".key") + ".pub"}
 		} else {
-			keyFiles = []string{filepath.Join(g.dataDir, "audit", "checkpoint.pub")}
+			keyFiles = []string{filepath.Join(sign.OwnKeyDir(g.dataDir), "socle.pub")}
 		}
 	}
 	var keys []*sign.Verifier

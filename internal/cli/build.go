@@ -5,23 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 	"text/tabwriter"
 
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/sign"
+	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
 )
 
 func newBuildCmd(g *globals) *cobra.Command {
 	o := &planOptions{}
-	var parallel int
+	var jobs int
 	cmd := &cobra.Command{
 		Use:   "build [NAMES...]",
 		Short: "Build the plan: parents first, independent images in parallel",
 		Long: `build executes socle plan: each image is built (assembled from Debian
-packages, appended onto its parent, or built by BuildKit/docker), pushed
-under a new immutable tag, its floating tags moved, and its SBOM stored.
-A failure stops only the images built on it.`,
+packages, appended onto its parent, or built from its Dockerfile by buildah,
+BuildKit or docker with the parent passed by digest), pushed under a new
+immutable tag, its floating tags moved, its SBOM stored, and a signed SLSA
+provenance attached (signing.key, or socle's own key in DATA_DIR/keys). A
+Dockerfile build's output streams here as it runs. A failure stops only the
+images built on it; images of one level build --jobs at a time.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := textOrJSON(o.output); err != nil {
 				return err
@@ -32,33 +38,19 @@ A failure stops only the images built on it.`,
 				return err
 			}
 			defer st.Close()
-			c, t, asm, p, err := o.makePlan(ctx, g, st, args)
+			pl, err := o.makePlan(ctx, g, st, args)
 			if err != nil {
 				return err
 			}
-			if len(p.Steps) == 0 {
+			if len(pl.plan.Steps) == 0 {
 				fmt.Fprintln(g.out, "everything is up to date")
 				return nil
 			}
-			sc, err := newScanner(g, st)
+			b, err := newCatalogBuilder(g, st, pl, jobs)
 			if err != nil {
 				return err
 			}
-			var mu sync.Mutex
-			b := &catalog.Builder{
-				Catalog: c, Store: st, Target: t, Parallel: parallel,
-				Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st},
-				By:      "cli:" + currentUser(), Logger: g.logger,
-				Progress: func(e catalog.Event) {
-					mu.Lock()
-					defer mu.Unlock()
-					fmt.Fprintf(g.errOut, "%-12s %-9s %s\n", e.Name, e.Phase, cmp.Or(e.Message, e.Digest))
-				},
-			}
-			if asm != nil { // not a typed nil in the interface
-				b.Assembler = asm
-			}
-			out, runErr := b.Run(ctx, p)
+			out, runErr := b.Run(ctx, pl.plan)
 			if o.output == "json" {
 				if err := writeJSON(g.out, out); err != nil {
 					return err
@@ -69,12 +61,48 @@ A failure stops only the images built on it.`,
 			if errors.Is(runErr, catalog.ErrBuildsFailed) {
 				return &statusError{code: 1}
 			}
-			return explainRegistry(runErr, t)
+			return explainRegistry(runErr, pl.target)
 		},
 	}
 	o.AddFlags(cmd.Flags())
-	cmd.Flags().IntVar(&parallel, "parallel", 4, "images of one level built at once")
+	cmd.Flags().IntVar(&jobs, "jobs", 4, "images of one level built at once")
+	cmd.Flags().IntVar(&jobs, "parallel", 4, "the same as --jobs")
+	cmd.Flags().MarkHidden("parallel")
 	return cmd
+}
+
+// newCatalogBuilder is the builder of socle build: it indexes what it
+// pushes, signs provenance, keeps buildah's layer cache in DATA_DIR, and
+// prints progress and build logs to stderr.
+func newCatalogBuilder(g *globals, st store.Store, pl *planned, jobs int) (*catalog.Builder, error) {
+	sc, err := newScanner(g, st)
+	if err != nil {
+		return nil, err
+	}
+	signer, _, err := sign.OwnKey(pl.cfg.Resolve(pl.cfg.Signing.Key), sign.OwnKeyDir(g.dataDir))
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	b := &catalog.Builder{
+		Catalog: pl.catalog, Store: st, Target: pl.target, Parallel: jobs,
+		Indexer: catalog.ImageIndexer{Scanner: sc, Tags: st}, Provenance: signer,
+		BuildahRoot: filepath.Join(g.dataDir, "buildah"),
+		By:          "cli:" + currentUser(), Logger: g.logger,
+		Progress: func(e catalog.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			if e.Phase == catalog.PhaseLog {
+				fmt.Fprintf(g.errOut, "%-12s | %s\n", e.Name, e.Message)
+				return
+			}
+			fmt.Fprintf(g.errOut, "%-12s %-9s %s\n", e.Name, e.Phase, cmp.Or(e.Message, e.Digest))
+		},
+	}
+	if pl.asm != nil { // not a typed nil in the interface
+		b.Assembler = pl.asm
+	}
+	return b, nil
 }
 
 func writeOutcomes(w io.Writer, out []catalog.Outcome) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -26,27 +27,34 @@ func (o *planOptions) AddFlags(f *pflag.FlagSet) {
 
 // makePlan loads the catalog and plans the builds of names (all when
 // empty). The store must be open.
-func (o *planOptions) makePlan(ctx context.Context, g *globals, st store.Store, names []string) (*catalog.Catalog, catalog.Target, *assemble.Assembler, *catalog.Plan, error) {
+// planned is a plan and what made it.
+type planned struct {
+	cfg     *config.File
+	catalog *catalog.Catalog
+	target  catalog.Target
+	asm     *assemble.Assembler
+	plan    *catalog.Plan
+}
+
+func (o *planOptions) makePlan(ctx context.Context, g *globals, st store.Store, names []string) (*planned, error) {
 	cfg, c, err := o.load(g)
 	if err != nil {
-		return nil, catalog.Target{}, nil, nil, err
+		return nil, err
 	}
-	t := o.target(cfg)
-	var asm *assemble.Assembler
-	planner := &catalog.Planner{Catalog: c, Store: st, Target: t}
+	pl := &planned{cfg: cfg, catalog: c, target: o.target(cfg)}
+	planner := &catalog.Planner{Catalog: c, Store: st, Target: pl.target}
 	if c.Assembles() {
-		if asm, err = assembler(g); err != nil {
-			return nil, t, nil, nil, err
+		if pl.asm, err = assembler(g); err != nil {
+			return nil, err
 		}
 		if !o.noPackageChecks {
-			planner.Packages = asm
+			planner.Packages = pl.asm
 		}
 	}
-	p, err := planner.Plan(ctx, catalog.PlanOptions{Names: names})
-	if err != nil {
-		return nil, t, nil, nil, explainRegistry(err, t)
+	if pl.plan, err = planner.Plan(ctx, catalog.PlanOptions{Names: names}); err != nil {
+		return nil, explainRegistry(err, pl.target)
 	}
-	return c, t, asm, p, nil
+	return pl, nil
 }
 
 // explainRegistry adds a hint when the target registry does not answer.
@@ -76,14 +84,14 @@ images and their descendants.`,
 				return err
 			}
 			defer st.Close()
-			_, _, _, p, err := o.makePlan(ctx, g, st, args)
+			pl, err := o.makePlan(ctx, g, st, args)
 			if err != nil {
 				return err
 			}
 			if o.output == "json" {
-				return p.WriteJSON(g.out)
+				return pl.plan.WriteJSON(g.out)
 			}
-			return p.WriteText(g.out)
+			return pl.plan.WriteText(g.out)
 		},
 	}
 	o.AddFlags(cmd.Flags())

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/remediate"
+	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -80,8 +82,13 @@ func newRemediator(g *globals, cfg *config.File, c *catalog.Catalog, st store.St
 	if err != nil {
 		return nil, err
 	}
+	signer, _, err := sign.OwnKey(cfg.Resolve(cfg.Signing.Key), sign.OwnKeyDir(g.dataDir))
+	if err != nil {
+		return nil, err
+	}
 	return remediate.New(remediate.Deps{Config: cfg, Catalog: c, Store: st, Scanner: sc, Target: t,
-		AptCache: assemble.CacheDir(g.dataDir), By: "cli:" + currentUser(), Logger: g.logger})
+		AptCache: assemble.CacheDir(g.dataDir), BuildahRoot: filepath.Join(g.dataDir, "buildah"), Provenance: signer,
+		By: "cli:" + currentUser(), Logger: g.logger})
 }
 
 func writeRemediation(w io.Writer, p *remediate.Plan, dryRun bool) {

@@ -42,20 +42,26 @@ func signerAndDigest(ctx context.Context, key, image string, insecure bool) (*si
 	if err != nil {
 		return nil, name.Digest{}, err
 	}
+	ref, err := resolveDigest(ctx, image, insecure)
+	return s, ref, err
+}
+
+// resolveDigest resolves an image reference to its digest.
+func resolveDigest(ctx context.Context, image string, insecure bool) (name.Digest, error) {
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
 	}
 	ref, err := name.ParseReference(image, opts...)
 	if err != nil {
-		return nil, name.Digest{}, usageError(err)
+		return name.Digest{}, usageError(err)
 	}
 	if d, ok := ref.(name.Digest); ok {
-		return s, d, nil
+		return d, nil
 	}
 	desc, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	if err != nil {
-		return nil, name.Digest{}, err
+		return name.Digest{}, err
 	}
-	return s, ref.Context().Digest(desc.Digest.String()), nil
+	return ref.Context().Digest(desc.Digest.String()), nil
 }

@@ -61,15 +61,22 @@ type AppendLayer struct {
 	GID  int    `yaml:"gid"`
 }
 
-// DockerfileBuild runs an external BuildKit or docker build. The
-// Dockerfile receives the parent, by digest, as the build argument
-// ParentArg (default BASE_IMAGE): it starts ARG BASE_IMAGE, FROM ${BASE_IMAGE}.
+// DockerfileBuild runs a Dockerfile build with buildah, BuildKit or
+// docker. The Dockerfile receives the parent, by digest, as the build
+// argument ParentArg (default BASE_IMAGE): it starts ARG BASE_IMAGE,
+// FROM ${BASE_IMAGE}.
 type DockerfileBuild struct {
 	Context   string            `yaml:"context"`
 	File      string            `yaml:"file"`
 	Target    string            `yaml:"target"`
 	Args      map[string]string `yaml:"args"`
 	ParentArg string            `yaml:"parent_arg"`
+	// Platforms are the platforms to build for; socle builds one per
+	// image (default the host's).
+	Platforms []string `yaml:"platforms"`
+	// Builder forces buildah, buildctl or docker (default the first
+	// that works, in that order).
+	Builder string `yaml:"builder"`
 }
 
 // ImageConfig sets the image configuration.

@@ -42,6 +42,9 @@ type Gates struct {
 	// SBOMAttestation requires a CycloneDX attestation signed by one of
 	// SignedBy (or AttestationKeys).
 	SBOMAttestation bool `yaml:"sbom_attestation"`
+	// Provenance requires a SLSA v1 provenance attestation signed by one
+	// of SignedBy (or AttestationKeys), as socle build attaches.
+	Provenance bool `yaml:"provenance"`
 	// AttestationKeys verify attestations when they differ from SignedBy.
 	AttestationKeys []string `yaml:"attestation_keys"`
 	// Approvals is how many distinct approvers must approve.
@@ -127,6 +130,9 @@ func (f *File) validateEnvironments() Errors {
 		}
 		if g.SBOMAttestation && len(g.SignedBy) == 0 && len(g.AttestationKeys) == 0 {
 			errs = append(errs, f.errorf(field+".gates.sbom_attestation", "needs signed_by or attestation_keys to verify it"))
+		}
+		if g.Provenance && len(g.SignedBy) == 0 && len(g.AttestationKeys) == 0 {
+			errs = append(errs, f.errorf(field+".gates.provenance", "needs signed_by or attestation_keys to verify it"))
 		}
 	}
 	for i, w := range f.Webhooks {

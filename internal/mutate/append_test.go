@@ -97,7 +97,7 @@ func TestAppendRefusesEscapingLinks(t *testing.T) {
 // TestDockerfileBuilderDetection: where BuildKit or a docker engine
 // exists, a build runs; elsewhere detection says why not, clearly.
 func TestDockerfileBuilderDetection(t *testing.T) {
-	b, err := mutate.DetectDockerfileBuilder(ctx)
+	b, err := mutate.DetectDockerfileBuilder(ctx, "")
 	if err != nil {
 		if !errors.Is(err, mutate.ErrNoBuilder) || !strings.Contains(err.Error(), "docker") || !strings.Contains(err.Error(), "buildctl") {
 			t.Fatalf("detection error does not explain itself: %v", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/policy"
+	"github.com/socle-dev/socle/internal/provenance"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/sign"
@@ -31,18 +32,19 @@ const (
 	GateSignature       = "signature"
 	GateVulnerabilities = "vulnerabilities"
 	GateSBOM            = "sbom-attestation"
+	GateProvenance      = "provenance"
 	GateApprovals       = "approvals"
 	GatePolicy          = "policy"
 )
 
 // Evaluate runs the gates of environment e (at index idx) for ref, in
 // order: path and soak, signature, vulnerabilities, SBOM attestation,
-// policies, approvals. The approval gate is pending until enough
+// provenance, policies, approvals. The approval gate is pending until enough
 // approvers have approved rec.
 func (p *Promoter) Evaluate(ctx context.Context, e config.Environment, idx int, ref name.Digest, rec store.Promotion) ([]Gate, error) {
 	v := &evaluation{p: p, env: e, idx: idx, ref: ref, digest: ref.DigestStr(), rec: rec}
 	for _, gate := range []func(context.Context) error{
-		v.path, v.signature, v.loadFindings, v.vulnerabilities, v.sbomAttestation, v.policies, v.approvals,
+		v.path, v.signature, v.loadFindings, v.vulnerabilities, v.sbomAttestation, v.provenance, v.policies, v.approvals,
 	} {
 		if err := gate(ctx); err != nil {
 			return nil, err
@@ -178,17 +180,45 @@ func (v *evaluation) vulnerabilities(context.Context) error {
 	return nil
 }
 
+// attestationKeys are the keys attestations must verify with:
+// attestation_keys, else signed_by.
+func (v *evaluation) attestationKeys() ([]string, []*sign.Verifier, error) {
+	files := v.env.Gates.AttestationKeys
+	if len(files) == 0 {
+		files = v.env.Gates.SignedBy
+	}
+	keys, err := v.p.verifiers(files)
+	return files, keys, err
+}
+
+// provenance: a SLSA v1 provenance signed by one of the keys.
+func (v *evaluation) provenance(ctx context.Context) error {
+	if !v.env.Gates.Provenance {
+		return nil
+	}
+	files, keys, err := v.attestationKeys()
+	if err != nil {
+		return err
+	}
+	pred, key, err := provenance.Verify(ctx, v.ref, keys, v.p.Remote...)
+	switch {
+	case errors.Is(err, provenance.ErrNone):
+		v.add(GateProvenance, false, "no SLSA provenance verified with %s", strings.Join(files, ", "))
+	case err != nil:
+		return err
+	default:
+		v.add(GateProvenance, true, "SLSA provenance (%s, by %s) verified with %s", pred.BuildDefinition.BuildType, pred.RunDetails.Builder.ID, key)
+	}
+	return nil
+}
+
 // sbomAttestation: a CycloneDX attestation signed by one of the keys.
 func (v *evaluation) sbomAttestation(ctx context.Context) error {
 	g := v.env.Gates
 	if !g.SBOMAttestation {
 		return nil
 	}
-	files := g.AttestationKeys
-	if len(files) == 0 {
-		files = g.SignedBy
-	}
-	keys, err := v.p.verifiers(files)
+	files, keys, err := v.attestationKeys()
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/promote"
+	"github.com/socle-dev/socle/internal/provenance"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/registry/registrytest"
 	"github.com/socle-dev/socle/internal/sbom"
@@ -590,3 +591,38 @@ func (c *blobCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func (c *blobCounter) blobTransfers() int { c.mu.Lock(); defer c.mu.Unlock(); return c.blobGetsOrPuts }
 func (c *blobCounter) manifests() int     { c.mu.Lock(); defer c.mu.Unlock(); return c.manifs }
+
+// TestProvenanceGate: an environment requiring provenance blocks an image
+// without a SLSA provenance by the release key, and one whose provenance
+// another key signed; it passes once the release key's is attached.
+func TestProvenanceGate(t *testing.T) {
+	f := newFixture(t)
+	f.p.Envs = []config.Environment{{Name: "dev", Gates: config.Gates{SignedBy: []string{"release.pub"}, Provenance: true}}}
+	ref := f.image("1", "1.2.6", true)
+	if err := f.signer.Sign(ctx, ref, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.mustBlock(ref, "dev", dev, promote.GateProvenance, "no SLSA provenance verified with release.pub")
+	// Hand-made provenance, as socle build writes it.
+	pred := provenance.Predicate{
+		BuildDefinition: provenance.BuildDefinition{BuildType: provenance.BuildTypePrefix + "dockerfile/v1", ExternalParameters: map[string]any{"target": ""}},
+		RunDetails:      provenance.RunDetails{Builder: provenance.Builder{ID: "https://socle.dev/builder/dockerfile"}},
+	}
+	otherKey, _ := sign.GenerateKeyPair(nil)
+	other, _ := sign.LoadSigner(otherKey.Private, nil)
+	if err := provenance.Attest(ctx, other, ref, pred, f.clock); err != nil {
+		t.Fatal(err)
+	}
+	f.mustBlock(ref, "dev", dev, promote.GateProvenance, "no SLSA provenance verified")
+	if err := provenance.Attest(ctx, f.signer, ref, pred, f.clock); err != nil {
+		t.Fatal(err)
+	}
+	res := f.mustPass(ref, "dev", dev)
+	var passed bool
+	for _, g := range res.Gates {
+		passed = passed || (g.Gate == promote.GateProvenance && g.Passed && strings.Contains(g.Detail, "dockerfile/v1"))
+	}
+	if !passed {
+		t.Fatalf("gates %+v", res.Gates)
+	}
+}

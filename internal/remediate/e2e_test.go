@@ -31,7 +31,8 @@ import (
 )
 
 // catalogYAML is a Debian base assembled with libpcre2-8-0 pinned to an
-// older version, and two append-layer apps whose files are hand-made.
+// older version, two append-layer apps whose files are hand-made, and a
+// gateway built by buildah from a (hand-made) Dockerfile with a RUN step.
 func catalogYAML(pin string) string {
 	return `images:
   - name: debian
@@ -41,8 +42,14 @@ func catalogYAML(pin string) string {
       assemble:
         suite: bookworm
         # pinned: the older version, affected by the derived advisory
-        packages: [base-files, ` + pin + `]
+        packages: [base-files, dash, coreutils, ` + pin + `]
         epoch: 1700000000
+  - name: gateway
+    repository: apps/gateway
+    parent: debian
+    version: 0.9.0
+    build:
+      dockerfile: {context: gateway, builder: buildah}
   - name: shop
     repository: apps/shop
     parent: debian
@@ -168,6 +175,8 @@ func newRemediationE2E(ctx context.Context, t *testing.T) *remediationE2E {
 	os.MkdirAll(filepath.Join(dir, "shop", "node_modules", "minimist"), 0o755)
 	os.WriteFile(filepath.Join(dir, "shop", "node_modules", "minimist", "package.json"), []byte(`{"name":"minimist","version":"1.2.5"}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "ledger", "ledger.conf"), []byte("hand-made ledger\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "gateway"), 0o755)
+	os.WriteFile(filepath.Join(dir, "gateway", "Dockerfile"), []byte("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nUSER root\nRUN mkdir -p /etc/gateway && echo routes=on > /etc/gateway/gateway.conf\n"), 0o644)
 	e.cfgPath = filepath.Join(dir, "socle.yaml")
 	os.WriteFile(e.cfgPath, []byte(catalogYAML("libpcre2-8-0="+e.old)), 0o644)
 	e.hook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -214,7 +223,8 @@ func (e *remediationE2E) deploy(t *testing.T, at time.Time) {
 func (e *remediationE2E) buildCatalog(t *testing.T) {
 	ctx := e.ctx
 	c := e.load(t)
-	e.builder = &catalog.Builder{Catalog: c, Store: e.st, Target: e.target, Assembler: e.asm, Indexer: catalog.ImageIndexer{Scanner: e.sc, Tags: e.st}, By: "test"}
+	e.builder = &catalog.Builder{Catalog: c, Store: e.st, Target: e.target, Assembler: e.asm, Indexer: catalog.ImageIndexer{Scanner: e.sc, Tags: e.st}, By: "test",
+		BuildahRoot: t.TempDir()}
 	plan, err := e.planCatalog(t, c)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +232,7 @@ func (e *remediationE2E) buildCatalog(t *testing.T) {
 	if _, err := e.builder.Run(ctx, plan); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"debian", "shop", "ledger"} {
+	for _, n := range []string{"debian", "shop", "ledger", "gateway"} {
 		b, err := e.st.LastBuild(ctx, n)
 		if err != nil {
 			t.Fatal(err)
@@ -291,6 +301,10 @@ func (e *remediationE2E) plan(t *testing.T) {
 	if a := acts["debian"]; a == nil || a.Strategy != remediate.StrategyRebuild || len(a.Owned) == 0 || !strings.Contains(strings.Join(a.Upgrades, " "), "libpcre2-8-0 "+e.old+" → ") {
 		t.Fatalf("debian: %+v", a)
 	}
+	// The gateway's Dockerfile may depend on its base: it is rebuilt.
+	if a := acts["gateway"]; a == nil || a.Strategy != remediate.StrategyRebuild || len(a.Inherited) == 0 || !strings.Contains(a.Why, "Dockerfile") {
+		t.Fatalf("gateway: %+v", a)
+	}
 	for _, app := range []string{"shop", "ledger"} {
 		a := acts[app]
 		owned := 0
@@ -319,6 +333,13 @@ func (e *remediationE2E) dryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range rp.Actions {
+		if a.Image == "gateway" {
+			// Its Dockerfile pulls the new base, which a dry run does not push.
+			if a.Status != "not built (dry run)" || !strings.Contains(a.Detail, "starts FROM the new debian") {
+				t.Fatalf("dry run gateway: %+v", a)
+			}
+			continue
+		}
 		if !strings.Contains(a.Status, "dry run") || len(a.Fixed) == 0 || len(a.Added) != 0 {
 			t.Fatalf("dry run %s: %+v", a.Image, a)
 		}
@@ -357,7 +378,7 @@ func (e *remediationE2E) apply(t *testing.T) {
 	// Each applied remediation was announced to the webhook.
 	e.hookMu.Lock()
 	defer e.hookMu.Unlock()
-	if len(e.delivered) != 3 || !strings.HasPrefix(e.delivered[0], "remediation.done ") || !strings.Contains(strings.Join(e.delivered, " "), `"image":"ledger"`) {
+	if len(e.delivered) != 4 || !strings.HasPrefix(e.delivered[0], "remediation.done ") || !strings.Contains(strings.Join(e.delivered, " "), `"image":"ledger"`) {
 		t.Fatalf("webhook deliveries: %q", e.delivered)
 	}
 }
@@ -384,7 +405,7 @@ func (e *remediationE2E) supersededExposure(t *testing.T) {
 	// minimist, which the plan leaves to its owners.
 	again, err := e.r.Plan(ctx)
 	if err != nil || len(again.Actions) != 1 || again.Actions[0].Image != "shop" || again.Actions[0].Strategy != remediate.StrategyNone ||
-		len(again.Actions[0].Owned) != 1 || again.Actions[0].Owned[0].AdvisoryID != "GHSA-xvch-5gv4-984h" || len(again.Clean) != 2 {
+		len(again.Actions[0].Owned) != 1 || again.Actions[0].Owned[0].AdvisoryID != "GHSA-xvch-5gv4-984h" || len(again.Clean) != 3 {
 		t.Fatalf("after remediation: %+v %v", again, err)
 	}
 }
@@ -417,10 +438,10 @@ func (e *remediationE2E) appTeamFix(t *testing.T) {
 		t.Fatalf("closed by the rebuild: %v %+v", err, closedByBuild)
 	}
 	e.r.Catalog = c
-	if final, err := e.r.Plan(ctx); err != nil || len(final.Actions) != 0 || len(final.Clean) != 3 {
+	if final, err := e.r.Plan(ctx); err != nil || len(final.Actions) != 0 || len(final.Clean) != 4 {
 		t.Fatalf("zero open findings expected: %+v %v", final, err)
 	}
-	for _, n := range []string{"debian", "shop", "ledger"} {
+	for _, n := range []string{"debian", "shop", "ledger", "gateway"} {
 		b, _ := e.st.LastBuild(ctx, n)
 		fs, _ := e.st.ImageFindings(ctx, b.Digest)
 		for _, f := range fs {
@@ -450,6 +471,14 @@ func (e *remediationE2E) pinsAndLineage(t *testing.T) {
 	if err != nil || len(links) != 2 || links[1].Digest != base.Digest {
 		t.Fatalf("lineage %+v %v", links, err)
 	}
+	// The gateway was rebuilt from its Dockerfile on the new base.
+	gw, _ := e.st.LastBuild(ctx, "gateway")
+	if gw.ParentDigest != base.Digest || gw.Digest == e.before["gateway"] {
+		t.Fatalf("gateway build %+v, new base %s", gw, base.Digest)
+	}
+	if links, err := catalog.Lineage(ctx, e.st, gw.Digest); err != nil || len(links) != 2 || links[1].Digest != base.Digest {
+		t.Fatalf("gateway lineage %+v %v", links, err)
+	}
 }
 
 func (e *remediationE2E) auditAndDashboard(t *testing.T) {
@@ -464,7 +493,7 @@ func (e *remediationE2E) auditAndDashboard(t *testing.T) {
 			applied++
 		}
 	}
-	if applied != 3 {
+	if applied != 4 {
 		t.Fatalf("%d remediation.applied events", applied)
 	}
 	srv, err := server.NewAPI(server.Deps{Store: e.st, Auth: auth.NewAuthenticator(e.st)})

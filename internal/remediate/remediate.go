@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/mutate"
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/provenance"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
@@ -146,8 +147,12 @@ type Deps struct {
 	// AptCache is where the assembler caches the Debian archive, used
 	// when the catalog has assembled images.
 	AptCache string
-	By       string
-	Logger   *slog.Logger
+	// BuildahRoot keeps buildah's layer cache for Dockerfile rebuilds;
+	// Provenance signs the provenance of what remediation pushes.
+	BuildahRoot string
+	Provenance  provenance.Attester
+	By          string
+	Logger      *slog.Logger
 }
 
 // New returns the remediator of a catalog: candidates are verified with
@@ -159,7 +164,8 @@ func New(d Deps) (*Remediator, error) {
 	r := &Remediator{
 		Catalog: d.Catalog, Store: d.Store, Target: d.Target, Scanner: d.Scanner, By: d.By, Logger: d.Logger,
 		Builder: &catalog.Builder{Catalog: d.Catalog, Store: d.Store, Target: d.Target,
-			Indexer: catalog.ImageIndexer{Scanner: d.Scanner, Tags: d.Store}, By: "remediation", Logger: d.Logger},
+			Indexer: catalog.ImageIndexer{Scanner: d.Scanner, Tags: d.Store}, By: "remediation", Logger: d.Logger,
+			BuildahRoot: d.BuildahRoot, Provenance: d.Provenance},
 		Notify: notify.FromConfig(cfg.Webhooks, d.Logger).Func(),
 		Pins: func(image string, pins map[string]string) (*catalog.Catalog, error) {
 			if err := config.SetPins(cfg.Path(), image, pins); err != nil {
@@ -460,11 +466,16 @@ func (r *Remediator) apply(ctx context.Context, a *Action, built map[string]v1.I
 		return
 	}
 	im, _ := r.Catalog.Get(a.Image)
-	img, parent, pkgs, err := r.candidate(ctx, im, a, built)
+	img, parent, pkgs, release, err := r.candidate(ctx, im, a, built, dryRun)
+	if errors.Is(err, errNeedsPushedParent) {
+		a.Status, a.Detail = "not built (dry run)", err.Error()
+		return
+	}
 	if err != nil {
 		fail(err.Error())
 		return
 	}
+	defer release()
 	if err := r.verify(ctx, a, img); err != nil {
 		fail(err.Error())
 		return
@@ -511,8 +522,44 @@ func (r *Remediator) apply(ctx context.Context, a *Action, built map[string]v1.I
 	}
 }
 
-// candidate builds the new image of an action, in memory.
-func (r *Remediator) candidate(ctx context.Context, im *catalog.Image, a *Action, built map[string]v1.Image) (v1.Image, v1.Image, map[string]string, error) {
+// candidate builds the new image of an action, in memory or, for a
+// Dockerfile build, in files that release removes.
+func (r *Remediator) candidate(ctx context.Context, im *catalog.Image, a *Action, built map[string]v1.Image, dryRun bool) (img, parent v1.Image, pkgs map[string]string, release func(), err error) {
+	release = func() {}
+	if a.Strategy == StrategyRebuild && im.Kind == catalog.KindDockerfile {
+		img, parent, release, err = r.rebuildDockerfile(ctx, im, built, dryRun)
+		return img, parent, nil, release, err
+	}
+	img, parent, pkgs, err = r.candidateInMemory(ctx, im, a, built)
+	return img, parent, pkgs, release, err
+}
+
+// errNeedsPushedParent is why a dry run cannot build a Dockerfile child.
+var errNeedsPushedParent = errors.New("rebuilt only when applied")
+
+// rebuildDockerfile builds a Dockerfile image again on its parent's new
+// digest, which its Dockerfile pulls: the parent must have been pushed.
+func (r *Remediator) rebuildDockerfile(ctx context.Context, im *catalog.Image, built map[string]v1.Image, dryRun bool) (v1.Image, v1.Image, func(), error) {
+	newParent := built[im.ParentImage.Name]
+	if newParent == nil {
+		return nil, nil, nil, fmt.Errorf("the parent %s was not remediated", im.ParentImage.Name)
+	}
+	if dryRun {
+		return nil, nil, nil, fmt.Errorf("%w: the Dockerfile of %s starts FROM the new %s, which a dry run does not push", errNeedsPushedParent, im.Name, im.ParentImage.Name)
+	}
+	parentRepo, err := r.Target.Repository(im.ParentImage.Repository)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d, err := newParent.Digest()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	img, release, err := r.Builder.BuildDockerfile(ctx, im.Name, newParent, parentRepo.Name(), d.String())
+	return img, newParent, release, err
+}
+
+func (r *Remediator) candidateInMemory(ctx context.Context, im *catalog.Image, a *Action, built map[string]v1.Image) (v1.Image, v1.Image, map[string]string, error) {
 	switch {
 	case a.Strategy == StrategyRebuild && im.Kind == catalog.KindAssemble:
 		spec := catalog.AssembleSpec(im)
@@ -554,7 +601,7 @@ func (r *Remediator) candidate(ctx context.Context, im *catalog.Image, a *Action
 		}
 		return img, newParent, nil, nil
 	}
-	return nil, nil, nil, fmt.Errorf("%s of a %s image: run socle build %s", a.Strategy, im.Kind, im.Name)
+	return nil, nil, nil, fmt.Errorf("%s of a %s image is not something socle does: run socle build %s", a.Strategy, im.Kind, im.Name)
 }
 
 func (r *Remediator) pull(ctx context.Context, repo, digest string) (v1.Image, error) {

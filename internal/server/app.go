@@ -34,6 +34,7 @@ import (
 	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
@@ -471,8 +472,14 @@ func (a *App) autoRemediate(sc *scan.Scanner, registry string) func(ctx context.
 			log.Error("auto-remediation: the catalog", "err", err)
 			return
 		}
+		signer, _, err := sign.OwnKey(cfg.Resolve(cfg.Signing.Key), sign.OwnKeyDir(a.cfg.DataDir))
+		if err != nil {
+			log.Error("auto-remediation: the provenance key", "err", err)
+			return
+		}
 		r, err := remediate.New(remediate.Deps{Config: cfg, Catalog: c, Store: a.st, Scanner: sc,
 			Target: catalog.TargetFor(cfg, registry, false), AptCache: assemble.CacheDir(a.cfg.DataDir),
+			BuildahRoot: filepath.Join(a.cfg.DataDir, "buildah"), Provenance: signer,
 			By: "socle serve (auto-remediation)", Logger: log})
 		if err != nil {
 			log.Error("auto-remediation", "err", err)
@@ -493,10 +500,10 @@ func (a *App) autoRemediate(sc *scan.Scanner, registry string) func(ctx context.
 }
 
 // checkpointer signs the audit log's head with socle.yaml's signing key
-// (or socle's own checkpoint key) to the configured sink, by default the
+// (or socle's own key) to the configured sink, by default the
 // directory DATA_DIR/audit-checkpoints.
 func checkpointer(cfg Config, st store.Store, remoteOpts source.Options, log *slog.Logger) (*audit.Checkpointer, error) {
-	signer, _, err := audit.Key(cfg.File.Resolve(cfg.File.Signing.Key), filepath.Join(cfg.DataDir, "audit"))
+	signer, _, err := sign.OwnKey(cfg.File.Resolve(cfg.File.Signing.Key), sign.OwnKeyDir(cfg.DataDir))
 	if err != nil {
 		return nil, err
 	}

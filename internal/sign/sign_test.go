@@ -111,31 +111,15 @@ func TestSignVerifyAttest(t *testing.T) {
 	}
 }
 
-// cosignCLI returns the real cosign binary (.ci/run installs it).
-func cosignCLI(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SOCLE_COSIGN"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	if os.Getenv("SOCLE_SKIP_COSIGN") != "" {
-		t.Skip("SOCLE_SKIP_COSIGN is set")
-	}
-	t.Fatal("cosign not found (.ci/run installs it; set SOCLE_COSIGN, or SOCLE_SKIP_COSIGN=1)")
-	return ""
-}
+func cosignCLI(t *testing.T) string { return testenv.Cosign(t) }
 
 func runCosign(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=test password", "COSIGN_YES=true", "HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
+	out, err := testenv.RunCosign(t, bin, args...)
 	if err != nil {
 		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 // TestCosignInterop: socle's signatures and attestations verify with the

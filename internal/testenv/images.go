@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +161,31 @@ func LayerFiles(t testing.TB, img v1.Image) map[string]bool {
 		rc.Close()
 	}
 	return out
+}
+
+// FileContent returns the content of a regular file of img's flattened
+// filesystem, failing the test when there is none.
+func FileContent(t testing.TB, img v1.Image, path string) []byte {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			t.Fatalf("the image has no file %s", path)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimPrefix(h.Name, "./") == path && h.Typeflag == tar.TypeReg {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
 }
 
 // ForgeDiffID returns img with its config claiming diffID for layer i:
