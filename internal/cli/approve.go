@@ -20,8 +20,8 @@ func newApproveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError(fmt.Errorf("promotion ID %q: %w", args[0], err))
 			}
-			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
-				return p.Approve(ctx, id, actor)
+			return o.act(cmd, g, func(ctx context.Context, ps promotions) (*promote.Result, error) {
+				return ps.Approve(ctx, id)
 			})
 		},
 	}

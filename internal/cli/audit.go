@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/audit"
+	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -31,7 +32,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var evs []store.AuditEvent
-			err := g.withStore(cmd.Context(), func(st store.Store) (err error) {
+			err := g.either(cmd.Context(), func(c *client.Client) (err error) {
+				evs, err = remoteAudit{c}.AuditEvents(cmd.Context(), after, limit)
+				return err
+			}, func(st store.Store) (err error) {
 				evs, err = st.AuditEvents(cmd.Context(), after, limit)
 				return err
 			})
@@ -98,6 +102,15 @@ func runAuditVerify(ctx context.Context, g *globals, o *auditVerifyOptions) erro
 	if err != nil {
 		return err
 	}
+	c, err := g.remote()
+	if err != nil {
+		return err
+	}
+	if c != nil && (o.checkpoints == "" || len(o.keys) == 0) {
+		// Away from the server's host, the auditor brings the checkpoints
+		// (a copy the operators cannot rewrite) and the public key.
+		return usageError(errors.New("verifying a server's log: give --checkpoints (the sink's location) and --key (the public key that signs them)"))
+	}
 	src := cmp.Or(o.checkpoints, cfg.Audit.Sink, filepath.Join(g.dataDir, "audit-checkpoints"))
 	sink, err := audit.OpenSink(src, []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, nil)
 	if err != nil {
@@ -127,7 +140,10 @@ func runAuditVerify(ctx context.Context, g *globals, o *auditVerifyOptions) erro
 		return fmt.Errorf("reading checkpoints from %s: %w", sink, err)
 	}
 	var rep audit.Report
-	err = g.withStore(ctx, func(st store.Store) (err error) {
+	err = g.either(ctx, func(c *client.Client) (err error) {
+		rep, err = audit.Verify(ctx, remoteAudit{c}, cps, keys)
+		return err
+	}, func(st store.Store) (err error) {
 		rep, err = audit.Verify(ctx, st, cps, keys)
 		return err
 	})

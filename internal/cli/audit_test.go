@@ -40,7 +40,13 @@ func TestAuditCheckpointsThroughServe(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out, errOut, code = run(t, dataDir, "audit", "verify")
+	// Verified through the API, as an auditor away from the database
+	// would: the checkpoints and the public key are the auditor's own.
+	verify := []string{"audit", "verify", "--checkpoints", filepath.Join(dataDir, "audit-checkpoints"), "--key", filepath.Join(dataDir, "keys", "socle.pub")}
+	if _, errOut, code := run(t, dataDir, "audit", "verify"); code != 2 || !strings.Contains(errOut, "--checkpoints") {
+		t.Fatalf("a remote verify without the auditor's checkpoints and key: %d %s", code, errOut)
+	}
+	out, errOut, code = run(t, dataDir, verify...)
 	if code != 0 || !strings.Contains(out, "intact") || strings.Contains(out, " 0 checkpoints") {
 		t.Fatalf("audit verify: %d %s %s", code, out, errOut)
 	}
@@ -54,7 +60,7 @@ func TestAuditCheckpointsThroughServe(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, errOut, code = run(t, dataDir, "audit", "verify")
+	_, errOut, code = run(t, dataDir, verify...)
 	if code == 0 || !strings.Contains(errOut, "is no longer in the log") {
 		t.Fatalf("audit verify after the tail was deleted: %d %s", code, errOut)
 	}

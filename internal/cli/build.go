@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
@@ -33,7 +35,13 @@ images built on it; images of one level build --jobs at a time.`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := g.openStore(ctx)
+			if c, err := g.remote(); err != nil || c != nil {
+				if err != nil {
+					return err
+				}
+				return remoteJob(ctx, g, c, "/api/v1/builds", map[string]any{"names": args})
+			}
+			st, err := g.sharedStore(ctx)
 			if err != nil {
 				return err
 			}
@@ -112,4 +120,20 @@ func writeOutcomes(w io.Writer, out []catalog.Outcome) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\n", o.Name, o.Status, dash(o.Tag), dash(o.Digest), o.Seconds, o.Error)
 	}
 	tw.Flush()
+}
+
+// remoteJob queues a server job (a build, a remediation) and follows it
+// to its end, printing its progress and, last, its summary.
+func remoteJob(ctx context.Context, g *globals, c *client.Client, path string, in any) error {
+	var q queued
+	if err := c.Do(ctx, "POST", path, in, &q); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.errOut, "job %d queued on %s\n", q.Job, c.Server())
+	j, err := waitJob(ctx, g, c, q.Job)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.out, j.Message)
+	return nil
 }

@@ -100,7 +100,7 @@ func TestPlanBuildLineageCommands(t *testing.T) {
     version: 0.1.0
     build: {append: {layers: [{from: app, to: /srv}]}}
 `, 0o644)
-	flags := []string{"--config", cfg, "--registry", reg.Host}
+	flags := []string{"--config", cfg, "--registry", reg.Host, "--local"}
 	out, errOut, code := run(t, dir, append([]string{"plan", "-o", "json"}, flags...)...)
 	if code != 0 {
 		t.Fatalf("plan: %s", errOut)
@@ -168,7 +168,7 @@ images:
     version: 1.0.0
     build: {append: {layers: [{from: web, to: /srv/web}]}}
 `, 0o644)
-	flags := []string{"--config", cfg, "--registry", reg.Host}
+	flags := []string{"--config", cfg, "--registry", reg.Host, "--local"}
 	if out, errOut, code := run(t, dir, append([]string{"build"}, flags...)...); code != 0 {
 		t.Fatalf("build: %s %s", out, errOut)
 	}

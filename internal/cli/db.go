@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 )
@@ -126,7 +127,14 @@ func newDBStatusCmd(g *globals) *cobra.Command {
 }
 
 func runDBStatus(ctx context.Context, g *globals) error {
-	st, err := g.openStore(ctx)
+	c, err := g.remote()
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		return remoteDBStatus(ctx, g, c)
+	}
+	st, err := g.sharedStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -203,4 +211,37 @@ func (g *globals) storeLocation() string {
 		return RedactURL(g.database)
 	}
 	return filepath.Join(g.dataDir, "socle.db")
+}
+
+// remoteDBStatus prints the server's advisories and feeds.
+func remoteDBStatus(ctx context.Context, g *globals, c *client.Client) error {
+	var body struct {
+		Ecosystems []store.EcosystemStat `json:"ecosystems"`
+		Feeds      []struct {
+			Name, Kind, URL string
+			Records         int
+			LastSuccess     time.Time `json:"last_success"`
+			LastError       string    `json:"last_error"`
+		} `json:"feeds"`
+	}
+	if err := c.Do(ctx, "GET", "/api/v1/advisories", nil, &body); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.out, "Server: %s\n\n", c.Server())
+	tw := tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ECOSYSTEM\tRECORDS\tWITHDRAWN\tSOURCES")
+	for _, e := range body.Ecosystems {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", e.Ecosystem, e.Records, e.Withdrawn, strings.Join(e.Sources, ", "))
+	}
+	tw.Flush()
+	if len(body.Feeds) > 0 {
+		fmt.Fprintln(g.out, "\nSources:")
+		tw = tabwriter.NewWriter(g.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tKIND\tRECORDS\tLAST SUCCESS\tLAST ERROR\tFROM")
+		for _, f := range body.Feeds {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Name, f.Kind, f.Records, fmtTime(f.LastSuccess), orNone(f.LastError), f.URL)
+		}
+		tw.Flush()
+	}
+	return nil
 }

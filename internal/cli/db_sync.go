@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/feeds"
 	"github.com/socle-dev/socle/internal/notify"
@@ -42,6 +44,12 @@ socle serve syncs the feeds on their interval.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if c, err := g.remote(); err != nil || c != nil {
+				if err != nil {
+					return err
+				}
+				return remoteSync(ctx, g, c, args)
+			}
 			cfg, err := loadConfig(g, cfgPath)
 			if err != nil {
 				return err
@@ -61,7 +69,7 @@ socle serve syncs the feeds on their interval.`,
 			if len(list) == 0 {
 				return fmt.Errorf("%s declares no feeds: add a feeds: section (name, url)", cfg.Path())
 			}
-			st, err := g.openStore(ctx)
+			st, err := g.sharedStore(ctx)
 			if err != nil {
 				return err
 			}
@@ -122,4 +130,26 @@ func writeSyncResults(w io.Writer, rs []feeds.Result) {
 			r.UnchangedRecords, r.Reevaluated, r.Findings.Opened, r.Findings.Closed, result)
 	}
 	tw.Flush()
+}
+
+// remoteSync has the server sync its feeds, and follows the jobs.
+func remoteSync(ctx context.Context, g *globals, c *client.Client, names []string) error {
+	var q queued
+	if err := c.Do(ctx, "POST", "/api/v1/feeds/sync", map[string]any{"feeds": names}, &q); err != nil {
+		return err
+	}
+	failed := false
+	for _, id := range q.Jobs {
+		j, err := waitJob(ctx, g, c, id)
+		if err != nil {
+			failed = true
+			fmt.Fprintln(g.errOut, err)
+			continue
+		}
+		fmt.Fprintf(g.out, "%s: %s\n", strings.TrimPrefix(j.Key, "feed:"), j.Message)
+	}
+	if failed {
+		return &statusError{code: 1, msg: "some feeds failed; their last good data is kept"}
+	}
+	return nil
 }

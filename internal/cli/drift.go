@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/socle-dev/socle/internal/promote"
-	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -17,8 +15,8 @@ func newDriftCmd(g *globals) *cobra.Command {
 		Short: "Report environment tags that point elsewhere than socle's record",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-				ds, err := p.Drifts(ctx)
+			return o.withPromotions(cmd, g, func(ctx context.Context, ps promotions) error {
+				ds, err := ps.Drifts(ctx)
 				if err != nil {
 					return err
 				}

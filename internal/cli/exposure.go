@@ -3,10 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"text/tabwriter"
 	"time"
 
+	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/remediate"
+	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -28,12 +31,22 @@ func newExposureCmd(g *globals) *cobra.Command {
 					}
 				}
 			}
-			st, err := g.openStore(ctx)
-			if err != nil {
+			var ex []remediate.EnvExposure
+			err := g.either(ctx, func(c *client.Client) error {
+				var body struct {
+					Environments []remediate.EnvExposure `json:"environments"`
+				}
+				q := url.Values{}
+				for _, e := range args {
+					q.Add("environment", e)
+				}
+				err := c.Do(ctx, "GET", "/api/v1/exposure?"+q.Encode(), nil, &body)
+				ex = body.Environments
 				return err
-			}
-			defer st.Close()
-			ex, err := remediate.Exposure(ctx, st, envs, time.Now())
+			}, func(st store.Store) (err error) {
+				ex, err = remediate.Exposure(ctx, st, envs, time.Now())
+				return err
+			})
 			if err != nil {
 				return err
 			}

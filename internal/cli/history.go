@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 
-	"github.com/socle-dev/socle/internal/promote"
-	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -16,8 +14,8 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Every promotion of a repository: who, when, where from, and the evidence",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-				hist, err := p.History(ctx, args[0], limit)
+			return o.withPromotions(cmd, g, func(ctx context.Context, ps promotions) error {
+				hist, err := ps.History(ctx, args[0], limit)
 				if err != nil {
 					return err
 				}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/socle-dev/socle/internal/client"
+	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -14,12 +16,18 @@ func newJobsCmd(g *globals) *cobra.Command {
 		Short: "List background jobs (scans, syncs) with their progress",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := g.openStore(cmd.Context())
-			if err != nil {
+			var js []store.Job
+			err := g.either(cmd.Context(), func(c *client.Client) error {
+				var body struct {
+					Jobs []store.Job `json:"jobs"`
+				}
+				err := c.Do(cmd.Context(), "GET", fmt.Sprintf("/api/v1/jobs?limit=%d", limit), nil, &body)
+				js = body.Jobs
 				return err
-			}
-			defer st.Close()
-			js, err := st.Jobs(cmd.Context(), limit)
+			}, func(st store.Store) (err error) {
+				js, err = st.Jobs(cmd.Context(), limit)
+				return err
+			})
 			if err != nil {
 				return err
 			}

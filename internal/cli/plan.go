@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/spf13/cobra"
@@ -79,7 +81,13 @@ images and their descendants.`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := g.openStore(ctx)
+			if c, err := g.remote(); err != nil || c != nil {
+				if err != nil {
+					return err
+				}
+				return remotePlan(ctx, g, c, args, o.output)
+			}
+			st, err := g.sharedStore(ctx)
 			if err != nil {
 				return err
 			}
@@ -96,4 +104,18 @@ images and their descendants.`,
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// remotePlan prints the server's plan of its catalog.
+func remotePlan(ctx context.Context, g *globals, c *client.Client, names []string, output string) error {
+	q := url.Values{"name": names}
+	if output != "json" {
+		q.Set("format", "text")
+	}
+	b, err := c.Raw(ctx, "GET", "/api/v1/plan?"+q.Encode(), nil, "")
+	if err != nil {
+		return err
+	}
+	_, err = g.out.Write(b)
+	return err
 }

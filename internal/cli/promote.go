@@ -81,7 +81,8 @@ func newPromoter(g *globals, cfg *config.File, st store.Store, sopts source.Opti
 	return p, nil
 }
 
-// withPromoter opens the store and the promoter for a command.
+// withPromoter opens the store and the promoter for a command that runs
+// on the host of socle serve.
 func (o *promoteOptions) withPromoter(cmd *cobra.Command, g *globals, fn func(ctx context.Context, st store.Store, p *promote.Promoter) error) error {
 	if err := textOrJSON(o.output); err != nil {
 		return err
@@ -91,7 +92,7 @@ func (o *promoteOptions) withPromoter(cmd *cobra.Command, g *globals, fn func(ct
 	if err != nil {
 		return err
 	}
-	st, err := g.openStore(ctx)
+	st, err := g.sharedStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -109,14 +110,31 @@ func (o *promoteOptions) withPromoter(cmd *cobra.Command, g *globals, fn func(ct
 	return fn(ctx, st, p)
 }
 
-// act runs a promotion step as the token's actor and prints its result.
-func (o *promoteOptions) act(cmd *cobra.Command, g *globals, step func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error)) error {
-	return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
-		actor, err := o.actor(ctx, st)
-		if err != nil {
-			return err
+// withPromotions runs fn with the promotions of the configured server
+// (as its token), or of the local promoter (as --token's actor).
+func (o *promoteOptions) withPromotions(cmd *cobra.Command, g *globals, fn func(ctx context.Context, ps promotions) error) error {
+	if err := textOrJSON(o.output); err != nil {
+		return err
+	}
+	c, err := g.remote()
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		if o.token != "" {
+			c = c.WithToken(o.token)
 		}
-		res, err := step(ctx, p, actor)
+		return fn(cmd.Context(), &remotePromotions{c: c})
+	}
+	return o.withPromoter(cmd, g, func(ctx context.Context, st store.Store, p *promote.Promoter) error {
+		return fn(ctx, &localPromotions{p: p, st: st, actor: func(ctx context.Context) (promote.Actor, error) { return o.actor(ctx, st) }})
+	})
+}
+
+// act runs a promotion step and prints its result.
+func (o *promoteOptions) act(cmd *cobra.Command, g *globals, step func(ctx context.Context, ps promotions) (*promote.Result, error)) error {
+	return o.withPromotions(cmd, g, func(ctx context.Context, ps promotions) error {
+		res, err := step(ctx, ps)
 		if res != nil {
 			if werr := writeResult(g.out, o.output, res); werr != nil {
 				return werr
@@ -176,8 +194,8 @@ is set, and moves the environment's tag. Every step is in the audit log.`,
 			if to == "" {
 				return usageError(errors.New("--to ENV is required"))
 			}
-			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
-				return p.Promote(ctx, promote.Request{Image: args[0], To: to, Actor: actor, Override: override, Note: note})
+			return o.act(cmd, g, func(ctx context.Context, ps promotions) (*promote.Result, error) {
+				return ps.Promote(ctx, promote.Request{Image: args[0], To: to, Override: override, Note: note})
 			})
 		},
 	}
@@ -213,39 +231,35 @@ done if the tag points at the digest, aborted otherwise.`,
 // newPromoteListCmd lists promotions across repositories: what awaits
 // approval, what was blocked.
 func newPromoteListCmd(g *globals) *cobra.Command {
-	var state, env, output string
+	o := &promoteOptions{}
+	var state, env string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List promotions (e.g. --state awaiting-approval for what approvers should look at)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := textOrJSON(output); err != nil {
-				return err
-			}
 			q := store.PromotionQuery{Environment: env, Limit: limit}
 			if state != "" {
 				q.States = []string{state}
 			}
-			var ps []store.Promotion
-			err := g.withStore(cmd.Context(), func(st store.Store) (err error) {
-				ps, err = st.ListPromotions(cmd.Context(), q)
-				return err
+			return o.withPromotions(cmd, g, func(ctx context.Context, ps promotions) error {
+				list, err := ps.List(ctx, q)
+				if err != nil {
+					return err
+				}
+				if o.output == "json" {
+					return writeJSON(g.out, list)
+				}
+				writePromotions(g.out, list)
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return writeJSON(g.out, ps)
-			}
-			writePromotions(g.out, ps)
-			return nil
 		},
 	}
+	o.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&state, "state", "", "only this state (awaiting-approval, moving, done, blocked, aborted, failed)")
 	cmd.Flags().StringVar(&env, "env", "", "only this environment")
 	cmd.Flags().IntVar(&limit, "limit", 100, "most recent promotions shown")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
 

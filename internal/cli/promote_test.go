@@ -58,7 +58,7 @@ func TestPromotionKilledMidway(t *testing.T) {
   - name: qa
     repository: "{{.Registry}}/qa/{{.Path}}"
 `, 0o644)
-	token, errOut, code := run(t, dir, "token", "create", "--role", "admin", "--name", "ci")
+	token, errOut, code := run(t, dir, "token", "create", "--local", "--role", "admin", "--name", "ci")
 	if code != 0 {
 		t.Fatalf("token: %s", errOut)
 	}
@@ -214,7 +214,9 @@ func TestPromoteApproveHistoryCommands(t *testing.T) {
 `, 0o644)
 	tokens := map[string]string{}
 	for _, role := range []string{"developer", "approver", "admin"} {
-		out, errOut, code := run(t, dir, "token", "create", "--role", role, "--name", role+"-cli")
+		// --local: this test is the host of the data directory, which has
+		// no database yet.
+		out, errOut, code := run(t, dir, "token", "create", "--local", "--role", role, "--name", role+"-cli")
 		if code != 0 {
 			t.Fatalf("token: %s", errOut)
 		}

@@ -43,11 +43,17 @@ findings and adds none. --dry-run builds and verifies but pushes nothing.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if rc, err := g.remote(); err != nil || rc != nil {
+				if err != nil {
+					return err
+				}
+				return remoteJob(ctx, g, rc, "/api/v1/remediations", map[string]any{"dry_run": dryRun})
+			}
 			cfg, c, err := o.load(g)
 			if err != nil {
 				return err
 			}
-			st, err := g.openStore(ctx)
+			st, err := g.sharedStore(ctx)
 			if err != nil {
 				return err
 			}

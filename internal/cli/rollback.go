@@ -23,8 +23,8 @@ log keep.`,
 			if env == "" {
 				return usageError(errors.New("--env ENV is required"))
 			}
-			return o.act(cmd, g, func(ctx context.Context, p *promote.Promoter, actor promote.Actor) (*promote.Result, error) {
-				return p.Rollback(ctx, args[0], env, actor, override, note)
+			return o.act(cmd, g, func(ctx context.Context, ps promotions) (*promote.Result, error) {
+				return ps.Rollback(ctx, args[0], env, override, note)
 			})
 		},
 	}

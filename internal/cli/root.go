@@ -26,9 +26,11 @@ type globals struct {
 	database  string
 	logLevel  string
 	logFormat string
-	out       io.Writer
-	errOut    io.Writer
-	logger    *slog.Logger
+	// local opens the database even when a server is configured.
+	local  bool
+	out    io.Writer
+	errOut io.Writer
+	logger *slog.Logger
 }
 
 // NewRoot returns the socle command with every subcommand.
@@ -54,6 +56,7 @@ environments and enforces it all at admission.`,
 	f.StringVar(&g.database, "database", os.Getenv("SOCLE_DATABASE"), "database: a postgres:// URL, or a SQLite file path (default DATA_DIR/socle.db) (env SOCLE_DATABASE)")
 	f.StringVar(&g.logLevel, "log-level", envOr("SOCLE_LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	f.StringVar(&g.logFormat, "log-format", envOr("SOCLE_LOG_FORMAT", "text"), "log format: text or json")
+	f.BoolVar(&g.local, "local", false, "open the database of DATA_DIR (or --database) directly, even when a server is configured: for the host of socle serve")
 	root.AddCommand(
 		newScanCmd(g),
 		newSBOMCmd(g),
@@ -82,6 +85,11 @@ environments and enforces it all at admission.`,
 		newRegistryCmd(g),
 		newAdmissionCmd(g),
 		newRunningCmd(g),
+		newLoginCmd(g),
+		newImagesCmd(g),
+		newAffectedCmd(g),
+		newLogoutCmd(g),
+		newContextCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -34,6 +34,7 @@ introduced each package. REF takes the same forms as in socle scan.`,
 			return runSBOM(cmd.Context(), g, o, args[0])
 		},
 	}
+	cmd.AddCommand(newSBOMImportCmd(g))
 	o.image.AddFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&o.output, "output", "o", "cyclonedx", "format: cyclonedx or spdx")
 	cmd.Flags().StringVar(&o.file, "file", "", "write to this file instead of standard output")

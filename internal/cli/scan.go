@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -49,6 +53,10 @@ type scanOptions struct {
 	vex           []string
 	index         bool
 	progress      bool
+	// upload sends the SBOM to the server, which matches it; name is the
+	// repository[:tag] it is recorded under.
+	upload bool
+	name   string
 }
 
 func (o *scanOptions) AddFlags(f *pflag.FlagSet) {
@@ -61,6 +69,8 @@ func (o *scanOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.vex, "vex", nil, "OpenVEX document whose not_affected and fixed statements suppress findings (repeatable)")
 	f.BoolVar(&o.index, "index", true, "record the image and its findings in the store, for later queries")
 	f.BoolVar(&o.progress, "progress", isTerminal(os.Stderr), "show layer progress on standard error")
+	f.BoolVar(&o.upload, "upload", false, "send the SBOM to the socle server (socle login, or SOCLE_SERVER/SOCLE_TOKEN), which matches it, keeps watching it and answers with the findings reported here; the server never pulls the image")
+	f.StringVar(&o.name, "name", "", "with --upload: the REPOSITORY[:TAG] the image is recorded under (default the reference's)")
 }
 
 func newScanCmd(g *globals) *cobra.Command {
@@ -109,6 +119,9 @@ func runScan(ctx context.Context, g *globals, o *scanOptions, refArg string) err
 	sopts, err := o.image.sourceOptions(g.dataDir)
 	if err != nil {
 		return err
+	}
+	if o.upload {
+		return runScanUpload(ctx, g, o, ref, sopts, filter)
 	}
 	st, err := g.openStore(ctx)
 	if err != nil {
@@ -258,4 +271,77 @@ func advisoryNote(ctx context.Context, st store.Advisories, inv *sbom.Inventory,
 	}
 	note.Warning = strings.Join(warn, "; ")
 	return note, nil
+}
+
+// runScanUpload inventories the image here (layers cached in the local
+// store), sends its CycloneDX SBOM to the server, and reports the
+// findings the server matched.
+func runScanUpload(ctx context.Context, g *globals, o *scanOptions, ref oci.ImageRef, sopts source.Options, filter report.Filter) error {
+	c, err := g.remote()
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		return usageError(fmt.Errorf("--upload: %w", errNoServer))
+	}
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	img, err := source.Open(ctx, ref, sopts)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	sc, err := newScanner(g, st)
+	if err != nil {
+		return err
+	}
+	var progress func(scan.Progress)
+	if o.progress {
+		progress = progressPrinter(g.errOut)
+	}
+	inv, err := sc.Inventory(ctx, img, progress)
+	if err != nil {
+		return err
+	}
+	repo, tag := img.Repository, img.Tag
+	if o.name != "" {
+		repo, tag, _ = strings.Cut(o.name, ":")
+	}
+	if repo == "" {
+		return usageError(errors.New("--upload: this image has no repository name: give --name REPOSITORY[:TAG]"))
+	}
+	var buf bytes.Buffer
+	if err := sbom.WriteCycloneDX(&buf, sbom.CycloneDX(inv, sbom.ImageName{Repository: repo, Tag: tag})); err != nil {
+		return err
+	}
+	image := repo + "@" + inv.Digest
+	if tag != "" {
+		image = repo + ":" + tag + "@" + inv.Digest
+	}
+	b, err := c.Raw(ctx, "POST", "/api/v1/sboms?"+url.Values{"image": {image}}.Encode(), &buf, "application/vnd.cyclonedx+json")
+	if err != nil {
+		return err
+	}
+	var ans struct {
+		Findings []vuln.Finding `json:"findings"`
+		Problems []string       `json:"problems"`
+	}
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return fmt.Errorf("the server's answer: %w", err)
+	}
+	for _, p := range ans.Problems {
+		fmt.Fprintln(g.errOut, "socle server: "+p)
+	}
+	fmt.Fprintf(g.errOut, "uploaded %s to %s: the server watches it\n", image, c.Server())
+	res := &scan.Result{Ref: ref.String(), Repository: repo, Tag: tag, Inventory: inv, Findings: filter.Apply(ans.Findings)}
+	if err := writeTo(g.out, o.file, func(w io.Writer) error { return report.Write(w, o.output, res, report.AdvisoryNote{}) }); err != nil {
+		return err
+	}
+	if code := report.ExitCode(res.Findings, o.exitCode); code != 0 {
+		return &statusError{code: code}
+	}
+	return nil
 }

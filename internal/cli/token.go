@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/store"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -64,12 +67,24 @@ deployments), approver (approve promotions), admin (everything, overrides).`,
 }
 
 func runTokenCreate(ctx context.Context, g *globals, o *tokenCreateOptions) error {
-	st, err := g.openStore(ctx)
-	if err != nil {
+	var secret string
+	var tok store.Token
+	err := g.either(ctx, func(c *client.Client) error {
+		in := map[string]any{"user": o.user, "name": o.name, "role": o.role, "repositories": o.repositories}
+		if o.expires > 0 {
+			in["expires"] = o.expires.String()
+		}
+		var body struct {
+			Secret string    `json:"secret"`
+			Token  tokenJSON `json:"token"`
+		}
+		err := c.Do(ctx, "POST", "/api/v1/tokens", in, &body)
+		secret, tok = body.Secret, body.Token.record()
 		return err
-	}
-	defer st.Close()
-	secret, tok, err := auth.Issue(ctx, st, auth.Spec{User: o.user, Name: o.name, Role: o.role, TTL: o.expires, Repositories: o.repositories}, "cli:"+currentUser(), time.Now())
+	}, func(st store.Store) (err error) {
+		secret, tok, err = auth.Issue(ctx, st, auth.Spec{User: o.user, Name: o.name, Role: o.role, TTL: o.expires, Repositories: o.repositories}, "cli:"+currentUser(), time.Now())
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -78,18 +93,44 @@ func runTokenCreate(ctx context.Context, g *globals, o *tokenCreateOptions) erro
 	return nil
 }
 
+// tokenJSON is a token as the API shows it.
+type tokenJSON struct {
+	ID           string    `json:"id"`
+	User         string    `json:"user"`
+	Name         string    `json:"name"`
+	Role         string    `json:"role"`
+	Repositories []string  `json:"repositories"`
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	RevokedAt    time.Time `json:"revoked_at"`
+	LastUsed     time.Time `json:"last_used"`
+}
+
+func (t tokenJSON) record() store.Token {
+	return store.Token{ID: t.ID, User: t.User, Name: t.Name, Role: t.Role, Repositories: t.Repositories,
+		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt, LastUsed: t.LastUsed}
+}
+
 func newTokenListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := g.openStore(cmd.Context())
-			if err != nil {
+			var toks []store.Token
+			err := g.either(cmd.Context(), func(c *client.Client) error {
+				var body struct {
+					Tokens []tokenJSON `json:"tokens"`
+				}
+				err := c.Do(cmd.Context(), "GET", "/api/v1/tokens", nil, &body)
+				for _, t := range body.Tokens {
+					toks = append(toks, t.record())
+				}
 				return err
-			}
-			defer st.Close()
-			toks, err := st.ListTokens(cmd.Context())
+			}, func(st store.Store) (err error) {
+				toks, err = st.ListTokens(cmd.Context())
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -122,12 +163,12 @@ func newTokenRevokeCmd(g *globals) *cobra.Command {
 		Short: "Revoke a token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := g.openStore(cmd.Context())
+			err := g.either(cmd.Context(), func(c *client.Client) error {
+				return c.Do(cmd.Context(), "DELETE", "/api/v1/tokens/"+url.PathEscape(args[0]), nil, nil)
+			}, func(st store.Store) error {
+				return auth.Revoke(cmd.Context(), st, args[0], "cli:"+currentUser(), time.Now())
+			})
 			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := auth.Revoke(cmd.Context(), st, args[0], "cli:"+currentUser(), time.Now()); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "token %s revoked\n", args[0])

@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/client"
+	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 )
 
@@ -30,18 +33,21 @@ scan without storing anything.`,
 			if err != nil {
 				return err
 			}
-			st, err := g.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			var docs []string
+			var raw []json.RawMessage
 			for _, p := range args {
 				b, _ := os.ReadFile(p)
 				sum := sha256.Sum256(b)
 				docs = append(docs, filepath.Base(p)+"@sha256:"+hex.EncodeToString(sum[:]))
+				raw = append(raw, b)
 			}
-			res, err := vuln.ApplyStored(ctx, st, v, docs, "cli:"+currentUser(), time.Now())
+			var res vuln.VEXResult
+			err = g.either(ctx, func(c *client.Client) error {
+				return c.Do(ctx, "POST", "/api/v1/vex", map[string]any{"documents": raw, "names": docs}, &res)
+			}, func(st store.Store) (err error) {
+				res, err = vuln.ApplyStored(ctx, st, v, docs, "cli:"+currentUser(), time.Now())
+				return err
+			})
 			if err != nil {
 				return err
 			}

@@ -3,12 +3,15 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -41,6 +44,46 @@ func New(server, token string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// WithCAFile trusts the PEM certificates of file (a self-signed server's
+// CA) besides the system's roots.
+func WithCAFile(file string) (Option, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("the server's CA: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("the server's CA %s holds no PEM certificate", file)
+	}
+	return func(c *Client) {
+		c.http.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 5 * time.Minute, IdleConnTimeout: 90 * time.Second}
+	}, nil
+}
+
+// FromContext returns the client of a login context.
+func FromContext(c Context) (*Client, error) {
+	var opts []Option
+	if c.CAFile != "" {
+		o, err := WithCAFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	return New(c.Server, c.Token, opts...)
+}
+
+// WithToken returns a copy of the client that sends another token.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
+}
+
 // Server is the server's address.
 func (c *Client) Server() string { return c.base.String() }
 
@@ -48,6 +91,9 @@ func (c *Client) Server() string { return c.base.String() }
 type Error struct {
 	Status  int
 	Message string
+	// Body is the whole answer, for error answers that carry more (a
+	// blocked promotion's gates).
+	Body []byte
 }
 
 func (e *Error) Error() string {
@@ -146,7 +192,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		if json.Unmarshal(b, &e) != nil || e.Error.Message == "" {
 			e.Error.Message = fmt.Sprintf("%s %s: HTTP %d", method, p, resp.StatusCode)
 		}
-		return nil, &Error{Status: resp.StatusCode, Message: e.Error.Message}
+		return nil, &Error{Status: resp.StatusCode, Message: e.Error.Message, Body: b}
 	}
 	return resp, nil
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // Formats lists the output formats of socle scan.
-var Formats = []string{"table", "json", "sarif", "cyclonedx", "spdx"}
+var Formats = []string{"table", "json", "sarif", "junit", "cyclonedx", "spdx"}
 
 // Filter narrows the findings a report shows.
 type Filter struct {
@@ -55,6 +55,8 @@ func Write(w io.Writer, format string, res *scan.Result, note AdvisoryNote) erro
 		return writeJSON(w, res, note)
 	case "sarif":
 		return writeSARIF(w, res)
+	case "junit":
+		return writeJUnit(w, res)
 	case "cyclonedx":
 		return writeCycloneDX(w, res)
 	case "spdx":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"flag"
 	"os"
 	"os/exec"
@@ -248,5 +249,41 @@ func TestFilterAndExitCode(t *testing.T) {
 	}
 	if got := len(report.Filter{IgnoreUnfixed: true}.Apply(res.Findings)); got != len(res.Findings)-unfixed {
 		t.Fatalf("ignore-unfixed kept %d", got)
+	}
+}
+
+// TestJUnitReadsBack: the JUnit report of the real Alpine scan parses as
+// XML, has a test case per package, and fails one for each package with
+// findings, carrying every finding.
+func TestJUnitReadsBack(t *testing.T) {
+	res := alpineResult(t)
+	var doc struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Suites   []struct {
+			Cases []struct {
+				Name     string `xml:"name,attr"`
+				Failures []struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(render(t, "junit", res), &doc); err != nil {
+		t.Fatal(err)
+	}
+	failures, failed := 0, map[string]bool{}
+	for _, c := range doc.Suites[0].Cases {
+		failures += len(c.Failures)
+		if len(c.Failures) > 0 {
+			failed[c.Name] = true
+		}
+	}
+	pkgs := map[string]bool{}
+	for _, f := range res.Findings {
+		pkgs[f.Package.Name+"@"+f.Package.Version] = true
+	}
+	if failures != len(res.Findings) || doc.Failures != len(pkgs) || len(failed) != len(pkgs) || doc.Tests < len(pkgs) {
+		t.Fatalf("JUnit: %d tests, %d failed cases, %d failures; want %d findings in %d packages", doc.Tests, doc.Failures, failures, len(res.Findings), len(pkgs))
 	}
 }

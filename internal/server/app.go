@@ -21,17 +21,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/socle-dev/socle/internal/admission"
-	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/auth"
-	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/feeds"
 	"github.com/socle-dev/socle/internal/jobs"
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/registry"
-	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/sign"
@@ -107,6 +104,10 @@ type App struct {
 	checkpoints *audit.Checkpointer
 	// remote reaches registries (the embedded one in process).
 	remote []remote.Option
+	// scanner indexes what builds push to buildRegistry.
+	scanner       *scan.Scanner
+	buildRegistry string
+	remediating   sync.Mutex
 	// clusters are watched; admission answers their webhooks on admLn.
 	clusters    clusterSet
 	admission   *admission.Controller
@@ -211,8 +212,9 @@ func (a *App) buildParts(ctx context.Context) error {
 	metrics := NewMetrics(a.st)
 	syncer := feeds.NewSyncer(a.st, cfg.DataDir, sc.ReevaluateWith(a.st), log.With("component", "feeds"))
 	syncer.Notify = notify.FromConfig(cfg.File.Webhooks, log).Func()
+	a.scanner, a.buildRegistry = sc, cmp.Or(cfg.ExternalRegistry, regHost)
 	if cfg.File.Remediation.Auto && len(cfg.File.Images) > 0 {
-		syncer.After = a.autoRemediate(sc, cmp.Or(cfg.ExternalRegistry, regHost))
+		syncer.After = a.autoRemediate()
 	}
 	syncJob := syncer.Job(cfg.File.Feeds)
 	a.runner = jobs.NewRunner(a.st, map[string]jobs.Handler{
@@ -220,6 +222,8 @@ func (a *App) buildParts(ctx context.Context) error {
 		feeds.JobKind: func(ctx context.Context, j *store.Job, p jobs.Progress) error {
 			return syncJob(ctx, j, p)
 		},
+		JobBuild:     a.buildJob,
+		JobRemediate: a.remediateJob,
 	}, jobs.Options{Owner: a.owner, Workers: cfg.Workers, Lease: cfg.JobLease, Logger: log.With("component", "jobs"), OnFinish: metrics.ObserveJob})
 
 	if a.reg != nil {
@@ -258,6 +262,7 @@ func (a *App) buildParts(ctx context.Context) error {
 	if a.admission != nil {
 		deps.Promoted = a.admission
 	}
+	deps.Work, deps.Importer = a, a.scanner
 	if a.reg != nil {
 		deps.Registry = a.reg
 	}
@@ -458,43 +463,18 @@ func (a *App) banner() {
 // autoRemediate returns the hook run after a feed sync that opened
 // findings: the catalog's remediation, as socle remediate does it, one
 // at a time.
-func (a *App) autoRemediate(sc *scan.Scanner, registry string) func(ctx context.Context, r feeds.Result) {
-	var mu sync.Mutex
-	cfg, log := a.cfg.File, a.log
+func (a *App) autoRemediate() func(ctx context.Context, r feeds.Result) {
 	return func(ctx context.Context, res feeds.Result) {
 		if res.Findings.Opened == 0 {
 			return
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		c, err := catalog.New(cfg)
+		plan, err := a.remediate(ctx, false, "socle serve (auto-remediation)")
 		if err != nil {
-			log.Error("auto-remediation: the catalog", "err", err)
-			return
-		}
-		signer, _, err := sign.OwnKey(cfg.Resolve(cfg.Signing.Key), sign.OwnKeyDir(a.cfg.DataDir))
-		if err != nil {
-			log.Error("auto-remediation: the provenance key", "err", err)
-			return
-		}
-		r, err := remediate.New(remediate.Deps{Config: cfg, Catalog: c, Store: a.st, Scanner: sc,
-			Target: catalog.TargetFor(cfg, registry, false), AptCache: assemble.CacheDir(a.cfg.DataDir),
-			BuildahRoot: filepath.Join(a.cfg.DataDir, "buildah"), Provenance: signer,
-			By: "socle serve (auto-remediation)", Logger: log})
-		if err != nil {
-			log.Error("auto-remediation", "err", err)
-			return
-		}
-		plan, err := r.Plan(ctx)
-		if err == nil {
-			err = r.Apply(ctx, plan, false)
-		}
-		if err != nil {
-			log.Error("auto-remediation", "err", err)
+			a.log.Error("auto-remediation", "err", err)
 			return
 		}
 		for _, act := range plan.Actions {
-			log.Info("auto-remediation", "image", act.Image, "strategy", act.Strategy, "status", act.Status, "to", act.To, "fixed", len(act.Fixed))
+			a.log.Info("auto-remediation", "image", act.Image, "strategy", act.Strategy, "status", act.Status, "to", act.To, "fixed", len(act.Fixed))
 		}
 	}
 }

@@ -65,7 +65,7 @@ func (s *API) writePromotion(w http.ResponseWriter, r *http.Request, res *promot
 		s.apiError(w, r, err)
 		return
 	}
-	body := map[string]any{"promotion": viewPromotion(res.Promotion, nil), "gates": res.Gates}
+	body := map[string]any{"promotion": viewPromotion(res.Promotion, nil), "gates": res.Gates, "unchanged": res.Unchanged}
 	code := http.StatusCreated
 	switch {
 	case errors.Is(err, promote.ErrBlocked):
@@ -136,6 +136,20 @@ func (s *API) apiRollback(w http.ResponseWriter, r *http.Request) {
 
 func (s *API) apiPromotions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if image := q.Get("image"); image != "" {
+		limit, err := queryInt(r, "limit", 100, 1000)
+		if err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+		hist, err := s.promoter.History(r.Context(), image, limit)
+		if err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+		writePromotions(w, hist)
+		return
+	}
 	pq := store.PromotionQuery{Repository: q.Get("repository"), Target: q.Get("target"), Environment: q.Get("environment"), Digest: q.Get("digest")}
 	if st := q.Get("state"); st != "" {
 		pq.States = []string{st}
@@ -148,6 +162,10 @@ func (s *API) apiPromotions(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
+	writePromotions(w, ps)
+}
+
+func writePromotions(w http.ResponseWriter, ps []store.Promotion) {
 	out := make([]promotionView, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, viewPromotion(p, nil))
@@ -199,8 +217,10 @@ func (s *API) apiAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]map[string]any, 0, len(evs))
 	for _, e := range evs {
+		// details_text is the details' exact bytes, which the hash covers
+		// (details is the same document, re-encoded).
 		out = append(out, map[string]any{"seq": e.Seq, "at": e.At, "actor": e.Actor, "action": e.Action, "subject": e.Subject,
-			"details": json.RawMessage(e.Details), "prev_hash": e.PrevHash, "hash": e.Hash})
+			"details": json.RawMessage(e.Details), "details_text": string(e.Details), "prev_hash": e.PrevHash, "hash": e.Hash})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }

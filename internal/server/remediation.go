@@ -15,8 +15,8 @@ func (s *API) exposure(r *http.Request) ([]remediate.EnvExposure, error) {
 	for _, e := range s.promoter.Envs {
 		envs = append(envs, e.Name)
 	}
-	if env := r.URL.Query().Get("environment"); env != "" {
-		envs = []string{env}
+	if asked := r.URL.Query()["environment"]; len(asked) > 0 {
+		envs = asked
 	}
 	return remediate.Exposure(r.Context(), s.st, envs, s.now().UTC())
 }

@@ -62,6 +62,11 @@ type Deps struct {
 	// Promoted tells how far digests were promoted (admission's
 	// snapshot); nil reads it from the store.
 	Promoted PromotedIndex
+	// Work plans and queues builds, remediations and feed syncs; nil
+	// refuses them.
+	Work Work
+	// Importer indexes imported SBOMs; nil refuses them.
+	Importer Importer
 }
 
 // PromotedIndex tells how far digests were promoted.
@@ -97,6 +102,8 @@ type API struct {
 	// environments and promoted serve the Running view.
 	environments []config.Environment
 	promoted     PromotedIndex
+	work         Work
+	importer     Importer
 }
 
 // NewAPI returns the API and dashboard handler.
@@ -109,7 +116,7 @@ func NewAPI(d Deps) (*API, error) {
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
 		ready: d.Ready, pages: pages, version: d.Version, now: time.Now,
 		promoter: d.Promoter, registry: d.Registry, gcGrace: d.GCGrace, checkpoints: d.Checkpoints,
-		environments: d.Environments, promoted: d.Promoted,
+		environments: d.Environments, promoted: d.Promoted, work: d.Work, importer: d.Importer,
 	}
 	if s.promoter == nil {
 		s.promoter = &promote.Promoter{Store: d.Store}
@@ -219,6 +226,16 @@ func (s *API) apiRoutes() []apiRoute {
 		{"POST /api/v1/audit/checkpoints", store.RoleAdmin, s.apiCheckpoint},
 		{"DELETE /api/v1/sessions/{id}", store.RoleViewer, s.apiRevokeSession},
 		{"GET /api/v1/running", store.RoleViewer, s.apiRunning},
+		{"GET /api/v1/whoami", store.RoleViewer, s.apiWhoami},
+		{"POST /api/v1/tokens", store.RoleAdmin, s.apiCreateToken},
+		{"GET /api/v1/tokens", store.RoleAdmin, s.apiTokens},
+		{"DELETE /api/v1/tokens/{id}", store.RoleAdmin, s.apiRevokeToken},
+		{"GET /api/v1/plan", store.RoleViewer, s.apiPlan},
+		{"POST /api/v1/builds", store.RoleDeveloper, s.apiBuild},
+		{"POST /api/v1/remediations", store.RoleDeveloper, s.apiRemediate},
+		{"POST /api/v1/feeds/sync", store.RoleDeveloper, s.apiSyncFeeds},
+		{"POST /api/v1/vex", store.RoleApprover, s.apiVEX},
+		{"POST /api/v1/sboms", store.RoleDeveloper, s.apiImportSBOM},
 	}
 }
 

@@ -19,6 +19,8 @@ type Store interface {
 	remediate.AttributionStore
 	promote.Store
 	auth.SessionStore
+	auth.AuditedTokenStore
+	ListTokens(ctx context.Context) ([]store.Token, error)
 	metaStore
 	Counts
 	Ping(ctx context.Context) error
@@ -41,6 +43,7 @@ type Store interface {
 
 	admission.Source
 	RunningImages(ctx context.Context, q store.RunningQuery) ([]store.Running, error)
+	PutTag(ctx context.Context, ev store.TagEvent) error
 	HasImage(ctx context.Context, digest string) (bool, error)
 
 	ListRemediations(ctx context.Context, image string, limit int) ([]store.Remediation, error)
