@@ -108,7 +108,10 @@ func testCLIAgainstServer(t *testing.T, serveArgs ...string) {
 	cfg := filepath.Join(serverData, "socle.yaml")
 	os.MkdirAll(filepath.Join(serverData, "web"), 0o755)
 	os.WriteFile(filepath.Join(serverData, "web", "index.html"), []byte("hand-made\n"), 0o644)
-	writeFile(t, cfg, fmt.Sprintf(`environments:
+	writeFile(t, cfg, fmt.Sprintf(`feeds:
+  - name: ghsa
+    url: %s
+environments:
   - name: dev
   - name: prod
     roles: [approver, admin]
@@ -120,7 +123,7 @@ images:
     parent: %s/apps/shop:1.0
     version: 1.0.0
     build: {append: {layers: [{from: web, to: /srv/web}]}}
-`, reg), 0o644)
+`, testenv.SharedData(t, "osv", "ghsa"), reg), 0o644)
 	// The server's advisories: the real Alpine 3.10 secdb, imported on the
 	// server's host before it starts.
 	imp := exec.Command(socleBinary(t), append([]string{"db", "import", "--local", "--data-dir", serverData, testenv.SharedData(t, "alpine", "vuln-list-alpine-3.10")}, serveArgs...)...)
@@ -261,7 +264,11 @@ images:
 			if out := c.must(tokens["alice"], "vex", "apply", vex); !strings.Contains(out, "1 statements") {
 				t.Fatalf("vex apply:\n%s", out)
 			}
-			if out := c.must(tokens["vic"], "db", "status"); !strings.Contains(out, "ECOSYSTEM") {
+			c.refused(tokens["vic"], "developer", "db", "sync")
+			if out := c.must(tokens["dave"], "db", "sync"); !strings.HasPrefix(out, "ghsa: ") {
+				t.Fatalf("db sync:\n%s", out)
+			}
+			if out := c.must(tokens["vic"], "db", "status"); !strings.Contains(out, "ECOSYSTEM") || !strings.Contains(out, "ghsa") {
 				t.Fatalf("db status:\n%s", out)
 			}
 		}},
@@ -316,6 +323,7 @@ var cliRoutes = []string{
 	"GET /api/v1/jobs", "GET /api/v1/jobs/{id}", // jobs, following a build
 	"POST /api/v1/vex",               // vex apply
 	"GET /api/v1/advisories",         // db status
+	"POST /api/v1/feeds/sync",        // db sync
 	"GET /api/v1/audit",              // audit log, verify
 	"POST /api/v1/audit/checkpoints", // audit checkpoint
 }
