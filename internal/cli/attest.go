@@ -24,8 +24,9 @@ func newAttestCmd(g *globals) *cobra.Command {
 		Use:   "attest IMAGE",
 		Short: "Attach a signed in-toto attestation (default: socle's CycloneDX SBOM of the image)",
 		Long: `attest signs an in-toto statement about the image, as cosign attest --key does:
---type cyclonedx with --predicate FILE, or without --predicate the CycloneDX
-SBOM socle makes of the image.`,
+--type T with --predicate FILE, or without --predicate the SBOM socle makes
+of the image, CycloneDX (--type cyclonedx) or SPDX (--type spdx, stored as
+cosign's spdxjson: cosign verify-attestation --type spdxjson checks it).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -33,16 +34,21 @@ SBOM socle makes of the image.`,
 			if err != nil {
 				return err
 			}
+			if typ == "spdx" {
+				// cosign's spdx type keeps the document as a string; its
+				// spdxjson type, as the JSON object consumers read.
+				typ = "spdxjson"
+			}
 			var body []byte
 			if predicate != "" {
 				if body, err = os.ReadFile(predicate); err != nil {
 					return err
 				}
 			} else {
-				if typ != "cyclonedx" {
-					return usageError(errors.New("without --predicate, only --type cyclonedx (socle's SBOM) can be made"))
+				if typ != "cyclonedx" && typ != "spdxjson" {
+					return usageError(errors.New("without --predicate, socle makes only --type cyclonedx or spdx (its SBOM)"))
 				}
-				if body, err = sbomOf(ctx, g, ref, insecure); err != nil {
+				if body, err = sbomOf(ctx, g, ref, typ, insecure); err != nil {
 					return err
 				}
 			}
@@ -55,13 +61,14 @@ SBOM socle makes of the image.`,
 	}
 	cmd.Flags().StringVar(&key, "key", "cosign.key", "private key (password in COSIGN_PASSWORD)")
 	cmd.Flags().StringVar(&predicate, "predicate", "", "predicate file")
-	cmd.Flags().StringVar(&typ, "type", "cyclonedx", "predicate type, as cosign attest --type")
+	cmd.Flags().StringVar(&typ, "type", "cyclonedx", "predicate type, as cosign attest --type (spdx: socle's SPDX SBOM, as spdxjson)")
 	insecureFlag(cmd.Flags(), &insecure)
 	return cmd
 }
 
-// sbomOf is socle's CycloneDX SBOM of a registry image.
-func sbomOf(ctx context.Context, g *globals, ref name.Digest, insecure bool) ([]byte, error) {
+// sbomOf is socle's SBOM of a registry image, CycloneDX or (typ
+// spdxjson) SPDX.
+func sbomOf(ctx context.Context, g *globals, ref name.Digest, typ string, insecure bool) ([]byte, error) {
 	st, err := g.openStore(ctx)
 	if err != nil {
 		return nil, err
@@ -76,6 +83,11 @@ func sbomOf(ctx context.Context, g *globals, ref name.Digest, insecure bool) ([]
 		return nil, err
 	}
 	var b bytes.Buffer
-	err = sbom.WriteCycloneDX(&b, sbom.CycloneDX(inv, sbom.ImageName{Repository: ref.Context().Name()}))
+	img := sbom.ImageName{Repository: ref.Context().Name()}
+	if typ == "spdxjson" {
+		err = sbom.WriteSPDX(&b, sbom.SPDX(inv, img))
+	} else {
+		err = sbom.WriteCycloneDX(&b, sbom.CycloneDX(inv, img))
+	}
 	return b.Bytes(), err
 }

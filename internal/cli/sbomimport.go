@@ -17,12 +17,14 @@ import (
 	"github.com/socle-dev/socle/internal/client"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 )
 
 func newSBOMImportCmd(g *globals) *cobra.Command {
 	var image, output string
+	var keys []string
 	cmd := &cobra.Command{
 		Use:   "import FILE --image REF",
 		Short: "Index an SBOM another tool made (CycloneDX 1.2-1.6, SPDX 2.1-2.3 JSON) as an image socle watches",
@@ -53,6 +55,20 @@ ecosystem are kept and listed, and what was not understood is said.`,
 				return err
 			}
 			var res scan.Imported
+			note := ""
+			if len(keys) > 0 {
+				// A cosign attestation: verified here, with the keys given,
+				// then its SBOM imported as any other.
+				verifiers, err := loadVerifiers(keys)
+				if err != nil {
+					return err
+				}
+				var key string
+				if data, image, key, err = scan.AttestedSBOM(data, verifiers, image); err != nil {
+					return err
+				}
+				note = "attestation verified with " + key
+			}
 			err = g.either(ctx, func(c *client.Client) error {
 				var body struct {
 					Digest     string         `json:"digest"`
@@ -90,23 +106,43 @@ ecosystem are kept and listed, and what was not understood is said.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return writeJSON(g.out, res)
+			if note != "" {
+				res.Problems = append(res.Problems, note)
 			}
-			fmt.Fprintf(g.out, "%s@%s: %s, %d packages", res.Repository, res.Digest, res.Format, len(res.Inventory.Packages))
-			var ecos []string
-			for e, n := range res.Ecosystems {
-				ecos = append(ecos, fmt.Sprintf("%s %d", e, n))
-			}
-			sort.Strings(ecos)
-			fmt.Fprintf(g.out, " (%s); %d open findings\n", strings.Join(ecos, ", "), len(res.Findings))
-			for _, p := range res.Problems {
-				fmt.Fprintln(g.out, "  note: "+p)
-			}
-			return nil
+			return writeImported(g, output, &res)
 		},
 	}
 	cmd.Flags().StringVar(&image, "image", "", "the image the SBOM describes: REPOSITORY[:TAG][@DIGEST]")
+	cmd.Flags().StringSliceVar(&keys, "attestation-key", nil, "FILE is a cosign SBOM attestation (DSSE envelope): import it only when one of these public keys signed it")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
+}
+
+func writeImported(g *globals, output string, res *scan.Imported) error {
+	if output == "json" {
+		return writeJSON(g.out, res)
+	}
+	fmt.Fprintf(g.out, "%s@%s: %s, %d packages", res.Repository, res.Digest, res.Format, len(res.Inventory.Packages))
+	var ecos []string
+	for e, n := range res.Ecosystems {
+		ecos = append(ecos, fmt.Sprintf("%s %d", e, n))
+	}
+	sort.Strings(ecos)
+	fmt.Fprintf(g.out, " (%s); %d open findings\n", strings.Join(ecos, ", "), len(res.Findings))
+	for _, p := range res.Problems {
+		fmt.Fprintln(g.out, "  note: "+p)
+	}
+	return nil
+}
+
+func loadVerifiers(files []string) ([]*sign.Verifier, error) {
+	var out []*sign.Verifier
+	for _, f := range files {
+		v, err := sign.LoadVerifierFile(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

@@ -212,7 +212,8 @@ func (v *evaluation) provenance(ctx context.Context) error {
 	return nil
 }
 
-// sbomAttestation: a CycloneDX attestation signed by one of the keys.
+// sbomAttestation: a CycloneDX or SPDX attestation signed by one of the
+// keys.
 func (v *evaluation) sbomAttestation(ctx context.Context) error {
 	g := v.env.Gates
 	if !g.SBOMAttestation {
@@ -222,15 +223,17 @@ func (v *evaluation) sbomAttestation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sts, err := sign.VerifyAttestations(ctx, v.ref, keys, sign.PredicateCycloneDX, v.p.Remote...)
-	if err != nil {
-		return err
+	for _, pt := range []struct{ typ, name string }{{sign.PredicateCycloneDX, "CycloneDX"}, {sign.PredicateSPDX, "SPDX"}} {
+		sts, err := sign.VerifyAttestations(ctx, v.ref, keys, pt.typ, v.p.Remote...)
+		if err != nil {
+			return err
+		}
+		if len(sts) > 0 {
+			v.add(GateSBOM, true, "%s attestation verified with %s", pt.name, sts[0].Key)
+			return nil
+		}
 	}
-	if len(sts) == 0 {
-		v.add(GateSBOM, false, "no CycloneDX attestation verified with %s", strings.Join(files, ", "))
-	} else {
-		v.add(GateSBOM, true, "CycloneDX attestation verified with %s", sts[0].Key)
-	}
+	v.add(GateSBOM, false, "no CycloneDX or SPDX attestation verified with %s", strings.Join(files, ", "))
 	return nil
 }
 

@@ -303,7 +303,7 @@ func (p *pipeline) staging(t *testing.T) {
 	f, good := p.f, p.good
 	f.mustBlock(good, "staging", dev, promote.GateSoak+","+promote.GateSBOM, "")
 	f.clock = f.clock.Add(25 * time.Hour)
-	f.mustBlock(good, "staging", dev, promote.GateSBOM, "no CycloneDX attestation")
+	f.mustBlock(good, "staging", dev, promote.GateSBOM, "no CycloneDX or SPDX attestation")
 	if err := f.signer.Attest(ctx, good, "cyclonedx", []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5"}`), f.clock); err != nil {
 		t.Fatal(err)
 	}

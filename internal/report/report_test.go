@@ -102,36 +102,12 @@ func TestGoldenTableAndJSON(t *testing.T) {
 }
 
 func compileSchema(t *testing.T, resources map[string]string, main string) *jsonschema.Schema {
-	t.Helper()
-	c := jsonschema.NewCompiler()
-	for url, path := range resources {
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := jsonschema.UnmarshalJSON(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if err := c.AddResource(url, doc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := c.Compile(main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testenv.CompileSchema(t, resources, main)
 }
 
 func validate(t *testing.T, s *jsonschema.Schema, doc []byte) {
 	t.Helper()
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Validate(inst); err != nil {
+	if err := testenv.Validate(s, doc); err != nil {
 		t.Fatalf("document does not validate: %v", err)
 	}
 }
@@ -221,8 +197,15 @@ func TestSPDXReadsBack(t *testing.T) {
 	if err := spdxlib.ValidateDocument(doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.SPDXVersion != "SPDX-2.3" || len(doc.Packages) != len(res.Inventory.Packages)+1 {
-		t.Fatalf("version %s, %d packages", doc.SPDXVersion, len(doc.Packages))
+	// Beside the inventory's packages (LIBRARY) the document has the image
+	// (CONTAINER), the operating system and the source packages.
+	purposes := map[string]int{}
+	for _, p := range doc.Packages {
+		purposes[p.PrimaryPackagePurpose]++
+	}
+	if doc.SPDXVersion != "SPDX-2.3" || purposes["LIBRARY"] != len(res.Inventory.Packages) ||
+		purposes["CONTAINER"] != 1 || purposes["OPERATING_SYSTEM"] != 1 || purposes["SOURCE"] == 0 {
+		t.Fatalf("version %s, packages by purpose %v, inventory %d", doc.SPDXVersion, purposes, len(res.Inventory.Packages))
 	}
 }
 

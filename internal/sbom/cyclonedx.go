@@ -90,7 +90,7 @@ func CycloneDX(inv *Inventory, name ImageName) *cdx.BOM {
 		osRef := "os:" + inv.OS.ID + "@" + inv.OS.VersionID
 		comps = append(comps, cdx.Component{
 			BOMRef: osRef, Type: cdx.ComponentTypeOS, Name: inv.OS.ID, Version: inv.OS.VersionID,
-			Description: inv.OS.PrettyName,
+			Description: inv.OS.PrettyName, CPE: OSCPE(inv.OS),
 		})
 		deps = append(deps, osRef)
 	}
@@ -103,6 +103,14 @@ func CycloneDX(inv *Inventory, name ImageName) *cdx.BOM {
 			Name:       p.Name,
 			Version:    p.Version,
 			PackageURL: p.PURL,
+			CPE:        PackageCPE(p),
+		}
+		if src := SourcePURL(p); src != "" {
+			// Built from: CycloneDX records a binary's source as its
+			// pedigree's ancestor.
+			c.Pedigree = &cdx.Pedigree{Ancestors: &[]cdx.Component{{
+				Type: cdx.ComponentTypeLibrary, Name: p.SourceName, Version: sourceVersion(p), PackageURL: src,
+			}}}
 		}
 		if len(p.Licenses) > 0 {
 			ls := make(cdx.Licenses, 0, len(p.Licenses))

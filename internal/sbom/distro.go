@@ -10,8 +10,10 @@ import (
 	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
 	"github.com/google/osv-scalibr/extractor/filesystem/os/ecosystem"
 	rpmmeta "github.com/google/osv-scalibr/extractor/filesystem/os/rpm/metadata"
+	"github.com/package-url/packageurl-go"
 
 	"github.com/socle-dev/socle/internal/layer"
+	"github.com/socle-dev/socle/internal/purl"
 )
 
 // detectOS reads the operating system from the merged identification
@@ -137,4 +139,45 @@ func completeOSPackage(p *Package, o OS) {
 	if u := sp.PURL(); u != nil {
 		p.PURL = u.String()
 	}
+}
+
+// canonicalPURL puts a package's URL in the purl specification's
+// canonical form: the type's case rules, sorted qualifiers, no empty or
+// placeholder values (the ?source=UNKNOWN some extractors write), and
+// for an OS package built from another source package, upstream=SOURCE
+// (with its version when it differs).
+func canonicalPURL(p *Package) {
+	if p.PURL == "" {
+		return
+	}
+	if p.Type == "golang" && p.Name == "go" {
+		// The Go standard library: the purl specification has no form
+		// for it (golang needs a namespace); this is the one syft,
+		// grype and Dependency-Track use.
+		p.PURL = "pkg:golang/stdlib@" + p.Version
+		return
+	}
+	u, err := purl.Parse(p.PURL)
+	if err != nil {
+		return // kept as the extractor wrote it
+	}
+	if p.IsOS() && p.SourceName != "" && p.SourceName != p.Name && u.Qualifiers.Map()["upstream"] == "" && u.Qualifiers.Map()["origin"] == "" {
+		up := p.SourceName
+		if p.SourceVersion != "" && p.SourceVersion != p.Version {
+			up += "@" + p.SourceVersion
+		}
+		// osv-scalibr's source and sourceversion qualifiers say the same
+		// in a form the deb and rpm types do not define.
+		q := packageurl.Qualifiers{{Key: "upstream", Value: up}}
+		for _, kv := range u.Qualifiers {
+			if kv.Key != "source" && kv.Key != "sourceversion" && kv.Key != "sourcerpm" {
+				q = append(q, kv)
+			}
+		}
+		u.Qualifiers = q
+		if u, err = purl.Normalize(u); err != nil {
+			return
+		}
+	}
+	p.PURL = u.ToString()
 }

@@ -2,6 +2,7 @@ package sbom_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/sbom"
@@ -47,4 +48,32 @@ func FuzzApkInstalled(f *testing.F) {
 	f.Add(firstStanzas(testenv.ReadShared(f, "pkgdb", "syft-alpine-multiple-2.apk-installed"), 3))
 	f.Add([]byte("P:a\nV:1\no:b\n\nP:\n"))
 	f.Fuzz(fuzzLayers(f, "lib/apk/db/installed"))
+}
+
+// FuzzImport feeds CycloneDX and SPDX documents to the importer: nothing
+// panics, and every package it returns is matched or listed unmapped.
+func FuzzImport(f *testing.F) {
+	// Hand-made seeds: small documents of both formats, with the purl
+	// forms real producers write.
+	f.Add([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","metadata":{"component":{"type":"container","name":"x","version":"sha256:` + strings.Repeat("a", 64) + `"}},
+"components":[{"type":"operating-system","name":"debian","version":"12"},{"type":"library","name":"openssl","version":"3.0.11-1","purl":"pkg:deb/debian/openssl@3.0.11-1?distro=debian-12"},
+{"type":"library","name":"lodash","version":"4.17.20","purl":"pkg:npm/lodash@4.17.20","components":[{"type":"library","name":"x","purl":"pkg:alpine/x@1"}]}]}`))
+	f.Add([]byte(`{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"x","creationInfo":{"creators":["Tool: hand-made"]},
+"packages":[{"SPDXID":"SPDXRef-p","name":"apt","versionInfo":"1.8","externalRefs":[{"referenceCategory":"PACKAGE_MANAGER","referenceType":"purl","referenceLocator":"pkg:deb/debian:buster:apt@1.8"}]},
+{"SPDXID":"SPDXRef-q","name":"q","primaryPackagePurpose":"OPERATING-SYSTEM","versionInfo":"3.18"}]}`))
+	f.Add([]byte(`{"spdxVersion":"SPDX-2.2","packages":[{"name":"n","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:%zz"}]}]}`))
+	f.Add([]byte(`{"bomFormat":"CycloneDX"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		im, err := sbom.Import(b)
+		if err != nil {
+			return
+		}
+		matched := 0
+		for _, n := range im.Ecosystems {
+			matched += n
+		}
+		if matched+len(im.Unmapped) != len(im.Inventory.Packages) {
+			t.Fatalf("%d packages, %d matched, %d unmapped", len(im.Inventory.Packages), matched, len(im.Unmapped))
+		}
+	})
 }

@@ -148,9 +148,11 @@ func (a *Analyzer) Inventory(ctx context.Context, img v1.Image, cache LayerCache
 	inv.OS = detectOS(meta)
 	for i := range present {
 		completeOSPackage(&present[i], inv.OS)
+		canonicalPURL(&present[i])
 	}
 	for i := range removed {
 		completeOSPackage(&removed[i], inv.OS)
+		canonicalPURL(&removed[i])
 	}
 	inv.Packages, inv.Removed = present, removed
 	inv.AnalyzedAt = a.now().UTC()

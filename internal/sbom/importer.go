@@ -13,6 +13,7 @@ import (
 	"github.com/package-url/packageurl-go"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
+	"github.com/spdx/tools-golang/spdx/v2/common"
 )
 
 // MaxImport bounds an SBOM read by Import.
@@ -37,6 +38,22 @@ type Imported struct {
 	Unmapped []Package `json:"unmapped,omitempty"`
 	// Problems say what was not understood, and what was corrected.
 	Problems []string `json:"problems,omitempty"`
+
+	// repeated counts corrections made to many packages alike, said once
+	// each in Problems with an example.
+	repeated map[string]int
+	example  map[string]string
+}
+
+// note records a correction that may repeat for many packages.
+func (im *Imported) note(kind, example string) {
+	if im.repeated == nil {
+		im.repeated, im.example = map[string]int{}, map[string]string{}
+	}
+	if im.repeated[kind] == 0 {
+		im.example[kind] = example
+	}
+	im.repeated[kind]++
 }
 
 // ErrNotSBOM is returned for a document that is neither CycloneDX nor
@@ -79,13 +96,19 @@ func Import(data []byte) (*Imported, error) {
 // component is a package of a document, before it becomes a Package.
 type component struct {
 	name, version, purl, group string
-	licenses                   []string
-	props                      map[string]string
+	// source is the source package it was built from, as a pedigree
+	// ancestor or a GENERATED_FROM relationship states it.
+	source   *component
+	licenses []string
+	props    map[string]string
 }
 
 // finish maps every component's ecosystem once the OS is known, and
 // counts what was recognised.
 func (im *Imported) finish() {
+	for _, kind := range sortedKeys(im.repeated) {
+		im.Problems = append(im.Problems, fmt.Sprintf("%d package URLs %s (such as %q)", im.repeated[kind], kind, im.example[kind]))
+	}
 	im.Ecosystems = map[string]int{}
 	for i := range im.Inventory.Packages {
 		p := &im.Inventory.Packages[i]
@@ -139,7 +162,7 @@ func (im *Imported) add(c component) {
 	if c.purl != "" {
 		q, problem := fromPURL(c.purl)
 		if problem != "" {
-			im.Problems = append(im.Problems, problem)
+			im.note(problem, c.purl)
 		}
 		if q != nil {
 			p = *q
@@ -147,6 +170,12 @@ func (im *Imported) add(c component) {
 			if p.Version == "" {
 				p.Version = c.version
 			}
+		}
+	}
+	if c.source != nil && p.SourceName == "" {
+		p.SourceName, p.SourceVersion = c.source.name, c.source.version
+		if p.SourceVersion == p.Version {
+			p.SourceVersion = ""
 		}
 	}
 	// The properties socle, trivy and syft write.
@@ -182,17 +211,17 @@ func fromPURL(s string) (*Package, string) {
 	if rest, ok := strings.CutPrefix(s, "pkg:deb/"); ok {
 		path, _, _ := strings.Cut(rest, "@")
 		if parts := strings.Split(path, ":"); len(parts) == 3 && !strings.Contains(path, "/") {
-			problem = fmt.Sprintf("non-conforming Debian package URL %q: read as package %s of %s %s", s, parts[2], parts[0], parts[1])
+			problem = "name the package in the namespace (pkg:deb/DISTRO:RELEASE:NAME, as JFrog Xray writes): read as pkg:deb/DISTRO/NAME?distro=RELEASE"
 			s = "pkg:deb/" + parts[0] + "/" + parts[2] + strings.TrimPrefix(rest, path) + distroQualifier(rest, parts[1])
 		}
 	}
 	u, err := packageurl.FromString(s)
 	if err != nil {
-		return nil, fmt.Sprintf("package URL %q does not parse (%v): kept by name", s, err)
+		return nil, "do not parse: kept by name"
 	}
 	if u.Type == "alpine" { // syft before 0.60: pkg:alpine/NAME
 		u.Type, u.Namespace = "apk", "alpine"
-		problem = fmt.Sprintf("legacy package URL type alpine in %q: read as pkg:apk/alpine", s)
+		problem = "have the legacy type alpine (syft before 0.60): read as pkg:apk/alpine"
 	}
 	q := u.Qualifiers.Map()
 	p := &Package{Type: u.Type, Name: u.Name, Version: u.Version, Arch: q["arch"], PURL: u.ToString()}
@@ -321,7 +350,7 @@ func importCycloneDX(data []byte, spec string) (*Imported, error) {
 				im.Inventory.OS = osFrom(c.Name, c.Version)
 			case cdx.ComponentTypeLibrary, cdx.ComponentTypeApplication, cdx.ComponentTypeFramework, "":
 				im.add(component{name: c.Name, version: c.Version, purl: c.PackageURL, group: c.Group,
-					licenses: cdxLicenses(c.Licenses), props: cdxProps(c.Properties)})
+					licenses: cdxLicenses(c.Licenses), props: cdxProps(c.Properties), source: cdxSource(c.Pedigree)})
 			default:
 				skipped[string(c.Type)]++
 			}
@@ -336,6 +365,16 @@ func importCycloneDX(data []byte, spec string) (*Imported, error) {
 		im.Problems = append(im.Problems, fmt.Sprintf("%d services: not packages, not imported", len(*bom.Services)))
 	}
 	return im, nil
+}
+
+// cdxSource is the one ancestor of a component's pedigree, which is the
+// source package it was built from.
+func cdxSource(p *cdx.Pedigree) *component {
+	if p == nil || p.Ancestors == nil || len(*p.Ancestors) != 1 {
+		return nil
+	}
+	a := (*p.Ancestors)[0]
+	return &component{name: a.Name, version: a.Version, purl: a.PackageURL}
 }
 
 func cdxTools(t *cdx.ToolsChoice) []string {
@@ -414,19 +453,20 @@ func importSPDX(data []byte, version string) (*Imported, error) {
 			}
 		}
 	}
-	noPURL := 0
+	noPURL, sources := 0, 0
+	builtFrom := spdxBuiltFrom(doc)
 	for _, p := range doc.Packages {
 		if p == nil {
 			continue
 		}
-		purl := ""
-		for _, ref := range p.PackageExternalReferences {
-			if ref != nil && ref.RefType == "purl" {
-				purl = ref.Locator
-				break
+		purl := spdxPURL(p)
+		if strings.EqualFold(p.PrimaryPackagePurpose, "SOURCE") {
+			if !builtFrom.isSource[p.PackageSPDXIdentifier] {
+				sources++
 			}
+			continue
 		}
-		if strings.EqualFold(p.PrimaryPackagePurpose, "OPERATING-SYSTEM") {
+		if strings.EqualFold(p.PrimaryPackagePurpose, "OPERATING-SYSTEM") || strings.EqualFold(p.PrimaryPackagePurpose, "OPERATING_SYSTEM") {
 			im.Inventory.OS = osFrom(p.PackageName, p.PackageVersion)
 			continue
 		}
@@ -441,7 +481,11 @@ func importSPDX(data []byte, version string) (*Imported, error) {
 		if purl == "" {
 			noPURL++
 		}
-		im.add(component{name: p.PackageName, version: p.PackageVersion, purl: purl, licenses: spdxLicenses(p)})
+		im.add(component{name: p.PackageName, version: p.PackageVersion, purl: purl, licenses: spdxLicenses(p), source: builtFrom.source[p.PackageSPDXIdentifier],
+			props: spdxSourceInfo(p.PackageSourceInfo)})
+	}
+	if sources > 0 {
+		im.Problems = append(im.Problems, fmt.Sprintf("%d source packages no package is generated from: not installed software, not imported", sources))
 	}
 	if noPURL > 0 {
 		im.Problems = append(im.Problems, fmt.Sprintf("%d packages have no package URL: kept by name", noPURL))
@@ -450,6 +494,64 @@ func importSPDX(data []byte, version string) (*Imported, error) {
 		im.Problems = append(im.Problems, fmt.Sprintf("%d files listed: not packages, not imported", n))
 	}
 	return im, nil
+}
+
+// spdxSourceInfo reads the layer and path socle writes as a package's
+// source information ("layer sha256:… path /usr/lib/…").
+func spdxSourceInfo(info string) map[string]string {
+	rest, ok := strings.CutPrefix(info, "layer ")
+	if !ok {
+		return nil
+	}
+	layer, path, ok := strings.Cut(rest, " path /")
+	if !ok || !strings.HasPrefix(layer, "sha256:") {
+		return nil
+	}
+	return map[string]string{"socle:layer:digest": layer, "socle:package:path": path}
+}
+
+func spdxPURL(p *spdx.Package) string {
+	for _, ref := range p.PackageExternalReferences {
+		if ref != nil && ref.RefType == "purl" {
+			return ref.Locator
+		}
+	}
+	return ""
+}
+
+// builtFrom maps each package to the source package it is
+// GENERATED_FROM (or that GENERATES it).
+type builtFrom struct {
+	source   map[common.ElementID]*component
+	isSource map[common.ElementID]bool
+}
+
+func spdxBuiltFrom(doc *spdx.Document) builtFrom {
+	byID := map[common.ElementID]*spdx.Package{}
+	for _, p := range doc.Packages {
+		if p != nil {
+			byID[p.PackageSPDXIdentifier] = p
+		}
+	}
+	out := builtFrom{source: map[common.ElementID]*component{}, isSource: map[common.ElementID]bool{}}
+	for _, r := range doc.Relationships {
+		if r == nil {
+			continue
+		}
+		bin, src := r.RefA.ElementRefID, r.RefB.ElementRefID
+		switch r.Relationship {
+		case common.TypeRelationshipGeneratedFrom:
+		case common.TypeRelationshipGenerates:
+			bin, src = src, bin
+		default:
+			continue
+		}
+		if s, ok := byID[src]; ok && byID[bin] != nil {
+			out.source[bin] = &component{name: s.PackageName, version: s.PackageVersion, purl: spdxPURL(s)}
+			out.isSource[src] = true
+		}
+	}
+	return out
 }
 
 func spdxLicenses(p *spdx.Package) []string {

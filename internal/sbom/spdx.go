@@ -64,6 +64,21 @@ func SPDX(inv *Inventory, name ImageName) *spdx.Document {
 		RefB:         common.MakeDocElementID("", string(rootID)),
 		Relationship: common.TypeRelationshipDescribe,
 	})
+	if !inv.OS.Empty() {
+		osID := common.ElementID("OperatingSystem-" + spdxSafe(inv.OS.ID+"-"+inv.OS.VersionID))
+		osPkg := &spdx.Package{
+			PackageName: inv.OS.ID, PackageSPDXIdentifier: osID, PackageVersion: inv.OS.VersionID,
+			PackageDownloadLocation: "NOASSERTION", PrimaryPackagePurpose: "OPERATING_SYSTEM",
+			PackageLicenseConcluded: "NOASSERTION", PackageLicenseDeclared: "NOASSERTION", PackageCopyrightText: "NOASSERTION",
+			PackageDescription: inv.OS.PrettyName,
+		}
+		if cpe := OSCPE(inv.OS); cpe != "" {
+			osPkg.PackageExternalReferences = []*spdx.PackageExternalReference{{Category: common.CategorySecurity, RefType: common.TypeSecurityCPE23Type, Locator: cpe}}
+		}
+		doc.Packages = append(doc.Packages, osPkg)
+		doc.Relationships = append(doc.Relationships, contains(rootID, osID))
+	}
+	sources := map[string]common.ElementID{}
 	for i := range inv.Packages {
 		p := &inv.Packages[i]
 		id := common.ElementID("Package-" + spdxSafe(p.Type+"-"+p.Name) + "-" + shortHash(ComponentRef(i, p)+p.Path))
@@ -79,18 +94,46 @@ func SPDX(inv *Inventory, name ImageName) *spdx.Document {
 			PrimaryPackagePurpose:   "LIBRARY",
 		}
 		if p.PURL != "" {
-			sp.PackageExternalReferences = []*spdx.PackageExternalReference{{
+			sp.PackageExternalReferences = append(sp.PackageExternalReferences, &spdx.PackageExternalReference{
 				Category: common.CategoryPackageManager, RefType: "purl", Locator: p.PURL,
-			}}
+			})
+		}
+		if cpe := PackageCPE(p); cpe != "" {
+			sp.PackageExternalReferences = append(sp.PackageExternalReferences, &spdx.PackageExternalReference{
+				Category: common.CategorySecurity, RefType: common.TypeSecurityCPE23Type, Locator: cpe,
+			})
 		}
 		doc.Packages = append(doc.Packages, sp)
-		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
-			RefA:         common.MakeDocElementID("", string(rootID)),
-			RefB:         common.MakeDocElementID("", string(id)),
-			Relationship: common.TypeRelationshipContains,
-		})
+		doc.Relationships = append(doc.Relationships, contains(rootID, id))
+		if src := SourcePURL(p); src != "" {
+			srcID, ok := sources[src]
+			if !ok {
+				srcID = common.ElementID("Source-" + spdxSafe(p.SourceName) + "-" + shortHash(src))
+				sources[src] = srcID
+				doc.Packages = append(doc.Packages, &spdx.Package{
+					PackageName: p.SourceName, PackageSPDXIdentifier: srcID, PackageVersion: sourceVersion(p),
+					PackageDownloadLocation: "NOASSERTION", PrimaryPackagePurpose: "SOURCE",
+					PackageLicenseConcluded: "NOASSERTION", PackageLicenseDeclared: "NOASSERTION", PackageCopyrightText: "NOASSERTION",
+					PackageExternalReferences: []*spdx.PackageExternalReference{{
+						Category: common.CategoryPackageManager, RefType: "purl", Locator: src,
+					}},
+				})
+			}
+			doc.Relationships = append(doc.Relationships, &spdx.Relationship{
+				RefA: common.MakeDocElementID("", string(id)), RefB: common.MakeDocElementID("", string(srcID)),
+				Relationship: common.TypeRelationshipGeneratedFrom,
+			})
+		}
 	}
 	return doc
+}
+
+// contains relates a package to one it contains.
+func contains(a, b common.ElementID) *spdx.Relationship {
+	return &spdx.Relationship{
+		RefA: common.MakeDocElementID("", string(a)), RefB: common.MakeDocElementID("", string(b)),
+		Relationship: common.TypeRelationshipContains,
+	}
 }
 
 // WriteSPDX writes an SPDX 2.3 document as JSON.

@@ -44,6 +44,7 @@ type Store interface {
 	admission.Source
 	RunningImages(ctx context.Context, q store.RunningQuery) ([]store.Running, error)
 	PutTag(ctx context.Context, ev store.TagEvent) error
+	store.ImportedSBOMs
 	HasImage(ctx context.Context, digest string) (bool, error)
 
 	ListRemediations(ctx context.Context, image string, limit int) ([]store.Remediation, error)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 	"github.com/socle-dev/socle/internal/web"
@@ -156,6 +157,10 @@ func (s *API) imagePage(w http.ResponseWriter, r *http.Request) {
 		}
 		data.History = append(data.History, th)
 	}
+	if data.Compared, err = s.compareSBOMs(r, d, inv.Packages); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
 	title := img.Repository
 	if title == "" {
 		title = web.ShortDigest(d)
@@ -284,4 +289,38 @@ func upperPrefix(q string) string {
 		return q
 	}
 	return strings.ToUpper(prefix) + "-" + rest
+}
+
+// compareSBOMs sets each SBOM imported for an image against the
+// inventory socle holds: the packages only one side lists.
+func (s *API) compareSBOMs(r *http.Request, digest string, pkgs []sbom.Package) ([]web.SBOMComparison, error) {
+	imported, err := s.st.ImportedSBOMs(r.Context(), digest)
+	if err != nil || len(imported) == 0 {
+		return nil, err
+	}
+	ours := map[string]bool{}
+	for _, p := range pkgs {
+		ours[p.Name+" "+p.Version] = true
+	}
+	var out []web.SBOMComparison
+	for _, im := range imported {
+		c := web.SBOMComparison{Format: im.Format, Tools: im.Tools, ImportedAt: im.ImportedAt}
+		theirs := map[string]bool{}
+		for _, p := range im.Packages {
+			theirs[p] = true
+			if ours[p] {
+				c.Same++
+			} else {
+				c.OnlyTheirs = append(c.OnlyTheirs, p)
+			}
+		}
+		for p := range ours {
+			if !theirs[p] {
+				c.OnlySocle = append(c.OnlySocle, p)
+			}
+		}
+		sort.Strings(c.OnlySocle)
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -32,6 +32,8 @@ import (
 const (
 	// PredicateCycloneDX is cosign's type for `--type cyclonedx`.
 	PredicateCycloneDX = "https://cyclonedx.org/bom"
+	// PredicateSPDX is cosign's type for `--type spdx|spdxjson`.
+	PredicateSPDX = "https://spdx.dev/Document"
 	// PredicatePromotion records a promotion to an environment.
 	PredicatePromotion = "https://socle.dev/attestation/promotion/v1"
 )

@@ -33,6 +33,7 @@ type Store interface {
 	Audit
 	Deployments
 	Inventory
+	ImportedSBOMs
 	Promotions
 	Remediations
 	Builds

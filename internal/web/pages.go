@@ -50,6 +50,19 @@ type ImagePage struct {
 	Packages     []PackageRow
 	History      []TagHistory
 	Summary      map[string]int
+	// Compared are the SBOMs other tools made of this image, and where
+	// they differ from socle's inventory.
+	Compared []SBOMComparison
+}
+
+// SBOMComparison is an imported SBOM against socle's inventory.
+type SBOMComparison struct {
+	Format, Tools string
+	ImportedAt    time.Time
+	Same          int
+	// OnlyTheirs are packages only the other tool lists; OnlySocle those
+	// only socle's inventory has ("name version").
+	OnlyTheirs, OnlySocle []string
 }
 
 // LayerRow is one layer of an image.

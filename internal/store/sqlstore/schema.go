@@ -122,6 +122,10 @@ CREATE INDEX sessions_user ON sessions (user_name, created_at);`,
 	PRIMARY KEY (cluster, namespace, workload, container, digest));
 CREATE INDEX running_digest ON running (digest);
 CREATE INDEX running_env ON running (environment, stopped_at);`,
+	// 9: SBOMs other tools made of known images, kept for comparison.
+	`CREATE TABLE imported_sboms (id {{serial}} PRIMARY KEY, digest TEXT NOT NULL, format TEXT NOT NULL, tools TEXT NOT NULL,
+	imported_at BIGINT NOT NULL, packages {{blob}} NOT NULL);
+CREATE INDEX imported_sboms_digest ON imported_sboms (digest, id);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
