@@ -133,6 +133,9 @@ func ParseDockerfile(r io.Reader) (*Dockerfile, error) {
 		s := df.Stages[last]
 		if s.Stage == "" {
 			if !strings.EqualFold(s.Base, "scratch") && !slices.Contains(df.Unresolved, s.From) {
+				if _, err := name.ParseReference(s.Base); err != nil {
+					return nil, fmt.Errorf("FROM %q: not an image reference: %w", s.Base, err)
+				}
 				df.Parent = s.Base
 				if m := argRefRE.FindStringSubmatch(s.From); m != nil {
 					df.ParentArg = m[1]

@@ -94,8 +94,18 @@ func runDBImport(ctx context.Context, g *globals, o *dbImportOptions, paths []st
 		if stats.Skipped > len(stats.Errors) {
 			fmt.Fprintf(g.errOut, "  ... and %d more\n", stats.Skipped-len(stats.Errors))
 		}
-		if stats.Records == 0 && stats.Skipped == 0 {
-			return fmt.Errorf("%s: no advisory found (expected OSV JSON/YAML, a zip or tarball of them, or Alpine secdb)", p)
+		if e := stats.Enrichment(); e != "" {
+			fmt.Fprintf(g.out, "  %s\n", e)
+		}
+		if !stats.Found() {
+			return fmt.Errorf("%s: no advisory found (expected OSV JSON/YAML, a zip or tarball of them, Alpine secdb, a Debian tracker export, NVD records, the KEV catalog, EPSS CSV, or OpenVEX/CSAF)", p)
+		}
+		if stats.VEX > 0 {
+			res, err := vuln.NewStoredVEX(st).Apply(ctx, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "  VEX: closed %d findings in %d images\n", res.Closed, res.Images)
 		}
 		if len(stats.Packages) > 0 {
 			sc, err := newScanner(g, st)

@@ -15,6 +15,7 @@ import (
 	"github.com/socle-dev/socle/internal/feeds"
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
 )
 
 // newSyncer syncs feeds into st and re-evaluates what they change.
@@ -23,7 +24,9 @@ func newSyncer(g *globals, st store.Store) (*feeds.Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return feeds.NewSyncer(st, g.dataDir, sc.ReevaluateWith(st), g.logger), nil
+	syncer := feeds.NewSyncer(st, g.dataDir, sc.ReevaluateWith(st), g.logger)
+	syncer.ApplyVEX = vuln.NewStoredVEX(st).Hook
+	return syncer, nil
 }
 
 func newDBSyncCmd(g *globals) *cobra.Command {

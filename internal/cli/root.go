@@ -18,6 +18,7 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/postgres"
 	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/vuln"
 )
 
 // globals are the flags every command shares.
@@ -205,7 +206,7 @@ func insecureFlag(f *pflag.FlagSet, p *bool) {
 // newScanner returns the scanner of the command line commands: the
 // default analyzer, the store's layer cache and the command's logger.
 func newScanner(g *globals, st store.Store) (*scan.Scanner, error) {
-	return scan.NewWithAnalyzer(st, scan.WithLogger(g.logger))
+	return scan.NewWithAnalyzer(st, scan.WithLogger(g.logger), scan.WithVEX(vuln.NewStoredVEX(st).Hook))
 }
 
 // loadConfig reads socle.yaml from the flag, the working directory or the

@@ -57,6 +57,9 @@ type scanOptions struct {
 	// repository[:tag] it is recorded under.
 	upload bool
 	name   string
+	// sort is "package" or "risk"; severitySource a source order.
+	sort           string
+	severitySource string
 }
 
 func (o *scanOptions) AddFlags(f *pflag.FlagSet) {
@@ -71,6 +74,8 @@ func (o *scanOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.progress, "progress", isTerminal(os.Stderr), "show layer progress on standard error")
 	f.BoolVar(&o.upload, "upload", false, "send the SBOM to the socle server (socle login, or SOCLE_SERVER/SOCLE_TOKEN), which matches it, keeps watching it and answers with the findings reported here; the server never pulls the image")
 	f.StringVar(&o.name, "name", "", "with --upload: the REPOSITORY[:TAG] the image is recorded under (default the reference's)")
+	f.StringVar(&o.sort, "sort", "package", "order findings by package or by risk (severity × exploitation × exposure)")
+	f.StringVar(&o.severitySource, "severity-source", "", "order of the sources a severity is taken from, comma-separated (default vendor,ecosystem,nvd,ghsa)")
 }
 
 func newScanCmd(g *globals) *cobra.Command {
@@ -107,6 +112,14 @@ func runScan(ctx context.Context, g *globals, o *scanOptions, refArg string) err
 			return usageError(fmt.Errorf("--severity: %w", err))
 		}
 		filter.Severities = sev
+	}
+	if o.sort != "package" && o.sort != "risk" {
+		return usageError(fmt.Errorf("--sort %q: want package or risk", o.sort))
+	}
+	if o.severitySource != "" {
+		if _, err := vuln.ParseSeverityOrder(o.severitySource); err != nil {
+			return usageError(fmt.Errorf("--severity-source: %w", err))
+		}
 	}
 	vex, err := loadVEX(o.vex)
 	if err != nil {
@@ -149,6 +162,9 @@ func runScan(ctx context.Context, g *globals, o *scanOptions, refArg string) err
 	if err != nil {
 		return err
 	}
+	if err := rankScan(ctx, g, st, o, res); err != nil {
+		return err
+	}
 	res.Findings = filter.Apply(res.Findings)
 	note, err = advisoryNote(ctx, st, res.Inventory, note)
 	if err != nil {
@@ -173,7 +189,7 @@ func loadVEX(paths []string) (*vuln.VEX, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--vex: %w", err)
 		}
-		if err := v.ParseOpenVEX(b); err != nil {
+		if _, err := v.ParseVEXDocument(b); err != nil {
 			return nil, fmt.Errorf("--vex %s: %w", p, err)
 		}
 	}
@@ -342,6 +358,32 @@ func runScanUpload(ctx context.Context, g *globals, o *scanOptions, ref oci.Imag
 	}
 	if code := report.ExitCode(res.Findings, o.exitCode); code != 0 {
 		return &statusError{code: code}
+	}
+	return nil
+}
+
+// rankScan re-picks severities in --severity-source's order, sets each
+// finding's risk from where the image runs (the store's deployments and
+// running pods, ranked in socle.yaml's promotion order) and sorts by it
+// with --sort risk.
+func rankScan(ctx context.Context, g *globals, st vuln.ExposureReader, o *scanOptions, res *scan.Result) error {
+	if o.severitySource != "" {
+		order, _ := vuln.ParseSeverityOrder(o.severitySource)
+		vuln.Reorder(res.Findings, order)
+	}
+	placed, err := vuln.Placements(ctx, st)
+	if err != nil {
+		return err
+	}
+	var order []string
+	if cfg, err := loadConfig(g, ""); err == nil && cfg != nil {
+		for _, e := range cfg.Environments {
+			order = append(order, e.Name)
+		}
+	}
+	vuln.Rank(res.Findings, placed[res.Inventory.Digest], order)
+	if o.sort == "risk" {
+		vuln.SortByRisk(res.Findings)
 	}
 	return nil
 }

@@ -1,51 +1,52 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/client"
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
 )
 
 func newVEXCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "vex", Short: "OpenVEX statements about stored images"}
+	cmd := &cobra.Command{Use: "vex", Short: "VEX statements (OpenVEX, CSAF) about stored images"}
 	apply := &cobra.Command{
 		Use:   "apply FILE...",
-		Short: "Close the stored findings OpenVEX documents declare not_affected or fixed",
-		Long: `apply reads OpenVEX documents and closes, in every stored image they name (by
-digest or package URL), the open findings whose status is not_affected or
-fixed, with the reason "vex: STATUS: JUSTIFICATION". Those findings stay
-closed when advisories are matched again. socle scan --vex applies VEX to one
-scan without storing anything.`,
+		Short: "Keep VEX documents and close the findings they declare not_affected or fixed",
+		Long: `apply reads OpenVEX or CSAF 2.0 VEX documents, keeps them, and closes, in every
+stored image they name (by digest, package URL or CPE), the open findings whose
+status is not_affected (CSAF: known_not_affected) or fixed, with the reason
+"vex: STATUS: JUSTIFICATION". Those findings stay closed when advisories are
+matched again, and the kept documents apply to every image stored later.
+socle scan --vex applies VEX to one scan without storing anything.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			v, err := loadVEX(args)
-			if err != nil {
+			if _, err := loadVEX(args); err != nil {
 				return err
 			}
 			var docs []string
 			var raw []json.RawMessage
 			for _, p := range args {
 				b, _ := os.ReadFile(p)
-				sum := sha256.Sum256(b)
-				docs = append(docs, filepath.Base(p)+"@sha256:"+hex.EncodeToString(sum[:]))
+				docs = append(docs, filepath.Base(p)+"@"+oci.SHA256(b))
 				raw = append(raw, b)
 			}
 			var res vuln.VEXResult
-			err = g.either(ctx, func(c *client.Client) error {
+			err := g.either(ctx, func(c *client.Client) error {
 				return c.Do(ctx, "POST", "/api/v1/vex", map[string]any{"documents": raw, "names": docs}, &res)
 			}, func(st store.Store) (err error) {
-				res, err = vuln.ApplyStored(ctx, st, v, docs, "cli:"+currentUser(), time.Now())
+				bs := make([][]byte, len(raw))
+				for i := range raw {
+					bs[i] = raw[i]
+				}
+				res, err = vuln.NewStoredVEX(st).KeepAndApply(ctx, bs, docs, "cli:"+currentUser())
 				return err
 			})
 			if err != nil {

@@ -58,6 +58,12 @@ type Syncer struct {
 	Reevaluate Reevaluator
 	// Notify receives "findings.new" when a sync opened findings.
 	Notify func(ctx context.Context, event string, payload any)
+	// ApplyVEX applies the kept VEX documents to every image after a sync
+	// brought new ones (vuln.StoredVEX.Hook); nil skips it.
+	ApplyVEX func(ctx context.Context, digests []string) error
+	// KEVAlert runs after each sync: it fires findings.kev for the
+	// known-exploited findings that newly run in production.
+	KEVAlert func(ctx context.Context) error
 	// After runs after each successful sync (auto-remediation).
 	After  func(ctx context.Context, r Result)
 	Logger *slog.Logger
@@ -151,7 +157,7 @@ func (s *Syncer) Sync(ctx context.Context, f config.Feed) Result {
 	}
 	state := prev
 	state.Name, state.Kind, state.URL, state.LastAttempt = f.Name, res.Kind, redact(f.URL), s.now().UTC()
-	if err == nil && !res.Unchanged && stats.Records == 0 && stats.Skipped == 0 && prev.Cursor == "" && res.Kind != KindGit {
+	if err == nil && !res.Unchanged && !stats.Found() && prev.Cursor == "" && res.Kind != KindGit {
 		err = errors.New("no advisory found")
 	}
 	if err != nil {
@@ -176,6 +182,16 @@ func (s *Syncer) Sync(ctx context.Context, f config.Feed) Result {
 		if ch.OpenedFixable > 0 && s.Notify != nil {
 			s.Notify(ctx, "findings.new", map[string]any{"feed": f.Name, "opened_fixable": ch.OpenedFixable, "opened": ch.Opened,
 				"closed": ch.Closed, "images": ch.Images, "advisories": stats.Changed})
+		}
+	}
+	if s.KEVAlert != nil {
+		if err := s.KEVAlert(ctx); err != nil {
+			s.log().Warn("checking known-exploited findings", "err", err)
+		}
+	}
+	if stats.VEX > 0 && s.ApplyVEX != nil {
+		if err := s.ApplyVEX(ctx, nil); err != nil {
+			res.Error = "applying VEX: " + err.Error()
 		}
 	}
 	state.LastSuccess, state.LastError = state.LastAttempt, res.Error

@@ -1,6 +1,8 @@
 package oci
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -31,4 +33,10 @@ func ShortDigest(d string) string {
 		return d
 	}
 	return algo + ":" + hex[:12]
+}
+
+// SHA256 returns the "sha256:…" digest of b.
+func SHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
 )
 
 // Exposed is one open fixable finding of an image an environment runs.
@@ -18,6 +19,10 @@ type Exposed struct {
 	Version    string `json:"version"`
 	Fixed      string `json:"fixed"`
 	Severity   string `json:"severity"`
+	// Risk ranks it (vuln.RiskOf, exposed in this environment); KEV marks
+	// a known exploited vulnerability.
+	Risk float64 `json:"risk"`
+	KEV  bool    `json:"kev,omitempty"`
 	// Since is when the fix was published (the advisory's publication),
 	// or when socle first saw the finding when that is unknown.
 	Since time.Time `json:"since"`
@@ -75,7 +80,8 @@ func Exposure(ctx context.Context, st ExposureStore, envs []string, now time.Tim
 			}
 			for _, f := range fs {
 				x := Exposed{Repository: d.Repository, Digest: d.Digest, Advisory: f.AdvisoryID, Package: f.Package.Name,
-					Version: f.Package.Version, Fixed: f.FixedVersion, Severity: f.Severity, Since: f.Published}
+					Version: f.Package.Version, Fixed: f.FixedVersion, Severity: f.Severity, Since: f.Published,
+					Risk: vuln.RiskOf(f.Severity, f.Score, f.KEV, f.EPSS, vuln.ExposureOf([]string{env}, envs)), KEV: !f.KEV.IsZero()}
 				if x.Since.IsZero() {
 					x.Since = f.OpenedAt
 				}
@@ -108,7 +114,12 @@ func Exposure(ctx context.Context, st ExposureStore, envs []string, now time.Tim
 			}
 			e.MTTR = sum / time.Duration(len(ttrs))
 		}
-		sort.Slice(e.Open, func(i, j int) bool { return e.Open[i].Since.Before(e.Open[j].Since) })
+		sort.Slice(e.Open, func(i, j int) bool {
+			if e.Open[i].Risk != e.Open[j].Risk {
+				return e.Open[i].Risk > e.Open[j].Risk
+			}
+			return e.Open[i].Since.Before(e.Open[j].Since)
+		})
 		out = append(out, e)
 	}
 	return out, nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/vuln"
 )
 
 func writeTable(w io.Writer, res *scan.Result, note AdvisoryNote) error {
@@ -28,7 +29,7 @@ func writeTable(w io.Writer, res *scan.Result, note AdvisoryNote) error {
 		fmt.Fprintln(w, "No vulnerabilities found.")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PACKAGE\tVERSION\tVULNERABILITY\tSEVERITY\tFIXED IN\tLAYER")
+		fmt.Fprintln(tw, "PACKAGE\tVERSION\tVULNERABILITY\tSEVERITY\tRISK\tFIXED IN\tLAYER")
 		for _, g := range groupByPackage(res.Findings) {
 			label := g.pkg.Name
 			if g.pkg.Namespace != "" {
@@ -47,7 +48,14 @@ func writeTable(w io.Writer, res *scan.Result, note AdvisoryNote) error {
 				if len(f.Aliases) > 0 {
 					id += " (+" + fmt.Sprint(len(f.Aliases)) + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", pkgCol, verCol, id, f.Severity, orDash(f.FixedVersion), layerCol)
+				if !f.KEV.IsZero() {
+					id += " [KEV]"
+				}
+				fixed := orDash(f.FixedVersion)
+				if f.FixState == vuln.FixStateWontFix {
+					fixed = "(won't fix)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\n", pkgCol, verCol, id, f.Severity, f.Risk, fixed, layerCol)
 			}
 		}
 		if err := tw.Flush(); err != nil {

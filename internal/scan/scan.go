@@ -39,6 +39,7 @@ type Scanner struct {
 	claims   *claimingCache
 	now      func() time.Time
 	log      *slog.Logger
+	vex      func(ctx context.Context, digests []string) error
 }
 
 // Option configures a Scanner.
@@ -54,6 +55,12 @@ func WithClaimLease(d time.Duration) Option { return func(s *Scanner) { s.lease 
 
 // WithLogger gives the scanner a logger; it is silent otherwise.
 func WithLogger(l *slog.Logger) Option { return func(s *Scanner) { s.log = l } }
+
+// WithVEX makes every indexed or re-matched image go through apply,
+// which closes the findings kept VEX documents cover (vuln.StoredVEX).
+func WithVEX(apply func(ctx context.Context, digests []string) error) Option {
+	return func(s *Scanner) { s.vex = apply }
+}
 
 // WithClock sets the clock used for recorded times.
 func WithClock(now func() time.Time) Option { return func(s *Scanner) { s.now = now } }
@@ -158,8 +165,10 @@ func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository str
 	if err != nil {
 		return fmt.Errorf("recording image %s: %w", inv.Digest, err)
 	}
-	_, err = s.Rematch(ctx, fresh)
-	return err
+	if _, err = s.Rematch(ctx, fresh); err != nil {
+		return err
+	}
+	return s.applyVEX(ctx, []string{inv.Digest})
 }
 
 // Rematch recomputes the advisories matching stored package versions and
@@ -198,7 +207,19 @@ func (s *Scanner) Rematch(ctx context.Context, rows []store.PackageRow) (store.F
 		total.Closed += ch.Closed
 		total.Images = append(total.Images, ch.Images...)
 	}
-	return total, nil
+	return total, s.applyVEX(ctx, total.Images)
+}
+
+// applyVEX applies the kept VEX documents to images whose findings may
+// have opened.
+func (s *Scanner) applyVEX(ctx context.Context, digests []string) error {
+	if s.vex == nil || len(digests) == 0 {
+		return nil
+	}
+	if err := s.vex(ctx, digests); err != nil {
+		return fmt.Errorf("applying kept VEX: %w", err)
+	}
+	return nil
 }
 
 func batches[T any](v []T, n int) [][]T {

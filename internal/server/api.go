@@ -192,7 +192,34 @@ func (s *API) imageFindings(r *http.Request, digest string) ([]vuln.Finding, err
 			active = append(active, f)
 		}
 	}
-	return vuln.FromStore(active), nil
+	fs := vuln.FromStore(active)
+	if err := s.rank(r, map[string][]vuln.Finding{digest: fs}); err != nil {
+		return nil, err
+	}
+	if src := r.URL.Query().Get("severity_source"); src != "" {
+		order, err := vuln.ParseSeverityOrder(src)
+		if err != nil {
+			return nil, errBadRequest(err.Error())
+		}
+		vuln.Reorder(fs, order)
+	}
+	if r.URL.Query().Get("sort") == "risk" {
+		vuln.SortByRisk(fs)
+	}
+	return fs, nil
+}
+
+// rank sets the risk of the findings of images, by digest, from the
+// environments that run them in the configured promotion order.
+func (s *API) rank(r *http.Request, byDigest map[string][]vuln.Finding) error {
+	placed, err := vuln.Placements(r.Context(), s.st)
+	if err != nil {
+		return err
+	}
+	for d, fs := range byDigest {
+		vuln.Rank(fs, placed[d], s.envOrder())
+	}
+	return nil
 }
 
 func (s *API) apiImageFindings(w http.ResponseWriter, r *http.Request) {

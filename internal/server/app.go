@@ -186,7 +186,9 @@ func loadAdvisories(ctx context.Context, st store.Store) (string, error) {
 // and the API, and opens the listeners.
 func (a *App) buildParts(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
-	sc, err := scan.NewWithAnalyzer(a.st, scan.WithOwner(a.owner), scan.WithClaimLease(cfg.JobLease), scan.WithLogger(log))
+	kept := vuln.NewStoredVEX(a.st)
+	sc, err := scan.NewWithAnalyzer(a.st, scan.WithOwner(a.owner), scan.WithClaimLease(cfg.JobLease), scan.WithLogger(log),
+		scan.WithVEX(kept.Hook))
 	if err != nil {
 		return err
 	}
@@ -211,7 +213,18 @@ func (a *App) buildParts(ctx context.Context) error {
 	})
 	metrics := NewMetrics(a.st)
 	syncer := feeds.NewSyncer(a.st, cfg.DataDir, sc.ReevaluateWith(a.st), log.With("component", "feeds"))
+	syncer.ApplyVEX = kept.Hook
 	syncer.Notify = notify.FromConfig(cfg.File.Webhooks, log).Func()
+	if envs := cfg.File.Environments; len(envs) > 0 {
+		prod := envs[len(envs)-1].Name
+		syncer.KEVAlert = func(ctx context.Context) error {
+			found, err := vuln.NewKEVInEnv(ctx, a.st, prod)
+			for _, f := range found {
+				syncer.Notify(ctx, "findings.kev", f)
+			}
+			return err
+		}
+	}
 	a.scanner, a.buildRegistry = sc, cmp.Or(cfg.ExternalRegistry, regHost)
 	if cfg.File.Remediation.Auto && len(cfg.File.Images) > 0 {
 		syncer.After = a.autoRemediate()

@@ -65,7 +65,7 @@ func (s *API) exposurePage(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, o := range e.Open {
 			row.Findings = append(row.Findings, web.ExposedRow{Repository: o.Repository, Digest: o.Digest, Advisory: o.Advisory,
-				Package: o.Package, Version: o.Version, Fixed: o.Fixed, Severity: o.Severity, Since: o.Since})
+				Package: o.Package, Version: o.Version, Fixed: o.Fixed, Severity: o.Severity, Since: o.Since, Risk: o.Risk, KEV: o.KEV})
 		}
 		data.Environments = append(data.Environments, row)
 	}

@@ -45,6 +45,8 @@ type Store interface {
 	RunningImages(ctx context.Context, q store.RunningQuery) ([]store.Running, error)
 	PutTag(ctx context.Context, ev store.TagEvent) error
 	store.ImportedSBOMs
+	store.VEXDocuments
+	Exploits(ctx context.Context, ids []string) (map[string]store.Exploit, error)
 	HasImage(ctx context.Context, digest string) (bool, error)
 
 	ListRemediations(ctx context.Context, image string, limit int) ([]store.Remediation, error)

@@ -124,6 +124,7 @@ func (s *API) imagePage(w http.ResponseWriter, r *http.Request) {
 		data.Findings = append(data.Findings, web.FindingRow{
 			ID: f.ID, Aliases: f.Aliases, Severity: f.Severity, Package: f.Package.Name, Version: f.Package.Version,
 			Fixed: f.FixedVersion, LayerIndex: f.Package.LayerIndex, Summary: f.Summary, Published: f.Published, First: key != last,
+			SeveritySource: f.SeveritySource, KEV: !f.KEV.IsZero(), EPSS: f.EPSS, Risk: f.Risk, WontFix: f.FixState == vuln.FixStateWontFix,
 		})
 		last = key
 		byLayer[f.Package.LayerIndex]++
@@ -192,7 +193,7 @@ func (s *API) cvePage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	data.Affected, data.Images, data.More = affectedRows(res.Rows), res.Images, res.Total-len(res.Rows)
+	data.Affected, data.Images, data.More = affectedRows(res.Rows, s.envOrder()), res.Images, res.Total-len(res.Rows)
 	s.render(w, r, http.StatusOK, "cve", id, data)
 }
 
@@ -201,7 +202,10 @@ const pageRows = 500
 
 // affectedRows folds one row per image and package, whatever the number
 // of advisories (aliases) that matched it.
-func affectedRows(rows []store.AffectedImage) []web.AffectedRow {
+// Rows are in exposure order: images in prod first, then down the
+// promotion order, then images deployed nowhere (the risk order, since
+// the vulnerability is the same).
+func affectedRows(rows []store.AffectedImage, order []string) []web.AffectedRow {
 	seen := map[string]bool{}
 	var out []web.AffectedRow
 	for _, a := range rows {
@@ -216,12 +220,25 @@ func affectedRows(rows []store.AffectedImage) []web.AffectedRow {
 		})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
+		wi, wj := vuln.ExposureOf(out[i].Environments, order).Weight, vuln.ExposureOf(out[j].Environments, order).Weight
+		if wi != wj {
+			return wi > wj
+		}
 		if len(out[i].Environments) != len(out[j].Environments) {
 			return len(out[i].Environments) > len(out[j].Environments)
 		}
 		return out[i].Repository < out[j].Repository
 	})
 	return out
+}
+
+// envOrder is the configured promotion order of the environments.
+func (s *API) envOrder() []string {
+	order := make([]string, len(s.environments))
+	for i, e := range s.environments {
+		order[i] = e.Name
+	}
+	return order
 }
 
 func (s *API) packagePage(w http.ResponseWriter, r *http.Request) {
@@ -236,7 +253,7 @@ func (s *API) packagePage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	data := web.PackagePage{Name: name, Ecosystem: eco, Affected: affectedRows(res.Rows), Images: res.Images, More: res.Total - len(res.Rows)}
+	data := web.PackagePage{Name: name, Ecosystem: eco, Affected: affectedRows(res.Rows, s.envOrder()), Images: res.Images, More: res.Total - len(res.Rows)}
 	s.render(w, r, http.StatusOK, "packages", name, data)
 }
 

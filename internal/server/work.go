@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/catalog"
@@ -147,8 +146,9 @@ func (s *API) apiSyncFeeds(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"jobs": ids})
 }
 
-// apiVEX applies OpenVEX documents to the stored findings (approver):
-// socle vex apply. Audited as vex.apply.
+// apiVEX keeps VEX documents (OpenVEX or CSAF) and applies every kept
+// document to the stored findings (approver): socle vex apply. Audited
+// as vex.apply; later images get the same statements when stored.
 func (s *API) apiVEX(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Documents []json.RawMessage `json:"documents"`
@@ -156,18 +156,19 @@ func (s *API) apiVEX(w http.ResponseWriter, r *http.Request) {
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20))
 	if err := dec.Decode(&body); err != nil || len(body.Documents) == 0 {
-		s.apiError(w, r, errBadRequest("want {\"documents\": [OpenVEX documents], \"names\": [...]}"))
+		s.apiError(w, r, errBadRequest("want {\"documents\": [OpenVEX or CSAF documents], \"names\": [...]}"))
 		return
 	}
-	v := &vuln.VEX{}
+	docs := make([][]byte, len(body.Documents))
 	for i, d := range body.Documents {
-		if err := v.ParseOpenVEX(d); err != nil {
+		if _, err := (&vuln.VEX{}).ParseVEXDocument(d); err != nil {
 			s.apiError(w, r, errBadRequest("document "+strconv.Itoa(i+1)+": "+err.Error()))
 			return
 		}
+		docs[i] = d
 	}
 	p, _ := auth.PrincipalFrom(r.Context())
-	res, err := vuln.ApplyStored(r.Context(), s.st, v, body.Names, p.String(), time.Now())
+	res, err := vuln.NewStoredVEX(s.st).KeepAndApply(r.Context(), docs, body.Names, p.String())
 	if err != nil {
 		s.apiError(w, r, err)
 		return

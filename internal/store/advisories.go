@@ -20,6 +20,9 @@ type Advisory struct {
 	Score    float64
 	// Source names the feed or file the record came from.
 	Source string
+	// Ratings are the severities the record itself states, by the
+	// source it speaks for.
+	Ratings []Rating
 	// Raw is the record as OSV JSON.
 	Raw      []byte
 	Affected []Affected
@@ -63,6 +66,7 @@ type AffectedRow struct {
 	Summary    string
 	Modified   time.Time
 	Published  time.Time
+	RatingFacts
 }
 
 // EcosystemStat summarises the advisories for one ecosystem.

@@ -22,6 +22,7 @@ type Finding struct {
 	// Published is the advisory's publication time, the start of
 	// exposure when a fix exists.
 	Published time.Time
+	RatingFacts
 }
 
 // AffectedImage answers "which images are affected by X".

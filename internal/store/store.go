@@ -34,6 +34,8 @@ type Store interface {
 	Deployments
 	Inventory
 	ImportedSBOMs
+	Ratings
+	VEXDocuments
 	Promotions
 	Remediations
 	Builds

@@ -1,9 +1,13 @@
 package vuln_test
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/testenv"
 	"github.com/socle-dev/socle/internal/vuln"
 )
@@ -75,3 +79,88 @@ func FuzzParseOpenVEX(f *testing.F) {
 }
 
 var testTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// FuzzParseNVD: an NVD record or feed is read or refused; a rating read
+// names a CVE and has a severity of the scale.
+func FuzzParseNVD(f *testing.F) {
+	for _, p := range []string{"CVE-2021/CVE-2021-34xx/CVE-2021-3449.json", "CVE-2023/CVE-2023-49xx/CVE-2023-4911.json", "CVE-2020/CVE-2020-19xx/CVE-2020-1967.json"} {
+		f.Add(testenv.ReadShared(f, append([]string{"nvd"}, strings.Split(p, "/")...)...))
+	}
+	f.Add([]byte(`{"format":"NVD_CVE","vulnerabilities":[{"cve":{"id":"CVE-2024-1","metrics":{"cvssMetricV40":[{"type":"Primary","cvssData":{"vectorString":"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}}]}}}]}`)) // hand-made
+	f.Fuzz(func(t *testing.T, data []byte) {
+		check := func(r store.Rating) {
+			if !strings.HasPrefix(r.ID, "CVE-") || vuln.SeverityRank(r.Severity) == 0 && r.Severity != vuln.SeverityUnknown {
+				t.Fatalf("rating %+v", r)
+			}
+		}
+		if r, ok, err := vuln.ParseNVD(data); err == nil && ok {
+			check(r)
+		}
+		_, _ = vuln.ParseNVDFeed(bytes.NewReader(data), func(r store.Rating) error { check(r); return nil })
+	})
+}
+
+// FuzzParseKEV: the KEV catalog is read or refused; entries name CVEs.
+func FuzzParseKEV(f *testing.F) {
+	f.Add(testenv.ReadShared(f, "kev", "known_exploited_vulnerabilities.json")[:4096])                                                                                          // a cut catalog: refused
+	f.Add([]byte(`{"catalogVersion":"1","vulnerabilities":[{"cveID":"CVE-2021-44228","dateAdded":"2021-12-10","dueDate":"2021-12-24","knownRansomwareCampaignUse":"Known"}]}`)) // hand-made
+	f.Fuzz(func(t *testing.T, data []byte) {
+		es, err := vuln.ParseKEV(data)
+		if err != nil {
+			return
+		}
+		for _, e := range es {
+			if !strings.HasPrefix(e.ID, "CVE-") || e.KEVAdded.IsZero() {
+				t.Fatalf("entry %+v", e)
+			}
+		}
+	})
+}
+
+// FuzzParseEPSS: EPSS CSV is read or refused; scores are probabilities.
+func FuzzParseEPSS(f *testing.F) {
+	f.Add([]byte("#model_version:v2025.03.14,score_date:2025-08-25T00:00:00+0000\ncve,epss,percentile\nCVE-2021-44228,0.94358,0.99957\n")) // hand-made, in FIRST's layout
+	f.Add([]byte("cve,epss,percentile\nCVE-1999-0001,0.01,0.5\nCVE-1999-0002,x,0.5\n"))                                                    // hand-made
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = vuln.ParseEPSS(bytes.NewReader(data), 2, func(es []store.Exploit) error {
+			for _, e := range es {
+				if e.EPSS < 0 || e.EPSS > 1 || e.Percentile < 0 || e.Percentile > 1 || !strings.HasPrefix(e.ID, "CVE-") {
+					t.Fatalf("score %+v", e)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// FuzzParseCSAF: a CSAF document is read or refused, and its statements
+// apply to a finding without failing.
+func FuzzParseCSAF(f *testing.F) {
+	f.Add(testenv.ReadShared(f, "csaf", "redhat-vex-via-claircore", "cve-2024-24786-simple.json"))
+	f.Add(testenv.ReadShared(f, "csaf", "oasis-csaf-2.0", "vex", "2022-evd-uc-03-ms-001.json"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v := &vuln.VEX{}
+		if _, err := v.ParseCSAF(data); err != nil {
+			return
+		}
+		v.Apply("sha256:"+strings.Repeat("0", 64), []vuln.Finding{{ID: "CVE-2024-24786", Advisories: []string{"CVE-2024-24786"},
+			Package: sbom.Package{Type: "rpm", Name: "cri-tools", Version: "1", PURL: "pkg:rpm/redhat/cri-tools@1"}}})
+	})
+}
+
+// FuzzParseTracker: a Debian tracker record is read or refused; its
+// conversion is a valid OSV record.
+func FuzzParseTracker(f *testing.F) {
+	for _, n := range []string{"CVE-2021-29629.json", "CVE-2020-8631.json", "CVE-2021-3450.json"} {
+		f.Add(testenv.ReadShared(f, "debian", "trivy-db-vuln-list-debian-sample", "vuln-list-debian", "tracker", "CVE", n))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := vuln.ParseTracker(data)
+		if err != nil {
+			return
+		}
+		if _, err := vuln.ToAdvisory(vuln.TrackerToOSV(r, map[string]string{"bookworm": "12"}), "fuzz"); err != nil {
+			t.Fatalf("conversion does not store: %v", err)
+		}
+	})
+}

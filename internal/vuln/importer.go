@@ -3,6 +3,7 @@ package vuln
 import (
 	"archive/tar"
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,12 +22,19 @@ import (
 	osvpb "github.com/ossf/osv-schema/bindings/go/osvschema"
 	"gopkg.in/yaml.v3"
 
+	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/store"
 )
 
 // AdvisoryWriter is the part of the store an import writes to.
 type AdvisoryWriter interface {
 	UpsertAdvisories(ctx context.Context, advs []store.Advisory) (store.UpsertResult, error)
+	RatingStore
+	PutRatings(ctx context.Context, rs []store.Rating) error
+	PutKEV(ctx context.Context, entries []store.Exploit) error
+	PutEPSS(ctx context.Context, scores []store.Exploit) error
+	RefreshExploits(ctx context.Context, ids []string) error
+	PutVEXDocument(ctx context.Context, d store.VEXDocument) (bool, error)
 }
 
 // ImportStats reports what an import read and changed.
@@ -44,6 +52,15 @@ type ImportStats struct {
 	// names whose matches they may change.
 	Changed  []string
 	Packages []store.PackageName
+	// NVD counts the CVEs whose NVD CVSS was read, KEV the entries of a
+	// known-exploited catalog, EPSS the EPSS scores, VEX the new VEX
+	// documents kept (OpenVEX or CSAF) and Rated the advisories whose
+	// severity was recomputed.
+	NVD   int
+	KEV   int
+	EPSS  int
+	VEX   int
+	Rated int
 }
 
 const (
@@ -63,11 +80,26 @@ type Importer struct {
 	// identifier fixed in several packages of a branch is one record.
 	secdb     []*SecDB
 	secdbTime time.Time
+	// tracker records are converted once all are read, with the
+	// releases a distributions.json may add.
+	tracker  []*TrackerRecord
+	releases map[string]string
+	// ratings waits for PutRatings; rerate names the identifiers whose
+	// advisories need their severity recomputed.
+	ratings   []store.Rating
+	rerate    map[string]bool
+	exploited bool
+	now       func() time.Time
 }
 
 // NewImporter returns an Importer that labels records with source.
 func NewImporter(w AdvisoryWriter, source string) *Importer {
-	return &Importer{w: w, source: source, pkgs: map[store.PackageName]bool{}}
+	releases := map[string]string{}
+	for k, v := range debianReleases {
+		releases[k] = v
+	}
+	return &Importer{w: w, source: source, pkgs: map[store.PackageName]bool{}, releases: releases,
+		rerate: map[string]bool{}, now: time.Now}
 }
 
 // ImportPath imports one path: an OSV JSON or YAML record (or a JSON
@@ -119,8 +151,34 @@ func (im *Importer) Finish(ctx context.Context) (ImportStats, error) {
 		}
 		im.secdb = nil
 	}
+	for _, r := range im.tracker {
+		if err := im.addRecord(ctx, "tracker", TrackerToOSV(r, im.releases)); err != nil {
+			return im.stats, err
+		}
+	}
+	im.tracker = nil
 	if err := im.flush(ctx); err != nil {
 		return im.stats, err
+	}
+	if err := im.flushRatings(ctx); err != nil {
+		return im.stats, err
+	}
+	ids := make([]string, 0, len(im.rerate))
+	for id := range im.rerate {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	n, err := Rerate(ctx, im.w, ids)
+	if err != nil {
+		return im.stats, fmt.Errorf("rating advisories: %w", err)
+	}
+	im.stats.Rated += n
+	im.rerate = map[string]bool{}
+	if im.exploited {
+		if err := im.w.RefreshExploits(ctx, nil); err != nil {
+			return im.stats, err
+		}
+		im.exploited = false
 	}
 	for p := range im.pkgs {
 		im.stats.Packages = append(im.stats.Packages, p)
@@ -173,8 +231,25 @@ func (im *Importer) importStream(ctx context.Context, name string, r io.Reader, 
 	case strings.HasSuffix(lower, ".tar"):
 		im.stats.Files++
 		return im.importTar(ctx, name, r)
+	case strings.HasSuffix(lower, ".csv.gz"), strings.HasSuffix(lower, ".json.gz"):
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			im.stats.Files++
+			im.fail(name, err)
+			return nil
+		}
+		defer zr.Close()
+		return im.importStream(ctx, strings.TrimSuffix(name, name[len(name)-3:]), zr, modTime)
+	case strings.HasSuffix(lower, ".csv"):
+		im.stats.Files++
+		return im.importEPSS(ctx, name, r)
 	case strings.HasSuffix(lower, ".json"), strings.HasSuffix(lower, ".yaml"), strings.HasSuffix(lower, ".yml"):
 		im.stats.Files++
+		br := bufio.NewReaderSize(r, 64<<10)
+		if head, _ := br.Peek(4096); isJSON(lower) && bytes.Contains(head, []byte(`"NVD_CVE"`)) {
+			return im.importNVDFeed(ctx, name, br)
+		}
+		r = br
 		data, err := io.ReadAll(io.LimitReader(r, maxArchiveEntry+1))
 		if err != nil {
 			return err
@@ -291,6 +366,47 @@ func (im *Importer) importDocument(ctx context.Context, name string, data []byte
 		im.fail(name, err)
 		return nil
 	}
+	switch {
+	case isNVDFeed(keys):
+		return im.importNVDFeed(ctx, name, bytes.NewReader(trimmed))
+	case isNVDRecord(keys):
+		rt, ok, err := ParseNVD(trimmed)
+		if err != nil {
+			im.fail(name, err)
+		} else if ok {
+			return im.addRating(ctx, rt)
+		}
+		return nil
+	case isKEV(keys):
+		entries, err := ParseKEV(trimmed)
+		if err != nil {
+			im.fail(name, err)
+			return nil
+		}
+		if err := im.w.PutKEV(ctx, entries); err != nil {
+			return err
+		}
+		im.stats.KEV += len(entries)
+		im.exploited = true
+		return nil
+	case isCSAF(keys) || keys["@context"]:
+		return im.importVEX(ctx, name, trimmed)
+	case isTracker(keys):
+		r, err := ParseTracker(trimmed)
+		if err != nil {
+			im.fail(name, err)
+			return nil
+		}
+		im.tracker = append(im.tracker, r)
+		return nil
+	case path.Base(strings.ReplaceAll(name, "!", "/")) == "distributions.json":
+		for k, v := range parseTrackerReleases(trimmed) {
+			im.releases[k] = v
+		}
+		return nil
+	case isTrackerStanza(keys):
+		return nil // a Sources stanza of a tracker export: not an advisory
+	}
 	if isSecDB(keys) {
 		d, err := ParseSecDB(trimmed, isJSON)
 		if err != nil {
@@ -364,6 +480,18 @@ func (im *Importer) flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("storing advisories: %w", err)
 	}
+	changed := map[string]bool{}
+	for _, id := range res.Changed {
+		changed[id] = true
+	}
+	for _, a := range im.batch {
+		if changed[a.ID] {
+			im.rerate[a.ID] = true
+			for _, al := range a.Aliases {
+				im.rerate[al] = true
+			}
+		}
+	}
 	im.batch = im.batch[:0]
 	im.stats.Added += res.Added
 	im.stats.Updated += res.Updated
@@ -380,4 +508,94 @@ func (im *Importer) fail(name string, err error) {
 	if len(im.stats.Errors) < maxImportErrors {
 		im.stats.Errors = append(im.stats.Errors, fmt.Sprintf("%s: %v", path.Clean(name), err))
 	}
+}
+
+func isJSON(lowerName string) bool { return strings.HasSuffix(lowerName, ".json") }
+
+// addRating queues a rating of another source (NVD) for PutRatings.
+func (im *Importer) addRating(ctx context.Context, r store.Rating) error {
+	im.ratings = append(im.ratings, r)
+	im.rerate[r.ID] = true
+	im.stats.NVD++
+	if len(im.ratings) >= importBatch {
+		return im.flushRatings(ctx)
+	}
+	return nil
+}
+
+func (im *Importer) flushRatings(ctx context.Context) error {
+	if len(im.ratings) == 0 {
+		return nil
+	}
+	if err := im.w.PutRatings(ctx, im.ratings); err != nil {
+		return fmt.Errorf("storing ratings: %w", err)
+	}
+	im.ratings = im.ratings[:0]
+	return nil
+}
+
+func (im *Importer) importNVDFeed(ctx context.Context, name string, r io.Reader) error {
+	_, err := ParseNVDFeed(r, func(rt store.Rating) error { return im.addRating(ctx, rt) })
+	if err != nil && ctx.Err() == nil {
+		im.fail(name, err)
+		return nil
+	}
+	return err
+}
+
+func (im *Importer) importEPSS(ctx context.Context, name string, r io.Reader) error {
+	br := bufio.NewReader(r)
+	if head, _ := br.Peek(64); !isEPSS(head) {
+		return nil // a CSV that is not EPSS's
+	}
+	n, err := ParseEPSS(br, 1000, func(b []store.Exploit) error { return im.w.PutEPSS(ctx, b) })
+	im.stats.EPSS += n
+	if n > 0 {
+		im.exploited = true
+	}
+	if err != nil && ctx.Err() == nil {
+		im.fail(name, err)
+		return nil
+	}
+	return err
+}
+
+// importVEX keeps an OpenVEX or CSAF document, so that its statements
+// apply to every image, stored now or later (ApplyStoredVEX).
+func (im *Importer) importVEX(ctx context.Context, name string, data []byte) error {
+	v := &VEX{}
+	format, err := v.ParseVEXDocument(data)
+	if err != nil {
+		im.fail(name, err)
+		return nil
+	}
+	added, err := im.w.PutVEXDocument(ctx, store.VEXDocument{Digest: oci.SHA256(data), Name: path.Base(strings.ReplaceAll(name, "!", "/")),
+		Format: format, Data: data, AddedAt: im.now().UTC(), By: im.source})
+	if err != nil {
+		return err
+	}
+	if added {
+		im.stats.VEX++
+	}
+	return nil
+}
+
+// Found reports whether the import read anything: records, ratings,
+// exploitation facts or VEX documents (or failed on some).
+func (s ImportStats) Found() bool {
+	return s.Records+s.Skipped+s.NVD+s.KEV+s.EPSS+s.VEX > 0
+}
+
+// Enrichment describes what the import read besides advisories, or "".
+func (s ImportStats) Enrichment() string {
+	var parts []string
+	for _, x := range []struct {
+		n    int
+		what string
+	}{{s.NVD, "NVD ratings"}, {s.KEV, "known-exploited entries"}, {s.EPSS, "EPSS scores"}, {s.VEX, "new VEX documents"}, {s.Rated, "advisories rated"}} {
+		if x.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", x.n, x.what))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

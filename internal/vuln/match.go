@@ -35,6 +35,21 @@ type Match struct {
 	// Severity is the advisory's, or the package-specific one its
 	// database gives.
 	Severity string
+	// State is the distribution tracker's state of an unfixed entry
+	// (StateNoDSA, StatePostponed, ...), empty when it states none.
+	State string
+}
+
+// withPackageRating puts a package-specific vendor rating in place of
+// the record's own vendor rating of the same advisory.
+func withPackageRating(rs []store.Rating, pkg store.Rating) []store.Rating {
+	out := []store.Rating{pkg}
+	for _, r := range rs {
+		if r.ID != pkg.ID || r.Source != pkg.Source {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Matcher finds the advisories affecting package versions.
@@ -127,9 +142,12 @@ func (m *Matcher) Match(ctx context.Context, key store.PackageKey) (active, with
 		if !ok {
 			continue
 		}
-		mt := Match{AffectedRow: r, FixedVersion: fixed, Severity: r.Severity}
-		if spec.Severity != "" && (mt.Severity == "" || mt.Severity == SeverityUnknown || r.Score == 0) {
-			mt.Severity = spec.Severity
+		mt := Match{AffectedRow: r, FixedVersion: fixed, Severity: r.Severity, State: spec.State}
+		if spec.Severity != "" {
+			mt.Ratings = withPackageRating(r.Ratings, store.Rating{ID: r.AdvisoryID, Source: SourceVendor, Severity: spec.Severity})
+			if mt.Severity == "" || mt.Severity == SeverityUnknown || r.Score == 0 {
+				mt.Severity = spec.Severity
+			}
 		}
 		if r.Withdrawn {
 			withdrawn = append(withdrawn, mt)
@@ -393,6 +411,21 @@ type Finding struct {
 	Withdrawn    bool             `json:"withdrawn,omitempty"`
 	// Suppressed holds the VEX status and justification that hid it.
 	Suppressed string `json:"suppressed,omitempty"`
+	// SeveritySource says whose severity Severity is; Ratings are every
+	// source's, for the finding's identifiers.
+	SeveritySource string         `json:"severity_source,omitempty"`
+	Ratings        []store.Rating `json:"ratings,omitempty"`
+	// KEV is when CISA listed it as known exploited; EPSS its
+	// probability of exploitation in the next 30 days.
+	KEV  time.Time `json:"kev,omitzero"`
+	EPSS float64   `json:"epss,omitempty"`
+	// FixState is "fixed" when a fix exists, else what the distribution
+	// tracker says of it: "no_fix_yet" or "wont_fix".
+	FixState string `json:"fix_state,omitempty"`
+	// Risk ranks findings by severity, exploitation and exposure (see
+	// Risk); Exposure is the most exposed environment running the image.
+	Risk     float64 `json:"risk"`
+	Exposure string  `json:"exposure,omitempty"`
 }
 
 // FindingsFor matches every present package of an inventory and merges
@@ -451,6 +484,12 @@ func MergeAliases(p sbom.Package, key store.PackageKey, ms []Match) []Finding {
 			if mt.Score > f.Score {
 				f.Score = mt.Score
 			}
+			f.Ratings = mergeRatings(f.Ratings, mt.Ratings)
+			if !mt.KEV.IsZero() && (f.KEV.IsZero() || mt.KEV.Before(f.KEV)) {
+				f.KEV = mt.KEV
+			}
+			f.EPSS = max(f.EPSS, mt.EPSS)
+			f.FixState = mergeFixState(f.FixState, mt.State)
 			if mt.FixedVersion != "" && (f.FixedVersion == "" || lessVersion(key.Ecosystem, f.FixedVersion, mt.FixedVersion)) {
 				f.FixedVersion = mt.FixedVersion
 			}
@@ -474,6 +513,13 @@ func MergeAliases(p sbom.Package, key store.PackageKey, ms []Match) []Finding {
 		}
 		sort.Strings(f.Aliases)
 		sort.Strings(f.Advisories)
+		if f.FixedVersion != "" {
+			f.FixState = FixStateFixed
+		} else if f.FixState == "" {
+			f.FixState = FixStateNoFixYet
+		}
+		Repick(&f, DefaultSeverityOrder)
+		SetRisk(&f, Exposure{Weight: NotDeployedWeight}) // until Rank knows where it runs
 		out = append(out, f)
 	}
 	return out
@@ -585,7 +631,7 @@ func FromStore(rows []store.Finding) []Finding {
 		g.matches = append(g.matches, Match{
 			AffectedRow: store.AffectedRow{
 				AdvisoryID: r.AdvisoryID, Aliases: r.Aliases, Summary: r.Summary, Severity: r.Severity,
-				Score: r.Score, Withdrawn: r.Withdrawn, Published: r.Published,
+				Score: r.Score, Withdrawn: r.Withdrawn, Published: r.Published, RatingFacts: r.RatingFacts,
 			},
 			FixedVersion: r.FixedVersion,
 			Severity:     r.Severity,

@@ -142,6 +142,9 @@ type Spec struct {
 	// Severity overrides the advisory's for this package, when the
 	// database says so (Debian urgency, ecosystem_specific severity).
 	Severity string `json:"s,omitempty"`
+	// State is the distribution tracker's state of an entry with no fix
+	// (StateNoDSA, StatePostponed, StateEndOfLife, ...).
+	State string `json:"st,omitempty"`
 }
 
 // Range is an OSV range of type ECOSYSTEM or SEMVER.
@@ -180,7 +183,7 @@ func ToAdvisory(v *osvpb.Vulnerability, source string) (store.Advisory, error) {
 	}
 	a := store.Advisory{
 		ID:      v.GetId(),
-		Aliases: dedupe(v.GetAliases()),
+		Aliases: dedupe(append(append([]string{}, v.GetAliases()...), v.GetUpstream()...)),
 		Summary: summaryOf(v),
 		Source:  source,
 		Raw:     normalizeJSON(buf.Bytes()),
@@ -193,7 +196,10 @@ func ToAdvisory(v *osvpb.Vulnerability, source string) (store.Advisory, error) {
 			a.Withdrawn = time.Unix(1, 0).UTC()
 		}
 	}
-	a.Severity, a.Score = advisorySeverity(v)
+	if r, ok := recordRating(v); ok {
+		a.Ratings = []store.Rating{r}
+	}
+	a.Severity, a.Score, _ = Pick(a.Ratings, DefaultSeverityOrder)
 	specs := map[store.PackageName]*Spec{}
 	var order []store.PackageName
 	for _, af := range v.GetAffected() {
@@ -221,6 +227,9 @@ func ToAdvisory(v *osvpb.Vulnerability, source string) (store.Advisory, error) {
 		sp.Versions = append(sp.Versions, af.GetVersions()...)
 		if s := affectedSeverity(af); s != "" {
 			sp.Severity = s
+		}
+		if st := trackerStateOf(af); st != "" {
+			sp.State = st
 		}
 	}
 	for _, pn := range order {

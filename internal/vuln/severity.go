@@ -66,41 +66,6 @@ func ParseSeverities(s string) (map[string]bool, error) {
 	return out, nil
 }
 
-// advisorySeverity picks the severity of a record: the highest CVSS v3
-// or v2 score in it, else the severity its database states.
-func advisorySeverity(v *osvpb.Vulnerability) (string, float64) {
-	best := -1.0
-	sevs := v.GetSeverity()
-	for _, a := range v.GetAffected() {
-		sevs = append(sevs, a.GetSeverity()...)
-	}
-	for _, s := range sevs {
-		switch s.GetType() {
-		case osvpb.Severity_CVSS_V3, osvpb.Severity_CVSS_V2:
-			if sc, err := CVSSScore(s.GetScore()); err == nil && sc > best {
-				best = sc
-			}
-		}
-	}
-	if best >= 0 {
-		return Rating(best), best
-	}
-	if s := stringField(v.GetDatabaseSpecific(), "severity"); s != "" {
-		return NormalizeSeverity(s), 0
-	}
-	for _, s := range sevs {
-		if s.GetType() == osvpb.Severity_Ubuntu {
-			return NormalizeSeverity(s.GetScore()), 0
-		}
-	}
-	for _, a := range v.GetAffected() {
-		if s := affectedSeverity(a); s != "" {
-			return s, 0
-		}
-	}
-	return SeverityUnknown, 0
-}
-
 // affectedSeverity reads a per-package severity: ecosystem_specific or
 // database_specific "severity", or Debian's "urgency".
 func affectedSeverity(a *osvpb.Affected) string {

@@ -6,10 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/facebookincubator/nvdtools/wfn"
 	"github.com/package-url/packageurl-go"
+
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -200,7 +206,7 @@ func (v *VEX) Apply(digest string, fs []Finding) (kept, suppressed []Finding) {
 		var best *vexStatement
 		for i := range v.statements {
 			st := &v.statements[i]
-			if !st.names(f) || !st.covers(digest, f.Package.PURL) {
+			if !st.names(f) || !st.covers(digest, &f.Package) {
 				continue
 			}
 			if best == nil || st.at.After(best.at) || (st.at.Equal(best.at) && st.order > best.order) {
@@ -242,9 +248,16 @@ func (st *vexStatement) names(f Finding) bool {
 }
 
 // covers reports whether a statement's products include the package
-// purl inside the image digest.
-func (st *vexStatement) covers(digest, pkgPURL string) bool {
+// inside the image digest.
+func (st *vexStatement) covers(digest string, pkg *sbom.Package) bool {
+	pkgPURL := pkg.PURL
 	for _, p := range st.products {
+		if strings.HasPrefix(p.id, "cpe:") {
+			if cpeMatches(p.id, sbom.PackageCPE(pkg)) {
+				return true
+			}
+			continue
+		}
 		if isImageProduct(p.id, digest) {
 			if len(p.subcomponents) == 0 {
 				return true
@@ -299,6 +312,27 @@ func purlMatches(stmt, pkg string) bool {
 		return false
 	}
 	return a.Version == "" || a.Version == b.Version
+}
+
+// cpeMatches compares a statement's CPE (2.2 URI or 2.3 string) with a
+// package's: same part, vendor and product, and the same version unless
+// the statement's is any.
+func cpeMatches(stmt, pkg string) bool {
+	if stmt == "" || pkg == "" {
+		return false
+	}
+	a, err := wfn.Parse(stmt)
+	if err != nil {
+		return false
+	}
+	b, err := wfn.Parse(pkg)
+	if err != nil {
+		return false
+	}
+	if a.Part != b.Part || !strings.EqualFold(a.Vendor, b.Vendor) || !strings.EqualFold(a.Product, b.Product) {
+		return false
+	}
+	return a.Version == wfn.Any || a.Version == "" || a.Version == b.Version
 }
 
 // VEXStore is what applying VEX to stored images reads and writes.
@@ -367,4 +401,132 @@ func applyToImage(ctx context.Context, st VEXStore, v *VEX, digest string, now t
 		n += c
 	}
 	return n, nil
+}
+
+// StoredVEXStore is what applying kept VEX documents reads and writes.
+type StoredVEXStore interface {
+	VEXStore
+	PutVEXDocument(ctx context.Context, d store.VEXDocument) (bool, error)
+	VEXDocuments(ctx context.Context) ([]store.VEXDocument, error)
+}
+
+// StoredVEX applies the kept VEX documents (those of socle vex apply,
+// of db import and of feeds) to images as they are stored or
+// re-matched, so that a statement made once holds for every later image.
+// The parsed documents are cached until another one is kept.
+type StoredVEX struct {
+	st  StoredVEXStore
+	now func() time.Time
+
+	mu  sync.Mutex
+	key string
+	v   *VEX
+}
+
+// NewStoredVEX returns a StoredVEX over st.
+func NewStoredVEX(st StoredVEXStore) *StoredVEX { return &StoredVEX{st: st, now: time.Now} }
+
+// Keep validates documents and keeps them. It returns the digests of
+// those it had not seen.
+func (s *StoredVEX) Keep(ctx context.Context, docs [][]byte, names []string, by string) ([]string, error) {
+	var added []string
+	for i, d := range docs {
+		format, err := (&VEX{}).ParseVEXDocument(d)
+		if err != nil {
+			return added, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		name := ""
+		if i < len(names) {
+			name = names[i]
+		}
+		doc := store.VEXDocument{Digest: oci.SHA256(d), Name: name, Format: format, Data: d, AddedAt: s.now().UTC(), By: by}
+		ok, err := s.st.PutVEXDocument(ctx, doc)
+		if err != nil {
+			return added, err
+		}
+		if ok {
+			added = append(added, doc.Digest)
+		}
+	}
+	return added, nil
+}
+
+// Load returns the statements of every kept document.
+func (s *StoredVEX) Load(ctx context.Context) (*VEX, error) {
+	docs, err := s.st.VEXDocuments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := strconv.Itoa(len(docs))
+	if len(docs) > 0 {
+		key += docs[len(docs)-1].Digest
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.v != nil && s.key == key {
+		return s.v, nil
+	}
+	v := &VEX{}
+	for _, d := range docs {
+		if _, err := v.ParseVEXDocument(d.Data); err != nil {
+			return nil, fmt.Errorf("kept VEX document %s: %w", d.Digest, err)
+		}
+	}
+	s.v, s.key = v, key
+	return v, nil
+}
+
+// Apply closes, in the images with digests (every image when nil), the
+// open findings the kept documents declare not_affected or fixed. What
+// it closed is audited as vex.apply by socle.
+func (s *StoredVEX) Apply(ctx context.Context, digests []string) (VEXResult, error) {
+	v, err := s.Load(ctx)
+	if err != nil || v.Len() == 0 {
+		return VEXResult{}, err
+	}
+	if digests == nil {
+		return ApplyStored(ctx, s.st, v, []string{"kept documents"}, "socle", s.now())
+	}
+	res := VEXResult{Statements: v.Len()}
+	seen := map[string]bool{}
+	for _, d := range digests {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		n, err := applyToImage(ctx, s.st, v, d, s.now())
+		if err != nil {
+			return res, err
+		}
+		if n > 0 {
+			res.Images++
+			res.Closed += n
+		}
+	}
+	if res.Closed == 0 {
+		return res, nil
+	}
+	details, _ := json.Marshal(map[string]any{"documents": []string{"kept documents"}, "closed": res.Closed, "images": res.Images})
+	_, err = s.st.AppendAudit(ctx, store.AuditEvent{At: s.now().UTC(), Actor: "socle", Action: "vex.apply", Subject: "findings", Details: details})
+	return res, err
+}
+
+// Hook is Apply in the form scan.WithVEX takes.
+func (s *StoredVEX) Hook(ctx context.Context, digests []string) error {
+	_, err := s.Apply(ctx, digests)
+	return err
+}
+
+// KeepAndApply keeps documents (OpenVEX or CSAF) and applies every kept
+// document to every stored image: socle vex apply. It is audited as
+// vex.apply by whom, with the documents' names.
+func (s *StoredVEX) KeepAndApply(ctx context.Context, docs [][]byte, names []string, by string) (VEXResult, error) {
+	if _, err := s.Keep(ctx, docs, names, by); err != nil {
+		return VEXResult{}, err
+	}
+	v, err := s.Load(ctx)
+	if err != nil {
+		return VEXResult{}, err
+	}
+	return ApplyStored(ctx, s.st, v, names, by, s.now())
 }

@@ -88,6 +88,14 @@ type FindingRow struct {
 	Published  time.Time
 	// First is true on the first row of a package's group.
 	First bool
+	// SeveritySource says whose severity it is; KEV marks a known
+	// exploited vulnerability; Risk ranks it; WontFix says the
+	// distribution will not fix it.
+	SeveritySource string
+	KEV            bool
+	EPSS           float64
+	Risk           float64
+	WontFix        bool
 }
 
 // PackageRow is one package.
@@ -237,6 +245,8 @@ type EnvExposureRow struct {
 type ExposedRow struct {
 	Repository, Digest, Advisory, Package, Version, Fixed, Severity string
 	Since                                                           time.Time
+	Risk                                                            float64
+	KEV                                                             bool
 }
 
 // RemediationRow is one remediation.

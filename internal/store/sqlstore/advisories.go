@@ -98,6 +98,9 @@ source = excluded.source, raw = excluded.raw, raw_hash = excluded.raw_hash`,
 		a.ID, ts(a.Modified), ts(a.Published), ts(a.Withdrawn), string(aliases), a.Summary, a.Severity, a.Score, a.Source, a.Raw, h); err != nil {
 		return err
 	}
+	if err := s.putRecordRatings(ctx, tx, a.ID, a.Ratings); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, al := range append([]string{a.ID}, a.Aliases...) {
 		if al == "" || seen[al] {
@@ -180,7 +183,7 @@ func (s *DB) AffectedFor(ctx context.Context, ecosystem, name string) ([]store.A
 	if b := ecosystemBase(ecosystem); b != ecosystem {
 		ecos = append(ecos, b)
 	}
-	rows, err := s.query(ctx, s.db, `SELECT f.advisory_id, f.ecosystem, f.name, f.spec, a.withdrawn, a.severity, a.score, a.aliases, a.summary, a.modified, a.published
+	rows, err := s.query(ctx, s.db, `SELECT f.advisory_id, f.ecosystem, f.name, f.spec, a.withdrawn, a.severity, a.score, a.aliases, a.summary, a.modified, a.published, `+factColumns+`
 FROM advisory_affected f JOIN advisories a ON a.id = f.advisory_id
 WHERE f.name = ? AND f.ecosystem IN (`+placeholders(len(ecos))+`) ORDER BY f.advisory_id`, append([]any{name}, ecos...)...)
 	if err != nil {
@@ -192,9 +195,11 @@ WHERE f.name = ? AND f.ecosystem IN (`+placeholders(len(ecos))+`) ORDER BY f.adv
 		var r store.AffectedRow
 		var wd, mod, pub int64
 		var aliases string
-		if err := rows.Scan(&r.AdvisoryID, &r.Ecosystem, &r.Name, &r.Spec, &wd, &r.Severity, &r.Score, &aliases, &r.Summary, &mod, &pub); err != nil {
+		var facts factsScan
+		if err := rows.Scan(append([]any{&r.AdvisoryID, &r.Ecosystem, &r.Name, &r.Spec, &wd, &r.Severity, &r.Score, &aliases, &r.Summary, &mod, &pub}, facts.dest()...)...); err != nil {
 			return nil, err
 		}
+		facts.into(&r.RatingFacts)
 		r.Withdrawn = wd != 0
 		r.Modified, r.Published = fromTS(mod), fromTS(pub)
 		_ = json.Unmarshal([]byte(aliases), &r.Aliases)

@@ -12,7 +12,7 @@ import (
 
 const findingSelect = `SELECT i.digest, f.advisory_id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
 p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index,
-f.opened_at, f.closed_at, f.close_reason, a.published
+f.opened_at, f.closed_at, f.close_reason, a.published, ` + factColumns + `
 FROM images i
 JOIN findings f ON f.image_id = i.id
 JOIN advisories a ON a.id = f.advisory_id
@@ -32,13 +32,15 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 	var aliases string
 	var wd, opened, closed, pub int64
 	var fixed *string
-	err := row.Scan(&f.ImageDigest, &f.AdvisoryID, &aliases, &f.Summary, &f.Severity, &f.Score, &wd, &fixed,
+	var facts factsScan
+	err := row.Scan(append([]any{&f.ImageDigest, &f.AdvisoryID, &aliases, &f.Summary, &f.Severity, &f.Score, &wd, &fixed,
 		&f.Package.Key.Ecosystem, &f.Package.Key.Name, &f.Package.Key.Version, &f.Package.Name, &f.Package.Version,
 		&f.Package.Type, &f.Package.PURL, &f.Package.Path, &f.Package.Layer, &f.Package.LayerIndex,
-		&opened, &closed, &f.CloseReason, &pub)
+		&opened, &closed, &f.CloseReason, &pub}, facts.dest()...)...)
 	if err != nil {
 		return f, err
 	}
+	facts.into(&f.RatingFacts)
 	if fixed != nil {
 		f.FixedVersion = *fixed
 	}

@@ -126,6 +126,19 @@ CREATE INDEX running_env ON running (environment, stopped_at);`,
 	`CREATE TABLE imported_sboms (id {{serial}} PRIMARY KEY, digest TEXT NOT NULL, format TEXT NOT NULL, tools TEXT NOT NULL,
 	imported_at BIGINT NOT NULL, packages {{blob}} NOT NULL);
 CREATE INDEX imported_sboms_digest ON imported_sboms (digest, id);`,
+	// 10: severities from every source, exploitation facts (KEV, EPSS),
+	// and stored VEX documents that apply to every image.
+	`CREATE TABLE ratings (id TEXT NOT NULL, source TEXT NOT NULL, severity TEXT NOT NULL,
+	score DOUBLE PRECISION NOT NULL, vector TEXT NOT NULL, PRIMARY KEY (id, source));
+CREATE TABLE exploits (id TEXT PRIMARY KEY, kev_added BIGINT NOT NULL DEFAULT 0, kev_due BIGINT NOT NULL DEFAULT 0,
+	ransomware INTEGER NOT NULL DEFAULT 0, epss DOUBLE PRECISION NOT NULL DEFAULT 0,
+	percentile DOUBLE PRECISION NOT NULL DEFAULT 0);
+ALTER TABLE advisories ADD COLUMN severity_source TEXT NOT NULL DEFAULT '';
+ALTER TABLE advisories ADD COLUMN ratings TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE advisories ADD COLUMN kev BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE advisories ADD COLUMN epss DOUBLE PRECISION NOT NULL DEFAULT 0;
+CREATE TABLE vex_documents (digest TEXT PRIMARY KEY, name TEXT NOT NULL, format TEXT NOT NULL,
+	data {{blob}} NOT NULL, added_at BIGINT NOT NULL, by_whom TEXT NOT NULL);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"Promotions", testPromotions},
 		{"StickyClosures", testStickyClosures},
 		{"DataGeneration", testDataGeneration},
+		{"RatingsAndExploits", testRatings},
+		{"VEXDocuments", testVEXDocuments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1147,5 +1149,64 @@ func testSessions(t *testing.T, s store.Store) {
 	}
 	if all, _ := s.ListSessions(ctx, "", 0); len(all) != 3 {
 		t.Fatalf("all sessions: %d", len(all))
+	}
+}
+
+// testRatings: an advisory's rating inputs are the ratings of its ID and
+// aliases; the known-exploited and EPSS facts follow its aliases, and a
+// new catalog replaces the old one.
+func testRatings(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := advisory("GO-2024-1", t0, []string{"CVE-2024-1", "GHSA-aaaa"}, store.Affected{Ecosystem: "Go", Name: "stdlib", Spec: []byte("{}")})
+	a.Ratings = []store.Rating{{ID: "GO-2024-1", Source: "ecosystem", Severity: "LOW"}}
+	_, err := s.UpsertAdvisories(ctx, []store.Advisory{a})
+	must(t, err)
+	must(t, s.PutRatings(ctx, []store.Rating{{ID: "CVE-2024-1", Source: "nvd", Severity: "HIGH", Score: 7.5, Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"},
+		{ID: "CVE-2099-9", Source: "nvd", Severity: "LOW", Score: 2}}))
+	named, err := s.AdvisoriesNaming(ctx, []string{"CVE-2024-1", "CVE-2099-9"})
+	must(t, err)
+	if !reflect.DeepEqual(named, []string{"GO-2024-1"}) {
+		t.Fatalf("advisories naming: %v", named)
+	}
+	in, err := s.RatingInputs(ctx, named)
+	must(t, err)
+	if len(in["GO-2024-1"]) != 2 {
+		t.Fatalf("rating inputs: %+v", in)
+	}
+	must(t, s.SetRatings(ctx, []store.AdvisoryRating{{AdvisoryID: "GO-2024-1", Severity: "HIGH", Score: 7.5, Source: "nvd", Ratings: in["GO-2024-1"]}}))
+	must(t, s.PutKEV(ctx, []store.Exploit{{ID: "CVE-2024-1", KEVAdded: t0}}))
+	must(t, s.PutEPSS(ctx, []store.Exploit{{ID: "CVE-2024-1", EPSS: 0.25, Percentile: 0.9}, {ID: "GHSA-aaaa", EPSS: 0.5, Percentile: 0.95}}))
+	must(t, s.RefreshExploits(ctx, nil))
+	rows, err := s.AffectedFor(ctx, "Go", "stdlib")
+	must(t, err)
+	if len(rows) != 1 || rows[0].Severity != "HIGH" || rows[0].SeveritySource != "nvd" || len(rows[0].Ratings) != 2 ||
+		!rows[0].KEV.Equal(t0) || rows[0].EPSS != 0.5 {
+		t.Fatalf("affected row: %+v", rows)
+	}
+	// A new catalog without the CVE unlists it.
+	must(t, s.PutKEV(ctx, []store.Exploit{{ID: "CVE-2099-9", KEVAdded: t0}}))
+	must(t, s.RefreshExploits(ctx, []string{"GO-2024-1"}))
+	rows, err = s.AffectedFor(ctx, "Go", "stdlib")
+	must(t, err)
+	if !rows[0].KEV.IsZero() {
+		t.Fatalf("still known exploited: %+v", rows[0])
+	}
+	ex, err := s.Exploits(ctx, []string{"CVE-2024-1", "CVE-2099-9"})
+	must(t, err)
+	if !ex["CVE-2024-1"].KEVAdded.IsZero() || ex["CVE-2024-1"].EPSS != 0.25 || !ex["CVE-2099-9"].KEVAdded.Equal(t0) {
+		t.Fatalf("exploits: %+v", ex)
+	}
+}
+
+func testVEXDocuments(t *testing.T, s store.Store) {
+	d := store.VEXDocument{Digest: "sha256:" + strings.Repeat("a", 64), Name: "a.json", Format: "csaf", Data: []byte("{}"), AddedAt: time.Now().UTC(), By: "t"}
+	added, err := s.PutVEXDocument(ctx, d)
+	must(t, err)
+	again, err := s.PutVEXDocument(ctx, d)
+	must(t, err)
+	docs, err := s.VEXDocuments(ctx)
+	must(t, err)
+	if !added || again || len(docs) != 1 || string(docs[0].Data) != "{}" || docs[0].Format != "csaf" {
+		t.Fatalf("added %v again %v docs %+v", added, again, docs)
 	}
 }
