@@ -53,4 +53,28 @@ for img in alpine-310 debian-minbase debian-goapps; do
   measure "$img syft" "$bin/syft" -q "docker-archive:$tarball" -o "cyclonedx-json=$out/$img.syft.json"
 done
 python3 "$root/bench/compare.py" "$out" alpine-310 debian-minbase debian-goapps >> "$report"
+
+# osv-scanner, offline, on the same OSV records: the Alpine 3.10 secdb as
+# socle converts it, written as osv.dev's Alpine/all.zip in osv-scanner's
+# local database. osv-scanner v2.6.0 needs Go 1.27: it alone is built with
+# the go1.27.3 toolchain from the module proxy.
+GOTOOLCHAIN=go1.27.3 go_tool osv-scanner github.com/google/osv-scanner/v2/cmd/osv-scanner@v2.6.0
+osvdb="$out/osvdb"
+rm -rf "$osvdb"
+(cd "$root" && go run ./bench/cmd/osvdb "$osvdb/osv-scalibr" "$data"/alpine/vuln-list-alpine-3.10/*.json)
+for img in alpine-310 hello-world; do
+  case $img in
+    alpine-310) tarball="$imgs/alpine-310.tar" ;;
+    hello-world) tarball="$data/images/hello-world-v25.tar" ;;
+  esac
+  dd="$out/data-vulns-$img"
+  rm -rf "$dd"
+  "$bin/socle" --data-dir "$dd" db import "$data/alpine/vuln-list-alpine-3.10" >/dev/null
+  measure "$img socle-scan" "$bin/socle" --data-dir "$dd" scan --progress=false -o json --file "$out/$img.socle-scan.json" "docker-archive:$tarball" || true
+  measure "$img socle-scan-warm" "$bin/socle" --data-dir "$dd" scan --progress=false -o json --file "$out/$img.socle-scan.json" "docker-archive:$tarball" || true
+  # Exit status 1: vulnerabilities found; 128: no package source (hello-world).
+  HOME="$out" OSV_SCANNER_LOCAL_DB_CACHE_DIRECTORY="$osvdb" measure "$img osv-scanner" "$bin/osv-scanner" scan image --archive --offline \
+    --offline-vulnerabilities --format json --output-file "$out/$img.osv-scanner.json" "$tarball" 2>/dev/null || true
+done
+python3 "$root/bench/compare_vulns.py" "$out" alpine-310 hello-world >> "$report"
 cat "$report"

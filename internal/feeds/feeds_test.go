@@ -24,6 +24,7 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 	"github.com/socle-dev/socle/internal/testenv"
+	"github.com/socle-dev/socle/internal/vuln"
 )
 
 var ctx = context.Background()
@@ -297,5 +298,48 @@ func TestNotifyFixableOnly(t *testing.T) {
 	r := s.Sync(ctx, config.Feed{Name: "one", URL: dir})
 	if len(events) != 1 || events[0]["opened_fixable"] != 1 || r.Findings.OpenedFixable != 1 {
 		t.Fatalf("events %v, sync %+v", events, r)
+	}
+}
+
+// handMadeKEV is a hand-made KEV catalog (the real one's shape) listing
+// minimist's CVE-2021-44906, which the real catalog does not.
+const handMadeKEV = `{"title": "hand-made", "catalogVersion": "2026.01.01", "dateReleased": "2026-01-01T00:00:00.000Z", "count": 1,
+"vulnerabilities": [{"cveID": "CVE-2021-44906", "vendorProject": "minimist", "product": "minimist", "vulnerabilityName": "hand-made",
+"dateAdded": "2026-01-01", "shortDescription": "", "requiredAction": "", "dueDate": "2026-01-22", "knownRansomwareCampaignUse": "Unknown", "notes": ""}]}`
+
+// TestKEVInProdFiresOnce: once the catalog lists a CVE of an image prod
+// runs, the sync fires findings.kev for it, once; an image only in dev
+// fires nothing.
+func TestKEVInProdFiresOnce(t *testing.T) {
+	s, st, rec := newSyncer(t)
+	indexNodeApp(t, rec)
+	imgs, err := st.Images(ctx, store.ImageFilter{})
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("images %v %v", imgs, err)
+	}
+	var events []vuln.KEVFinding
+	s.Notify = func(_ context.Context, event string, payload any) {
+		if event == "findings.kev" {
+			events = append(events, payload.(vuln.KEVFinding))
+		}
+	}
+	s.KEVAlert = vuln.KEVAlerter(st, "prod", s.Notify)
+	if err := st.PutDeployment(ctx, store.Deployment{Environment: "dev", Repository: "test/node", Digest: imgs[0].Digest, Since: time.Now(), By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "minimist.json"), testenv.ReadShared(t, "osv", "ghsa", "GHSA-xvch-5gv4-984h.json"), 0o644)
+	os.WriteFile(filepath.Join(dir, "kev.json"), []byte(handMadeKEV), 0o644)
+	s.Sync(ctx, config.Feed{Name: "one", URL: dir})
+	if len(events) != 0 {
+		t.Fatalf("fired for dev: %+v", events)
+	}
+	if err := st.PutDeployment(ctx, store.Deployment{Environment: "prod", Repository: "test/node", Digest: imgs[0].Digest, Since: time.Now(), By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Sync(ctx, config.Feed{Name: "one", URL: dir})
+	s.Sync(ctx, config.Feed{Name: "one", URL: dir})
+	if len(events) != 1 || events[0].Digest != imgs[0].Digest || events[0].Package != "minimist" || events[0].Environment != "prod" {
+		t.Fatalf("events %+v", events)
 	}
 }

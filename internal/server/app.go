@@ -83,10 +83,13 @@ type Config struct {
 // reconciliation, auto-remediation), built by New, started by Run and
 // stopped by Shutdown.
 type App struct {
-	cfg          Config
-	log          *slog.Logger
-	st           store.Store
-	owner        string
+	cfg   Config
+	log   *slog.Logger
+	st    store.Store
+	owner string
+	// kevAlert fires findings.kev for known-exploited findings newly in
+	// the last environment; nil without environments.
+	kevAlert     func(ctx context.Context) error
 	tls          *tls.Config
 	advisoryNote string
 	tokenNote    string
@@ -217,13 +220,8 @@ func (a *App) buildParts(ctx context.Context) error {
 	syncer.Notify = notify.FromConfig(cfg.File.Webhooks, log).Func()
 	if envs := cfg.File.Environments; len(envs) > 0 {
 		prod := envs[len(envs)-1].Name
-		syncer.KEVAlert = func(ctx context.Context) error {
-			found, err := vuln.NewKEVInEnv(ctx, a.st, prod)
-			for _, f := range found {
-				syncer.Notify(ctx, "findings.kev", f)
-			}
-			return err
-		}
+		syncer.KEVAlert = vuln.KEVAlerter(a.st, prod, syncer.Notify)
+		a.kevAlert = syncer.KEVAlert
 	}
 	a.scanner, a.buildRegistry = sc, cmp.Or(cfg.ExternalRegistry, regHost)
 	if cfg.File.Remediation.Auto && len(cfg.File.Images) > 0 {
@@ -372,6 +370,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.runClusters(loops, serveErr)
 	if every := a.cfg.File.Audit.Interval.Duration; every >= 0 {
 		go a.checkpoints.Every(loops, cmp.Or(every, time.Hour))
+	}
+	if a.kevAlert != nil {
+		go a.alertKEVEvery(loops, time.Minute)
 	}
 	a.banner()
 
@@ -580,4 +581,22 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// alertKEVEvery looks for known-exploited findings newly in production
+// every d, beside after each feed sync: a promotion or a pod can bring
+// one there between syncs.
+func (a *App) alertKEVEvery(ctx context.Context, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.kevAlert(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("checking known-exploited findings in production", "err", err)
+			}
+		}
+	}
 }

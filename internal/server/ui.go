@@ -52,12 +52,23 @@ func (s *API) fleetPage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
+	placed, err := vuln.Placements(r.Context(), s.st)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	order := s.envOrder()
 	data := web.FleetPage{}
 	for _, im := range imgs {
 		row := web.ImageRow{
 			Digest: im.Digest, Repository: im.Repository, Tags: im.Tags, Environments: im.Environments,
 			Platform: im.Platform, OS: im.OS, Created: im.Created, ScannedAt: im.ScannedAt, Base: im.BaseName,
 			Packages: im.Packages, CriticalFix: im.Fixable[vuln.SeverityCritical], HighFix: im.Fixable[vuln.SeverityHigh],
+			KEV: im.KEV,
+		}
+		e := vuln.ExposureOf(placed[im.Digest], order)
+		for _, t := range im.Threats {
+			row.Risk = max(row.Risk, vuln.RiskOf(t.Severity, t.Score, t.KEV, t.EPSS, e))
 		}
 		for _, n := range im.Open {
 			row.Open += n
@@ -68,6 +79,8 @@ func (s *API) fleetPage(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Images = append(data.Images, row)
 	}
+	// Riskiest first: where it runs, how severe, how exploited.
+	sort.SliceStable(data.Images, func(i, j int) bool { return data.Images[i].Risk > data.Images[j].Risk })
 	pts, err := s.trend(r, 30)
 	if err != nil {
 		s.pageError(w, r, err)

@@ -76,6 +76,19 @@ type ImageSummary struct {
 	Fixable map[string]int
 	// Environments where the image is deployed.
 	Environments []string
+	// KEV counts the open findings CISA lists as known exploited;
+	// Threats are the distinct severities and exploitation facts of the
+	// open findings, what their risk is computed from.
+	KEV     int
+	Threats []Threat
+}
+
+// Threat is what a finding's risk is made of, beside where it runs.
+type Threat struct {
+	Severity string
+	Score    float64
+	KEV      time.Time
+	EPSS     float64
 }
 
 // ImageFilter narrows Images.

@@ -209,3 +209,15 @@ func NewKEVInEnv(ctx context.Context, st KEVStore, env string) ([]KEVFinding, er
 	b, _ := json.Marshal(keys)
 	return out, st.SetMeta(ctx, kevAlertedKey, string(b))
 }
+
+// KEVAlerter returns what fires the webhook event findings.kev, once per
+// known-exploited finding newly in env (NewKEVInEnv).
+func KEVAlerter(st KEVStore, env string, notify func(ctx context.Context, event string, payload any)) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		found, err := NewKEVInEnv(ctx, st, env)
+		for _, f := range found {
+			notify(ctx, "findings.kev", f)
+		}
+		return err
+	}
+}

@@ -31,6 +31,10 @@ type ImageRow struct {
 	// CriticalFix and HighFix count open findings with a fix.
 	CriticalFix, HighFix int
 	Open                 int
+	// Risk is the risk of its riskiest open finding where it runs; KEV
+	// counts its known-exploited findings.
+	Risk float64
+	KEV  int
 }
 
 // ImagePage shows one image.

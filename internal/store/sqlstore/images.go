@@ -293,6 +293,9 @@ WHERE f.closed_at = 0 AND a.withdrawn = 0 AND i.digest IN (`+in+`) GROUP BY i.di
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	if err := s.fillThreats(ctx, digests, out, byDigest); err != nil {
+		return err
+	}
 	tags, err := s.tagsOf(ctx, digests)
 	if err != nil {
 		return err
@@ -446,4 +449,33 @@ func prefixed(prefix, cols string) string {
 		parts[i] = prefix + p
 	}
 	return strings.Join(parts, ", ")
+}
+
+// fillThreats adds the distinct severities and exploitation facts of the
+// open findings, and the count of known-exploited ones.
+func (s *DB) fillThreats(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
+	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, a.score, a.kev, a.epss, COUNT(*)
+FROM images i JOIN findings f ON f.image_id = i.id JOIN advisories a ON a.id = f.advisory_id
+WHERE f.closed_at = 0 AND a.withdrawn = 0 AND i.digest IN (`+placeholders(len(digests))+`)
+GROUP BY i.digest, a.severity, a.score, a.kev, a.epss`, anySlice(digests)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d string
+		var t store.Threat
+		var kev int64
+		var n int
+		if err := rows.Scan(&d, &t.Severity, &t.Score, &kev, &t.EPSS, &n); err != nil {
+			return err
+		}
+		t.KEV = fromTS(kev)
+		sm := &out[byDigest[d]]
+		sm.Threats = append(sm.Threats, t)
+		if kev != 0 {
+			sm.KEV += n
+		}
+	}
+	return rows.Err()
 }

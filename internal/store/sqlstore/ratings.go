@@ -94,7 +94,7 @@ ON CONFLICT (id) DO UPDATE SET epss = excluded.epss, percentile = excluded.perce
 func (s *DB) AdvisoriesNaming(ctx context.Context, ids []string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, batch := range chunks(ids, 500) {
-		args := anys(batch)
+		args := anySlice(batch)
 		rows, err := s.query(ctx, s.db, `SELECT DISTINCT advisory_id FROM advisory_aliases WHERE alias IN (`+placeholders(len(batch))+`)`, args...)
 		if err != nil {
 			return nil, err
@@ -123,7 +123,7 @@ func (s *DB) AdvisoriesNaming(ctx context.Context, ids []string) ([]string, erro
 func (s *DB) RatingInputs(ctx context.Context, advisoryIDs []string) (map[string][]store.Rating, error) {
 	out := map[string][]store.Rating{}
 	for _, batch := range chunks(advisoryIDs, 500) {
-		args := anys(batch)
+		args := anySlice(batch)
 		rows, err := s.query(ctx, s.db, `SELECT aa.advisory_id, r.id, r.source, r.severity, r.score, r.vector
 FROM advisory_aliases aa JOIN ratings r ON r.id = aa.alias
 WHERE aa.advisory_id IN (`+placeholders(len(batch))+`) ORDER BY aa.advisory_id, r.id, r.source`, args...)
@@ -193,7 +193,7 @@ func (s *DB) RefreshExploits(ctx context.Context, ids []string) error {
 		})
 	}
 	for _, batch := range chunks(ids, 500) {
-		args := anys(batch)
+		args := anySlice(batch)
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			if _, err := s.exec(ctx, tx, exploitsOf+` WHERE id IN (`+placeholders(len(batch))+`)`, args...); err != nil {
 				return err
@@ -210,7 +210,7 @@ func (s *DB) RefreshExploits(ctx context.Context, ids []string) error {
 func (s *DB) Exploits(ctx context.Context, ids []string) (map[string]store.Exploit, error) {
 	out := map[string]store.Exploit{}
 	for _, batch := range chunks(ids, 500) {
-		args := anys(batch)
+		args := anySlice(batch)
 		rows, err := s.query(ctx, s.db, `SELECT id, kev_added, kev_due, ransomware, epss, percentile FROM exploits WHERE id IN (`+placeholders(len(batch))+`)`, args...)
 		if err != nil {
 			return nil, err
@@ -278,13 +278,4 @@ func (s *DB) VEXDocuments(ctx context.Context) ([]store.VEXDocument, error) {
 		out = append(out, d)
 	}
 	return out, rows.Err()
-}
-
-// anys is a batch of strings as statement arguments.
-func anys(batch []string) []any {
-	args := make([]any, len(batch))
-	for i, v := range batch {
-		args[i] = v
-	}
-	return args
 }
