@@ -60,6 +60,7 @@ environments and enforces it all at admission.`,
 	f.BoolVar(&g.local, "local", false, "open the database of DATA_DIR (or --database) directly, even when a server is configured: for the host of socle serve")
 	root.AddCommand(
 		newScanCmd(g),
+		newCheckCmd(g),
 		newSBOMCmd(g),
 		newDBCmd(g),
 		newServeCmd(g),

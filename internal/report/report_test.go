@@ -155,22 +155,8 @@ func TestCycloneDXValidatesAgainstSchema(t *testing.T) {
 	validate(t, s, buf.Bytes())
 }
 
-// sarifSchema is the official SARIF 2.1.0 schema; .ci/fetch-test-data.sh
-// takes it from Microsoft's SARIF SDK package on the npm registry.
-func sarifSchema(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("SOCLE_SARIF_SCHEMA")
-	if p == "" {
-		p = filepath.Join(testenv.RepoRoot(t), ".ci", "cache", "sarif-2.1.0.json")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("SARIF 2.1.0 schema not found at %s: run .ci/fetch-test-data.sh (or set SOCLE_SARIF_SCHEMA)", p)
-	}
-	return p
-}
-
 func TestSARIFValidatesAgainstSchema(t *testing.T) {
-	s := compileSchema(t, map[string]string{"sarif-2.1.0.json": sarifSchema(t)}, "sarif-2.1.0.json")
+	s := compileSchema(t, map[string]string{"sarif-2.1.0.json": testenv.SARIFSchema(t)}, "sarif-2.1.0.json")
 	res := alpineResult(t)
 	doc := render(t, "sarif", res)
 	validate(t, s, doc)

@@ -67,3 +67,18 @@ func SPDXSchema(t testing.TB, file string) *jsonschema.Schema {
 	p := SharedData(t, "sbom-interop", "spdx", "schema", file)
 	return CompileSchema(t, map[string]string{"file:///" + file: p}, "file:///"+file)
 }
+
+// SARIFSchema is the path of the official SARIF 2.1.0 schema;
+// .ci/fetch-test-data.sh takes it from Microsoft's SARIF SDK package on
+// the npm registry.
+func SARIFSchema(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("SOCLE_SARIF_SCHEMA")
+	if p == "" {
+		p = filepath.Join(RepoRoot(t), ".ci", "cache", "sarif-2.1.0.json")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("SARIF 2.1.0 schema not found at %s: run .ci/fetch-test-data.sh (or set SOCLE_SARIF_SCHEMA)", p)
+	}
+	return p
+}

@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/socle-dev/socle/internal/check"
+)
+
+type checkOptions struct {
+	output            string
+	file              string
+	exitCode          int
+	severity          string
+	ignore            []string
+	sets              []string
+	kubernetesVersion string
+	strict            bool
+	crds              []string
+	registries        []string
+	pinPackages       bool
+	pinBase           bool
+	healthcheck       bool
+}
+
+func (o *checkOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVarP(&o.output, "output", "o", "table", "output format: "+strings.Join(check.Formats, ", "))
+	f.StringVar(&o.file, "file", "", "write the report to this file instead of standard output")
+	f.IntVar(&o.exitCode, "exit-code", 0, "exit with this status when any finding remains")
+	f.StringVar(&o.severity, "severity", "", "report only these severities, comma-separated (CRITICAL,HIGH,MEDIUM,LOW)")
+	f.StringArrayVar(&o.ignore, "ignore", nil, "ignore a rule everywhere: RULE or RULE=reason (repeatable)")
+	f.StringSliceVar(&o.sets, "rules", nil, "rule sets to run, comma-separated: baseline, restricted, hardening, dockerfile, image, schema (default all)")
+	f.StringVar(&o.kubernetesVersion, "kubernetes-version", check.DefaultKubernetesVersion, "Kubernetes version whose API schema manifests are validated against: "+strings.Join(check.KubernetesVersions(), ", "))
+	f.BoolVar(&o.strict, "strict", false, "refuse fields the schema does not declare")
+	f.StringArrayVar(&o.crds, "crd", nil, "CRD manifests, or a directory of them, giving custom resources their schema (repeatable)")
+	f.StringArrayVar(&o.registries, "registry", nil, "an allowed registry (host or host/path); images from others fail k8s-image-registry (repeatable)")
+	f.BoolVar(&o.pinPackages, "pin-packages", false, "ask apt and apk installs in Dockerfiles to pin versions")
+	f.BoolVar(&o.pinBase, "pin-base", false, "ask every external FROM in Dockerfiles to be pinned by digest")
+	f.BoolVar(&o.healthcheck, "require-healthcheck", false, "ask the final stage of Dockerfiles for a HEALTHCHECK")
+}
+
+func newCheckCmd(g *globals) *cobra.Command {
+	o := &checkOptions{}
+	cmd := &cobra.Command{
+		Use:   "check PATH...",
+		Short: "Check Dockerfiles and Kubernetes manifests against policy and hardening rules",
+		Long: `check validates Kubernetes manifests against the API schema of a Kubernetes
+version (built from client-go's structured schema; CRDs from --crd or from the
+manifests themselves), runs the Pod Security Standards (baseline, restricted)
+and hardening rules on every workload kind, and the Dockerfile rules on
+Dockerfiles. PATH is a file, a directory, or - for a YAML stream on standard
+input (helm template ... | socle check -).
+
+Every rule has an ID, a severity, a why and a fix (socle check rules). Ignore
+a finding inline with "# socle:ignore RULE reason" in the document or above
+the Dockerfile instruction, a whole file with "# socle:ignore-file RULE
+reason", or a run with --ignore RULE=reason.`,
+		Example: `  socle check deploy/ Dockerfile
+  helm template chart | socle check --rules restricted,schema --exit-code 1 -
+  socle check -o sarif --file check.sarif --kubernetes-version 1.32 --strict k8s/`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCheck(cmd.Context(), g, o, args, cmd.InOrStdin())
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rules",
+		Short: "List the rules: ID, severity, sets, why and fix",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, r := range check.Rules() {
+				fmt.Fprintf(g.out, "%s\t%s\t%s\n  why: %s\n  fix: %s\n", r.ID, r.Severity, strings.Join(r.Sets, ","), r.Why, r.Fix)
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+func (o *checkOptions) options() (check.Options, error) {
+	opts := check.Options{
+		Schema:     check.SchemaOptions{KubernetesVersion: o.kubernetesVersion, Strict: o.strict},
+		Workload:   check.WorkloadOptions{Registries: o.registries},
+		Dockerfile: check.DockerfileOptions{PinPackages: o.pinPackages, PinBase: o.pinBase, RequireHealthcheck: o.healthcheck},
+		Ignore:     map[string]string{},
+	}
+	if len(o.sets) > 0 {
+		rules, err := check.RulesOf(o.sets)
+		if err != nil {
+			return opts, usageError(fmt.Errorf("--rules: %w", err))
+		}
+		opts.Rules = rules
+	}
+	for _, ig := range o.ignore {
+		rule, reason, _ := strings.Cut(ig, "=")
+		opts.Ignore[rule] = cmpOrString(reason, "--ignore")
+	}
+	if len(o.crds) > 0 {
+		inputs, err := check.Collect(o.crds, nil)
+		if err != nil {
+			return opts, fmt.Errorf("--crd: %w", err)
+		}
+		crds := check.NewCRDs()
+		for _, in := range inputs {
+			objs, err := check.ParseManifests(in.Name, in.Data)
+			if err != nil {
+				return opts, fmt.Errorf("--crd: %w", err)
+			}
+			for _, obj := range objs {
+				if _, err := crds.Add(obj); err != nil {
+					return opts, fmt.Errorf("--crd: %w", err)
+				}
+			}
+		}
+		opts.Schema.CRDs = crds
+	}
+	return opts, nil
+}
+
+func cmpOrString(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func runCheck(ctx context.Context, g *globals, o *checkOptions, paths []string, stdin io.Reader) error {
+	if !validFormat(o.output, check.Formats) {
+		return usageError(fmt.Errorf("--output %q: want one of %s", o.output, strings.Join(check.Formats, ", ")))
+	}
+	sev, err := parseCheckSeverities(o.severity)
+	if err != nil {
+		return usageError(fmt.Errorf("--severity: %w", err))
+	}
+	opts, err := o.options()
+	if err != nil {
+		return err
+	}
+	inputs, err := check.Collect(paths, stdin)
+	if err != nil {
+		return err
+	}
+	r, err := check.Run(ctx, inputs, opts)
+	if err != nil {
+		return err
+	}
+	r.Filter(sev)
+	if err := writeTo(g.out, o.file, func(w io.Writer) error { return check.Write(w, o.output, r) }); err != nil {
+		return err
+	}
+	if code := check.ExitCode(r, o.exitCode); code != 0 {
+		return &statusError{code: code}
+	}
+	return nil
+}
+
+func parseCheckSeverities(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		p = strings.ToUpper(strings.TrimSpace(p))
+		if p == "" {
+			continue
+		}
+		if check.SeverityRank(p) == 0 {
+			return nil, fmt.Errorf("unknown severity %q (want CRITICAL, HIGH, MEDIUM or LOW)", p)
+		}
+		out[p] = true
+	}
+	return out, nil
+}
