@@ -297,6 +297,25 @@ func TestSchemaValidation(t *testing.T) {
 	if _, err := check.Run(ctx, nil, check.Options{Schema: check.SchemaOptions{KubernetesVersion: "1.99"}}); err != nil {
 		t.Fatal(err)
 	}
+	// Hand-made: a Deployment without its required selector is refused,
+	// as the API server refuses it; two env entries of one name pass, as
+	// the API server lets them (with a warning).
+	noSelector := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec: {containers: [{name: c, image: x}]}\n"
+	dupEnv := "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x, env: [{name: A, value: '1'}, {name: A, value: '2'}]}]}\n"
+	for doc, want := range map[string]string{noSelector: ".spec.selector: required", dupEnv: ""} {
+		objs, err := check.ParseManifests("hand-made.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := check.ValidateSchema(objs[0], check.SchemaOptions{Strict: true})
+		got := ""
+		if len(fs) > 0 {
+			got = fs[0].Message
+		}
+		if got != want {
+			t.Errorf("%s: %q, want %q", objs[0], got, want)
+		}
+	}
 }
 
 // TestOutputs: SARIF validates against the official 2.1.0 schema, JUnit

@@ -112,15 +112,18 @@ func ValidateSchema(o Object, opts SchemaOptions) []Finding {
 		return []Finding{finding("schema-unknown-kind", o.File, o.Line, o.String(), "no schema for %s %s in Kubernetes %s",
 			o.APIVersion, o.Kind, cmpOr(opts.KubernetesVersion, DefaultKubernetesVersion))}
 	}
+	missing := requiredFields(o.APIVersion, o.Kind, o.Body)
 	body := o.Body
 	for attempt := 0; ; attempt++ {
-		_, err = p.Type(name).FromUnstructured(body)
+		// Duplicate list-map keys (two env entries of one name) are
+		// accepted by the API server, with a warning: not an error here.
+		_, err = p.Type(name).FromUnstructured(body, typed.AllowDuplicates)
 		if err == nil {
-			return nil
+			return schemaFindings(o, missing)
 		}
 		msgs := schemaErrors(err)
 		if opts.Strict || attempt > 16 {
-			return schemaFindings(o, msgs)
+			return schemaFindings(o, append(msgs, missing...))
 		}
 		// structured-merge-diff stops at an undeclared field: without
 		// strict mode, drop those fields and validate the rest again.
@@ -131,7 +134,7 @@ func ValidateSchema(o Object, opts SchemaOptions) []Finding {
 			}
 		}
 		if len(unknown) == 0 {
-			return schemaFindings(o, msgs)
+			return schemaFindings(o, append(msgs, missing...))
 		}
 		if attempt == 0 {
 			body = deepCopy(body).(map[string]any)
@@ -147,7 +150,7 @@ func ValidateSchema(o Object, opts SchemaOptions) []Finding {
 					rest = append(rest, m)
 				}
 			}
-			return schemaFindings(o, rest)
+			return schemaFindings(o, append(rest, missing...))
 		}
 	}
 }

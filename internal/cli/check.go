@@ -25,6 +25,10 @@ type checkOptions struct {
 	registries        []string
 	pinPackages       bool
 	pinBase           bool
+	policies          []string
+	namespaces        []string
+	allNamespaces     bool
+	data              []string
 	healthcheck       bool
 }
 
@@ -42,6 +46,10 @@ func (o *checkOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.pinPackages, "pin-packages", false, "ask apt and apk installs in Dockerfiles to pin versions")
 	f.BoolVar(&o.pinBase, "pin-base", false, "ask every external FROM in Dockerfiles to be pinned by digest")
 	f.BoolVar(&o.healthcheck, "require-healthcheck", false, "ask the final stage of Dockerfiles for a HEALTHCHECK")
+	f.StringArrayVarP(&o.policies, "policy", "p", nil, "run conftest-style Rego policies from this directory or file instead of the built-in rules (repeatable)")
+	f.StringArrayVar(&o.namespaces, "namespace", nil, "with --policy: the Rego packages to evaluate (default main; repeatable)")
+	f.BoolVar(&o.allNamespaces, "all-namespaces", false, "with --policy: evaluate every package")
+	f.StringArrayVar(&o.data, "data", nil, "with --policy: JSON or YAML files, or directories of them, loaded as data (repeatable)")
 }
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -146,6 +154,9 @@ func runCheck(ctx context.Context, g *globals, o *checkOptions, paths []string, 
 	if err != nil {
 		return err
 	}
+	if len(o.policies) > 0 {
+		return runPolicyCheck(ctx, g, o, inputs)
+	}
 	r, err := check.Run(ctx, inputs, opts)
 	if err != nil {
 		return err
@@ -173,4 +184,27 @@ func parseCheckSeverities(s string) (map[string]bool, error) {
 		out[p] = true
 	}
 	return out, nil
+}
+
+// runPolicyCheck is socle check --policy: conftest's semantics and, with
+// -o json, its output shape.
+func runPolicyCheck(ctx context.Context, g *globals, o *checkOptions, inputs []check.Input) error {
+	if o.output != "table" && o.output != "json" {
+		return usageError(fmt.Errorf("--output %q: with --policy, table or json", o.output))
+	}
+	p, err := check.LoadPolicies(o.policies, o.data, o.namespaces, o.allNamespaces)
+	if err != nil {
+		return err
+	}
+	rs, err := p.RunPolicies(ctx, inputs)
+	if err != nil {
+		return err
+	}
+	if err := writeTo(g.out, o.file, func(w io.Writer) error { return check.WritePolicyResults(w, o.output, rs) }); err != nil {
+		return err
+	}
+	if fails, _ := check.PolicyFailures(rs); fails > 0 && o.exitCode != 0 {
+		return &statusError{code: o.exitCode}
+	}
+	return nil
 }
