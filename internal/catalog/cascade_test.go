@@ -16,6 +16,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/check"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/mutate"
 	"github.com/socle-dev/socle/internal/registry"
@@ -201,6 +202,7 @@ func TestRebuildCascade(t *testing.T) {
 		t.Fatalf("%v: %+v", err, out)
 	}
 	first := outcomes(out)
+	checkBuilt(t, e, first)
 	// The floating tags of the convention point at the new digests.
 	if got := e.tagDigest(t, "socle/tools", "1-debian12"); got != first["tools"].Digest {
 		t.Fatalf("tools:1-debian12 = %s, built %s", got, first["tools"].Digest)
@@ -406,5 +408,71 @@ func pushImage(t *testing.T, img v1.Image, ref string) {
 	}
 	if err := remote.Write(r, img); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkBuilt runs socle check's image rules on the images a build made,
+// as socle serve does when it scans them: every image checks, and what
+// is found in the layers of its base (named by the annotations the build
+// writes) is attributed to the base.
+func checkBuilt(t *testing.T, e *env, built map[string]catalog.Outcome) {
+	t.Helper()
+	ctx := context.Background()
+	k := check.Keeper{St: e.st}
+	for step, o := range built {
+		rec, err := e.st.Image(ctx, o.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo := rec.Repository
+		if !strings.HasPrefix(repo, e.reg.Host+"/") {
+			repo = e.reg.Host + "/" + repo
+		}
+		ref, err := name.NewDigest(repo + "@" + o.Digest)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if err := k.Check(ctx, rec.Repository, o.Digest, img); err != nil {
+			t.Fatalf("checking %s: %v", step, err)
+		}
+		kept, err := e.st.ImageCheck(ctx, o.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := check.DecodeResult(kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		baseLayers := map[string]bool{}
+		if rec.BaseDigest != "" {
+			base, err := e.st.Image(ctx, rec.BaseDigest)
+			if err != nil {
+				t.Fatalf("%s's base: %v", step, err)
+			}
+			ls, _ := img.Layers()
+			for i := range base.Layers {
+				if i < len(ls) {
+					d, _ := ls[i].DiffID()
+					baseLayers[d.String()] = true
+				}
+			}
+		}
+		fromBase := 0
+		for _, f := range res.Findings {
+			if f.Layer != "" && baseLayers[f.Layer] != (f.Base != "") {
+				t.Errorf("%s: %s %s in layer %s attributed to %q", step, f.Rule, f.Object, f.Layer, f.Base)
+			}
+			if f.Base != "" {
+				fromBase++
+			}
+		}
+		t.Logf("%s: %d check findings, %d attributed to its base", step, len(res.Findings), fromBase)
+		if res.Layers.Total == 0 {
+			t.Errorf("%s: empty layer report", step)
+		}
 	}
 }

@@ -54,6 +54,8 @@ type Report struct {
 	Ignored []Ignored `json:"ignored,omitempty"`
 	// Checked counts the objects checked, by kind of input.
 	Checked map[string]int `json:"checked"`
+	// Images are the layer reports of the images checked, by reference.
+	Images map[string]LayerReport `json:"images,omitempty"`
 }
 
 // Ignored is a suppressed finding.

@@ -30,6 +30,15 @@ func collect(t *testing.T, paths ...string) []check.Input {
 	return in
 }
 
+func load(t *testing.T, in check.Input) []byte {
+	t.Helper()
+	b, err := in.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func run(t *testing.T, inputs []check.Input, opts check.Options) *check.Report {
 	t.Helper()
 	r, err := check.Run(ctx, inputs, opts)
@@ -120,15 +129,16 @@ func TestWorkloadRulesAgainstTheFiles(t *testing.T) {
 	host := regexp.MustCompile(`(?mi)^\s*"?host(Network|PID|IPC)"?\s*:\s*true`)
 	checked := 0
 	for _, in := range inputs {
-		objs, err := check.ParseManifests(in.Name, in.Data)
+		data := load(t, in)
+		objs, err := check.ParseManifests(in.Name, data)
 		if err != nil || !hasWorkload(objs) {
 			continue
 		}
 		checked++
-		if want, got := priv.Match(in.Data), byRule["pss-privileged"][in.Name]; want != got && !isPSP(objs) {
+		if want, got := priv.Match(data), byRule["pss-privileged"][in.Name]; want != got && !isPSP(objs) {
 			t.Errorf("%s: privileged in the text %v, reported %v", in.Name, want, got)
 		}
-		if want, got := host.Match(in.Data), byRule["pss-host-namespaces"][in.Name]; want != got && !isPSP(objs) {
+		if want, got := host.Match(data), byRule["pss-host-namespaces"][in.Name]; want != got && !isPSP(objs) {
 			t.Errorf("%s: host namespaces in the text %v, reported %v", in.Name, want, got)
 		}
 	}
@@ -274,7 +284,8 @@ func TestSchemaValidation(t *testing.T) {
 	// test_crd.yaml is a TrainingJob; crd_schema.yaml its CRD.
 	crds := check.NewCRDs()
 	for _, in := range collect(t, filepath.Join(dir, "crd_schema.yaml")) {
-		objs, err := check.ParseManifests(in.Name, in.Data)
+		data := load(t, in)
+		objs, err := check.ParseManifests(in.Name, data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -145,13 +145,17 @@ func ParseInput(name string, data []byte) (any, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []any
 	for n := 0; n < maxDocuments; n++ {
-		var v any
-		err := dec.Decode(&v)
+		var node yaml.Node
+		err := dec.Decode(&node)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		v, err := nodeValue(&node, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", name, node.Line, err)
 		}
 		docs = append(docs, v)
 	}
@@ -406,7 +410,11 @@ func (p *Policies) query(ctx context.Context, input ast.Value, q string) ([]*Pol
 func (p *Policies) RunPolicies(ctx context.Context, inputs []Input) ([]PolicyResult, error) {
 	var out []PolicyResult
 	for _, in := range inputs {
-		doc, err := ParseInput(in.Name, in.Data)
+		data, err := in.Load()
+		if err != nil {
+			return nil, err
+		}
+		doc, err := ParseInput(in.Name, data)
 		if err != nil {
 			return nil, err
 		}
@@ -477,4 +485,68 @@ func WritePolicyResults(w io.Writer, format string, rs []PolicyResult) error {
 	}
 	_, err := fmt.Fprintf(w, "\n%d tests, %d passed, %d warnings, %d failures, %d exceptions\n", tests, tests-fails-warns-excs, warns, fails, excs)
 	return err
+}
+
+// nodeValue converts a YAML node as conftest's parser reads it: a key
+// given twice keeps its last value (yaml.v3's own decoding refuses it),
+// aliases and merge keys resolved.
+func nodeValue(n *yaml.Node, depth int) (any, error) {
+	if depth > 128 {
+		return nil, errors.New("nested too deep")
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return nodeValue(n.Content[0], depth+1)
+	case yaml.AliasNode:
+		return nodeValue(n.Alias, depth+1)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := nodeValue(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, vn := n.Content[i], n.Content[i+1]
+			v, err := nodeValue(vn, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if k.Tag == "!!merge" {
+				merge := []any{v}
+				if list, ok := v.([]any); ok {
+					merge = list
+				}
+				for _, m := range merge {
+					if mm, ok := m.(map[string]any); ok {
+						for mk, mv := range mm {
+							if _, set := out[mk]; !set {
+								out[mk] = mv
+							}
+						}
+					}
+				}
+				continue
+			}
+			key, err := nodeValue(k, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[fmt.Sprint(key)] = v
+		}
+		return out, nil
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }

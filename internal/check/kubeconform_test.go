@@ -68,9 +68,11 @@ func TestAgreesWithKubeconform(t *testing.T) {
 	}
 	theirs := kubeconformVerdicts(t, files...)
 	agree := 0
+	perFile := map[string]int{}
 	var differ []string
 	for _, in := range collect(t, files...) {
-		objs, err := check.ParseManifests(in.Name, in.Data)
+		data := load(t, in)
+		objs, err := check.ParseManifests(in.Name, data)
 		if err != nil {
 			continue
 		}
@@ -87,12 +89,21 @@ func TestAgreesWithKubeconform(t *testing.T) {
 			}
 			if (ours == "valid") == (want == "valid") {
 				agree++
+				perFile[in.Name]++
 				continue
 			}
 			differ = append(differ, fmt.Sprintf("%s:\n  socle: %s\n  kubeconform: %s", key, ours, want))
 		}
 	}
-	t.Logf("%d resources agree with kubeconform", agree)
+	names := make([]string, 0, len(perFile))
+	for f := range perFile {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		t.Logf("%s: %d resources, same verdict", f, perFile[f])
+	}
+	t.Logf("%d resources in %d files agree with kubeconform", agree, len(perFile))
 	if agree < 50 {
 		t.Fatalf("only %d resources compared", agree)
 	}

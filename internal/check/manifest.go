@@ -22,6 +22,9 @@ type Object struct {
 	Body       map[string]any
 	// Ignores are the inline ignore comments of its document.
 	Ignores []Ignore
+	// Duplicates describes keys its document gives twice (the last one
+	// is kept); strict validation refuses them, as kubeconform's.
+	Duplicates string
 }
 
 // maxDocuments bounds the documents one stream may hold.
@@ -50,11 +53,25 @@ func ParseManifests(file string, data []byte) ([]Object, error) {
 			continue // an empty document, or a scalar
 		}
 		var body map[string]any
+		dups := ""
 		if err := node.Decode(&body); err != nil {
-			return out, fmt.Errorf("%s: line %d: %w", file, node.Line, err)
+			if !strings.Contains(err.Error(), "already defined") {
+				return out, fmt.Errorf("%s: line %d: %w", file, node.Line, err)
+			}
+			// A key given twice: keep the last, as Kubernetes' own
+			// decoding does, and say so for strict validation.
+			v, verr := nodeValue(&node, 0)
+			m, ok := v.(map[string]any)
+			if verr != nil || !ok {
+				return out, fmt.Errorf("%s: line %d: %w", file, node.Line, err)
+			}
+			body, dups = m, strings.TrimSpace(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:"))
 		}
 		ignores := parseIgnores(commentsOf(&node))
 		objs := objectsOf(file, node.Content[0].Line, body, ignores, 0)
+		for i := range objs {
+			objs[i].Duplicates = dups
+		}
 		out = append(out, objs...)
 	}
 }

@@ -53,11 +53,11 @@ func init() {
 	rule("df-secret", Critical, "a secret in ENV or ARG is stored in the image's config or history", "pass secrets with RUN --mount=type=secret", "dockerfile")
 	rule("df-healthcheck", Low, "without HEALTHCHECK the runtime cannot tell a hung container", "add HEALTHCHECK CMD ...", "dockerfile")
 	// Images.
-	rule("img-root-user", High, "the image's configured user is root", "set a non-root USER in the image", "image")
-	rule("img-secret-env", Critical, "the image's environment holds a secret anyone who pulls it can read", "remove it; inject secrets at run time", "image")
-	rule("img-secret-label", Critical, "a label holds a secret anyone who pulls the image can read", "remove the label", "image")
-	rule("img-secret-history", High, "the image's build history records a secret", "rebuild with RUN --mount=type=secret; the history cannot be edited", "image")
-	rule("img-setuid", Medium, "setuid and setgid files let a user gain their owner's privileges", "remove the bit (chmod u-s,g-s) unless the file needs it", "image")
-	rule("img-package-cache", Low, "package manager caches left in the image waste space", "clean the cache in the layer that filled it", "image")
-	rule("img-labels", Low, "the catalog's convention needs the source, version and base labels to trace the image", "set org.opencontainers.image.source, org.opencontainers.image.version and org.opencontainers.image.base.name", "image")
+	rule("img-root-user", High, "the image's configured user is root", "set a non-root USER in the image", "image", "restricted")
+	rule("img-secret-env", Critical, "the image's environment holds a secret anyone who pulls it can read", "remove it; inject secrets at run time", "image", "baseline")
+	rule("img-secret-label", Critical, "a label holds a secret anyone who pulls the image can read", "remove the label", "image", "baseline")
+	rule("img-secret-history", High, "the image's build history records a secret", "rebuild with RUN --mount=type=secret; the history cannot be edited", "image", "baseline")
+	rule("img-setuid", Medium, "setuid and setgid files let a user gain their owner's privileges", "remove the bit (chmod u-s,g-s) unless the file needs it", "image", "restricted")
+	rule("img-package-cache", Low, "package manager caches left in the image waste space", "clean the cache in the layer that filled it", "image", "hardening")
+	rule("img-labels", Low, "the catalog's convention needs the source, version and base labels to trace the image", "set org.opencontainers.image.source, org.opencontainers.image.version and org.opencontainers.image.base.name", "image", "hardening")
 }

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -26,10 +27,32 @@ type Options struct {
 // maxManifest bounds one manifest file.
 const maxManifest = 64 << 20
 
-// Input is one file to check, read.
+// Input is one file to check: its bytes (standard input, tests), or a
+// path read when it is checked, so that a run holds one file at a time.
 type Input struct {
 	Name string
 	Data []byte
+	Path string
+}
+
+// Load returns the input's bytes.
+func (in Input) Load() ([]byte, error) {
+	if in.Path == "" {
+		return in.Data, nil
+	}
+	f, err := os.Open(in.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxManifest+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", in.Name, err)
+	}
+	if len(b) > maxManifest {
+		return nil, fmt.Errorf("%s: larger than %d bytes", in.Name, maxManifest)
+	}
+	return b, nil
 }
 
 // IsDockerfile tells a Dockerfile by its name.
@@ -76,15 +99,7 @@ func Collect(paths []string, stdin io.Reader) ([]Input, error) {
 			return nil, err
 		}
 		if !fi.IsDir() {
-			f, err := os.Open(p)
-			if err != nil {
-				return nil, err
-			}
-			err = read(p, f)
-			f.Close()
-			if err != nil {
-				return nil, err
-			}
+			out = append(out, Input{Name: p, Path: p})
 			continue
 		}
 		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
@@ -100,12 +115,8 @@ func Collect(paths []string, stdin io.Reader) ([]Input, error) {
 			if !d.Type().IsRegular() || !(IsDockerfile(fp) || isManifest(fp)) {
 				return nil
 			}
-			f, err := os.Open(fp)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return read(fp, f)
+			out = append(out, Input{Name: fp, Path: fp})
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -124,17 +135,20 @@ func Run(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 	if crds == nil {
 		crds = NewCRDs()
 	}
-	type parsed struct {
-		objs []Object
-		err  error
-	}
-	manifests := map[string]parsed{}
+	// First the CRDs, so that custom resources anywhere have a schema;
+	// then each file, one at a time.
 	for _, in := range inputs {
 		if IsDockerfile(in.Name) {
 			continue
 		}
-		objs, err := ParseManifests(in.Name, in.Data)
-		manifests[in.Name] = parsed{objs, err}
+		data, err := in.Load()
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Contains(data, []byte("CustomResourceDefinition")) {
+			continue
+		}
+		objs, _ := ParseManifests(in.Name, data)
 		for _, o := range objs {
 			if _, err := crds.Add(o); err != nil {
 				return nil, err
@@ -147,8 +161,12 @@ func Run(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		data, err := in.Load()
+		if err != nil {
+			return nil, err
+		}
 		if IsDockerfile(in.Name) {
-			fs, ignores, err := CheckDockerfile(in.Name, in.Data, opts.Dockerfile)
+			fs, ignores, err := CheckDockerfile(in.Name, data, opts.Dockerfile)
 			if err != nil {
 				r.add(finding("schema-parse", in.Name, 0, in.Name, "%v", err))
 				continue
@@ -157,8 +175,8 @@ func Run(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 			sup.apply(r, opts.enabled(fs), ignores, func(ig Ignore, f Finding) bool { return ig.Line == f.Line })
 			continue
 		}
-		p := manifests[in.Name]
-		for _, o := range p.objs {
+		objs, perr := ParseManifests(in.Name, data)
+		for _, o := range objs {
 			r.count("object")
 			var fs []Finding
 			if o.Kind == "CustomResourceDefinition" && strings.HasPrefix(o.APIVersion, "apiextensions.k8s.io/") {
@@ -169,8 +187,8 @@ func Run(ctx context.Context, inputs []Input, opts Options) (*Report, error) {
 			fs = append(fs, CheckWorkload(o, opts.Workload)...)
 			sup.apply(r, opts.enabled(fs), o.Ignores, nil)
 		}
-		if p.err != nil {
-			r.add(finding("schema-parse", in.Name, 0, in.Name, "%v", p.err))
+		if perr != nil {
+			r.add(finding("schema-parse", in.Name, 0, in.Name, "%v", perr))
 		}
 	}
 	r.Sort()
@@ -188,4 +206,16 @@ func (o Options) enabled(fs []Finding) []Finding {
 		}
 	}
 	return out
+}
+
+// AddImage adds an image's findings to the report, through the run's
+// rule sets and ignores, and keeps its layer report.
+func (r *Report) AddImage(ref string, res *ImageResult, opts Options) {
+	r.count("image")
+	Suppressor{Rules: opts.Ignore}.apply(r, opts.enabled(res.Findings), nil, nil)
+	if r.Images == nil {
+		r.Images = map[string]LayerReport{}
+	}
+	r.Images[ref] = res.Layers
+	r.Sort()
 }

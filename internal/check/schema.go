@@ -98,6 +98,9 @@ func ValidateSchema(o Object, opts SchemaOptions) []Finding {
 	if o.APIVersion == "" || o.Kind == "" {
 		return []Finding{finding("schema", o.File, o.Line, o.String(), "missing apiVersion or kind")}
 	}
+	if opts.Strict && o.Duplicates != "" {
+		return []Finding{finding("schema", o.File, o.Line, o.String(), "duplicate key: %s", o.Duplicates)}
+	}
 	if opts.CRDs != nil {
 		if _, ok := opts.CRDs.schemaOf(o.APIVersion, o.Kind); ok {
 			return opts.CRDs.ValidateCustom(o, opts.Strict)

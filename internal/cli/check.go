@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/socle-dev/socle/internal/check"
+	"github.com/socle-dev/socle/internal/oci"
 )
 
 type checkOptions struct {
@@ -25,6 +27,8 @@ type checkOptions struct {
 	registries        []string
 	pinPackages       bool
 	pinBase           bool
+	images            []string
+	image             imageOptions
 	policies          []string
 	namespaces        []string
 	allNamespaces     bool
@@ -46,6 +50,8 @@ func (o *checkOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.pinPackages, "pin-packages", false, "ask apt and apk installs in Dockerfiles to pin versions")
 	f.BoolVar(&o.pinBase, "pin-base", false, "ask every external FROM in Dockerfiles to be pinned by digest")
 	f.BoolVar(&o.healthcheck, "require-healthcheck", false, "ask the final stage of Dockerfiles for a HEALTHCHECK")
+	f.StringArrayVar(&o.images, "image", nil, "check an image (registry reference, oci:DIR, docker-archive:FILE) with the image rules (repeatable)")
+	o.image.AddFlags(f)
 	f.StringArrayVarP(&o.policies, "policy", "p", nil, "run conftest-style Rego policies from this directory or file instead of the built-in rules (repeatable)")
 	f.StringArrayVar(&o.namespaces, "namespace", nil, "with --policy: the Rego packages to evaluate (default main; repeatable)")
 	f.BoolVar(&o.allNamespaces, "all-namespaces", false, "with --policy: evaluate every package")
@@ -55,13 +61,14 @@ func (o *checkOptions) AddFlags(f *pflag.FlagSet) {
 func newCheckCmd(g *globals) *cobra.Command {
 	o := &checkOptions{}
 	cmd := &cobra.Command{
-		Use:   "check PATH...",
+		Use:   "check [PATH...] [--image REF]",
 		Short: "Check Dockerfiles and Kubernetes manifests against policy and hardening rules",
 		Long: `check validates Kubernetes manifests against the API schema of a Kubernetes
 version (built from client-go's structured schema; CRDs from --crd or from the
 manifests themselves), runs the Pod Security Standards (baseline, restricted)
-and hardening rules on every workload kind, and the Dockerfile rules on
-Dockerfiles. PATH is a file, a directory, or - for a YAML stream on standard
+and hardening rules on every workload kind, the Dockerfile rules on
+Dockerfiles, and with --image the image rules (user, secrets, setuid files
+with the layer that added them, package caches, labels). PATH is a file, a directory, or - for a YAML stream on standard
 input (helm template ... | socle check -).
 
 Every rule has an ID, a severity, a why and a fix (socle check rules). Ignore
@@ -71,8 +78,11 @@ reason", or a run with --ignore RULE=reason.`,
 		Example: `  socle check deploy/ Dockerfile
   helm template chart | socle check --rules restricted,schema --exit-code 1 -
   socle check -o sarif --file check.sarif --kubernetes-version 1.32 --strict k8s/`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && len(o.images) == 0 {
+				return usageError(fmt.Errorf("give a PATH or an --image"))
+			}
 			return runCheck(cmd.Context(), g, o, args, cmd.InOrStdin())
 		},
 	}
@@ -116,7 +126,11 @@ func (o *checkOptions) options() (check.Options, error) {
 		}
 		crds := check.NewCRDs()
 		for _, in := range inputs {
-			objs, err := check.ParseManifests(in.Name, in.Data)
+			data, err := in.Load()
+			if err != nil {
+				return opts, fmt.Errorf("--crd: %w", err)
+			}
+			objs, err := check.ParseManifests(in.Name, data)
 			if err != nil {
 				return opts, fmt.Errorf("--crd: %w", err)
 			}
@@ -150,6 +164,8 @@ func runCheck(ctx context.Context, g *globals, o *checkOptions, paths []string, 
 	if err != nil {
 		return err
 	}
+	paths, images := splitImageArgs(paths)
+	o.images = append(o.images, images...)
 	inputs, err := check.Collect(paths, stdin)
 	if err != nil {
 		return err
@@ -160,6 +176,13 @@ func runCheck(ctx context.Context, g *globals, o *checkOptions, paths []string, 
 	r, err := check.Run(ctx, inputs, opts)
 	if err != nil {
 		return err
+	}
+	for _, ref := range o.images {
+		res, err := checkImage(ctx, g, o.image, ref, 10)
+		if err != nil {
+			return err
+		}
+		r.AddImage(ref, res, opts)
 	}
 	r.Filter(sev)
 	if err := writeTo(g.out, o.file, func(w io.Writer) error { return check.Write(w, o.output, r) }); err != nil {
@@ -207,4 +230,26 @@ func runPolicyCheck(ctx context.Context, g *globals, o *checkOptions, inputs []c
 		return &statusError{code: o.exitCode}
 	}
 	return nil
+}
+
+// splitImageArgs tells image references among the arguments: an argument
+// that names no file and reads as an image reference (oci:DIR,
+// docker-archive:FILE, or a registry reference with a tag or digest).
+func splitImageArgs(args []string) (paths, images []string) {
+	for _, a := range args {
+		if a == "-" {
+			paths = append(paths, a)
+			continue
+		}
+		if _, err := os.Stat(a); err == nil {
+			paths = append(paths, a)
+			continue
+		}
+		if ref, err := oci.ParseImageRef(a); err == nil && (ref.Transport != oci.TransportRegistry || strings.ContainsAny(a, ":@")) {
+			images = append(images, a)
+			continue
+		}
+		paths = append(paths, a) // reported as missing by Collect
+	}
+	return paths, images
 }

@@ -61,6 +61,7 @@ environments and enforces it all at admission.`,
 	root.AddCommand(
 		newScanCmd(g),
 		newCheckCmd(g),
+		newLayersCmd(g),
 		newSBOMCmd(g),
 		newDBCmd(g),
 		newServeCmd(g),

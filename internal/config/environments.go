@@ -54,6 +54,11 @@ type Gates struct {
 	// builtin:known-base); any deny message blocks. Policies lists more.
 	Policy   string   `yaml:"policy"`
 	Policies []string `yaml:"policies"`
+	// Checks are socle check rule sets (image, baseline, restricted,
+	// hardening) run on the image, or conftest-style Rego policy files or
+	// directories (package main) run on the gate's document; any failure
+	// blocks.
+	Checks []string `yaml:"checks"`
 }
 
 // Signing configures the key socle signs promotion attestations with.

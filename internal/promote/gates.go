@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/socle-dev/socle/internal/catalog"
+	"github.com/socle-dev/socle/internal/check"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/policy"
@@ -35,6 +36,7 @@ const (
 	GateProvenance      = "provenance"
 	GateApprovals       = "approvals"
 	GatePolicy          = "policy"
+	GateChecks          = "checks"
 )
 
 // Evaluate runs the gates of environment e (at index idx) for ref, in
@@ -44,7 +46,7 @@ const (
 func (p *Promoter) Evaluate(ctx context.Context, e config.Environment, idx int, ref name.Digest, rec store.Promotion) ([]Gate, error) {
 	v := &evaluation{p: p, env: e, idx: idx, ref: ref, digest: ref.DigestStr(), rec: rec}
 	for _, gate := range []func(context.Context) error{
-		v.path, v.signature, v.loadFindings, v.vulnerabilities, v.sbomAttestation, v.provenance, v.policies, v.approvals,
+		v.path, v.signature, v.loadFindings, v.vulnerabilities, v.sbomAttestation, v.provenance, v.policies, v.checks, v.approvals,
 	} {
 		if err := gate(ctx); err != nil {
 			return nil, err
@@ -415,4 +417,82 @@ func summarize(list []string, n int) string {
 		return strings.Join(list, ", ")
 	}
 	return strings.Join(list[:n], ", ") + fmt.Sprintf(" and %d more", len(list)-n)
+}
+
+// checks: socle check's image rules of the named sets (the image's kept
+// check when it ran the current rules, else a check run now and kept),
+// and conftest-style policies on the gate's document.
+func (v *evaluation) checks(ctx context.Context) error {
+	var sets, files []string
+	for _, c := range v.env.Gates.Checks {
+		if _, err := check.RulesOf([]string{c}); err == nil {
+			sets = append(sets, c)
+		} else {
+			files = append(files, v.p.path(c))
+		}
+	}
+	if len(sets)+len(files) == 0 {
+		return nil
+	}
+	var fails []string
+	if len(sets) > 0 {
+		res, err := v.imageCheck(ctx)
+		if err != nil {
+			return err
+		}
+		rules, _ := check.RulesOf(sets)
+		for _, f := range res.Findings {
+			if rules[f.Rule] {
+				fails = append(fails, f.Rule+" "+f.Object+": "+f.Message)
+			}
+		}
+	}
+	if len(files) > 0 {
+		doc, err := v.p.Document(ctx, v.env, v.ref, v.rec, v.findings)
+		if err != nil {
+			return err
+		}
+		pols, err := check.LoadPolicies(files, nil, nil, false)
+		if err != nil {
+			return err
+		}
+		rs, err := pols.Evaluate(ctx, "promotion", doc)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			for _, m := range r.Failures {
+				fails = append(fails, r.Namespace+": "+m.Msg)
+			}
+		}
+	}
+	if len(fails) > 0 {
+		v.add(GateChecks, false, "%d failed: %s", len(fails), summarize(fails, 5))
+	} else {
+		v.add(GateChecks, true, "%s: no failure", strings.Join(v.env.Gates.Checks, ", "))
+	}
+	return nil
+}
+
+// imageCheck returns the image's kept check of the current rules, or
+// runs one on the image in its registry and keeps it.
+func (v *evaluation) imageCheck(ctx context.Context) (*check.ImageResult, error) {
+	if kept, err := v.p.Store.ImageCheck(ctx, v.digest); err == nil && kept.RulesVersion == check.RulesVersion() {
+		return check.DecodeResult(kept)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	img, err := remote.Image(v.ref, v.p.Remote...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s to check it: %w", v.ref, err)
+	}
+	k := check.Keeper{St: v.p.Store, Now: v.p.now}
+	if err := k.Check(ctx, v.ref.Context().Name(), v.digest, img); err != nil {
+		return nil, err
+	}
+	kept, err := v.p.Store.ImageCheck(ctx, v.digest)
+	if err != nil {
+		return nil, err
+	}
+	return check.DecodeResult(kept)
 }

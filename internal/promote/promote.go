@@ -55,6 +55,7 @@ func (a Actor) String() string { return a.Name + " (" + a.Role + ")" }
 type Store interface {
 	store.Promotions
 	store.Findings
+	store.ImageChecks
 	Image(ctx context.Context, digest string) (store.Image, error)
 	HasImage(ctx context.Context, digest string) (bool, error)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/socle-dev/socle/internal/check"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/provenance"
@@ -625,4 +626,32 @@ func TestProvenanceGate(t *testing.T) {
 	if !passed {
 		t.Fatalf("gates %+v", res.Gates)
 	}
+}
+
+// TestChecksGate: a checks gate with the restricted rule set blocks an
+// image that runs as root (the test images set no USER), and a
+// conftest-style policy file on the gate's document blocks what it denies
+// and lets the rest through.
+func TestChecksGate(t *testing.T) {
+	f := newFixture(t)
+	f.p.Envs = []config.Environment{{Name: "dev", Gates: config.Gates{Checks: []string{"restricted"}}}}
+	ref := f.image("1", "1.2.6", true)
+	f.mustBlock(ref, "dev", dev, promote.GateChecks, "img-root-user")
+	kept, err := f.st.ImageCheck(ctx, ref.DigestStr())
+	if err != nil || kept.RulesVersion != check.RulesVersion() {
+		t.Fatalf("the gate's check was not kept: %+v %v", kept, err)
+	}
+	// Hand-made policy in conftest's form, on the promotion document:
+	// the labelled image passes, an unlabelled one is denied.
+	os.WriteFile(filepath.Join(f.p.Dir, "checks.rego"), []byte(`package main
+import rego.v1
+deny contains msg if {
+	input.environment == "dev"
+	not input.image.config.config.Labels["org.opencontainers.image.source"]
+	msg := "dev images name their source"
+}
+`), 0o644)
+	f.p.Envs = []config.Environment{{Name: "dev", Gates: config.Gates{Checks: []string{"checks.rego"}}}}
+	f.mustPass(ref, "dev", dev)
+	f.mustBlock(f.image("2", "1.2.6", false), "dev", dev, promote.GateChecks, "dev images name their source")
 }

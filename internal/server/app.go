@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/admission"
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/check"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/feeds"
 	"github.com/socle-dev/socle/internal/jobs"
@@ -208,6 +209,7 @@ func (a *App) buildParts(ctx context.Context) error {
 	}
 	a.watcher = watch.New(a.st, sc, watch.Options{
 		Embedded: a.reg, EmbeddedHost: regHost, Remote: remoteOpts, Known: followedRegistries(cfg), Logger: log.With("component", "watch"),
+		Check: check.Keeper{St: a.st}.Check,
 		Wake: func() {
 			if a.runner != nil {
 				a.runner.Wake()
@@ -229,7 +231,8 @@ func (a *App) buildParts(ctx context.Context) error {
 	}
 	syncJob := syncer.Job(cfg.File.Feeds)
 	a.runner = jobs.NewRunner(a.st, map[string]jobs.Handler{
-		watch.KindScan: a.watcher.HandleScan,
+		watch.KindScan:  a.watcher.HandleScan,
+		watch.KindCheck: a.watcher.HandleCheck,
 		feeds.JobKind: func(ctx context.Context, j *store.Job, p jobs.Progress) error {
 			return syncJob(ctx, j, p)
 		},
@@ -374,6 +377,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.kevAlert != nil {
 		go a.alertKEVEvery(loops, time.Minute)
 	}
+	go a.recheckImages(loops)
 	a.banner()
 
 	var err error
@@ -598,5 +602,28 @@ func (a *App) alertKEVEvery(ctx context.Context, d time.Duration) {
 				a.log.Warn("checking known-exploited findings in production", "err", err)
 			}
 		}
+	}
+}
+
+// recheckImages queues a check of every image whose last check ran
+// other rules (after an upgrade that changed them), as advisories are
+// re-matched when they change.
+func (a *App) recheckImages(ctx context.Context) {
+	v := check.RulesVersion()
+	stale, err := a.st.ImagesToCheck(ctx, v, 1_000_000)
+	if err != nil {
+		a.log.Warn("listing the images to check again", "err", err)
+		return
+	}
+	for _, im := range stale {
+		if err := a.watcher.EnqueueCheck(ctx, im.Repository, im.Digest, v); err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("queueing an image check", "image", im.Digest, "err", err)
+			}
+			return
+		}
+	}
+	if len(stale) > 0 {
+		a.log.Info("checking images with the current rules", "images", len(stale), "rules", v)
 	}
 }

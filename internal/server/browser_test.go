@@ -110,6 +110,10 @@ func TestBrowserPushToCVE(t *testing.T) {
 			t.Errorf("findings lack %s", pkg)
 		}
 	}
+	// The image's checks: the Alpine image runs as root.
+	if checks := text(t, ctx, `#check-findings tbody`); !strings.Contains(checks, "img-root-user") {
+		t.Errorf("checks: %q", checks)
+	}
 	firstCVE := text(t, ctx, `#findings-table a.cve`)
 	if !strings.HasPrefix(firstCVE, "CVE-") {
 		t.Fatalf("first finding link %q", firstCVE)

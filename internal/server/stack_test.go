@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/check"
 	"github.com/socle-dev/socle/internal/jobs"
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/registry"
@@ -66,8 +67,9 @@ func newStack(t testing.TB, opts ...func(st store.Store, d *server.Deps)) *stack
 		if runner != nil {
 			runner.Wake()
 		}
-	}})
-	runner = jobs.NewRunner(st, map[string]jobs.Handler{watch.KindScan: s.watcher.HandleScan}, jobs.Options{Owner: "test", Poll: 50 * time.Millisecond})
+	}, Check: check.Keeper{St: st}.Check})
+	runner = jobs.NewRunner(st, map[string]jobs.Handler{watch.KindScan: s.watcher.HandleScan, watch.KindCheck: s.watcher.HandleCheck},
+		jobs.Options{Owner: "test", Poll: 50 * time.Millisecond})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { runner.Run(runCtx, ctx); close(done) }()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/check"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
@@ -172,6 +174,10 @@ func (s *API) imagePage(w http.ResponseWriter, r *http.Request) {
 		data.History = append(data.History, th)
 	}
 	if data.Compared, err = s.compareSBOMs(r, d, inv.Packages); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	if data.Checks, err = s.checkSummary(r, d); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
@@ -351,6 +357,34 @@ func (s *API) compareSBOMs(r *http.Request, digest string, pkgs []sbom.Package) 
 		}
 		sort.Strings(c.OnlySocle)
 		out = append(out, c)
+	}
+	return out, nil
+}
+
+// checkSummary reads the image's kept check, if any.
+func (s *API) checkSummary(r *http.Request, digest string) (*web.CheckSummary, error) {
+	kept, err := s.st.ImageCheck(r.Context(), digest)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := check.DecodeResult(kept)
+	if err != nil {
+		return nil, err
+	}
+	out := &web.CheckSummary{At: kept.CheckedAt, Stale: kept.RulesVersion != check.RulesVersion(), Total: res.Layers.Total,
+		Wasted: res.Layers.Wasted, Efficiency: res.Layers.Efficiency}
+	for _, f := range res.Findings {
+		out.Findings = append(out.Findings, web.CheckRow{Rule: f.Rule, Severity: f.Severity, Object: f.Object, Message: f.Message,
+			Fix: f.Fix, Layer: f.Layer, Base: f.Base})
+	}
+	for _, f := range res.Layers.Biggest {
+		out.Biggest = append(out.Biggest, web.FileRow{Path: f.Path, Size: f.Size, Layer: f.Layer})
+	}
+	for _, f := range res.Layers.WastedFiles {
+		out.Wasteful = append(out.Wasteful, web.FileRow{Path: f.Path, Size: f.Size, Layer: f.Layer})
 	}
 	return out, nil
 }

@@ -100,3 +100,25 @@ type VEXDocuments interface {
 	// VEXDocuments returns every document, oldest first.
 	VEXDocuments(ctx context.Context) ([]VEXDocument, error)
 }
+
+// ImageCheck is the last run of the image rules on an image.
+type ImageCheck struct {
+	Digest     string
+	Repository string
+	// RulesVersion identifies the rules it ran (check.RulesVersion); a
+	// check of other rules is run again.
+	RulesVersion string
+	CheckedAt    time.Time
+	// Result is the check's JSON (findings and layer report).
+	Result []byte
+}
+
+// ImageChecks keeps the image checks.
+type ImageChecks interface {
+	PutImageCheck(ctx context.Context, c ImageCheck) error
+	// ImageCheck returns an image's last check, or ErrNotFound.
+	ImageCheck(ctx context.Context, digest string) (ImageCheck, error)
+	// ImagesToCheck lists up to limit images (digest, repository) whose
+	// last check ran other rules than version, or that have none.
+	ImagesToCheck(ctx context.Context, version string, limit int) ([]ImageCheck, error)
+}

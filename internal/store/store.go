@@ -36,6 +36,7 @@ type Store interface {
 	ImportedSBOMs
 	Ratings
 	VEXDocuments
+	ImageChecks
 	Promotions
 	Remediations
 	Builds

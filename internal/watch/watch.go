@@ -65,6 +65,17 @@ type Watcher struct {
 	log      *slog.Logger
 	wake     func()
 	now      func() time.Time
+	check    ImageChecker
+}
+
+// isEmbedded tells a repository of the embedded registry: its first
+// element names no host.
+func (w *Watcher) isEmbedded(repository string) bool {
+	if w.embedded == nil {
+		return false
+	}
+	first, _, _ := strings.Cut(repository, "/")
+	return !strings.ContainsAny(first, ".:") && first != "localhost"
 }
 
 // Options configure a Watcher.
@@ -85,12 +96,22 @@ type Options struct {
 	// Wake is called after a job is queued (a runner's Wake).
 	Wake   func()
 	Logger *slog.Logger
+	// Check, when set, runs the image checks on every image scanned, and
+	// on the images a check job names (socle serve re-checks when the
+	// rules change).
+	Check ImageChecker
 }
+
+// ImageChecker checks one image of a repository.
+type ImageChecker func(ctx context.Context, repository, digest string, img v1.Image) error
+
+// KindCheck is the kind of the jobs that re-run the image checks.
+const KindCheck = "check-image"
 
 // New returns a Watcher.
 func New(st Store, sc *scan.Scanner, o Options) *Watcher {
 	w := &Watcher{st: st, scanner: sc, embedded: o.Embedded, host: o.EmbeddedHost, remote: o.Remote, log: o.Logger, wake: o.Wake, now: time.Now,
-		known: map[string]bool{}}
+		known: map[string]bool{}, check: o.Check}
 	for _, h := range o.Known {
 		w.known[h] = true
 	}
@@ -333,25 +354,9 @@ func (w *Watcher) HandleScan(ctx context.Context, j *store.Job, progress jobs.Pr
 	if err := json.Unmarshal(j.Payload, &req); err != nil {
 		return jobs.Permanent(fmt.Errorf("scan job payload: %w", err))
 	}
-	opts := w.remote
-	refStr := req.Repository + "@" + req.Digest
-	if req.Embedded {
-		if w.embedded == nil {
-			return jobs.Permanent(errors.New("scan job for the embedded registry, which is not running"))
-		}
-		opts.Transport = w.embedded.Transport()
-		refStr = "localhost/" + refStr
-	}
-	ref, err := name.ParseReference(refStr, opts.NameOptions()...)
+	desc, refStr, err := w.describe(ctx, req)
 	if err != nil {
-		return jobs.Permanent(fmt.Errorf("scan job reference %q: %w", refStr, err))
-	}
-	desc, err := remote.Get(ref, opts.RemoteOptions(ctx)...)
-	if err != nil {
-		if isNotFound(err) {
-			return jobs.Permanent(fmt.Errorf("fetching %s: %w", refStr, err))
-		}
-		return fmt.Errorf("fetching %s: %w", refStr, err)
+		return err
 	}
 	if desc.MediaType.IsIndex() {
 		return w.expandIndex(ctx, req, desc)
@@ -380,12 +385,83 @@ func (w *Watcher) HandleScan(ctx context.Context, j *store.Job, progress jobs.Pr
 	if err != nil {
 		return err
 	}
+	if w.check != nil {
+		// Checked before its tag moves, so that what the fleet shows has
+		// its checks. A failed check does not fail the scan: it is
+		// logged, and the image is checked again when the rules change.
+		if err := w.check(ctx, req.Repository, req.Digest, img); err != nil {
+			w.log.Warn("checking an image", "image", refStr, "err", err)
+		}
+	}
 	if req.Tag != "" {
 		if err := w.st.PutTag(ctx, store.TagEvent{Repository: req.Repository, Tag: req.Tag, Digest: req.Digest, At: w.now().UTC()}); err != nil {
 			return err
 		}
 	}
 	progress(1, 1, "scanned")
+	return nil
+}
+
+// describe fetches the descriptor a scan or check request names.
+func (w *Watcher) describe(ctx context.Context, req ScanRequest) (*remote.Descriptor, string, error) {
+	opts := w.remote
+	refStr := req.Repository + "@" + req.Digest
+	if req.Embedded {
+		if w.embedded == nil {
+			return nil, refStr, jobs.Permanent(errors.New("job for the embedded registry, which is not running"))
+		}
+		opts.Transport = w.embedded.Transport()
+		refStr = "localhost/" + refStr
+	}
+	ref, err := name.ParseReference(refStr, opts.NameOptions()...)
+	if err != nil {
+		return nil, refStr, jobs.Permanent(fmt.Errorf("job reference %q: %w", refStr, err))
+	}
+	desc, err := remote.Get(ref, opts.RemoteOptions(ctx)...)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, refStr, jobs.Permanent(fmt.Errorf("fetching %s: %w", refStr, err))
+		}
+		return nil, refStr, fmt.Errorf("fetching %s: %w", refStr, err)
+	}
+	return desc, refStr, nil
+}
+
+// HandleCheck runs the image checks on the image a check job names.
+func (w *Watcher) HandleCheck(ctx context.Context, j *store.Job, progress jobs.Progress) error {
+	var req ScanRequest
+	if err := json.Unmarshal(j.Payload, &req); err != nil {
+		return jobs.Permanent(fmt.Errorf("check job payload: %w", err))
+	}
+	if w.check == nil {
+		return nil
+	}
+	desc, refStr, err := w.describe(ctx, req)
+	if err != nil {
+		return err
+	}
+	if !desc.MediaType.IsImage() {
+		return nil
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", refStr, err)
+	}
+	if err := w.check(ctx, req.Repository, req.Digest, img); err != nil {
+		return err
+	}
+	progress(1, 1, "checked")
+	return nil
+}
+
+// EnqueueCheck queues a check of an image.
+func (w *Watcher) EnqueueCheck(ctx context.Context, repository, digest, rulesVersion string) error {
+	req := ScanRequest{Repository: repository, Digest: digest, Embedded: w.isEmbedded(repository)}
+	b, _ := json.Marshal(req)
+	if _, _, err := w.st.EnqueueJob(ctx, KindCheck, "check:"+digest+":"+rulesVersion, b); err != nil {
+		return err
+	}
+	w.wake()
 	return nil
 }
 

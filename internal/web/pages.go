@@ -57,6 +57,34 @@ type ImagePage struct {
 	// Compared are the SBOMs other tools made of this image, and where
 	// they differ from socle's inventory.
 	Compared []SBOMComparison
+	// Checks is the last run of socle check's image rules, nil when the
+	// image was not checked yet.
+	Checks *CheckSummary
+}
+
+// CheckSummary is an image's last check: its findings and where its
+// bytes are.
+type CheckSummary struct {
+	At         time.Time
+	Stale      bool
+	Findings   []CheckRow
+	Total      int64
+	Wasted     int64
+	Efficiency float64
+	Biggest    []FileRow
+	Wasteful   []FileRow
+}
+
+// CheckRow is one check finding.
+type CheckRow struct {
+	Rule, Severity, Object, Message, Fix, Layer, Base string
+}
+
+// FileRow is a file of the layer report.
+type FileRow struct {
+	Path  string
+	Size  int64
+	Layer int
 }
 
 // SBOMComparison is an imported SBOM against socle's inventory.

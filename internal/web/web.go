@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/units"
 )
 
 //go:embed templates/*.html
@@ -39,8 +40,9 @@ func New() (*Renderer, error) {
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"bytes":   humanBytes,
+		"bytes":   units.Bytes,
 		"pathesc": func(s string) string { return strings.ReplaceAll(s, "/", "%2F") },
+		"percent": func(f float64) float64 { return 100 * f },
 		"pct": func(done, total int) int {
 			if total <= 0 {
 				return 0
@@ -119,19 +121,6 @@ func (r *Renderer) ago(t time.Time) string {
 	default:
 		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // humanDuration writes a duration in days and hours, "-" for none.

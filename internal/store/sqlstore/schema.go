@@ -139,6 +139,9 @@ ALTER TABLE advisories ADD COLUMN kev BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE advisories ADD COLUMN epss DOUBLE PRECISION NOT NULL DEFAULT 0;
 CREATE TABLE vex_documents (digest TEXT PRIMARY KEY, name TEXT NOT NULL, format TEXT NOT NULL,
 	data {{blob}} NOT NULL, added_at BIGINT NOT NULL, by_whom TEXT NOT NULL);`,
+	// 11: image checks (socle check's image rules and layer report).
+	`CREATE TABLE image_checks (digest TEXT PRIMARY KEY, repository TEXT NOT NULL, rules_version TEXT NOT NULL,
+	checked_at BIGINT NOT NULL, result {{blob}} NOT NULL);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
