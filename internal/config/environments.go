@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 )
@@ -146,8 +147,8 @@ func (f *File) validateEnvironments() Errors {
 			errs = append(errs, f.errorf(field+".url", "want an http(s) URL"))
 		}
 		for j, ev := range w.Events {
-			if ev != "findings.new" && ev != "remediation.done" {
-				errs = append(errs, f.errorf(fmt.Sprintf("%s.events[%d]", field, j), "unknown event %q (findings.new, remediation.done)", ev))
+			if !slices.Contains(WebhookEvents, ev) {
+				errs = append(errs, f.errorf(fmt.Sprintf("%s.events[%d]", field, j), "unknown event %q (%s)", ev, strings.Join(WebhookEvents, ", ")))
 			}
 		}
 	}
@@ -156,8 +157,14 @@ func (f *File) validateEnvironments() Errors {
 			errs = append(errs, f.errorf(fmt.Sprintf("remediation.git[%d].repo", i), "required"))
 		}
 	}
+	if t := f.Remediation.Promote.Through; t != "" && !seen[t] {
+		errs = append(errs, f.errorf("remediation.promote.through", "%q is not an environment", t))
+	}
 	return errs
 }
+
+// WebhookEvents are the events webhooks may ask for.
+var WebhookEvents = []string{"findings.new", "findings.kev", "remediation.done", "remediation.awaiting_approval"}
 
 // Remediation configures socle remediate.
 type Remediation struct {
@@ -166,6 +173,15 @@ type Remediation struct {
 	// Auto makes socle serve remediate the catalog after each feed sync
 	// that opened findings.
 	Auto bool `yaml:"auto"`
+	// Promote carries remediated digests through the environments.
+	Promote RemediationPromote `yaml:"promote"`
+}
+
+// RemediationPromote says how far remediated digests are promoted
+// unattended: every environment up to Through, through its gates; the
+// next one gets a promotion request for its approvers.
+type RemediationPromote struct {
+	Through string `yaml:"through"`
 }
 
 // GitRepo is a repository socle commits digest bumps to.
@@ -179,7 +195,8 @@ type GitRepo struct {
 // Webhook receives events as JSON.
 type Webhook struct {
 	URL string `yaml:"url"`
-	// Events: findings.new, remediation.done (all when empty).
+	// Events: findings.new, findings.kev, remediation.done,
+	// remediation.awaiting_approval (all when empty).
 	Events []string `yaml:"events"`
 	// SecretEnv names the environment variable holding the HMAC secret,
 	// so that no secret sits in socle.yaml.

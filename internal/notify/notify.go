@@ -29,6 +29,8 @@ const (
 	EventFindingsNew = "findings.new"
 	// EventRemediationDone: a remediation was applied.
 	EventRemediationDone = "remediation.done"
+	// EventAwaitingApproval: a fix run's digest waits for approvers.
+	EventAwaitingApproval = "remediation.awaiting_approval"
 )
 
 // Webhook is one receiver.

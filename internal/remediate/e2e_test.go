@@ -17,7 +17,9 @@ import (
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/config"
+	"github.com/socle-dev/socle/internal/loop"
 	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/registry"
 	"github.com/socle-dev/socle/internal/registry/registrytest"
 	"github.com/socle-dev/socle/internal/remediate"
@@ -113,8 +115,9 @@ type remediationE2E struct {
 	pcre2 []testenv.DebianChangelogPair
 	// before holds the first builds' digests, by catalog name.
 	before map[string]string
-	// applied is the plan the real run carried out.
+	// applied is the plan the real run carried out; run its fix run.
 	applied *remediate.Plan
+	run     store.FixRun
 
 	// hook is a real webhook receiver, reached through the notifier
 	// socle uses; delivered what it received.
@@ -353,13 +356,31 @@ func (e *remediationE2E) dryRun(t *testing.T) {
 }
 
 func (e *remediationE2E) apply(t *testing.T) {
-	rp, err := e.r.Plan(e.ctx)
+	// The remediation runs as a fix run of the loop: after the feed sync,
+	// rebuild and rebase, then promotion through dev and staging, and a
+	// request for prod's two approvers.
+	envs := []config.Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod", Gates: config.Gates{Approvals: 2}}}
+	notifier := &notify.Notifier{Hooks: []notify.Webhook{{URL: e.hook.URL, Events: []string{notify.EventAwaitingApproval}}}}
+	l := &loop.Loop{Store: e.st, Promoter: &promote.Promoter{Store: e.st, Envs: envs, Dir: e.dir}, Envs: envs, Through: "staging",
+		Notify: notifier.Func()}
+	started := time.Now()
+	var rp *remediate.Plan
+	run, err := l.Run(e.ctx, loop.Sync{Feed: "derived-debian", Advisories: []string{e.cve}, Started: started, Seconds: 0.5},
+		func(ctx context.Context, h loop.Hooks) (*remediate.Plan, error) {
+			e.r.OnAction = h.Done
+			defer func() { e.r.OnAction = nil }()
+			p, err := e.r.Plan(ctx)
+			if err != nil {
+				return nil, err
+			}
+			h.Planned(ctx, p)
+			rp = p
+			return p, e.r.Apply(ctx, p, false)
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.r.Apply(e.ctx, rp, false); err != nil {
-		t.Fatal(err)
-	}
+	e.run = run
 	e.applied = rp
 	for _, a := range rp.Actions {
 		if a.Status != store.RemediationApplied || a.To == "" || a.To == a.From {
@@ -375,11 +396,106 @@ func (e *remediationE2E) apply(t *testing.T) {
 			}
 		}
 	}
-	// Each applied remediation was announced to the webhook.
+	// Each applied remediation was announced to the webhook, and each
+	// fixed digest waits for prod's approvers.
 	e.hookMu.Lock()
 	defer e.hookMu.Unlock()
-	if len(e.delivered) != 4 || !strings.HasPrefix(e.delivered[0], "remediation.done ") || !strings.Contains(strings.Join(e.delivered, " "), `"image":"ledger"`) {
+	var done, awaiting int
+	for _, d := range e.delivered {
+		switch {
+		case strings.HasPrefix(d, "remediation.done "):
+			done++
+		case strings.HasPrefix(d, "remediation.awaiting_approval ") && strings.Contains(d, `"environment":"prod"`) && strings.Contains(d, `"evidence"`):
+			awaiting++
+		}
+	}
+	if done != 4 || awaiting != 4 || !strings.Contains(strings.Join(e.delivered, " "), `"image":"ledger"`) {
 		t.Fatalf("webhook deliveries: %q", e.delivered)
+	}
+	e.checkRun(t, envs)
+}
+
+// checkRun: the fix run went through every step, in order: sync, match,
+// the rebuild and rebases, promotions to dev then staging for each fixed
+// image, and prod's requests; pods running the fixed digests in staging
+// (from the live inventory) end the timeline and give staging's time to
+// remediate; an admin can cancel the run, audited.
+func (e *remediationE2E) checkRun(t *testing.T, envs []config.Environment) {
+	t.Helper()
+	ctx := e.ctx
+	run := e.run
+	if run.Status != store.FixAwaitingApproval || len(run.Fixed) != 4 {
+		t.Fatalf("run %+v", run)
+	}
+	count := map[string]int{}
+	var order []string
+	for _, s := range run.Steps {
+		key := s.Name + " " + s.Environment
+		if count[key] == 0 {
+			order = append(order, strings.TrimSpace(key))
+		}
+		count[key]++
+	}
+	if got := strings.Join(order, ", "); got != "sync, match, attribution, rebuild, rebase, promotion dev, promotion staging, awaiting approval prod" {
+		t.Fatalf("steps %s", got)
+	}
+	if count["promotion dev"] != 4 || count["promotion staging"] != 4 || count["awaiting approval prod"] != 4 {
+		t.Fatalf("steps %v", count)
+	}
+	for i := 1; i < len(run.Steps); i++ {
+		if run.Steps[i].At.Before(run.Steps[i-1].At) {
+			t.Fatalf("step %d is before step %d", i, i-1)
+		}
+	}
+	// The staging cluster runs the fixed shop (as its pod watch records).
+	shop := run.Fixed["shop"]
+	repo, digest, _ := strings.Cut(shop, "@")
+	podAt := time.Now().UTC()
+	if _, _, err := e.st.SyncRunning(ctx, "main", []store.Running{{Cluster: "main", Namespace: "shop-staging", Workload: "Deployment/shop",
+		Container: "shop", Digest: digest, Repository: repo, Environment: "staging", Pods: 1, Since: podAt, LastSeen: podAt}}, podAt); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := loop.Timeline(ctx, e.st, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := steps[len(steps)-1]; last.Name != "running" || last.Environment != "staging" || last.Image != "shop" {
+		t.Fatalf("timeline ends with %+v", last)
+	}
+	mttr, err := loop.MTTR(ctx, e.st, []store.FixRun{run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byEnv := map[string]loop.EnvMTTR{}
+	for _, m := range mttr {
+		byEnv[m.Environment] = m
+	}
+	if m := byEnv["staging"]; m.Runs != 1 || m.Mean <= 0 || m.Mean != podAt.Sub(run.StartedAt).Truncate(time.Microsecond) && m.Mean != podAt.Sub(run.StartedAt) {
+		t.Fatalf("staging MTTR %+v (pod at %s, run from %s)", m, podAt, run.StartedAt)
+	}
+	if _, ok := byEnv["prod"]; ok {
+		t.Fatal("prod has an MTTR before its approvers approved")
+	}
+	l := &loop.Loop{Store: e.st, Envs: envs}
+	cancelled, err := l.Control(ctx, run.ID, "cancel", "admin-user (admin)")
+	if err != nil || cancelled.Status != store.FixCancelled {
+		t.Fatalf("cancel: %+v %v", cancelled, err)
+	}
+	if _, err := l.Control(ctx, run.ID, "resume", "admin-user (admin)"); err == nil {
+		t.Fatal("a cancelled run resumed")
+	}
+	evs, err := e.st.AuditEvents(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		seen[ev.Action] = true
+	}
+	for _, a := range []string{"fixrun.start", "fixrun.awaiting_approval", "fixrun.cancel"} {
+		if !seen[a] {
+			t.Errorf("no %s in the audit log", a)
+		}
 	}
 }
 

@@ -121,6 +121,9 @@ type Remediator struct {
 	Pins func(image string, pins map[string]string) (*catalog.Catalog, error)
 	// Notify receives "remediation.done" events; nil sends none.
 	Notify func(ctx context.Context, event string, payload any)
+	// OnAction, when set, is told of every action as it completes (a fix
+	// run records each with its time).
+	OnAction func(ctx context.Context, a *Action)
 	By     string
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -453,6 +456,9 @@ func (r *Remediator) Apply(ctx context.Context, plan *Plan, dryRun bool) error {
 		r.record(ctx, a)
 		if a.Status == store.RemediationApplied && r.Notify != nil {
 			r.Notify(ctx, "remediation.done", a)
+		}
+		if r.OnAction != nil {
+			r.OnAction(ctx, a)
 		}
 	}
 	return nil

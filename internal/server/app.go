@@ -27,9 +27,11 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/feeds"
 	"github.com/socle-dev/socle/internal/jobs"
+	"github.com/socle-dev/socle/internal/loop"
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/promote"
 	"github.com/socle-dev/socle/internal/registry"
+	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/sign"
@@ -272,6 +274,7 @@ func (a *App) buildParts(ctx context.Context) error {
 		Store: a.st, Scans: a.watcher, Auth: authr, Metrics: metrics, Logger: log.With("component", "server"),
 		Version: sbom.ToolVersion, AuthConfig: cfg.File.Auth, Promoter: a.promoter,
 		GCGrace: cfg.File.Registry.GCGrace.Duration, Checkpoints: a.checkpoints, Environments: cfg.File.Environments,
+		Through: cfg.File.Remediation.Promote.Through,
 	}
 	if a.admission != nil {
 		deps.Promoted = a.admission
@@ -483,17 +486,26 @@ func (a *App) banner() {
 // at a time.
 func (a *App) autoRemediate() func(ctx context.Context, r feeds.Result) {
 	return func(ctx context.Context, res feeds.Result) {
-		if res.Findings.Opened == 0 {
+		if res.Findings.OpenedFixable == 0 {
 			return
 		}
-		plan, err := a.remediate(ctx, false, "socle serve (auto-remediation)")
+		// A fix run: the remediation, then the promotions up to
+		// remediation.promote.through, every step timed.
+		l := &loop.Loop{Store: a.st, Envs: a.cfg.File.Environments, Through: a.cfg.File.Remediation.Promote.Through,
+			Notify: notify.FromConfig(a.cfg.File.Webhooks, a.log).Func(), Logger: a.log.With("component", "loop")}
+		if a.promoter != nil {
+			l.Promoter = a.promoter
+		}
+		started := time.Now().Add(-time.Duration(res.Seconds * float64(time.Second)))
+		run, err := l.Run(ctx, loop.Sync{Feed: res.Feed, Advisories: res.Changed, Started: started, Seconds: res.Seconds},
+			func(ctx context.Context, h loop.Hooks) (*remediate.Plan, error) {
+				return a.remediateWith(ctx, false, "socle serve (fix run)", h)
+			})
 		if err != nil {
-			a.log.Error("auto-remediation", "err", err)
+			a.log.Error("fix run", "err", err)
 			return
 		}
-		for _, act := range plan.Actions {
-			a.log.Info("auto-remediation", "image", act.Image, "strategy", act.Strategy, "status", act.Status, "to", act.To, "fixed", len(act.Fixed))
-		}
+		a.log.Info("fix run", "run", run.ID, "status", run.Status, "fixed", len(run.Fixed), "detail", run.Detail)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/socle-dev/socle/internal/assemble"
 	"github.com/socle-dev/socle/internal/catalog"
 	"github.com/socle-dev/socle/internal/jobs"
+	"github.com/socle-dev/socle/internal/loop"
 	"github.com/socle-dev/socle/internal/remediate"
 	"github.com/socle-dev/socle/internal/sign"
 	"github.com/socle-dev/socle/internal/store"
@@ -162,6 +163,11 @@ func (a *App) remediateJob(ctx context.Context, j *store.Job, progress jobs.Prog
 
 // remediate plans and applies the catalog's remediation, one at a time.
 func (a *App) remediate(ctx context.Context, dryRun bool, by string) (*remediate.Plan, error) {
+	return a.remediateWith(ctx, dryRun, by, loop.Hooks{})
+}
+
+// remediateWith is remediate, telling a fix run's hooks of its progress.
+func (a *App) remediateWith(ctx context.Context, dryRun bool, by string, h loop.Hooks) (*remediate.Plan, error) {
 	a.remediating.Lock()
 	defer a.remediating.Unlock()
 	cfg := a.cfg.File
@@ -179,9 +185,13 @@ func (a *App) remediate(ctx context.Context, dryRun bool, by string) (*remediate
 	if err != nil {
 		return nil, err
 	}
+	r.OnAction = h.Done
 	plan, err := r.Plan(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if h.Planned != nil {
+		h.Planned(ctx, plan)
 	}
 	return plan, r.Apply(ctx, plan, dryRun)
 }

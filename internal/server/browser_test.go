@@ -133,4 +133,9 @@ func TestBrowserPushToCVE(t *testing.T) {
 	if !strings.HasSuffix(url, "/images/"+digest) {
 		t.Fatalf("affected image link went to %s", url)
 	}
+	// The fix runs page renders (none yet).
+	do(t, ctx, "the fix runs page", chromedp.Navigate(s.api.URL+"/fixruns"), chromedp.WaitVisible(`#mttr`))
+	if mttr := text(t, ctx, `#mttr tbody`); !strings.Contains(mttr, "No fix reached") {
+		t.Fatalf("fix runs page: %q", mttr)
+	}
 }

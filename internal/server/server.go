@@ -59,6 +59,9 @@ type Deps struct {
 	Checkpoints *audit.Checkpointer
 	// Environments are the promotion path, for the Running view.
 	Environments []config.Environment
+	// Through is the last environment fix runs promote to unattended
+	// (remediation.promote.through).
+	Through string
 	// Promoted tells how far digests were promoted (admission's
 	// snapshot); nil reads it from the store.
 	Promoted PromotedIndex
@@ -101,6 +104,7 @@ type API struct {
 	answers     answerCache
 	// environments and promoted serve the Running view.
 	environments []config.Environment
+	through      string
 	promoted     PromotedIndex
 	work         Work
 	importer     Importer
@@ -116,7 +120,7 @@ func NewAPI(d Deps) (*API, error) {
 		st: d.Store, scans: d.Scans, auth: d.Auth, metrics: d.Metrics, log: d.Logger,
 		ready: d.Ready, pages: pages, version: d.Version, now: time.Now,
 		promoter: d.Promoter, registry: d.Registry, gcGrace: d.GCGrace, checkpoints: d.Checkpoints,
-		environments: d.Environments, promoted: d.Promoted, work: d.Work, importer: d.Importer,
+		environments: d.Environments, through: d.Through, promoted: d.Promoted, work: d.Work, importer: d.Importer,
 	}
 	if s.promoter == nil {
 		s.promoter = &promote.Promoter{Store: d.Store}
@@ -175,6 +179,7 @@ func (s *API) Handler() http.Handler {
 	mux.Handle("GET /promotions", page(s.promotionsPage))
 	mux.Handle("GET /exposure", page(s.exposurePage))
 	mux.Handle("GET /running", page(s.runningPage))
+	mux.Handle("GET /fixruns", page(s.fixRunsPage))
 	mux.Handle("POST /promotions", s.requirePage(store.RoleDeveloper, s.promoteForm))
 	mux.Handle("POST /promotions/{id}/approve", s.requirePage(store.RoleApprover, s.approveForm))
 	mux.Handle("GET /search", page(s.search))
@@ -220,6 +225,10 @@ func (s *API) apiRoutes() []apiRoute {
 		{"GET /api/v1/audit", store.RoleApprover, s.apiAudit},
 		{"GET /api/v1/exposure", store.RoleViewer, s.apiExposure},
 		{"GET /api/v1/remediations", store.RoleViewer, s.apiRemediations},
+		{"GET /api/v1/fixruns", store.RoleViewer, s.apiFixRuns},
+		{"GET /api/v1/fixruns/mttr", store.RoleViewer, s.apiMTTR},
+		{"GET /api/v1/fixruns/{id}", store.RoleViewer, s.apiFixRun},
+		{"POST /api/v1/fixruns/{id}/{action}", store.RoleAdmin, s.apiFixRunControl},
 		{"GET /api/v1/images/{digest}/attribution", store.RoleViewer, s.apiAttribution},
 		{"POST /api/v1/registry/gc", store.RoleAdmin, s.apiRegistryGC},
 		{"GET /api/v1/sessions", store.RoleViewer, s.apiSessions},

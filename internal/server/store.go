@@ -46,6 +46,7 @@ type Store interface {
 	PutTag(ctx context.Context, ev store.TagEvent) error
 	store.ImportedSBOMs
 	store.VEXDocuments
+	store.FixRuns
 	Exploits(ctx context.Context, ids []string) (map[string]store.Exploit, error)
 	HasImage(ctx context.Context, digest string) (bool, error)
 

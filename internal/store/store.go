@@ -37,6 +37,7 @@ type Store interface {
 	Ratings
 	VEXDocuments
 	ImageChecks
+	FixRuns
 	Promotions
 	Remediations
 	Builds

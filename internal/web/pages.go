@@ -312,3 +312,43 @@ type RunningRow struct {
 	Open, Fixable                                               int
 	Scanned, Drift                                              bool
 }
+
+// FixRunsPage shows fix runs as timelines and the time to remediate.
+type FixRunsPage struct {
+	Runs []FixRunRow
+	MTTR []MTTRRow
+}
+
+// FixRunRow is one fix run.
+type FixRunRow struct {
+	ID         int64
+	Advisories []string
+	Status     string
+	Detail     string
+	Started    time.Time
+	Steps      []FixStepRow
+}
+
+// FixStepRow is one step, with its time after the run's start.
+type FixStepRow struct {
+	At                       time.Time
+	After                    time.Duration
+	Name, Environment, Image string
+	OK                       bool
+	Detail                   string
+}
+
+// MTTRRow is an environment's time to remediate and its weekly trend.
+type MTTRRow struct {
+	Environment string
+	Runs        int
+	Mean        time.Duration
+	Trend       []MTTRWeek
+}
+
+// MTTRWeek is one week of the trend.
+type MTTRWeek struct {
+	Week time.Time
+	Mean time.Duration
+	Runs int
+}

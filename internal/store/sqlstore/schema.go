@@ -142,6 +142,9 @@ CREATE TABLE vex_documents (digest TEXT PRIMARY KEY, name TEXT NOT NULL, format 
 	// 11: image checks (socle check's image rules and layer report).
 	`CREATE TABLE image_checks (digest TEXT PRIMARY KEY, repository TEXT NOT NULL, rules_version TEXT NOT NULL,
 	checked_at BIGINT NOT NULL, result {{blob}} NOT NULL);`,
+	// 12: fix runs, the closed loop from an advisory to fixed digests.
+	`CREATE TABLE fix_runs (id {{serial}} PRIMARY KEY, advisories TEXT NOT NULL, status TEXT NOT NULL,
+	started_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, detail TEXT NOT NULL, steps TEXT NOT NULL, fixed TEXT NOT NULL);`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {
