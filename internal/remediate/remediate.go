@@ -124,9 +124,9 @@ type Remediator struct {
 	// OnAction, when set, is told of every action as it completes (a fix
 	// run records each with its time).
 	OnAction func(ctx context.Context, a *Action)
-	By     string
-	Now    func() time.Time
-	Logger *slog.Logger
+	By       string
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // FullStore is what New builds a Remediator, its builder and its
