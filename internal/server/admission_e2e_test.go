@@ -144,20 +144,26 @@ func (s *clusterStack) kubectl(manifest string, args ...string) (string, error) 
 // getJSON reads an API answer with the admin token.
 func (s *clusterStack) getJSON(path string, v any) {
 	s.t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+s.api+path, nil)
-	req.Header.Set("Authorization", "Bearer "+s.token)
+	getJSONWith(s.t, s.api, s.token, path, v)
+}
+
+// getJSONWith reads an API answer of the server at addr with token.
+func getJSONWith(t *testing.T, addr, token, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		s.t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
 	}
 	if v != nil {
 		if err := json.Unmarshal(b, v); err != nil {
-			s.t.Fatalf("GET %s: %v", path, err)
+			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
 }
