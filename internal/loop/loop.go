@@ -102,6 +102,11 @@ func (l *Loop) Run(ctx context.Context, s Sync, fix Remediate) (store.FixRun, er
 			st := store.FixStep{At: l.now(), Name: a.Strategy, Image: a.Image, OK: a.Status == store.RemediationApplied,
 				Detail: strings.TrimSpace(a.Status + " " + a.Detail)}
 			l.step(ctx, id, st)
+			if a.Status == store.RemediationApplied || a.Status == store.RemediationRejected {
+				// The candidate was scanned before it was offered.
+				l.step(ctx, id, store.FixStep{At: l.now(), Name: "verification", Image: a.Image, OK: len(a.Added) == 0 && len(a.Fixed) > 0,
+					Detail: fmt.Sprintf("fixes %d findings, adds %d", len(a.Fixed), len(a.Added))})
+			}
 			if a.Status == store.RemediationApplied && a.To != "" {
 				fixed[a.Image] = a.Repository + "@" + a.To
 			}
@@ -111,9 +116,10 @@ func (l *Loop) Run(ctx context.Context, s Sync, fix Remediate) (store.FixRun, er
 		return l.finish(ctx, id, store.FixFailed, "remediation: "+err.Error(), fixed)
 	}
 	for _, a := range actions {
-		// A remediation that adds findings or fails stops the run where it
-		// failed, and says why.
-		if a.Status == store.RemediationFailed || a.Status == store.RemediationRejected {
+		// A remediation that fails or adds findings stops the run where it
+		// failed, and says why; a candidate that fixes nothing is only
+		// not offered.
+		if a.Status == store.RemediationFailed || (a.Status == store.RemediationRejected && len(a.Added) > 0) {
 			return l.finish(ctx, id, store.FixFailed, a.Image+": "+a.Status+": "+a.Detail, fixed)
 		}
 	}

@@ -436,7 +436,7 @@ func (e *remediationE2E) checkRun(t *testing.T, envs []config.Environment) {
 		}
 		count[key]++
 	}
-	if got := strings.Join(order, ", "); got != "sync, match, attribution, rebuild, rebase, promotion dev, promotion staging, awaiting approval prod" {
+	if got := strings.Join(order, ", "); got != "sync, match, attribution, rebuild, verification, rebase, promotion dev, promotion staging, awaiting approval prod" {
 		t.Fatalf("steps %s", got)
 	}
 	if count["promotion dev"] != 4 || count["promotion staging"] != 4 || count["awaiting approval prod"] != 4 {

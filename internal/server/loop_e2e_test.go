@@ -85,8 +85,8 @@ images:
     repository: socle/runtime%d
     parent: debian
     version: "1.0"
-    build: {dockerfile: {context: runtime, builder: buildah}}
-`, r, r)
+    build: {dockerfile: {context: runtime%d, builder: buildah}}
+`, r, r, r)
 	}
 	for a := 0; a < apps; a++ {
 		fmt.Fprintf(&b, `  - name: app%d
@@ -157,7 +157,9 @@ func TestClosedLoopOnARealControlPlane(t *testing.T) {
 		}
 	}
 	// Hand-made Dockerfiles with RUN steps.
-	write("runtime/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN mkdir -p /opt/runtime && echo lite > /opt/runtime/flavour\n")
+	for r := 0; r < runtimes; r++ {
+		write(fmt.Sprintf("runtime%d/Dockerfile", r), fmt.Sprintf("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN mkdir -p /opt/runtime && echo runtime%d > /opt/runtime/flavour\n", r))
+	}
 	for a := 0; a < apps; a++ {
 		write(fmt.Sprintf("app%d/Dockerfile", a), fmt.Sprintf("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN mkdir -p /srv/app && echo app%d > /srv/app/name\nUSER 1000\n", a))
 	}
