@@ -22,6 +22,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"gopkg.in/yaml.v3"
+
+	"github.com/socle-dev/socle/internal/policy"
 )
 
 // Policies are user policies in Rego, run as conftest runs them: in each
@@ -45,6 +47,18 @@ var (
 // JSON and YAML documents under dataPaths as data. namespaces are the
 // packages to evaluate (main when empty); all evaluates every package.
 func LoadPolicies(policyPaths, dataPaths, namespaces []string, all bool) (*Policies, error) {
+	return loadPolicies(policyPaths, dataPaths, namespaces, all, nil)
+}
+
+// LoadSandboxedPolicies is LoadPolicies for policies socle serve runs
+// (promotion gates): a policy that calls http.send, net.lookup_ip_addr or
+// opa.runtime does not compile, so a gate cannot make the server reach
+// the network or read its environment.
+func LoadSandboxedPolicies(policyPaths []string) (*Policies, error) {
+	return loadPolicies(policyPaths, nil, nil, false, policy.SandboxCapabilities())
+}
+
+func loadPolicies(policyPaths, dataPaths, namespaces []string, all bool, caps *ast.Capabilities) (*Policies, error) {
 	l := loader.NewFileLoader().WithRegoVersion(ast.RegoV1)
 	res, err := l.Filtered(policyPaths, func(_ string, info os.FileInfo, _ int) bool {
 		return !info.IsDir() && !strings.HasSuffix(info.Name(), ".rego")
@@ -57,6 +71,9 @@ func LoadPolicies(policyPaths, dataPaths, namespaces []string, all bool) (*Polic
 	}
 	modules := res.ParsedModules()
 	compiler := ast.NewCompiler().WithEnablePrintStatements(false)
+	if caps != nil {
+		compiler = compiler.WithCapabilities(caps)
+	}
 	compiler.Compile(modules)
 	if compiler.Failed() {
 		return nil, fmt.Errorf("compiling policies: %w", compiler.Errors)

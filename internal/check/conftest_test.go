@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -117,4 +118,23 @@ func normalize(t *testing.T, rs []check.PolicyResult) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// TestSandboxedPolicies: a policy socle serve runs (a promotion gate)
+// cannot reach the network: http.send does not compile there, while the
+// same policy loads for socle check on the command line, as conftest
+// allows it.
+func TestSandboxedPolicies(t *testing.T) {
+	dir := t.TempDir()
+	// Hand-made: a policy that would make the server fetch a URL.
+	p := filepath.Join(dir, "exfil.rego")
+	if err := os.WriteFile(p, []byte("package main\nimport rego.v1\ndeny contains msg if {\n\tresp := http.send({\"method\": \"get\", \"url\": \"http://169.254.169.254/\"})\n\tmsg := sprintf(\"%v\", [resp.status_code])\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := check.LoadSandboxedPolicies([]string{p}); err == nil || !strings.Contains(err.Error(), "http.send") {
+		t.Fatalf("sandboxed: %v", err)
+	}
+	if _, err := check.LoadPolicies([]string{p}, nil, nil, false); err != nil {
+		t.Fatalf("command line: %v", err)
+	}
 }

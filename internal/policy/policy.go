@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/open-policy-agent/opa/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
@@ -52,12 +53,33 @@ func Load(ctx context.Context, file string) (*Policy, error) {
 	return Compile(ctx, file, string(src))
 }
 
-// Compile compiles a policy from source; name labels errors.
+// networkBuiltins are the Rego built-ins that reach the network or the
+// process's environment.
+var networkBuiltins = map[string]bool{"http.send": true, "net.lookup_ip_addr": true, "opa.runtime": true}
+
+// SandboxCapabilities are OPA's capabilities without the network and
+// environment built-ins: the policies socle serve runs cannot make it
+// reach the network or read its environment.
+func SandboxCapabilities() *ast.Capabilities {
+	caps := ast.CapabilitiesForThisVersion()
+	kept := caps.Builtins[:0]
+	for _, b := range caps.Builtins {
+		if !networkBuiltins[b.Name] {
+			kept = append(kept, b)
+		}
+	}
+	caps.Builtins = kept
+	return caps
+}
+
+// Compile compiles a policy from source; name labels errors. It runs
+// sandboxed (SandboxCapabilities).
 func Compile(ctx context.Context, name, src string) (*Policy, error) {
 	q, err := rego.New(
 		rego.Query("data.socle.deny"),
 		rego.Module(name, src),
 		rego.StrictBuiltinErrors(true),
+		rego.Capabilities(SandboxCapabilities()),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", name, err)

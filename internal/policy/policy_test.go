@@ -78,3 +78,12 @@ func TestCompileErrors(t *testing.T) {
 		t.Fatal("a non-set deny passed")
 	}
 }
+
+// TestPoliciesAreSandboxed: a gate policy that calls http.send (hand-made)
+// does not compile: socle serve never reaches the network for a policy.
+func TestPoliciesAreSandboxed(t *testing.T) {
+	_, err := policy.Compile(context.Background(), "exfil.rego", "package socle\nimport rego.v1\ndeny contains msg if {\n\tresp := http.send({\"method\": \"get\", \"url\": \"http://169.254.169.254/\"})\n\tmsg := sprintf(\"%v\", [resp.status_code])\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "http.send") {
+		t.Fatalf("compiled: %v", err)
+	}
+}

@@ -452,7 +452,7 @@ func (v *evaluation) checks(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		pols, err := check.LoadPolicies(files, nil, nil, false)
+		pols, err := check.LoadSandboxedPolicies(files)
 		if err != nil {
 			return err
 		}
