@@ -353,6 +353,13 @@ func runScanUpload(ctx context.Context, g *globals, o *scanOptions, ref oci.Imag
 	}
 	fmt.Fprintf(g.errOut, "uploaded %s to %s: the server watches it\n", image, c.Server())
 	res := &scan.Result{Ref: ref.String(), Repository: repo, Tag: tag, Inventory: inv, Findings: filter.Apply(ans.Findings)}
+	if o.severitySource != "" {
+		order, _ := vuln.ParseSeverityOrder(o.severitySource)
+		vuln.Reorder(res.Findings, order)
+	}
+	if o.sort == "risk" {
+		vuln.SortByRisk(res.Findings)
+	}
 	if err := writeTo(g.out, o.file, func(w io.Writer) error { return report.Write(w, o.output, res, report.AdvisoryNote{}) }); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
 )
 
 // Importer indexes SBOMs made elsewhere (scan.Scanner is one).
@@ -36,6 +37,11 @@ func (s *API) apiImportSBOM(w http.ResponseWriter, r *http.Request) {
 	res, err := s.importer.ImportSBOM(r.Context(), s.st, data, r.URL.Query().Get("image"), s.now())
 	if err != nil {
 		s.apiError(w, r, errBadRequest(err.Error()))
+		return
+	}
+	// Ranked where the image runs, as the image's findings are.
+	if err := s.rank(r, map[string][]vuln.Finding{res.Digest: res.Findings}); err != nil {
+		s.apiError(w, r, err)
 		return
 	}
 	p, _ := auth.PrincipalFrom(r.Context())
