@@ -129,12 +129,39 @@ func (l *Loop) Run(ctx context.Context, s Sync, fix Remediate) (store.FixRun, er
 	if l.Through == "" {
 		return l.finish(ctx, id, store.FixDone, "remediated; remediation.promote.through is not set", fixed)
 	}
-	return l.promote(ctx, id, fixed)
+	evidence := map[string]Evidence{}
+	for _, a := range actions {
+		evidence[a.Image] = Evidence{Strategy: a.Strategy, From: a.From, Fixed: a.Fixed, Added: a.Added}
+	}
+	return l.promote(ctx, id, fixed, evidence)
+}
+
+// Evidence is what a remediation shows the approvers of an image: how it
+// was made, the digest it replaces, the findings it fixes and the ones it
+// adds (none, or it would not have been offered), as its scan found them.
+type Evidence struct {
+	Strategy string   `json:"strategy"`
+	From     string   `json:"from,omitempty"`
+	Fixed    []string `json:"fixed"`
+	Added    []string `json:"added"`
+}
+
+// note is the promotion note of a fix run's request.
+func (e Evidence) note(id int64) string {
+	return fmt.Sprintf("fix run %d: %s; fixes %d findings (%s), adds %d", id, e.Strategy, len(e.Fixed), summarize(e.Fixed, 3), len(e.Added))
+}
+
+func summarize(list []string, n int) string {
+	if len(list) <= n {
+		return strings.Join(list, ", ")
+	}
+	return strings.Join(list[:n], ", ") + fmt.Sprintf(" and %d more", len(list)-n)
 }
 
 // promote carries the fixed digests through the environments up to
-// Through, then asks the next environment's approvers.
-func (l *Loop) promote(ctx context.Context, id int64, fixed map[string]string) (store.FixRun, error) {
+// Through, then asks the next environment's approvers, with the
+// remediation's evidence when the run has it.
+func (l *Loop) promote(ctx context.Context, id int64, fixed map[string]string, evidence map[string]Evidence) (store.FixRun, error) {
 	if l.Promoter == nil || len(l.Envs) == 0 {
 		return l.finish(ctx, id, store.FixDone, "remediated; no environments to promote through", fixed)
 	}
@@ -163,7 +190,12 @@ func (l *Loop) promote(ctx context.Context, id int64, fixed map[string]string) (
 		}
 		awaiting := 0
 		for _, im := range images {
-			res, err := l.Promoter.Promote(ctx, promote.Request{Image: fixed[im], To: e.Name, Actor: Actor, Kind: "remediation"})
+			req := promote.Request{Image: fixed[im], To: e.Name, Actor: Actor, Kind: "remediation"}
+			ev, hasEvidence := evidence[im]
+			if hasEvidence {
+				req.Note = ev.note(id)
+			}
+			res, err := l.Promoter.Promote(ctx, req)
 			switch {
 			case errors.Is(err, promote.ErrBlocked):
 				l.step(ctx, id, store.FixStep{At: l.now(), Name: "promotion", Environment: e.Name, Image: im, Detail: gateSummary(res)})
@@ -175,8 +207,12 @@ func (l *Loop) promote(ctx context.Context, id int64, fixed map[string]string) (
 				l.step(ctx, id, store.FixStep{At: l.now(), Name: "awaiting approval", Environment: e.Name, Image: im, OK: true,
 					Detail: fmt.Sprintf("promotion #%d", res.Promotion.ID)})
 				if l.Notify != nil {
-					l.Notify(ctx, "remediation.awaiting_approval", map[string]any{"fix_run": id, "image": im, "digest": fixed[im],
-						"environment": e.Name, "promotion": res.Promotion.ID, "previous": res.Promotion.Previous, "evidence": json.RawMessage(res.Promotion.Evidence)})
+					payload := map[string]any{"fix_run": id, "image": im, "digest": fixed[im],
+						"environment": e.Name, "promotion": res.Promotion.ID, "previous": res.Promotion.Previous, "evidence": json.RawMessage(res.Promotion.Evidence)}
+					if hasEvidence {
+						payload["remediation"] = ev
+					}
+					l.Notify(ctx, "remediation.awaiting_approval", payload)
 				}
 			default:
 				l.step(ctx, id, store.FixStep{At: l.now(), Name: "promotion", Environment: e.Name, Image: im, OK: true,
@@ -282,7 +318,7 @@ func (l *Loop) Control(ctx context.Context, id int64, action string, by string) 
 	}
 	l.step(ctx, id, store.FixStep{At: l.now(), Name: action, OK: true, Detail: "by " + by})
 	if action == "resume" && len(r.Fixed) > 0 {
-		return l.promote(ctx, id, r.Fixed)
+		return l.promote(ctx, id, r.Fixed, nil)
 	}
 	return l.Store.FixRun(ctx, id)
 }

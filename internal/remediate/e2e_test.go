@@ -405,7 +405,8 @@ func (e *remediationE2E) apply(t *testing.T) {
 		switch {
 		case strings.HasPrefix(d, "remediation.done "):
 			done++
-		case strings.HasPrefix(d, "remediation.awaiting_approval ") && strings.Contains(d, `"environment":"prod"`) && strings.Contains(d, `"evidence"`):
+		case strings.HasPrefix(d, "remediation.awaiting_approval ") && strings.Contains(d, `"environment":"prod"`) && strings.Contains(d, `"evidence"`) &&
+			strings.Contains(d, `"remediation":{"strategy":`) && strings.Contains(d, e.cve):
 			awaiting++
 		}
 	}
@@ -426,6 +427,16 @@ func (e *remediationE2E) checkRun(t *testing.T, envs []config.Environment) {
 	run := e.run
 	if run.Status != store.FixAwaitingApproval || len(run.Fixed) != 4 {
 		t.Fatalf("run %+v", run)
+	}
+	// prod's requests carry the remediation's evidence for the approvers.
+	pending, err := e.st.ListPromotions(ctx, store.PromotionQuery{Environment: "prod", States: []string{store.PromotionAwaitingApproval}})
+	if err != nil || len(pending) != 4 {
+		t.Fatalf("prod requests: %d, %v", len(pending), err)
+	}
+	for _, p := range pending {
+		if !strings.Contains(p.Note, fmt.Sprintf("fix run %d", run.ID)) || !strings.Contains(p.Note, "adds 0") {
+			t.Errorf("request %d note %q", p.ID, p.Note)
+		}
 	}
 	count := map[string]int{}
 	var order []string
