@@ -39,12 +39,7 @@ type Keeper struct {
 // in the layers of the base its annotations name (when socle knows the
 // base) are attributed to the base.
 func (k Keeper) Check(ctx context.Context, repository, digest string, img v1.Image) error {
-	annotations := map[string]string{}
-	if m, err := img.Manifest(); err == nil {
-		for a, v := range m.Annotations {
-			annotations[a] = v
-		}
-	}
+	annotations := Annotations(img)
 	opts := ImageOptions{BaseName: annotations[oci.AnnotationBaseName]}
 	if bd := annotations[oci.AnnotationBaseDigest]; bd != "" {
 		if base, err := k.St.Image(ctx, bd); err == nil {
@@ -77,4 +72,16 @@ func DecodeResult(c store.ImageCheck) (*ImageResult, error) {
 		return nil, fmt.Errorf("image check of %s: %w", c.Digest, err)
 	}
 	return &r, nil
+}
+
+// Annotations are an image's manifest annotations (the base annotations
+// socle's builds write); none when the manifest cannot be read.
+func Annotations(img v1.Image) map[string]string {
+	out := map[string]string{}
+	if m, err := img.Manifest(); err == nil {
+		for a, v := range m.Annotations {
+			out[a] = v
+		}
+	}
+	return out
 }

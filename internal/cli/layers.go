@@ -64,12 +64,7 @@ func checkImage(ctx context.Context, g *globals, img imageOptions, refArg string
 		return nil, err
 	}
 	defer src.Close()
-	annotations := map[string]string{}
-	if m, err := src.Manifest(); err == nil {
-		for k, v := range m.Annotations {
-			annotations[k] = v
-		}
-	}
+	annotations := check.Annotations(src)
 	opts := check.ImageOptions{Biggest: biggest, BaseName: annotations[oci.AnnotationBaseName]}
 	if n, ok := baseLayers(ctx, annotations, sopts); ok {
 		opts.BaseLayers = n

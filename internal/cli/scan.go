@@ -378,7 +378,7 @@ func rankScan(ctx context.Context, g *globals, st vuln.ExposureReader, o *scanOp
 		order, _ := vuln.ParseSeverityOrder(o.severitySource)
 		vuln.Reorder(res.Findings, order)
 	}
-	placed, err := vuln.Placements(ctx, st)
+	envs, err := vuln.PlacementOf(ctx, st, res.Inventory.Digest)
 	if err != nil {
 		return err
 	}
@@ -388,7 +388,7 @@ func rankScan(ctx context.Context, g *globals, st vuln.ExposureReader, o *scanOp
 			order = append(order, e.Name)
 		}
 	}
-	vuln.Rank(res.Findings, placed[res.Inventory.Digest], order)
+	vuln.Rank(res.Findings, envs, order)
 	if o.sort == "risk" {
 		vuln.SortByRisk(res.Findings)
 	}

@@ -59,16 +59,26 @@ type WeekMTTR struct {
 
 // MTTR computes the time to remediate per environment from fix runs.
 func MTTR(ctx context.Context, st Store, runs []store.FixRun) ([]EnvMTTR, error) {
+	timelines := make([][]store.FixStep, len(runs))
+	for i, r := range runs {
+		steps, err := Timeline(ctx, st, r)
+		if err != nil {
+			return nil, err
+		}
+		timelines[i] = steps
+	}
+	return MTTROf(runs, timelines), nil
+}
+
+// MTTROf is MTTR from the runs' timelines (timelines[i] is runs[i]'s).
+func MTTROf(runs []store.FixRun, timelines [][]store.FixStep) []EnvMTTR {
 	type sample struct {
 		start time.Time
 		d     time.Duration
 	}
 	byEnv := map[string][]sample{}
-	for _, r := range runs {
-		steps, err := Timeline(ctx, st, r)
-		if err != nil {
-			return nil, err
-		}
+	for i, r := range runs {
+		steps := timelines[i]
 		reached := map[string]time.Time{}
 		for _, s := range steps {
 			if s.Environment == "" || !s.OK || (s.Name != "running" && s.Name != "promotion") {
@@ -107,7 +117,7 @@ func MTTR(ctx context.Context, st Store, runs []store.FixRun) ([]EnvMTTR, error)
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Environment < out[j].Environment })
-	return out, nil
+	return out
 }
 
 func isoWeekStart(year, week int) time.Time {

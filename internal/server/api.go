@@ -193,7 +193,7 @@ func (s *API) imageFindings(r *http.Request, digest string) ([]vuln.Finding, err
 		}
 	}
 	fs := vuln.FromStore(active)
-	if err := s.rank(r, map[string][]vuln.Finding{digest: fs}); err != nil {
+	if err := s.rank(r, digest, fs); err != nil {
 		return nil, err
 	}
 	if src := r.URL.Query().Get("severity_source"); src != "" {
@@ -209,16 +209,14 @@ func (s *API) imageFindings(r *http.Request, digest string) ([]vuln.Finding, err
 	return fs, nil
 }
 
-// rank sets the risk of the findings of images, by digest, from the
-// environments that run them in the configured promotion order.
-func (s *API) rank(r *http.Request, byDigest map[string][]vuln.Finding) error {
-	placed, err := vuln.Placements(r.Context(), s.st)
+// rank sets the risk of an image's findings, from the environments that
+// run it in the configured promotion order.
+func (s *API) rank(r *http.Request, digest string, fs []vuln.Finding) error {
+	envs, err := vuln.PlacementOf(r.Context(), s.st, digest)
 	if err != nil {
 		return err
 	}
-	for d, fs := range byDigest {
-		vuln.Rank(fs, placed[d], s.envOrder())
-	}
+	vuln.Rank(fs, envs, s.envOrder())
 	return nil
 }
 

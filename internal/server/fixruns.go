@@ -53,10 +53,29 @@ func (s *API) apiFixRuns(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 
-func (s *API) apiFixRun(w http.ResponseWriter, r *http.Request) {
+// fixRunID reads the {id} of a fix run route.
+func fixRunID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		s.apiError(w, r, errBadRequest("fix run id must be a number"))
+		return 0, errBadRequest("fix run id must be a number")
+	}
+	return id, nil
+}
+
+// writeFixRun answers with a run and its timeline.
+func (s *API) writeFixRun(w http.ResponseWriter, r *http.Request, run store.FixRun) {
+	v, err := s.viewFixRun(r, run)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *API) apiFixRun(w http.ResponseWriter, r *http.Request) {
+	id, err := fixRunID(r)
+	if err != nil {
+		s.apiError(w, r, err)
 		return
 	}
 	run, err := s.st.FixRun(r.Context(), id)
@@ -64,12 +83,7 @@ func (s *API) apiFixRun(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	v, err := s.viewFixRun(r, run)
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	s.writeFixRun(w, r, run)
 }
 
 func (s *API) apiMTTR(w http.ResponseWriter, r *http.Request) {
@@ -86,11 +100,13 @@ func (s *API) apiMTTR(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"environments": m})
 }
 
-// apiFixRunControl pauses, resumes or cancels a run (admin; audited).
+// apiFixRunControl pauses, resumes or cancels a run (admin; audited). A
+// missing run is a 404 (Control reads it), a state that does not allow
+// the action a 409.
 func (s *API) apiFixRunControl(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	id, err := fixRunID(r)
 	if err != nil {
-		s.apiError(w, r, errBadRequest("fix run id must be a number"))
+		s.apiError(w, r, err)
 		return
 	}
 	action := r.PathValue("action")
@@ -100,56 +116,41 @@ func (s *API) apiFixRunControl(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, errBadRequest("action must be pause, resume or cancel"))
 		return
 	}
-	if _, err := s.st.FixRun(r.Context(), id); err != nil {
-		s.apiError(w, r, err)
-		return
-	}
 	run, err := s.fixLoop().Control(r.Context(), id, action, actor(r).String())
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	v, err := s.viewFixRun(r, run)
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	s.writeFixRun(w, r, run)
 }
 
 // fixRunsPage shows the fix runs as timelines, and the time to remediate
 // per environment with its trend.
 func (s *API) fixRunsPage(w http.ResponseWriter, r *http.Request) {
-	runs, err := s.st.FixRuns(r.Context(), 100)
+	// One read of the runs and of their timelines serves the list (the
+	// newest 100) and the time to remediate (all of them).
+	runs, err := s.st.FixRuns(r.Context(), 10000)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	data := web.FixRunsPage{}
-	for _, run := range runs {
-		steps, err := loop.Timeline(r.Context(), s.st, run)
-		if err != nil {
+	timelines := make([][]store.FixStep, len(runs))
+	for i, run := range runs {
+		if timelines[i], err = loop.Timeline(r.Context(), s.st, run); err != nil {
 			s.pageError(w, r, err)
 			return
 		}
+	}
+	data := web.FixRunsPage{}
+	for i, run := range runs[:min(len(runs), 100)] {
 		row := web.FixRunRow{ID: run.ID, Advisories: run.Advisories, Status: run.Status, Detail: run.Detail, Started: run.StartedAt}
-		for _, st := range steps {
+		for _, st := range timelines[i] {
 			row.Steps = append(row.Steps, web.FixStepRow{At: st.At, After: st.At.Sub(run.StartedAt).Round(time.Second), Name: st.Name,
 				Environment: st.Environment, Image: st.Image, OK: st.OK, Detail: st.Detail})
 		}
 		data.Runs = append(data.Runs, row)
 	}
-	all, err := s.st.FixRuns(r.Context(), 10000)
-	if err != nil {
-		s.pageError(w, r, err)
-		return
-	}
-	m, err := loop.MTTR(r.Context(), s.st, all)
-	if err != nil {
-		s.pageError(w, r, err)
-		return
-	}
-	for _, e := range m {
+	for _, e := range loop.MTTROf(runs, timelines) {
 		row := web.MTTRRow{Environment: e.Environment, Runs: e.Runs, Mean: e.Mean}
 		for _, wk := range e.Trend {
 			row.Trend = append(row.Trend, web.MTTRWeek{Week: wk.Week, Mean: wk.Mean, Runs: wk.Runs})

@@ -12,7 +12,6 @@ import (
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
-	"github.com/socle-dev/socle/internal/vuln"
 )
 
 // Importer indexes SBOMs made elsewhere (scan.Scanner is one).
@@ -40,7 +39,7 @@ func (s *API) apiImportSBOM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Ranked where the image runs, as the image's findings are.
-	if err := s.rank(r, map[string][]vuln.Finding{res.Digest: res.Findings}); err != nil {
+	if err := s.rank(r, res.Digest, res.Findings); err != nil {
 		s.apiError(w, r, err)
 		return
 	}

@@ -102,6 +102,17 @@ type ExposureReader interface {
 
 // Placements maps each digest to the environments that deploy or run it.
 func Placements(ctx context.Context, st ExposureReader) (map[string][]string, error) {
+	return placements(ctx, st, "")
+}
+
+// PlacementOf is Placements of one digest: only its running rows are
+// read.
+func PlacementOf(ctx context.Context, st ExposureReader, digest string) ([]string, error) {
+	m, err := placements(ctx, st, digest)
+	return m[digest], err
+}
+
+func placements(ctx context.Context, st ExposureReader, digest string) (map[string][]string, error) {
 	out := map[string][]string{}
 	add := func(digest, env string) {
 		if env != "" && !slices.Contains(out[digest], env) {
@@ -113,9 +124,11 @@ func Placements(ctx context.Context, st ExposureReader) (map[string][]string, er
 		return nil, err
 	}
 	for _, d := range deps {
-		add(d.Digest, d.Environment)
+		if digest == "" || d.Digest == digest {
+			add(d.Digest, d.Environment)
+		}
 	}
-	running, err := st.RunningImages(ctx, store.RunningQuery{})
+	running, err := st.RunningImages(ctx, store.RunningQuery{Digest: digest})
 	if err != nil {
 		return nil, err
 	}

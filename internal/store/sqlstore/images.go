@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -264,36 +265,45 @@ FROM images`+where+` ORDER BY scanned_at DESC, digest LIMIT ? OFFSET ?`, args...
 	return out, nil
 }
 
-// fillSummaries adds finding counts, tags and environments.
+// fillSummaries adds finding counts, the open findings' distinct
+// severities and exploitation facts (one grouped query for both), tags
+// and environments.
 func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
 	in := placeholders(len(digests))
 	args := anySlice(digests)
-	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, pm.fixed_version <> '', COUNT(*)
+	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss, COUNT(*)
 FROM images i JOIN findings f ON f.image_id = i.id JOIN advisories a ON a.id = f.advisory_id
 JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id
-WHERE f.closed_at = 0 AND a.withdrawn = 0 AND i.digest IN (`+in+`) GROUP BY i.digest, a.severity, pm.fixed_version <> ''`, args...)
+WHERE f.closed_at = 0 AND a.withdrawn = 0 AND i.digest IN (`+in+`)
+GROUP BY i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss`, args...)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
-		var d, sev string
+		var d string
+		var t store.Threat
 		var fixable bool
+		var kev int64
 		var n int
-		if err := rows.Scan(&d, &sev, &fixable, &n); err != nil {
+		if err := rows.Scan(&d, &t.Severity, &fixable, &t.Score, &kev, &t.EPSS, &n); err != nil {
 			rows.Close()
 			return err
 		}
+		t.KEV = fromTS(kev)
 		sm := &out[byDigest[d]]
-		sm.Open[sev] += n
+		sm.Open[t.Severity] += n
 		if fixable {
-			sm.Fixable[sev] += n
+			sm.Fixable[t.Severity] += n
+		}
+		if kev != 0 {
+			sm.KEV += n
+		}
+		if !slices.Contains(sm.Threats, t) {
+			sm.Threats = append(sm.Threats, t)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
-	}
-	if err := s.fillThreats(ctx, digests, out, byDigest); err != nil {
 		return err
 	}
 	tags, err := s.tagsOf(ctx, digests)
@@ -449,33 +459,4 @@ func prefixed(prefix, cols string) string {
 		parts[i] = prefix + p
 	}
 	return strings.Join(parts, ", ")
-}
-
-// fillThreats adds the distinct severities and exploitation facts of the
-// open findings, and the count of known-exploited ones.
-func (s *DB) fillThreats(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
-	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, a.score, a.kev, a.epss, COUNT(*)
-FROM images i JOIN findings f ON f.image_id = i.id JOIN advisories a ON a.id = f.advisory_id
-WHERE f.closed_at = 0 AND a.withdrawn = 0 AND i.digest IN (`+placeholders(len(digests))+`)
-GROUP BY i.digest, a.severity, a.score, a.kev, a.epss`, anySlice(digests)...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var d string
-		var t store.Threat
-		var kev int64
-		var n int
-		if err := rows.Scan(&d, &t.Severity, &t.Score, &kev, &t.EPSS, &n); err != nil {
-			return err
-		}
-		t.KEV = fromTS(kev)
-		sm := &out[byDigest[d]]
-		sm.Threats = append(sm.Threats, t)
-		if kev != 0 {
-			sm.KEV += n
-		}
-	}
-	return rows.Err()
 }

@@ -9,12 +9,15 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
+// upsertRating writes one rating of an identifier by a source.
+const upsertRating = `INSERT INTO ratings (id, source, severity, score, vector) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (id, source) DO UPDATE SET severity = excluded.severity, score = excluded.score, vector = excluded.vector`
+
 func (s *DB) PutRatings(ctx context.Context, rs []store.Rating) error {
 	for _, batch := range chunks(rs, 500) {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			for _, r := range batch {
-				if _, err := s.exec(ctx, tx, `INSERT INTO ratings (id, source, severity, score, vector) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (id, source) DO UPDATE SET severity = excluded.severity, score = excluded.score, vector = excluded.vector`,
+				if _, err := s.exec(ctx, tx, upsertRating,
 					r.ID, r.Source, r.Severity, r.Score, r.Vector); err != nil {
 					return err
 				}
@@ -40,8 +43,7 @@ func (s *DB) putRecordRatings(ctx context.Context, tx *sql.Tx, id string, rs []s
 		}
 	}
 	for _, r := range rs {
-		if _, err := s.exec(ctx, tx, `INSERT INTO ratings (id, source, severity, score, vector) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (id, source) DO UPDATE SET severity = excluded.severity, score = excluded.score, vector = excluded.vector`,
+		if _, err := s.exec(ctx, tx, upsertRating,
 			id, r.Source, r.Severity, r.Score, r.Vector); err != nil {
 			return err
 		}
