@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,21 @@ const (
 	CloseFixedByRebuild = "fixed by rebuild"
 	CloseVEX            = "vex"
 )
+
+// Close reasons a re-match undoes.
+const (
+	// CloseNoLongerAffected closes the findings of an advisory that no
+	// longer matches, when the caller gives no reason.
+	CloseNoLongerAffected = "no longer affected"
+	// ClosePackageRemoved closes the findings of a package a new index of
+	// the image no longer lists.
+	ClosePackageRemoved = "package no longer in image"
+)
+
+// Sticky reports whether a close reason is one a re-match does not undo.
+func Sticky(reason string) bool {
+	return strings.HasPrefix(reason, CloseFixedByRebuild) || strings.HasPrefix(reason, CloseVEX)
+}
 
 // FindingKey names one finding of an image.
 type FindingKey struct {

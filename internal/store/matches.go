@@ -45,6 +45,12 @@ type FindingChanges struct {
 	// OpenedFixable counts the opened findings whose advisory names a
 	// fixed version.
 	OpenedFixable int
-	// Images lists the images whose findings changed.
+	// Images lists the images whose findings changed, at most
+	// MaxChangedImages of them, in digest order.
 	Images []string
 }
+
+// MaxChangedImages bounds FindingChanges.Images: a change to a base
+// image's package touches every image of the fleet, and the list is for
+// people and webhooks, not an export.
+const MaxChangedImages = 1000

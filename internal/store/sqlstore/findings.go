@@ -4,28 +4,35 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"sort"
+	"fmt"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
 )
 
-const findingSelect = `SELECT i.digest, f.advisory_id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
-p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index,
-f.opened_at, f.closed_at, f.close_reason, a.published, ` + factColumns + `
-FROM images i
-JOIN findings f ON f.image_id = i.id
-JOIN advisories a ON a.id = f.advisory_id
-JOIN packages p ON p.id = f.package_id
-JOIN image_packages ip ON ip.image_id = f.image_id AND ip.package_id = f.package_id
-LEFT JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id`
+// findingColumns are read by scanFinding; the query supplies i (images),
+// a (advisories), p (packages), ip (image_packages) and pm (the current
+// match, possibly absent) and ends with the opened, closed and reason
+// columns.
+const findingColumns = `SELECT i.digest, a.id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
+p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index, `
 
-// reopenFinding ends an INSERT of findings: a finding matched again
-// reopens, unless a sticky reason closed it (store.CloseFixedByRebuild,
-// store.CloseVEX).
-var reopenFinding = `
-ON CONFLICT (image_id, package_id, advisory_id) DO UPDATE SET closed_at = 0, close_reason = '', opened_at = excluded.opened_at
-WHERE findings.closed_at <> 0 AND findings.close_reason NOT LIKE '` + store.CloseFixedByRebuild + `%' AND findings.close_reason NOT LIKE '` + store.CloseVEX + `%'`
+const findingTail = `, a.published, ` + factColumns
+
+// openFindingsFrom derives an image's open findings: each package it
+// links that a current match affects, unless a sticky closure keeps the
+// finding closed. A finding opened when both the link and the match
+// existed.
+const openFindingsFrom = findingColumns + `CASE WHEN pi.since > pm.opened_at THEN pi.since ELSE pm.opened_at END, 0, ''` + findingTail + `
+FROM images i
+JOIN package_images pi ON pi.image_id = i.id
+JOIN package_matches pm ON pm.package_id = pi.package_id
+JOIN advisories a ON a.id = pm.advisory_id
+JOIN packages p ON p.id = pi.package_id
+JOIN image_packages ip ON ip.image_id = i.id AND ip.package_id = pi.package_id
+WHERE i.digest = ? AND NOT EXISTS (SELECT 1 FROM finding_closures fc
+	WHERE fc.image_id = i.id AND fc.package_id = pi.package_id AND fc.advisory_id = pm.advisory_id)
+ORDER BY ip.type, ip.name, ip.version, a.id`
 
 func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 	var f store.Finding
@@ -51,20 +58,14 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 }
 
 func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
-	return s.findings(ctx, `i.digest = ? AND f.closed_at = 0`, digest)
-}
-
-func (s *DB) FindingsClosedAs(ctx context.Context, digest, prefix string) ([]store.Finding, error) {
-	return s.findings(ctx, `i.digest = ? AND f.closed_at <> 0 AND f.close_reason LIKE ?`, digest, prefix+"%")
-}
-
-// findings returns the findings matching where, in package order.
-func (s *DB) findings(ctx context.Context, where string, args ...any) ([]store.Finding, error) {
-	rows, err := s.query(ctx, s.db, findingSelect+` WHERE `+where+`
-ORDER BY ip.type, ip.name, ip.version, f.advisory_id`, args...)
+	rows, err := s.query(ctx, s.db, openFindingsFrom, digest)
 	if err != nil {
 		return nil, err
 	}
+	return scanFindings(rows)
+}
+
+func scanFindings(rows *sql.Rows) ([]store.Finding, error) {
 	defer rows.Close()
 	var out []store.Finding
 	for rows.Next() {
@@ -246,29 +247,40 @@ func (s *DB) FindingTrend(ctx context.Context, from, to time.Time, step time.Dur
 	for t := from; !t.After(to); t = t.Add(step) {
 		var open, fixable int
 		at := ts(t)
-		err := s.queryRow(ctx, s.db, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN pm.fixed_version <> '' THEN 1 ELSE 0 END), 0)
-FROM findings f
-JOIN advisories a ON a.id = f.advisory_id
-LEFT JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id
-WHERE f.opened_at <= ? AND (f.closed_at = 0 OR f.closed_at > ?) AND a.withdrawn = 0
-AND f.image_id IN (SELECT i.id FROM images i JOIN tags t ON t.digest = i.digest)`, at, at).Scan(&open, &fixable)
+		// A finding is open at t when the image linked the package and the
+		// match held at t, and no sticky closure came before t.
+		err := s.queryRow(ctx, s.db, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN cur.fixed_version <> '' THEN 1 ELSE 0 END), 0)
+FROM (SELECT image_id, package_id, since, 0 AS until FROM package_images
+	UNION ALL SELECT image_id, package_id, since, until FROM link_history) l
+JOIN (SELECT package_id, advisory_id, opened_at, 0 AS closed_at FROM package_matches
+	UNION ALL SELECT package_id, advisory_id, opened_at, closed_at FROM match_history) m ON m.package_id = l.package_id
+JOIN advisories a ON a.id = m.advisory_id
+LEFT JOIN package_matches cur ON cur.package_id = m.package_id AND cur.advisory_id = m.advisory_id
+LEFT JOIN finding_closures fc ON fc.image_id = l.image_id AND fc.package_id = l.package_id AND fc.advisory_id = m.advisory_id
+WHERE l.since <= ? AND (l.until = 0 OR l.until > ?) AND m.opened_at <= ? AND (m.closed_at = 0 OR m.closed_at > ?)
+AND (fc.closed_at IS NULL OR fc.closed_at > ?) AND a.withdrawn = 0
+AND l.image_id IN (SELECT i.id FROM images i JOIN tags t ON t.digest = i.digest)`, at, at, at, at, at).Scan(&open, &fixable)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, store.TrendPoint{At: t, Open: open, Fixable: fixable})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out, nil
 }
 
 func (s *DB) CloseFindings(ctx context.Context, digest string, keys []store.FindingKey, reason string, at time.Time) (int, error) {
+	if !store.Sticky(reason) {
+		return 0, fmt.Errorf("closing findings of %s: %q is not a reason a re-match keeps (%q, %q)", digest, reason, store.CloseFixedByRebuild, store.CloseVEX)
+	}
 	n := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, k := range keys {
-			res, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = ?
-WHERE image_id = (SELECT id FROM images WHERE digest = ?) AND advisory_id = ? AND closed_at = 0
-AND package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id = findings.image_id AND ip.name = ?)`,
-				ts(at), reason, digest, k.AdvisoryID, k.Package)
+			res, err := s.exec(ctx, tx, `INSERT INTO finding_closures (image_id, package_id, advisory_id, opened_at, closed_at, close_reason)
+SELECT pi.image_id, pi.package_id, pm.advisory_id, CASE WHEN pi.since > pm.opened_at THEN pi.since ELSE pm.opened_at END, ?, ?
+FROM package_images pi JOIN package_matches pm ON pm.package_id = pi.package_id
+WHERE pi.image_id = (SELECT id FROM images WHERE digest = ?) AND pm.advisory_id = ?
+AND pi.package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id = pi.image_id AND ip.name = ?)
+ON CONFLICT (image_id, package_id, advisory_id) DO NOTHING`, ts(at), reason, digest, k.AdvisoryID, k.Package)
 			if err != nil {
 				return err
 			}

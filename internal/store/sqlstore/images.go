@@ -53,19 +53,15 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 		if err != nil {
 			return err
 		}
-		for _, q := range []string{`DELETE FROM image_packages WHERE image_id = ?`, `DELETE FROM package_images WHERE image_id = ?`} {
-			if _, err := s.exec(ctx, tx, q, imageID); err != nil {
-				return err
-			}
+		now := ts(img.ScannedAt)
+		if now == 0 {
+			now = ts(time.Now())
 		}
-		pairs := make([]any, 0, 2*len(ids))
-		for _, id := range ids {
-			pairs = append(pairs, id, imageID)
+		if err := s.relink(ctx, tx, imageID, ids, now); err != nil {
+			return err
 		}
-		for _, batch := range chunks(pairs, 400) {
-			if _, err := s.exec(ctx, tx, `INSERT INTO package_images (package_id, image_id) VALUES `+rowPlaceholders(len(batch)/2, 2), batch...); err != nil {
-				return err
-			}
+		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_id = ?`, imageID); err != nil {
+			return err
 		}
 		const cols = 9
 		for _, batch := range chunks(pkgs, 100) {
@@ -78,24 +74,8 @@ VALUES `+rowPlaceholders(len(batch), cols), args...); err != nil {
 				return err
 			}
 		}
-		now := ts(img.ScannedAt)
-		if now == 0 {
-			now = ts(time.Now())
-		}
-		// Findings follow the index: open those the image's packages
-		// match, close those of packages it no longer holds.
-		if _, err := s.exec(ctx, tx, `INSERT INTO findings (image_id, package_id, advisory_id, opened_at)
-SELECT DISTINCT ip.image_id, pm.package_id, pm.advisory_id, CAST(? AS BIGINT)
-FROM image_packages ip JOIN package_matches pm ON pm.package_id = ip.package_id WHERE ip.image_id = ?
-`+reopenFinding, now, imageID); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = 'package no longer in image'
-WHERE image_id = ? AND closed_at = 0 AND package_id NOT IN (SELECT package_id FROM image_packages WHERE image_id = ?)`,
-			now, imageID, imageID); err != nil {
-			return err
-		}
 		// The image and its findings are new or changed: cached answers go.
+		// Its findings follow from the links: nothing else is written.
 		if err := s.bump(ctx, tx, findingsGenKey); err != nil {
 			return err
 		}
@@ -105,6 +85,67 @@ WHERE image_id = ? AND closed_at = 0 AND package_id NOT IN (SELECT package_id FR
 		return nil
 	})
 	return fresh, err
+}
+
+// relink makes the image's package links those of ids: a package it
+// gains is linked since now (its findings open now), one it lost moves to
+// link_history (its findings close as store.ClosePackageRemoved), and a
+// kept one keeps its time.
+func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, ids map[store.PackageKey]int64, now int64) error {
+	old := map[int64]int64{}
+	rows, err := s.query(ctx, tx, `SELECT package_id, since FROM package_images WHERE image_id = ?`, imageID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var p, since int64
+		if err := rows.Scan(&p, &since); err != nil {
+			rows.Close()
+			return err
+		}
+		old[p] = since
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	keep := make(map[int64]bool, len(ids))
+	var added []any
+	for _, id := range ids {
+		if keep[id] {
+			continue
+		}
+		keep[id] = true
+		if _, ok := old[id]; !ok {
+			added = append(added, id, imageID, now)
+		}
+	}
+	var gone []any
+	for p, since := range old {
+		if !keep[p] {
+			gone = append(gone, imageID, p, since, now)
+		}
+	}
+	for _, batch := range chunks(gone, 400) {
+		if _, err := s.exec(ctx, tx, `INSERT INTO link_history (image_id, package_id, since, until) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
+ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`, batch...); err != nil {
+			return err
+		}
+		pkgs := make([]any, 0, len(batch)/4)
+		for i := 1; i < len(batch); i += 4 {
+			pkgs = append(pkgs, batch[i])
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM package_images WHERE image_id = ? AND package_id IN (`+placeholders(len(pkgs))+`)`,
+			append([]any{imageID}, pkgs...)...); err != nil {
+			return err
+		}
+	}
+	for _, batch := range chunks(added, 300) {
+		if _, err := s.exec(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES `+rowPlaceholders(len(batch)/3, 3), batch...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ensurePackages inserts the match keys of pkgs and returns their IDs,
@@ -272,9 +313,10 @@ func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.Im
 	in := placeholders(len(digests))
 	args := anySlice(digests)
 	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss, COUNT(*)
-FROM images i JOIN findings f ON f.image_id = i.id JOIN advisories a ON a.id = f.advisory_id
-JOIN package_matches pm ON pm.package_id = f.package_id AND pm.advisory_id = f.advisory_id
-WHERE f.closed_at = 0 AND a.withdrawn = 0 AND i.digest IN (`+in+`)
+FROM images i JOIN package_images pi ON pi.image_id = i.id JOIN package_matches pm ON pm.package_id = pi.package_id
+JOIN advisories a ON a.id = pm.advisory_id
+WHERE a.withdrawn = 0 AND i.digest IN (`+in+`) AND NOT EXISTS (SELECT 1 FROM finding_closures fc
+	WHERE fc.image_id = i.id AND fc.package_id = pi.package_id AND fc.advisory_id = pm.advisory_id)
 GROUP BY i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss`, args...)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -63,7 +64,6 @@ func (s *DB) SetMatches(ctx context.Context, updates []store.MatchUpdate, at tim
 	var ch store.FindingChanges
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ch = store.FindingChanges{}
-		images := map[string]bool{}
 		ids := make([]int64, 0, len(updates))
 		for _, u := range updates {
 			ids = append(ids, u.PackageID)
@@ -72,85 +72,12 @@ func (s *DB) SetMatches(ctx context.Context, updates []store.MatchUpdate, at tim
 		if err != nil {
 			return err
 		}
-		var upserts []any
-		nUpserts := 0
-		for _, u := range updates {
-			oldBy := old[u.PackageID]
-			newBy := make(map[string]string, len(u.Matches))
-			for _, m := range u.Matches {
-				newBy[m.AdvisoryID] = m.FixedVersion
-			}
-			var added []string
-			for id, fixed := range newBy {
-				prev, had := oldBy[id]
-				if had && prev == fixed {
-					continue
-				}
-				upserts = append(upserts, u.PackageID, id, fixed)
-				nUpserts++
-				if !had {
-					added = append(added, id)
-				}
-			}
-			byReason := map[string][]string{}
-			var removed []string
-			for id := range oldBy {
-				if _, ok := newBy[id]; ok {
-					continue
-				}
-				reason := u.CloseReasons[id]
-				if reason == "" {
-					reason = "no longer affected"
-				}
-				byReason[reason] = append(byReason[reason], id)
-				removed = append(removed, id)
-			}
-			if len(removed) > 0 {
-				sort.Strings(removed)
-				if _, err := s.exec(ctx, tx, `DELETE FROM package_matches WHERE package_id = ? AND advisory_id IN (`+placeholders(len(removed))+`)`,
-					append([]any{u.PackageID}, anySlice(removed)...)...); err != nil {
-					return err
-				}
-				for reason, advs := range byReason {
-					n, err := s.closeFindings(ctx, tx, u.PackageID, advs, reason, at, images)
-					if err != nil {
-						return err
-					}
-					ch.Closed += n
-				}
-			}
-			if len(added) > 0 {
-				sort.Strings(added)
-				var fixable, unfixed []string
-				for _, id := range added {
-					if newBy[id] != "" {
-						fixable = append(fixable, id)
-					} else {
-						unfixed = append(unfixed, id)
-					}
-				}
-				if len(fixable) > 0 {
-					n, err := s.openFindings(ctx, tx, u.PackageID, fixable, at, images)
-					if err != nil {
-						return err
-					}
-					ch.Opened += n
-					ch.OpenedFixable += n
-				}
-				if len(unfixed) > 0 {
-					n, err := s.openFindings(ctx, tx, u.PackageID, unfixed, at, images)
-					if err != nil {
-						return err
-					}
-					ch.Opened += n
-				}
-			}
+		d := diffMatches(updates, old)
+		if err := s.closeMatches(ctx, tx, d.closed, at); err != nil {
+			return err
 		}
-		for _, batch := range chunks(upserts, 300) {
-			if _, err := s.exec(ctx, tx, `INSERT INTO package_matches (package_id, advisory_id, fixed_version) VALUES `+rowPlaceholders(len(batch)/3, 3)+`
-ON CONFLICT (package_id, advisory_id) DO UPDATE SET fixed_version = excluded.fixed_version`, batch...); err != nil {
-				return err
-			}
+		if err := s.upsertMatches(ctx, tx, d.upserts, at); err != nil {
+			return err
 		}
 		for _, batch := range chunks(ids, 500) {
 			if _, err := s.exec(ctx, tx, `UPDATE packages SET matched_at = ? WHERE id IN (`+placeholders(len(batch))+`)`,
@@ -158,16 +85,240 @@ ON CONFLICT (package_id, advisory_id) DO UPDATE SET fixed_version = excluded.fix
 				return err
 			}
 		}
-		for d := range images {
-			ch.Images = append(ch.Images, d)
+		if ch, err = s.countChanges(ctx, tx, d); err != nil {
+			return err
 		}
-		sort.Strings(ch.Images)
-		if nUpserts > 0 || ch.Opened+ch.Closed > 0 {
+		if len(d.upserts)+len(d.closed) > 0 {
 			return s.bump(ctx, tx, findingsGenKey)
 		}
 		return nil
 	})
 	return ch, err
+}
+
+// matchPair is one (package version, advisory) match that changed.
+type matchPair struct {
+	pkg     int64
+	adv     string
+	fixed   string
+	reason  string // a closed match's reason
+	added   bool   // an upsert that opens the match (not a new fixed version)
+	fixable bool
+}
+
+// matchDiff is what a SetMatches call changes, pair by pair.
+type matchDiff struct {
+	upserts, closed []matchPair
+}
+
+// diffMatches compares the new matches of each package with the stored
+// ones, in a stable order.
+func diffMatches(updates []store.MatchUpdate, old map[int64]map[string]string) matchDiff {
+	var d matchDiff
+	for _, u := range updates {
+		oldBy := old[u.PackageID]
+		newBy := make(map[string]string, len(u.Matches))
+		for _, m := range u.Matches {
+			newBy[m.AdvisoryID] = m.FixedVersion
+		}
+		for _, id := range sortedKeys(newBy) {
+			prev, had := oldBy[id]
+			if had && prev == newBy[id] {
+				continue
+			}
+			d.upserts = append(d.upserts, matchPair{pkg: u.PackageID, adv: id, fixed: newBy[id], added: !had, fixable: newBy[id] != ""})
+		}
+		for _, id := range sortedKeys(oldBy) {
+			if _, ok := newBy[id]; ok {
+				continue
+			}
+			reason := u.CloseReasons[id]
+			if reason == "" {
+				reason = store.CloseNoLongerAffected
+			}
+			d.closed = append(d.closed, matchPair{pkg: u.PackageID, adv: id, reason: reason})
+		}
+	}
+	return d
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pairValues is "(?, ?), (?, ?)..." and its arguments, for a
+// (package_id, advisory_id) IN (VALUES ...) test.
+func pairValues(ps []matchPair) (string, []any) {
+	args := make([]any, 0, 2*len(ps))
+	for _, p := range ps {
+		args = append(args, p.pkg, p.adv)
+	}
+	return strings.TrimSuffix(strings.Repeat("(CAST(? AS BIGINT), ?), ", len(ps)), ", "), args
+}
+
+// closeMatches moves ended matches to match_history, one row per package
+// version and advisory, whatever the number of images holding it.
+func (s *DB) closeMatches(ctx context.Context, tx *sql.Tx, closed []matchPair, at time.Time) error {
+	byReason := map[string][]matchPair{}
+	var reasons []string
+	for _, c := range closed {
+		if byReason[c.reason] == nil {
+			reasons = append(reasons, c.reason)
+		}
+		byReason[c.reason] = append(byReason[c.reason], c)
+	}
+	for _, reason := range reasons {
+		for _, batch := range chunks(byReason[reason], 400) {
+			vals, args := pairValues(batch)
+			if _, err := s.exec(ctx, tx, `INSERT INTO match_history (package_id, advisory_id, opened_at, closed_at, close_reason)
+SELECT package_id, advisory_id, opened_at, ?, ? FROM package_matches WHERE (package_id, advisory_id) IN (VALUES `+vals+`)
+ON CONFLICT (package_id, advisory_id, opened_at) DO UPDATE SET closed_at = excluded.closed_at, close_reason = excluded.close_reason`,
+				append([]any{ts(at), reason}, args...)...); err != nil {
+				return err
+			}
+			if _, err := s.exec(ctx, tx, `DELETE FROM package_matches WHERE (package_id, advisory_id) IN (VALUES `+vals+`)`, args...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// upsertMatches stores new matches, opened at at, and new fixed versions
+// of kept ones.
+func (s *DB) upsertMatches(ctx context.Context, tx *sql.Tx, ups []matchPair, at time.Time) error {
+	for _, batch := range chunks(ups, 250) {
+		args := make([]any, 0, 4*len(batch))
+		for _, u := range batch {
+			args = append(args, u.pkg, u.adv, u.fixed, ts(at))
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO package_matches (package_id, advisory_id, fixed_version, opened_at) VALUES `+rowPlaceholders(len(batch), 4)+`
+ON CONFLICT (package_id, advisory_id) DO UPDATE SET fixed_version = excluded.fixed_version`, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countChanges counts the image findings a diff opened and closed: the
+// images holding each changed package version, less those a sticky
+// closure keeps closed. It reads one index count per package version and
+// lists at most store.MaxChangedImages images.
+func (s *DB) countChanges(ctx context.Context, tx *sql.Tx, d matchDiff) (store.FindingChanges, error) {
+	var ch store.FindingChanges
+	var opened, closed []matchPair
+	for _, u := range d.upserts {
+		if u.added {
+			opened = append(opened, u)
+		}
+	}
+	closed = d.closed
+	if len(opened)+len(closed) == 0 {
+		return ch, nil
+	}
+	holders := map[int64]int{}
+	var pkgs []int64
+	for _, p := range append(append([]matchPair(nil), opened...), closed...) {
+		if _, ok := holders[p.pkg]; ok {
+			continue
+		}
+		var n int
+		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM package_images WHERE package_id = ?`, p.pkg).Scan(&n); err != nil {
+			return ch, err
+		}
+		holders[p.pkg] = n
+		if n > 0 {
+			pkgs = append(pkgs, p.pkg)
+		}
+	}
+	sticky, err := s.stickyCounts(ctx, tx, append(append([]matchPair(nil), opened...), closed...))
+	if err != nil {
+		return ch, err
+	}
+	for _, p := range opened {
+		n := holders[p.pkg] - sticky[pairKey{p.pkg, p.adv}]
+		ch.Opened += n
+		if p.fixable {
+			ch.OpenedFixable += n
+		}
+	}
+	for _, p := range closed {
+		ch.Closed += holders[p.pkg] - sticky[pairKey{p.pkg, p.adv}]
+	}
+	ch.Images, err = s.someHolders(ctx, tx, pkgs, store.MaxChangedImages)
+	return ch, err
+}
+
+type pairKey struct {
+	pkg int64
+	adv string
+}
+
+// stickyCounts counts, per pair, the images still holding the package
+// whose finding a sticky closure keeps closed.
+func (s *DB) stickyCounts(ctx context.Context, tx *sql.Tx, ps []matchPair) (map[pairKey]int, error) {
+	out := map[pairKey]int{}
+	for _, batch := range chunks(ps, 400) {
+		vals, args := pairValues(batch)
+		rows, err := s.query(ctx, tx, `SELECT fc.package_id, fc.advisory_id, COUNT(*) FROM finding_closures fc
+JOIN package_images pi ON pi.package_id = fc.package_id AND pi.image_id = fc.image_id
+WHERE (fc.package_id, fc.advisory_id) IN (VALUES `+vals+`) GROUP BY fc.package_id, fc.advisory_id`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k pairKey
+			var n int
+			if err := rows.Scan(&k.pkg, &k.adv, &n); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[k] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// someHolders lists up to max distinct images holding any of pkgs, in
+// digest order.
+func (s *DB) someHolders(ctx context.Context, tx *sql.Tx, pkgs []int64, max int) ([]string, error) {
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		if len(seen) >= max {
+			break
+		}
+		rows, err := s.query(ctx, tx, `SELECT i.digest FROM package_images pi JOIN images i ON i.id = pi.image_id WHERE pi.package_id = ? LIMIT ?`, p, max)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() && len(seen) < max {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			seen[d] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // matchesOf loads the current matches of several packages.
@@ -196,99 +347,6 @@ func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]ma
 		}
 	}
 	return out, nil
-}
-
-// openFindings opens, in every image holding the package, a finding for
-// each advisory; a closed one reopens.
-func (s *DB) openFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs []string, at time.Time, images map[string]bool) (int, error) {
-	held, err := s.imagesHolding(ctx, tx, pkgID)
-	if err != nil {
-		return 0, err
-	}
-	var rows []any
-	for _, h := range held {
-		for _, a := range advIDs {
-			rows = append(rows, h.id, pkgID, a, ts(at))
-		}
-	}
-	n := 0
-	for _, batch := range chunks(rows, 400) {
-		res, err := s.exec(ctx, tx, `INSERT INTO findings (image_id, package_id, advisory_id, opened_at) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
-`+reopenFinding, batch...)
-		if err != nil {
-			return 0, err
-		}
-		k, _ := res.RowsAffected()
-		n += int(k)
-	}
-	if n > 0 {
-		for _, h := range held {
-			images[h.digest] = true
-		}
-	}
-	return n, nil
-}
-
-// closeFindings closes the open findings of a package for advisories.
-func (s *DB) closeFindings(ctx context.Context, tx *sql.Tx, pkgID int64, advIDs []string, reason string, at time.Time, images map[string]bool) (int, error) {
-	args := append([]any{pkgID}, anySlice(advIDs)...)
-	rows, err := s.query(ctx, tx, `SELECT DISTINCT i.digest FROM findings f JOIN images i ON i.id = f.image_id
-WHERE f.package_id = ? AND f.advisory_id IN (`+placeholders(len(advIDs))+`) AND f.closed_at = 0`, args...)
-	if err != nil {
-		return 0, err
-	}
-	var digests []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		digests = append(digests, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	if len(digests) == 0 {
-		return 0, nil
-	}
-	res, err := s.exec(ctx, tx, `UPDATE findings SET closed_at = ?, close_reason = ? WHERE package_id = ? AND advisory_id IN (`+placeholders(len(advIDs))+`) AND closed_at = 0`,
-		append([]any{ts(at), reason}, args...)...)
-	if err != nil {
-		return 0, err
-	}
-	for _, d := range digests {
-		images[d] = true
-	}
-	k, _ := res.RowsAffected()
-	return int(k), nil
-}
-
-// heldImage is an image holding a package.
-type heldImage struct {
-	id     int64
-	digest string
-}
-
-// imagesHolding lists the images holding a package version, from the
-// (package_id, image_id) index, in digest order.
-func (s *DB) imagesHolding(ctx context.Context, x execer, pkgID int64) ([]heldImage, error) {
-	rows, err := s.query(ctx, x, `SELECT i.id, i.digest FROM package_images pi JOIN images i ON i.id = pi.image_id WHERE pi.package_id = ?`, pkgID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []heldImage
-	for rows.Next() {
-		var h heldImage
-		if err := rows.Scan(&h.id, &h.digest); err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].digest < out[j].digest })
-	return out, rows.Err()
 }
 
 // imageIDsHolding lists the images holding a package version, oldest

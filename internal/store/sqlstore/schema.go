@@ -145,6 +145,39 @@ CREATE TABLE vex_documents (digest TEXT PRIMARY KEY, name TEXT NOT NULL, format 
 	// 12: fix runs, the closed loop from an advisory to fixed digests.
 	`CREATE TABLE fix_runs (id {{serial}} PRIMARY KEY, advisories TEXT NOT NULL, status TEXT NOT NULL,
 	started_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, detail TEXT NOT NULL, steps TEXT NOT NULL, fixed TEXT NOT NULL);`,
+	// 13: findings derived at read time. An image's finding is the
+	// overlap of its package link (package_images, link_history) with the
+	// package version's match (package_matches, match_history); only
+	// per-image closures that never reopen (a rebuild, VEX) are rows of
+	// their own. A withdrawn advisory closes one row per package version,
+	// not one per image. The old rows are carried over: the open ones give
+	// the match and link times, the sticky closures stay, the others give
+	// each closed match one interval.
+	`ALTER TABLE package_matches ADD COLUMN opened_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE package_images ADD COLUMN since BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE match_history (package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL, opened_at BIGINT NOT NULL,
+	closed_at BIGINT NOT NULL, close_reason TEXT NOT NULL, PRIMARY KEY (package_id, advisory_id, opened_at));
+CREATE TABLE link_history (image_id BIGINT NOT NULL, package_id BIGINT NOT NULL, since BIGINT NOT NULL,
+	until BIGINT NOT NULL, PRIMARY KEY (image_id, package_id, since));
+CREATE TABLE finding_closures (image_id BIGINT NOT NULL, package_id BIGINT NOT NULL, advisory_id TEXT NOT NULL,
+	opened_at BIGINT NOT NULL, closed_at BIGINT NOT NULL, close_reason TEXT NOT NULL,
+	PRIMARY KEY (image_id, package_id, advisory_id));
+CREATE INDEX finding_closures_pkg ON finding_closures (package_id, advisory_id);
+UPDATE package_matches SET opened_at = COALESCE((SELECT MIN(f.opened_at) FROM findings f
+	WHERE f.package_id = package_matches.package_id AND f.advisory_id = package_matches.advisory_id), 0);
+UPDATE package_images SET since = COALESCE((SELECT MIN(f.opened_at) FROM findings f
+	WHERE f.image_id = package_images.image_id AND f.package_id = package_images.package_id),
+	(SELECT scanned_at FROM images WHERE images.id = package_images.image_id), 0);
+INSERT INTO finding_closures (image_id, package_id, advisory_id, opened_at, closed_at, close_reason)
+	SELECT image_id, package_id, advisory_id, opened_at, closed_at, close_reason FROM findings
+	WHERE closed_at <> 0 AND (close_reason LIKE 'fixed by rebuild%' OR close_reason LIKE 'vex%');
+INSERT INTO match_history (package_id, advisory_id, opened_at, closed_at, close_reason)
+	SELECT package_id, advisory_id, MIN(opened_at), MAX(closed_at), MIN(close_reason) FROM findings
+	WHERE closed_at <> 0 AND close_reason NOT LIKE 'fixed by rebuild%' AND close_reason NOT LIKE 'vex%'
+	AND close_reason <> 'package no longer in image'
+	AND NOT EXISTS (SELECT 1 FROM package_matches pm WHERE pm.package_id = findings.package_id AND pm.advisory_id = findings.advisory_id)
+	GROUP BY package_id, advisory_id;
+DROP TABLE findings;`,
 }
 
 func (s *DB) migrate(ctx context.Context) error {

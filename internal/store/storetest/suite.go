@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore Factory) {
 			tc.fn(t, s)
 		})
 	}
+	t.Run("FindingsProperty", func(t *testing.T) { testFindingsProperty(t, newStore) })
 }
 
 var ctx = context.Background()

@@ -1,0 +1,468 @@
+package storetest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// The property test drives a store with random images, rebuilds (an
+// image indexed again with other packages), matches, withdrawals, VEX
+// and rebuild closures and tag moves, and after every step compares each
+// answer with a model that recomputes it from scratch: one row per image,
+// package version and advisory, each with every interval it was open, as
+// the store kept findings before they were derived. All inputs are
+// hand-made.
+
+// mInterval is one time a finding was open; to is zero while it is.
+type mInterval struct {
+	from, to time.Time
+	reason   string
+}
+
+type mRow struct {
+	spans  []mInterval
+	sticky bool
+}
+
+func (r *mRow) open() bool { return len(r.spans) > 0 && r.spans[len(r.spans)-1].to.IsZero() }
+
+type mKey struct {
+	digest string
+	pkg    store.PackageKey
+	adv    string
+}
+
+type fleetModel struct {
+	images    map[string][]store.ImagePackage
+	tagged    map[string]bool
+	matches   map[store.PackageKey]map[string]string
+	severity  map[string]string
+	withdrawn map[string]bool
+	rows      map[mKey]*mRow
+}
+
+func (m *fleetModel) row(k mKey) *mRow {
+	r := m.rows[k]
+	if r == nil {
+		r = &mRow{}
+		m.rows[k] = r
+	}
+	return r
+}
+
+// openRow opens a finding unless it is open or a sticky reason closed it.
+func (m *fleetModel) openRow(k mKey, at time.Time) bool {
+	r := m.row(k)
+	if r.open() || r.sticky {
+		return false
+	}
+	r.spans = append(r.spans, mInterval{from: at})
+	return true
+}
+
+func (m *fleetModel) closeRow(k mKey, reason string, at time.Time) bool {
+	r := m.rows[k]
+	if r == nil || !r.open() {
+		return false
+	}
+	r.spans[len(r.spans)-1].to, r.spans[len(r.spans)-1].reason = at, reason
+	r.sticky = store.Sticky(reason)
+	return true
+}
+
+func keysOf(pkgs []store.ImagePackage) map[store.PackageKey]bool {
+	out := map[store.PackageKey]bool{}
+	for _, p := range pkgs {
+		out[p.Key] = true
+	}
+	return out
+}
+
+func (m *fleetModel) putImage(digest string, pkgs []store.ImagePackage, at time.Time) {
+	old := keysOf(m.images[digest])
+	now := keysOf(pkgs)
+	m.images[digest] = pkgs
+	for p := range now {
+		for adv := range m.matches[p] {
+			m.openRow(mKey{digest, p, adv}, at)
+		}
+	}
+	for p := range old {
+		if now[p] {
+			continue
+		}
+		for k := range m.rows {
+			if k.digest == digest && k.pkg == p {
+				m.closeRow(k, store.ClosePackageRemoved, at)
+			}
+		}
+	}
+}
+
+func (m *fleetModel) setMatches(p store.PackageKey, next map[string]string, reasons map[string]string, at time.Time) (ch store.FindingChanges) {
+	old := m.matches[p]
+	m.matches[p] = next
+	for adv := range old {
+		if _, ok := next[adv]; ok {
+			continue
+		}
+		reason := reasons[adv]
+		if reason == "" {
+			reason = store.CloseNoLongerAffected
+		}
+		for k := range m.rows {
+			if k.pkg == p && k.adv == adv && m.closeRow(k, reason, at) {
+				ch.Closed++
+			}
+		}
+	}
+	for adv, fixed := range next {
+		if _, had := old[adv]; had {
+			continue
+		}
+		for d, pkgs := range m.images {
+			if keysOf(pkgs)[p] && m.openRow(mKey{d, p, adv}, at) {
+				ch.Opened++
+				if fixed != "" {
+					ch.OpenedFixable++
+				}
+			}
+		}
+	}
+	return ch
+}
+
+func (m *fleetModel) closeFindings(digest, adv, binary, reason string, at time.Time) int {
+	n := 0
+	for _, p := range m.images[digest] {
+		if p.Name == binary && m.closeRow(mKey{digest, p.Key, adv}, reason, at) {
+			n++
+		}
+	}
+	return n
+}
+
+// binaries lists an image's packages with a given match key.
+func (m *fleetModel) binaries(digest string, key store.PackageKey) []store.ImagePackage {
+	var out []store.ImagePackage
+	for _, p := range m.images[digest] {
+		if p.Key == key {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (m *fleetModel) openFindings(digest string) []string {
+	var out []string
+	for k, r := range m.rows {
+		if k.digest != digest || !r.open() {
+			continue
+		}
+		for _, b := range m.binaries(digest, k.pkg) {
+			out = append(out, fmt.Sprintf("%s %s %s opened %s fixed %q", k.adv, b.Name, k.pkg.Version,
+				r.spans[len(r.spans)-1].from.Format(time.TimeOnly), m.matches[k.pkg][k.adv]))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (m *fleetModel) closedFindings(digest, prefix string) []string {
+	var out []string
+	for k, r := range m.rows {
+		if k.digest != digest || len(r.spans) == 0 || r.open() {
+			continue
+		}
+		last := r.spans[len(r.spans)-1]
+		if !strings.HasPrefix(last.reason, prefix) {
+			continue
+		}
+		for _, b := range m.binaries(digest, k.pkg) {
+			out = append(out, fmt.Sprintf("%s %s %s opened %s closed %s %q", k.adv, b.Name, k.pkg.Version,
+				last.from.Format(time.TimeOnly), last.to.Format(time.TimeOnly), last.reason))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (m *fleetModel) summary(digest string) (open, fixable map[string]int) {
+	open, fixable = map[string]int{}, map[string]int{}
+	for k, r := range m.rows {
+		if k.digest != digest || !r.open() || m.withdrawn[k.adv] {
+			continue
+		}
+		open[m.severity[k.adv]]++
+		if m.matches[k.pkg][k.adv] != "" {
+			fixable[m.severity[k.adv]]++
+		}
+	}
+	return open, fixable
+}
+
+func (m *fleetModel) trend(at time.Time) store.TrendPoint {
+	p := store.TrendPoint{At: at}
+	for k, r := range m.rows {
+		if !m.tagged[k.digest] || m.withdrawn[k.adv] {
+			continue
+		}
+		for _, s := range r.spans {
+			if !s.from.After(at) && (s.to.IsZero() || s.to.After(at)) {
+				p.Open++
+				if m.matches[k.pkg][k.adv] != "" {
+					p.Fixable++
+				}
+			}
+		}
+	}
+	return p
+}
+
+func (m *fleetModel) affected(adv string) []string {
+	var out []string
+	for d, pkgs := range m.images {
+		for p := range keysOf(pkgs) {
+			if _, ok := m.matches[p][adv]; ok {
+				out = append(out, d+" "+p.Name+" "+p.Version)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func testFindingsProperty(t *testing.T, newStore Factory) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			runFleetProperty(t, s, uint64(seed))
+		})
+	}
+}
+
+func runFleetProperty(t *testing.T, s store.Store, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 17))
+	t0 := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	m := &fleetModel{images: map[string][]store.ImagePackage{}, tagged: map[string]bool{}, matches: map[store.PackageKey]map[string]string{},
+		severity: map[string]string{}, withdrawn: map[string]bool{}, rows: map[mKey]*mRow{}}
+	var advs []store.Advisory
+	for i := range 6 {
+		a := advisory(fmt.Sprintf("CVE-2025-%d", i), t0, nil, store.Affected{Ecosystem: "Debian:12", Name: fmt.Sprint("src", i%4), Spec: []byte("hand-made")})
+		a.Severity = []string{"LOW", "HIGH", "CRITICAL"}[rng.IntN(3)]
+		m.severity[a.ID] = a.Severity
+		advs = append(advs, a)
+	}
+	_, err := s.UpsertAdvisories(ctx, advs)
+	must(t, err)
+	digests := []string{"sha256:p0", "sha256:p1", "sha256:p2", "sha256:p3", "sha256:p4"}
+	ids := map[store.PackageKey]int64{}
+	var keys []store.PackageKey
+	at := t0
+	randomPackages := func() []store.ImagePackage {
+		var out []store.ImagePackage
+		for src := range 4 {
+			v := fmt.Sprintf("1.%d", rng.IntN(2))
+			for _, bin := range []string{"a", "b"} {
+				if rng.IntN(2) == 0 {
+					out = append(out, pkg("Debian:12", fmt.Sprint("src", src), v, fmt.Sprintf("src%d-%s", src, bin)))
+				}
+			}
+		}
+		return out
+	}
+	for step := range 70 {
+		at = at.Add(time.Minute)
+		op := rng.IntN(10)
+		switch {
+		case op < 3 || len(keys) == 0:
+			d := digests[rng.IntN(len(digests))]
+			pkgs := randomPackages()
+			img := image(d, "r/prop", at)
+			_, err := s.PutImage(ctx, img, pkgs)
+			must(t, err)
+			m.putImage(d, pkgs, at)
+			for _, p := range pkgs {
+				if _, ok := ids[p.Key]; !ok {
+					rows, err := s.PackagesNamed(ctx, p.Key.Ecosystem, p.Key.Name)
+					must(t, err)
+					for _, r := range rows {
+						if _, ok := ids[r.PackageKey]; !ok {
+							ids[r.PackageKey] = r.ID
+							keys = append(keys, r.PackageKey)
+						}
+					}
+				}
+			}
+		case op < 6:
+			var ups []store.MatchUpdate
+			var want store.FindingChanges
+			used := map[store.PackageKey]bool{}
+			for range 1 + rng.IntN(3) {
+				k := keys[rng.IntN(len(keys))]
+				if used[k] {
+					continue
+				}
+				used[k] = true
+				next := map[string]string{}
+				var ms []store.PackageMatch
+				for _, a := range advs {
+					if m.withdrawn[a.ID] || rng.IntN(3) != 0 {
+						continue
+					}
+					fixed := []string{"", "9.9"}[rng.IntN(2)]
+					next[a.ID] = fixed
+					ms = append(ms, store.PackageMatch{AdvisoryID: a.ID, FixedVersion: fixed})
+				}
+				reasons := map[string]string{}
+				for _, a := range advs {
+					if rng.IntN(2) == 0 {
+						reasons[a.ID] = "fixed upstream"
+					}
+				}
+				ups = append(ups, store.MatchUpdate{PackageID: ids[k], Matches: ms, CloseReasons: reasons})
+				c := m.setMatches(k, next, reasons, at)
+				want.Opened += c.Opened
+				want.Closed += c.Closed
+				want.OpenedFixable += c.OpenedFixable
+			}
+			got, err := s.SetMatches(ctx, ups, at)
+			must(t, err)
+			if got.Opened != want.Opened || got.Closed != want.Closed || got.OpenedFixable != want.OpenedFixable {
+				t.Fatalf("step %d: SetMatches changes = %+v, recomputed %+v", step, got, want)
+			}
+		case op < 8:
+			d := digests[rng.IntN(len(digests))]
+			adv := advs[rng.IntN(len(advs))].ID
+			bin := fmt.Sprintf("src%d-%s", rng.IntN(4), []string{"a", "b"}[rng.IntN(2)])
+			reason := []string{store.CloseVEX + ": not_affected", store.CloseFixedByRebuild + " (rebuild → sha256:x)"}[rng.IntN(2)]
+			got, err := s.CloseFindings(ctx, d, []store.FindingKey{{AdvisoryID: adv, Package: bin}}, reason, at)
+			must(t, err)
+			if want := m.closeFindings(d, adv, bin, reason, at); got != want {
+				t.Fatalf("step %d: CloseFindings closed %d, recomputed %d", step, got, want)
+			}
+		case op < 9:
+			// A withdrawal: the advisory is marked, then every package
+			// version loses the match.
+			a := advs[rng.IntN(len(advs))]
+			if m.withdrawn[a.ID] {
+				continue
+			}
+			a.Withdrawn, a.Modified = at, at
+			a.Raw = []byte(fmt.Sprintf(`{"id":%q,"withdrawn":%q}`, a.ID, at.Format(time.RFC3339)))
+			_, err := s.UpsertAdvisories(ctx, []store.Advisory{a})
+			must(t, err)
+			m.withdrawn[a.ID] = true
+			var ups []store.MatchUpdate
+			for _, k := range keys {
+				if _, ok := m.matches[k][a.ID]; !ok {
+					continue
+				}
+				next := map[string]string{}
+				var ms []store.PackageMatch
+				for id, fixed := range m.matches[k] {
+					if id != a.ID {
+						next[id] = fixed
+						ms = append(ms, store.PackageMatch{AdvisoryID: id, FixedVersion: fixed})
+					}
+				}
+				reasons := map[string]string{a.ID: "advisory withdrawn"}
+				ups = append(ups, store.MatchUpdate{PackageID: ids[k], Matches: ms, CloseReasons: reasons})
+				m.setMatches(k, next, reasons, at)
+			}
+			_, err = s.SetMatches(ctx, ups, at)
+			must(t, err)
+		default:
+			d := digests[rng.IntN(len(digests))]
+			if _, known := m.images[d]; !known {
+				continue
+			}
+			if m.tagged[d] {
+				must(t, s.DeleteTag(ctx, "r/prop", d[7:], at))
+				m.tagged[d] = false
+			} else {
+				must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/prop", Tag: d[7:], Digest: d, At: at}))
+				m.tagged[d] = true
+			}
+		}
+		compareFleet(t, s, m, advs, step)
+	}
+	pts, err := s.FindingTrend(ctx, t0, at, 30*time.Second)
+	must(t, err)
+	for _, p := range pts {
+		if want := m.trend(p.At); p.Open != want.Open || p.Fixable != want.Fixable {
+			t.Fatalf("trend at %s = %d open, %d fixable; recomputed %d, %d", p.At.Format(time.TimeOnly), p.Open, p.Fixable, want.Open, want.Fixable)
+		}
+	}
+}
+
+func compareFleet(t *testing.T, s store.Store, m *fleetModel, advs []store.Advisory, step int) {
+	t.Helper()
+	sums, err := s.Images(ctx, store.ImageFilter{Limit: store.All})
+	must(t, err)
+	byDigest := map[string]store.ImageSummary{}
+	for _, sm := range sums {
+		byDigest[sm.Digest] = sm
+	}
+	for d := range m.images {
+		fs, err := s.ImageFindings(ctx, d)
+		must(t, err)
+		var got []string
+		for _, f := range fs {
+			got = append(got, fmt.Sprintf("%s %s %s opened %s fixed %q", f.AdvisoryID, f.Package.Name, f.Package.Key.Version,
+				f.OpenedAt.UTC().Format(time.TimeOnly), f.FixedVersion))
+		}
+		sort.Strings(got)
+		if want := m.openFindings(d); !reflect.DeepEqual(nilIfEmpty(got), nilIfEmpty(want)) {
+			t.Fatalf("step %d: ImageFindings(%s) =\n%s\nrecomputed:\n%s", step, d, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		for _, prefix := range []string{"", store.CloseVEX, store.CloseFixedByRebuild, store.ClosePackageRemoved, "advisory withdrawn", "fixed upstream", store.CloseNoLongerAffected} {
+			fs, err := s.FindingsClosedAs(ctx, d, prefix)
+			must(t, err)
+			var got []string
+			for _, f := range fs {
+				got = append(got, fmt.Sprintf("%s %s %s opened %s closed %s %q", f.AdvisoryID, f.Package.Name, f.Package.Key.Version,
+					f.OpenedAt.UTC().Format(time.TimeOnly), f.ClosedAt.UTC().Format(time.TimeOnly), f.CloseReason))
+			}
+			sort.Strings(got)
+			if want := m.closedFindings(d, prefix); !reflect.DeepEqual(nilIfEmpty(got), nilIfEmpty(want)) {
+				t.Fatalf("step %d: FindingsClosedAs(%s, %q) =\n%s\nrecomputed:\n%s", step, d, prefix, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		}
+		open, fixable := m.summary(d)
+		if sm := byDigest[d]; !reflect.DeepEqual(sm.Open, open) || !reflect.DeepEqual(sm.Fixable, fixable) {
+			t.Fatalf("step %d: summary of %s open %v fixable %v; recomputed %v, %v", step, d, sm.Open, sm.Fixable, open, fixable)
+		}
+	}
+	for _, a := range advs {
+		res, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: a.ID})
+		must(t, err)
+		var got []string
+		for _, r := range res.Rows {
+			got = append(got, r.Digest+" "+r.Package.Key.Name+" "+r.Package.Key.Version)
+		}
+		sort.Strings(got)
+		if want := m.affected(a.ID); !reflect.DeepEqual(nilIfEmpty(got), nilIfEmpty(want)) || res.Total != len(want) {
+			t.Fatalf("step %d: AffectedImages(%s) = %v (total %d); recomputed %v", step, a.ID, got, res.Total, want)
+		}
+	}
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
