@@ -176,6 +176,9 @@ func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository str
 // of withdrawn advisories close with that reason.
 func (s *Scanner) Rematch(ctx context.Context, rows []store.PackageRow) (store.FindingChanges, error) {
 	var total store.FindingChanges
+	if len(rows) == 0 {
+		return total, nil
+	}
 	if err := s.matcher.Refresh(ctx); err != nil {
 		return total, err
 	}

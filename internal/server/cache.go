@@ -16,6 +16,7 @@ type answerCache struct {
 	mu      sync.Mutex
 	gen     string
 	entries map[string]cachedAnswer
+	bytes   int
 }
 
 type cachedAnswer struct {
@@ -23,9 +24,14 @@ type cachedAnswer struct {
 	body []byte
 }
 
-// maxCachedAnswers bounds the cache; it is emptied when full, and when
-// the generation moves.
-const maxCachedAnswers = 2000
+// maxCachedAnswers and maxCachedBytes bound the cache; it is emptied
+// when either is reached, and when the generation moves. The byte bound
+// keeps socle serve's memory flat at fleet scale, where one image's
+// findings answer weighs a few hundred kilobytes.
+const (
+	maxCachedAnswers = 2000
+	maxCachedBytes   = 64 << 20
+)
 
 // maxCachedBody leaves large answers out of the cache.
 const maxCachedBody = 1 << 20
@@ -43,10 +49,14 @@ func (c *answerCache) get(gen, key string) (cachedAnswer, bool) {
 func (c *answerCache) put(gen, key string, a cachedAnswer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen || c.entries == nil || len(c.entries) >= maxCachedAnswers {
-		c.gen, c.entries = gen, map[string]cachedAnswer{}
+	if gen != c.gen || c.entries == nil || len(c.entries) >= maxCachedAnswers || c.bytes+len(a.body) > maxCachedBytes {
+		c.gen, c.entries, c.bytes = gen, map[string]cachedAnswer{}, 0
+	}
+	if old, ok := c.entries[key]; ok {
+		c.bytes -= len(old.body)
 	}
 	c.entries[key] = a
+	c.bytes += len(a.body)
 }
 
 // captureWriter records what a handler writes.

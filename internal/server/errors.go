@@ -52,9 +52,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	// Compact: indenting doubled the cost of a fleet-scale answer (an
+	// image's few hundred findings); `jq .` reads it for people.
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // forbiddenMessage drops the generic prefix a joined error carries.

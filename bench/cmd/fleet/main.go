@@ -36,7 +36,6 @@ import (
 
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/sbom"
-	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/postgres"
@@ -60,9 +59,35 @@ func main() {
 		reuse      = flag.Bool("reuse", false, "reuse the SQLite store of an earlier run: skip the import and the ingest")
 		reeval     = flag.String("reeval", "", "instead of the query and API load: change these many advisories in turn (10,100,1000) and time the re-evaluation")
 		reevalSkip = flag.Int("reeval-skip", 0, "leave out this many changed advisories first (those an earlier -reuse run withdrew)")
+		workers    = flag.Int("workers", 8, "images indexed at once, as a registry's concurrent pushes arrive")
+		scale      = flag.Bool("scale", false, "the fleet-scale report (bench/fleet.sh): ingest, re-evaluation, socle serve's answers, size, memory, cold start")
+		socleBin   = flag.String("socle", "socle", "socle binary for -scale's socle serve")
+		replicas   = flag.Int("replicas", 1, "with -scale and PostgreSQL: processes ingesting at once, and socle serve sharing the database")
+		queries    = flag.Int("queries", 1000, "with -scale: advisories and images asked")
+		jsonOut    = flag.String("json", "", "with -scale: also write the figures here")
+		commit     = flag.String("commit", "", "with -scale: the commit measured, for the report")
+		part       = flag.String("ingest-part", "", "k/n: ingest the images i with i%n == k and print their latencies (a -replicas child)")
+		compare    = flag.String("compare", "", "NEW.json,OLD.json: print the ratios of two -scale runs")
 	)
 	flag.Parse()
 	ctx := context.Background()
+	opts := scaleOptions{data: *dataDir, db: *db, work: *work, socle: *socleBin, commit: *commit, jsonOut: *jsonOut,
+		images: *images, pkgs: *pkgs, bases: *bases, replicas: *replicas, workers: *workers, queries: *queries}
+	switch {
+	case *compare != "":
+		paths := strings.Split(*compare, ",")
+		if len(paths) != 2 {
+			log.Fatal("-compare NEW.json,OLD.json")
+		}
+		runCompare(paths[0], paths[1])
+		return
+	case *part != "":
+		runIngestPart(ctx, opts, *part)
+		return
+	case *scale:
+		runScale(ctx, opts)
+		return
+	}
 	st, err := openStore(ctx, *db, *work, *reuse)
 	if err != nil {
 		log.Fatal(err)
@@ -84,7 +109,7 @@ func main() {
 			digests = append(digests, im.Digest)
 		}
 	} else {
-		ingest, digests = fill(ctx, st, *dataDir, pairs, *images, *pkgs, *bases, *profile)
+		ingest, digests = fill(ctx, st, *dataDir, pairs, *images, *pkgs, *bases, *workers, *profile)
 	}
 	if *reeval != "" {
 		var sizes []int
@@ -108,38 +133,8 @@ func main() {
 	queryAndLoad(ctx, st, pairs, digests, ingest, *images, *pkgs, *bases, advisories, *wrk, *duration, *conns, qprof)
 }
 
-func fill(ctx context.Context, st store.Store, dataDir string, pairs []testenv.DebianChangelogPair, images, pkgs, bases int, profile string) (time.Duration, []string) {
-	// Advisories: real PyPA records and derived Debian ones.
-	t0 := time.Now()
-	im := vuln.NewImporter(st, "pypa")
-	if err := im.ImportPath(ctx, filepath.Join(dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz")); err != nil {
-		log.Fatal(err)
-	}
-	if _, err := im.Finish(ctx); err != nil {
-		log.Fatal(err)
-	}
-	dim := vuln.NewImporter(st, "derived-debian-changelogs")
-	for i, rec := range testenv.DerivedDebianOSV(pairs) {
-		if err := dim.ImportReader(ctx, fmt.Sprintf("derived-%d.json", i), strings.NewReader(string(rec)), time.Now()); err != nil {
-			log.Fatal(err)
-		}
-	}
-	if _, err := dim.Finish(ctx); err != nil {
-		log.Fatal(err)
-	}
-	advisories, _ := st.AdvisoryCount(ctx)
-	log.Printf("advisories imported: %d in %s", advisories, time.Since(t0).Round(time.Millisecond))
-
-	debs := debianPackages(filepath.Join(dataDir, "debian", "bookworm-minbase-rootfs", "var", "lib", "dpkg", "status"), pairs)
-	pypi := pypiPool(filepath.Join(dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz"))
-	log.Printf("package pools: %d Debian, %d PyPI (name, version) pairs", len(debs), len(pypi))
-
-	an, err := sbom.NewAnalyzer()
-	if err != nil {
-		log.Fatal(err)
-	}
-	sc := scan.New(st, an)
-	rng := rand.New(rand.NewPCG(1, 2))
+func fill(ctx context.Context, st store.Store, dataDir string, pairs []testenv.DebianChangelogPair, images, pkgs, bases, workers int, profile string) (time.Duration, []string) {
+	importAdvisories(ctx, st, dataDir, pairs)
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -147,25 +142,15 @@ func fill(ctx context.Context, st store.Store, dataDir string, pairs []testenv.D
 		}
 		pprof.StartCPUProfile(f)
 	}
-	nApp := pkgs - len(debs)
 	start := time.Now()
-	var digests []string
-	for i := 0; i < images; i++ {
-		inv := synthImage(i, i%bases, debs, pypi, nApp, rng)
-		if err := sc.Index(ctx, inv, fmt.Sprintf("bench/app-%d", i%500)); err != nil {
-			log.Fatal(err)
-		}
-		if err := st.PutTag(ctx, store.TagEvent{Repository: fmt.Sprintf("bench/app-%d", i%500), Tag: fmt.Sprint(i / 500), Digest: inv.Digest, At: time.Now()}); err != nil {
-			log.Fatal(err)
-		}
-		digests = append(digests, inv.Digest)
-		if (i+1)%1000 == 0 {
-			log.Printf("ingested %d images (%.0f/s)", i+1, float64(i+1)/time.Since(start).Seconds())
-		}
-	}
+	ingestPart(ctx, st, dataDir, pairs, images, pkgs, bases, workers, 0, 1)
 	ingest := time.Since(start)
 	if profile != "" {
 		pprof.StopCPUProfile()
+	}
+	var digests []string
+	for i := range images {
+		digests = append(digests, fmt.Sprintf("sha256:%064x", i+1))
 	}
 	return ingest, digests
 }

@@ -25,6 +25,7 @@ var Dialect = sqlstore.Dialect{
 	Blob:         "BLOB",
 	Serial:       "INTEGER",
 	WithoutRowID: " WITHOUT ROWID",
+	SingleWriter: true,
 	IsUnique: func(err error) bool {
 		var e *sqlite.Error
 		if errors.As(err, &e) {
@@ -46,7 +47,7 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "foreign_keys(1)", "synchronous(NORMAL)",
-		"cache_size(-65536)", "temp_store(MEMORY)", "wal_autocheckpoint(16384)"} {
+		"cache_size(-16384)", "temp_store(MEMORY)", "wal_autocheckpoint(16384)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

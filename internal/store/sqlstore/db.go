@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -36,13 +37,22 @@ type Dialect struct {
 	// WithoutRowID ends the DDL of tables that are only a primary key
 	// ("WITHOUT ROWID" in SQLite).
 	WithoutRowID string
+	// SingleWriter is true when the database runs one write transaction
+	// at a time (SQLite): this process's writers then queue on a mutex
+	// rather than in the database's busy handler, which sleeps between
+	// retries and turns contention into idle time.
+	SingleWriter bool
 }
 
 // DB is a store.Store on a database/sql handle.
 type DB struct {
-	db    *sql.DB
-	d     Dialect
-	names nameCache
+	db       *sql.DB
+	d        Dialect
+	names    nameCache
+	ingest   ingestQueue
+	packages packageIDs
+	writeMu  sync.Mutex
+	advs     advisoryCache
 }
 
 var _ store.Store = (*DB)(nil)
@@ -102,6 +112,10 @@ type execer interface {
 
 // inTx runs fn in a transaction, committing when it returns nil.
 func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.d.SingleWriter {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -184,4 +198,40 @@ func pageLimit(limit, def int) int {
 		return def
 	}
 	return limit
+}
+
+// insertRows inserts rows of cols values each (args holds them in
+// order): on a single-writer database (SQLite) with one prepared
+// single-row statement, which skips parsing a statement of hundreds of
+// placeholders for each batch; elsewhere (PostgreSQL) with multi-row
+// statements, one round trip per batch. head is "INSERT INTO t (a, b)
+// VALUES", tail what follows the values ("ON CONFLICT ...").
+func (s *DB) insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols int, args []any) error {
+	if len(args) == 0 {
+		return nil
+	}
+	per := max(1, 900/cols)
+	if s.d.SingleWriter {
+		per = max(1, 64/cols)
+		full := len(args) / (per * cols) * (per * cols)
+		if full > 0 {
+			st, err := tx.PrepareContext(ctx, s.q(head+" "+rowPlaceholders(per, cols)+" "+tail))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for i := 0; i < full; i += per * cols {
+				if _, err := st.ExecContext(ctx, args[i:i+per*cols]...); err != nil {
+					return err
+				}
+			}
+		}
+		args = args[full:]
+	}
+	for _, batch := range chunks(args, per*cols) {
+		if _, err := s.exec(ctx, tx, head+" "+rowPlaceholders(len(batch)/cols, cols)+" "+tail, batch...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -164,8 +164,8 @@ func (s *DB) readImageSpans(ctx context.Context, digest string) (*imageSpans, er
 	if err != nil {
 		return nil, err
 	}
-	err = s.eachRow(ctx, `SELECT pi.package_id, pi.since, p.ecosystem, p.name, p.version FROM package_images pi
-JOIN packages p ON p.id = pi.package_id WHERE pi.image_id = ?`, []any{sp.imageID}, func(r *sql.Rows) error {
+	err = s.eachRow(ctx, `SELECT DISTINCT ip.package_id, ip.since, p.ecosystem, p.name, p.version FROM image_packages ip
+JOIN packages p ON p.id = ip.package_id WHERE ip.image_id = ?`, []any{sp.imageID}, func(r *sql.Rows) error {
 		var id, since int64
 		var k store.PackageKey
 		if err := r.Scan(&id, &since, &k.Ecosystem, &k.Name, &k.Version); err != nil {
@@ -194,10 +194,10 @@ ON pi.image_id = lh.image_id AND pi.package_id = lh.package_id WHERE lh.image_id
 			sp.links[id] = append(sp.links[id], sn)
 			return nil
 		}},
-		{`SELECT pm.package_id, pm.advisory_id, pm.opened_at, 0, '' FROM package_matches pm JOIN package_images pi
-ON pi.package_id = pm.package_id WHERE pi.image_id = ?
+		{`SELECT pm.package_id, pm.advisory_id, pm.opened_at, 0, '' FROM package_matches pm
+WHERE pm.package_id IN (SELECT package_id FROM image_packages WHERE image_id = ?)
 UNION ALL SELECT mh.package_id, mh.advisory_id, mh.opened_at, mh.closed_at, mh.close_reason FROM match_history mh
-JOIN package_images pi ON pi.package_id = mh.package_id WHERE pi.image_id = ?`, func(r *sql.Rows) error {
+WHERE mh.package_id IN (SELECT package_id FROM image_packages WHERE image_id = ?)`, func(r *sql.Rows) error {
 			var k pairKey
 			var sn span
 			if err := r.Scan(&k.pkg, &k.adv, &sn.from, &sn.to, &sn.reason); err != nil {
@@ -229,7 +229,12 @@ JOIN package_images pi ON pi.package_id = mh.package_id WHERE pi.image_id = ?`, 
 
 // eachRow runs a query and calls fn on each row.
 func (s *DB) eachRow(ctx context.Context, q string, args []any, fn func(*sql.Rows) error) error {
-	rows, err := s.query(ctx, s.db, q, args...)
+	return s.eachRowIn(ctx, s.db, q, args, fn)
+}
+
+// eachRowIn is eachRow in a transaction (or any execer).
+func (s *DB) eachRowIn(ctx context.Context, x execer, q string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := s.query(ctx, x, q, args...)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -15,26 +16,69 @@ import (
 // match, possibly absent) and ends with the opened, closed and reason
 // columns.
 const findingColumns = `SELECT i.digest, a.id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
-p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index, `
+p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ` + layerColumn + `, ip.layer_index, `
 
 const findingTail = `, a.published, ` + factColumns
 
 // openFindingsFrom derives an image's open findings: each package it
-// links that a current match affects, unless a sticky closure keeps the
+// holds that a current match affects, unless a sticky closure keeps the
 // finding closed. A finding opened when both the link and the match
-// existed.
-const openFindingsFrom = findingColumns + `CASE WHEN pi.since > pm.opened_at THEN pi.since ELSE pm.opened_at END, 0, ''` + findingTail + `
+// existed. What the advisory says comes from advisoriesShown.
+const openFindingsFrom = `SELECT pm.advisory_id, pm.fixed_version, p.ecosystem, p.name, p.version,
+ip.name, ip.version, ip.type, ip.purl, ip.path, ` + layerColumn + `, ip.layer_index,
+CASE WHEN ip.since > pm.opened_at THEN ip.since ELSE pm.opened_at END
 FROM images i
-JOIN package_images pi ON pi.image_id = i.id
-JOIN package_matches pm ON pm.package_id = pi.package_id
-JOIN advisories a ON a.id = pm.advisory_id
-JOIN packages p ON p.id = pi.package_id
-JOIN image_packages ip ON ip.image_id = i.id AND ip.package_id = pi.package_id
+JOIN image_packages ip ON ip.image_id = i.id
+JOIN package_matches pm ON pm.package_id = ip.package_id
+JOIN packages p ON p.id = ip.package_id
 WHERE i.digest = ? AND NOT EXISTS (SELECT 1 FROM finding_closures fc
-	WHERE fc.image_id = i.id AND fc.package_id = pi.package_id AND fc.advisory_id = pm.advisory_id)
-ORDER BY ip.type, ip.name, ip.version, a.id`
+	WHERE fc.image_id = i.id AND fc.package_id = ip.package_id AND fc.advisory_id = pm.advisory_id)
+ORDER BY ip.type, ip.name, ip.version, pm.advisory_id`
 
-func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
+// resolveLayer resolves what layerColumn read, decoding each image's
+// layer list once per answer.
+func resolveLayer(memo map[string][]string, raw string, index int) string {
+	if !strings.HasPrefix(raw, "[") {
+		return raw
+	}
+	ls, ok := memo[raw]
+	if !ok {
+		_ = json.Unmarshal([]byte(raw), &ls)
+		memo[raw] = ls
+	}
+	if index < 0 || index >= len(ls) {
+		return ""
+	}
+	return ls[index]
+}
+
+// findingScanner reads finding rows, decoding each distinct JSON value
+// (aliases, ratings, an image's layer list) once per answer: the same
+// advisory and image recur on many rows.
+type findingScanner struct {
+	aliases map[string][]string
+	ratings map[string][]store.Rating
+	layers  map[string][]string
+}
+
+func newFindingScanner() *findingScanner {
+	return &findingScanner{aliases: map[string][]string{}, ratings: map[string][]store.Rating{}, layers: map[string][]string{}}
+}
+
+// memo decodes raw once per distinct value and returns a copy.
+func memo[T any](m map[string][]T, raw string) []T {
+	v, ok := m[raw]
+	if !ok {
+		_ = json.Unmarshal([]byte(raw), &v)
+		m[raw] = v
+	}
+	if v == nil {
+		return nil
+	}
+	return append([]T(nil), v...)
+}
+
+func (fsc *findingScanner) scan(row interface{ Scan(...any) error }) (store.Finding, error) {
 	var f store.Finding
 	var aliases string
 	var wd, opened, closed, pub int64
@@ -47,35 +91,69 @@ func scanFinding(row interface{ Scan(...any) error }) (store.Finding, error) {
 	if err != nil {
 		return f, err
 	}
-	facts.into(&f.RatingFacts)
+	f.SeveritySource, f.KEV, f.EPSS = facts.source, fromTS(facts.kev), facts.epss
+	f.Ratings = memo(fsc.ratings, facts.ratings)
+	f.Package.Layer = resolveLayer(fsc.layers, f.Package.Layer, f.Package.LayerIndex)
 	if fixed != nil {
 		f.FixedVersion = *fixed
 	}
 	f.Withdrawn = wd != 0
 	f.OpenedAt, f.ClosedAt, f.Published = fromTS(opened), fromTS(closed), fromTS(pub)
-	_ = json.Unmarshal([]byte(aliases), &f.Aliases)
+	f.Aliases = memo(fsc.aliases, aliases)
 	return f, nil
-}
-
-func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
-	rows, err := s.query(ctx, s.db, openFindingsFrom, digest)
-	if err != nil {
-		return nil, err
-	}
-	return scanFindings(rows)
 }
 
 func scanFindings(rows *sql.Rows) ([]store.Finding, error) {
 	defer rows.Close()
 	var out []store.Finding
+	fsc := newFindingScanner()
 	for rows.Next() {
-		f, err := scanFinding(rows)
+		f, err := fsc.scan(rows)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, f)
 	}
 	return out, rows.Err()
+}
+
+func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
+	var out []store.Finding
+	layers := map[string][]string{}
+	advs := map[string]bool{}
+	err := s.eachRow(ctx, openFindingsFrom, []any{digest}, func(r *sql.Rows) error {
+		f := store.Finding{ImageDigest: digest}
+		var opened int64
+		if err := r.Scan(&f.AdvisoryID, &f.FixedVersion, &f.Package.Key.Ecosystem, &f.Package.Key.Name, &f.Package.Key.Version,
+			&f.Package.Name, &f.Package.Version, &f.Package.Type, &f.Package.PURL, &f.Package.Path, &f.Package.Layer,
+			&f.Package.LayerIndex, &opened); err != nil {
+			return err
+		}
+		f.Package.Layer = resolveLayer(layers, f.Package.Layer, f.Package.LayerIndex)
+		f.OpenedAt = fromTS(opened)
+		advs[f.AdvisoryID] = true
+		out = append(out, f)
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	ids := make([]string, 0, len(advs))
+	for id := range advs {
+		ids = append(ids, id)
+	}
+	shown, err := s.advisoriesShown(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	kept := out[:0]
+	for _, f := range out {
+		if a := shown[f.AdvisoryID]; a != nil {
+			a.show(&f)
+			kept = append(kept, f)
+		}
+	}
+	return kept, nil
 }
 
 // affectedHit is one package version an answer covers.
@@ -188,7 +266,7 @@ WHERE pm.advisory_id IN (`+placeholders(len(ids))+`) ORDER BY p.name, p.version,
 // matched (source) name or by a binary package's name.
 func (s *DB) packageHits(ctx context.Context, q store.AffectedQuery) ([]affectedHit, error) {
 	byBinary := map[int64]bool{}
-	rows, err := s.query(ctx, s.db, `SELECT DISTINCT package_id FROM image_packages WHERE name = ?`, q.Package)
+	rows, err := s.query(ctx, s.db, `SELECT package_id FROM package_names WHERE name = ?`, q.Package)
 	if err != nil {
 		return nil, err
 	}
@@ -276,10 +354,9 @@ func (s *DB) CloseFindings(ctx context.Context, digest string, keys []store.Find
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, k := range keys {
 			res, err := s.exec(ctx, tx, `INSERT INTO finding_closures (image_id, package_id, advisory_id, opened_at, closed_at, close_reason)
-SELECT pi.image_id, pi.package_id, pm.advisory_id, CASE WHEN pi.since > pm.opened_at THEN pi.since ELSE pm.opened_at END, ?, ?
-FROM package_images pi JOIN package_matches pm ON pm.package_id = pi.package_id
-WHERE pi.image_id = (SELECT id FROM images WHERE digest = ?) AND pm.advisory_id = ?
-AND pi.package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id = pi.image_id AND ip.name = ?)
+SELECT ip.image_id, ip.package_id, pm.advisory_id, CASE WHEN ip.since > pm.opened_at THEN ip.since ELSE pm.opened_at END, ?, ?
+FROM image_packages ip JOIN package_matches pm ON pm.package_id = ip.package_id
+WHERE ip.image_id = (SELECT id FROM images WHERE digest = ?) AND pm.advisory_id = ? AND ip.name = ?
 ON CONFLICT (image_id, package_id, advisory_id) DO NOTHING`, ts(at), reason, digest, k.AdvisoryID, k.Package)
 			if err != nil {
 				return err

@@ -12,18 +12,22 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePackage) ([]store.PackageRow, error) {
+// putImage records one image and its package links in tx, and returns
+// the package versions never matched yet. The caller bumps the findings
+// generation.
+func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []store.ImagePackage) ([]store.PackageRow, []binaryName, error) {
 	layers, _ := json.Marshal(nonNil(img.Layers))
 	labels, _ := json.Marshal(img.Labels)
 	var fresh []store.PackageRow
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		fresh = fresh[:0]
+	var names []binaryName
+	err := func() error {
 		// A repository change renames an image in cached answers.
 		var oldRepo string
 		err := s.queryRow(ctx, tx, `SELECT repository FROM images WHERE digest = ?`, img.Digest).Scan(&oldRepo)
 		if err != nil && err != sql.ErrNoRows {
 			return err
 		}
+		known := err == nil
 		if err == nil && img.Repository != "" && oldRepo != img.Repository {
 			if err := s.bump(ctx, tx, imagesGenKey); err != nil {
 				return err
@@ -57,79 +61,98 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 		if now == 0 {
 			now = ts(time.Now())
 		}
-		if err := s.relink(ctx, tx, imageID, ids, now); err != nil {
+		since, err := s.relink(ctx, tx, imageID, known, ids, now)
+		if err != nil {
 			return err
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_id = ?`, imageID); err != nil {
+		if names, err = s.putImagePackages(ctx, tx, imageID, known, img.Layers, pkgs, ids, since); err != nil {
 			return err
 		}
-		const cols = 9
-		for _, batch := range chunks(pkgs, 100) {
-			args := make([]any, 0, len(batch)*cols)
-			for _, p := range batch {
-				args = append(args, imageID, ids[p.Key], p.Name, p.Version, p.Type, p.PURL, p.Path, p.Layer, p.LayerIndex)
-			}
-			if _, err := s.exec(ctx, tx, `INSERT INTO image_packages (image_id, package_id, name, version, type, purl, path, layer, layer_index)
-VALUES `+rowPlaceholders(len(batch), cols), args...); err != nil {
-				return err
-			}
-		}
-		// The image and its findings are new or changed: cached answers go.
 		// Its findings follow from the links: nothing else is written.
-		if err := s.bump(ctx, tx, findingsGenKey); err != nil {
-			return err
-		}
-		for _, id := range newIDs {
-			fresh = append(fresh, id)
-		}
+		fresh = append(fresh, newIDs...)
 		return nil
-	})
-	return fresh, err
+	}()
+	return fresh, names, err
 }
 
-// relink makes the image's package links those of ids: a package it
+// layerColumn reads a package's layer: its own digest, or when that was
+// left out, the image's layer list (images i) for layerAt to index.
+const layerColumn = `CASE WHEN ip.layer <> '' THEN ip.layer ELSE i.layers END`
+
+// putImagePackages replaces the image's package rows. A package's layer
+// digest is left out when the image's layer list gives it at its index.
+func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, known bool, layers []string, pkgs []store.ImagePackage,
+	ids map[store.PackageKey]int64, since map[int64]int64) ([]binaryName, error) {
+	if known {
+		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_id = ?`, imageID); err != nil {
+			return nil, err
+		}
+	}
+	const cols = 10
+	args := make([]any, 0, len(pkgs)*cols)
+	var names []any
+	var added []binaryName
+	for _, p := range pkgs {
+		layer := p.Layer
+		if p.LayerIndex >= 0 && p.LayerIndex < len(layers) && layers[p.LayerIndex] == layer {
+			layer = ""
+		}
+		id := ids[p.Key]
+		args = append(args, imageID, id, p.Name, p.Version, p.Type, p.PURL, p.Path, layer, p.LayerIndex, since[id])
+		if !s.packages.knownName(p.Name, id) {
+			names = append(names, p.Name, id)
+			added = append(added, binaryName{p.Name, id})
+		}
+	}
+	if err := s.insertRows(ctx, tx, `INSERT INTO image_packages (image_id, package_id, name, version, type, purl, path, layer, layer_index, since) VALUES`,
+		`ON CONFLICT DO NOTHING`, cols, args); err != nil {
+		return nil, err
+	}
+	return added, s.insertRows(ctx, tx, `INSERT INTO package_names (name, package_id) VALUES`, `ON CONFLICT DO NOTHING`, 2, names)
+}
+
+// relink makes the image's package links those of ids (known: the image
+// was stored before): a package it
 // gains is linked since now (its findings open now), one it lost moves to
 // link_history (its findings close as store.ClosePackageRemoved), and a
 // kept one keeps its time.
-func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, ids map[store.PackageKey]int64, now int64) error {
+func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids map[store.PackageKey]int64, now int64) (map[int64]int64, error) {
 	old := map[int64]int64{}
-	rows, err := s.query(ctx, tx, `SELECT package_id, since FROM package_images WHERE image_id = ?`, imageID)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var p, since int64
-		if err := rows.Scan(&p, &since); err != nil {
-			rows.Close()
-			return err
+	if known {
+		if err := s.eachRowIn(ctx, tx, `SELECT DISTINCT package_id, since FROM image_packages WHERE image_id = ?`, []any{imageID}, func(r *sql.Rows) error {
+			var p, since int64
+			if err := r.Scan(&p, &since); err != nil {
+				return err
+			}
+			old[p] = since
+			return nil
+		}); err != nil {
+			return nil, err
 		}
-		old[p] = since
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	keep := make(map[int64]bool, len(ids))
+	keep := make(map[int64]int64, len(ids))
 	var added []any
 	for _, id := range ids {
-		if keep[id] {
+		if _, ok := keep[id]; ok {
 			continue
 		}
-		keep[id] = true
-		if _, ok := old[id]; !ok {
+		if since, ok := old[id]; ok {
+			keep[id] = since
+		} else {
+			keep[id] = now
 			added = append(added, id, imageID, now)
 		}
 	}
 	var gone []any
 	for p, since := range old {
-		if !keep[p] {
+		if _, ok := keep[p]; !ok {
 			gone = append(gone, imageID, p, since, now)
 		}
 	}
 	for _, batch := range chunks(gone, 400) {
 		if _, err := s.exec(ctx, tx, `INSERT INTO link_history (image_id, package_id, since, until) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
 ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`, batch...); err != nil {
-			return err
+			return nil, err
 		}
 		pkgs := make([]any, 0, len(batch)/4)
 		for i := 1; i < len(batch); i += 4 {
@@ -137,15 +160,10 @@ ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`,
 		}
 		if _, err := s.exec(ctx, tx, `DELETE FROM package_images WHERE image_id = ? AND package_id IN (`+placeholders(len(pkgs))+`)`,
 			append([]any{imageID}, pkgs...)...); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	for _, batch := range chunks(added, 300) {
-		if _, err := s.exec(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES `+rowPlaceholders(len(batch)/3, 3), batch...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return keep, s.insertRows(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES`, "", 3, added)
 }
 
 // ensurePackages inserts the match keys of pkgs and returns their IDs,
@@ -153,13 +171,18 @@ ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`,
 func (s *DB) ensurePackages(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage) (map[store.PackageKey]int64, []store.PackageRow, error) {
 	var keys []store.PackageKey
 	seen := map[store.PackageKey]bool{}
+	ids := make(map[store.PackageKey]int64, len(pkgs))
 	for _, p := range pkgs {
-		if !seen[p.Key] {
-			seen[p.Key] = true
-			keys = append(keys, p.Key)
+		if seen[p.Key] {
+			continue
 		}
+		seen[p.Key] = true
+		if id, ok := s.packages.get(p.Key); ok {
+			ids[p.Key] = id
+			continue
+		}
+		keys = append(keys, p.Key)
 	}
-	ids := make(map[store.PackageKey]int64, len(keys))
 	var fresh []store.PackageRow
 	for _, batch := range chunks(keys, 100) {
 		args := make([]any, 0, len(batch)*3)
@@ -192,6 +215,8 @@ ON CONFLICT (ecosystem, name, version) DO NOTHING`, args...); err != nil {
 			ids[r.PackageKey] = r.ID
 			if matched == 0 {
 				fresh = append(fresh, r)
+			} else {
+				s.packages.put(r.PackageKey, r.ID)
 			}
 		}
 		rows.Close()
@@ -199,7 +224,7 @@ ON CONFLICT (ecosystem, name, version) DO NOTHING`, args...); err != nil {
 			return nil, nil, err
 		}
 	}
-	for _, k := range keys {
+	for k := range seen {
 		if _, ok := ids[k]; !ok {
 			return nil, nil, fmt.Errorf("package %v was not stored", k)
 		}
@@ -313,10 +338,10 @@ func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.Im
 	in := placeholders(len(digests))
 	args := anySlice(digests)
 	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss, COUNT(*)
-FROM images i JOIN package_images pi ON pi.image_id = i.id JOIN package_matches pm ON pm.package_id = pi.package_id
+FROM images i JOIN package_matches pm ON pm.package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id = i.id)
 JOIN advisories a ON a.id = pm.advisory_id
 WHERE a.withdrawn = 0 AND i.digest IN (`+in+`) AND NOT EXISTS (SELECT 1 FROM finding_closures fc
-	WHERE fc.image_id = i.id AND fc.package_id = pi.package_id AND fc.advisory_id = pm.advisory_id)
+	WHERE fc.image_id = i.id AND fc.package_id = pm.package_id AND fc.advisory_id = pm.advisory_id)
 GROUP BY i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss`, args...)
 	if err != nil {
 		return err
@@ -469,7 +494,7 @@ func scanTagEvents(rows *sql.Rows) ([]store.TagEvent, error) {
 }
 
 func (s *DB) ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error) {
-	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index
+	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, `+layerColumn+`, ip.layer_index
 FROM image_packages ip JOIN packages p ON p.id = ip.package_id JOIN images i ON i.id = ip.image_id
 WHERE i.digest = ? ORDER BY ip.type, ip.name, ip.version, ip.path`, digest)
 	if err != nil {
@@ -477,11 +502,13 @@ WHERE i.digest = ? ORDER BY ip.type, ip.name, ip.version, ip.path`, digest)
 	}
 	defer rows.Close()
 	var out []store.ImagePackage
+	layers := map[string][]string{}
 	for rows.Next() {
 		var p store.ImagePackage
 		if err := rows.Scan(&p.Key.Ecosystem, &p.Key.Name, &p.Key.Version, &p.Name, &p.Version, &p.Type, &p.PURL, &p.Path, &p.Layer, &p.LayerIndex); err != nil {
 			return nil, err
 		}
+		p.Layer = resolveLayer(layers, p.Layer, p.LayerIndex)
 		out = append(out, p)
 	}
 	return out, rows.Err()

@@ -1,0 +1,673 @@
+package main
+
+// The fleet-scale report (bench/fleet.sh): ingest with the layers
+// already analysed, re-evaluation after 10, 100 and 1,000 changed
+// advisories, the "affected by CVE" and image findings answers of socle
+// serve with its answer cache cold and then warm, the store's size, and
+// socle serve's cold start and peak memory on that store. With -replicas
+// above 1 (PostgreSQL only), that many processes ingest at once and that
+// many socle serve share the database.
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/check"
+	"github.com/socle-dev/socle/internal/oci"
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/testenv"
+	"github.com/socle-dev/socle/internal/vuln"
+)
+
+// dist is a latency distribution in milliseconds.
+type dist struct {
+	N                              int
+	Mean, P50, P90, P99, P999, Max float64
+}
+
+func distOf(d []time.Duration) dist {
+	if len(d) == 0 {
+		return dist{}
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	var sum time.Duration
+	for _, x := range s {
+		sum += x
+	}
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	return dist{N: len(s), Mean: ms(sum / time.Duration(len(s))), P50: ms(pct(s, 50)), P90: ms(pct(s, 90)),
+		P99: ms(pct(s, 99)), P999: ms(s[min(len(s)-1, len(s)*999/1000)]), Max: ms(s[len(s)-1])}
+}
+
+func (d dist) String() string {
+	return fmt.Sprintf("n %d: mean %.2f, p50 %.2f, p90 %.2f, p99 %.2f, p99.9 %.2f, max %.2f ms", d.N, d.Mean, d.P50, d.P90, d.P99, d.P999, d.Max)
+}
+
+type reevalRow struct {
+	Changed, Pairs, Versions int
+	Seconds                  float64
+	Closed, Opened, Images   int
+}
+
+type serveRow struct {
+	ColdStartSeconds float64
+	PeakRSSMiB       float64
+}
+
+// scaleResult is one run's figures; fleet.sh compares two of them.
+type scaleResult struct {
+	Commit, Backend                string
+	Images, Replicas, Workers      int
+	Advisories                     int
+	IngestSeconds, IngestPerSecond float64
+	IngestLatency                  dist
+	Reeval                         []reevalRow
+	AffectedCold, AffectedWarm     dist
+	AffectedRows                   int
+	FindingsCold, FindingsWarm     dist
+	StoreBytes, LinkBytes          int64
+	AdvisoryBytes, OtherBytes      int64
+	Serve                          []serveRow
+}
+
+type scaleOptions struct {
+	data, db, work, socle, commit, jsonOut string
+	images, pkgs, bases, replicas, workers int
+	queries                                int
+}
+
+func runScale(ctx context.Context, o scaleOptions) {
+	if o.replicas > 1 && !strings.HasPrefix(o.db, "postgres") {
+		log.Fatal("-replicas above 1 needs a PostgreSQL -db")
+	}
+	st, err := openStore(ctx, o.db, o.work, false)
+	if err != nil {
+		log.Fatal(err)
+	}
+	res := scaleResult{Commit: o.commit, Backend: st.Backend(), Images: o.images, Replicas: o.replicas, Workers: o.workers}
+	pairs, err := testenv.DebianChangelogPairs(filepath.Join(o.data, "debian", "derived", "bookworm-minbase-changelog-cves.tsv"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	importAdvisories(ctx, st, o.data, pairs)
+	res.Advisories, _ = st.AdvisoryCount(ctx)
+
+	// Ingest: in this process, or in -replicas processes at once.
+	t0 := time.Now()
+	if o.replicas <= 1 {
+		lat := ingestPart(ctx, st, o.data, pairs, o.images, o.pkgs, o.bases, o.workers, 0, 1)
+		res.IngestLatency = distOf(lat)
+	} else {
+		res.IngestLatency = ingestReplicas(o)
+	}
+	ingest := time.Since(t0)
+	res.IngestSeconds, res.IngestPerSecond = ingest.Seconds(), float64(o.images)/ingest.Seconds()
+	log.Printf("ingested %d images in %s (%.0f/s)", o.images, ingest.Round(time.Millisecond), res.IngestPerSecond)
+
+	seedChecks(ctx, st, o.data, o.images, o.workers)
+	res.Reeval = reevalRows(ctx, st, o.data, []int{10, 100, 1000})
+	res.StoreBytes, res.LinkBytes, res.AdvisoryBytes = storeSizes(ctx, st, o.db, o.work)
+	res.OtherBytes = res.StoreBytes - res.LinkBytes - res.AdvisoryBytes
+
+	// socle serve on that store.
+	secret, _, err := auth.Create(ctx, st, auth.Spec{Name: "fleet-bench", Role: store.RoleViewer}, time.Now())
+	if err != nil {
+		log.Fatal(err)
+	}
+	advs, digests := querySample(ctx, st, o.queries)
+	st.Close()
+	servers := startServers(o)
+	for i := range servers {
+		res.Serve = append(res.Serve, serveRow{ColdStartSeconds: servers[i].ready.Seconds()})
+	}
+	get := func(i int, path string) time.Duration {
+		srv := servers[i%len(servers)]
+		q0 := time.Now()
+		if err := srv.get(path, secret); err != nil {
+			log.Fatal(err)
+		}
+		return time.Since(q0)
+	}
+	var affCold, affWarm, fCold, fWarm []time.Duration
+	for pass := range 2 {
+		for i, a := range advs {
+			d := get(i, "/api/v1/affected?advisory="+a+"&limit=100")
+			if pass == 0 {
+				affCold = append(affCold, d)
+			} else {
+				affWarm = append(affWarm, d)
+			}
+		}
+		for i, dg := range digests {
+			d := get(i, "/api/v1/images/"+dg+"/findings")
+			if pass == 0 {
+				fCold = append(fCold, d)
+			} else {
+				fWarm = append(fWarm, d)
+			}
+		}
+	}
+	res.AffectedCold, res.AffectedWarm = distOf(affCold), distOf(affWarm)
+	res.FindingsCold, res.FindingsWarm = distOf(fCold), distOf(fWarm)
+	for i, srv := range servers {
+		res.Serve[i].PeakRSSMiB = srv.stop()
+	}
+	printScale(res)
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// seedChecks stores, for every image, the image rules' result of the
+// real Alpine 3.10 image, with the current rules: the images are
+// synthetic and in no registry, and socle serve would otherwise queue a
+// check of each at start (what it does after an upgrade that changes the
+// rules), which the report does not measure. Not timed.
+func seedChecks(ctx context.Context, st store.Store, dataDir string, images, workers int) {
+	ref, err := oci.ParseImageRef("docker-archive:" + filepath.Join(dataDir, "images", "alpine-310.tar.gz"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	src, err := source.Open(ctx, ref, source.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+	res, err := check.CheckImage(ctx, "alpine-310", src.Image, nil, check.ImageOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		log.Fatal(err)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c := store.ImageCheck{Digest: fmt.Sprintf("sha256:%064x", i+1), Repository: fmt.Sprintf("bench/app-%d", i%500),
+					RulesVersion: check.RulesVersion(), CheckedAt: time.Now().UTC(), Result: b}
+				if err := st.PutImageCheck(ctx, c); err != nil {
+					log.Fatal(err)
+				}
+			}
+		}()
+	}
+	for i := range images {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	log.Printf("stored the real Alpine check result (%d bytes) for %d images", len(b), images)
+}
+
+// importAdvisories loads the real PyPA records and the OSV records
+// derived from real Debian changelogs.
+func importAdvisories(ctx context.Context, st store.Store, dataDir string, pairs []testenv.DebianChangelogPair) {
+	t0 := time.Now()
+	im := vuln.NewImporter(st, "pypa")
+	if err := im.ImportPath(ctx, filepath.Join(dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz")); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := im.Finish(ctx); err != nil {
+		log.Fatal(err)
+	}
+	dim := vuln.NewImporter(st, "derived-debian-changelogs")
+	for i, rec := range testenv.DerivedDebianOSV(pairs) {
+		if err := dim.ImportReader(ctx, fmt.Sprintf("derived-%d.json", i), strings.NewReader(string(rec)), time.Now()); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := dim.Finish(ctx); err != nil {
+		log.Fatal(err)
+	}
+	n, _ := st.AdvisoryCount(ctx)
+	log.Printf("advisories imported: %d in %s", n, time.Since(t0).Round(time.Millisecond))
+}
+
+// ingestPart indexes the images i with i % parts == part, workers at
+// once, each with its tag, as a registry's pushes arrive, and returns
+// each image's indexing time. The inventories are built beforehand: the
+// layers are taken as analysed (socle's layer cache).
+func ingestPart(ctx context.Context, st store.Store, dataDir string, pairs []testenv.DebianChangelogPair, images, pkgs, bases, workers, part, parts int) []time.Duration {
+	debs := debianPackages(filepath.Join(dataDir, "debian", "bookworm-minbase-rootfs", "var", "lib", "dpkg", "status"), pairs)
+	pypi := pypiPool(filepath.Join(dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz"))
+	an, err := sbom.NewAnalyzer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sc := scan.New(st, an)
+	next := make(chan int)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range max(workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				inv := synthImage(i, i%bases, debs, pypi, pkgs-len(debs), rand.New(rand.NewPCG(1, uint64(i))))
+				repo := fmt.Sprintf("bench/app-%d", i%500)
+				q0 := time.Now()
+				if err := sc.Index(ctx, inv, repo); err != nil {
+					log.Fatal(err)
+				}
+				if err := st.PutTag(ctx, store.TagEvent{Repository: repo, Tag: fmt.Sprint(i / 500), Digest: inv.Digest, At: time.Now()}); err != nil {
+					log.Fatal(err)
+				}
+				d := time.Since(q0)
+				mu.Lock()
+				lat = append(lat, d)
+				if n := len(lat); n%10000 == 0 {
+					log.Printf("ingested %d images (%.0f/s)", n, float64(n)/time.Since(start).Seconds())
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := part; i < images; i += parts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	log.Printf("ingested %d images in %s (%.0f/s)", len(lat), time.Since(start).Round(time.Millisecond), float64(len(lat))/time.Since(start).Seconds())
+	return lat
+}
+
+// ingestReplicas runs -replicas child processes, each ingesting its share
+// into the shared database, and merges their latencies.
+func ingestReplicas(o scaleOptions) dist {
+	var cmds []*exec.Cmd
+	var outs []*strings.Builder
+	for k := range o.replicas {
+		cmd := exec.Command(os.Args[0], "-data", o.data, "-db", o.db, "-work", o.work, "-images", fmt.Sprint(o.images),
+			"-packages", fmt.Sprint(o.pkgs), "-bases", fmt.Sprint(o.bases), "-workers", fmt.Sprint(o.workers),
+			"-ingest-part", fmt.Sprintf("%d/%d", k, o.replicas))
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, os.Stderr
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	var all []time.Duration
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			log.Fatalf("replica %d: %v", i, err)
+		}
+		var ms []int64
+		if err := json.Unmarshal([]byte(outs[i].String()), &ms); err != nil {
+			log.Fatalf("replica %d: %v", i, err)
+		}
+		for _, m := range ms {
+			all = append(all, time.Duration(m)*time.Microsecond)
+		}
+	}
+	return distOf(all)
+}
+
+// runIngestPart is a replica's side of ingestReplicas.
+func runIngestPart(ctx context.Context, o scaleOptions, spec string) {
+	var part, parts int
+	if _, err := fmt.Sscanf(spec, "%d/%d", &part, &parts); err != nil || parts < 1 || part < 0 || part >= parts {
+		log.Fatalf("-ingest-part %q: want k/n", spec)
+	}
+	st, err := openStore(ctx, o.db, o.work, true)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	pairs, err := testenv.DebianChangelogPairs(filepath.Join(o.data, "debian", "derived", "bookworm-minbase-changelog-cves.tsv"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	lat := ingestPart(ctx, st, o.data, pairs, o.images, o.pkgs, o.bases, o.workers, part, parts)
+	ms := make([]int64, len(lat))
+	for i, d := range lat {
+		ms[i] = d.Microseconds()
+	}
+	json.NewEncoder(os.Stdout).Encode(ms)
+}
+
+// reevalRows withdraws successive, disjoint sets of real PyPA records
+// and times socle's re-evaluation of each; Pairs counts the (package
+// version, advisory) matches the change ends.
+func reevalRows(ctx context.Context, st store.Store, dataDir string, sizes []int) []reevalRow {
+	path := filepath.Join(dataDir, "osv", "pypi", "pypa-advisory-database-vulns.tar.gz")
+	held := map[string]bool{}
+	for _, p := range pypiPool(path) {
+		held[p.name] = true
+	}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	recs := changedAdvisories(path, total, held)
+	an, err := sbom.NewAnalyzer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sc := scan.New(st, an)
+	var out []reevalRow
+	for _, n := range sizes {
+		n = min(n, len(recs))
+		batch := recs[:n]
+		recs = recs[n:]
+		var ids []string
+		for _, r := range batch {
+			var rec struct{ ID string }
+			_ = json.Unmarshal(r, &rec)
+			ids = append(ids, rec.ID)
+		}
+		pairs := countMatches(ctx, st, ids)
+		im := vuln.NewImporter(st, "pypa")
+		for i, r := range batch {
+			if err := im.ImportReader(ctx, fmt.Sprintf("changed-%d.json", i), strings.NewReader(string(r)), time.Now()); err != nil {
+				log.Fatal(err)
+			}
+		}
+		stats, err := im.Finish(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		t1 := time.Now()
+		re, err := sc.Reevaluate(ctx, st, stats.Packages)
+		if err != nil {
+			log.Fatal(err)
+		}
+		row := reevalRow{Changed: n, Pairs: pairs, Versions: re.Versions, Seconds: time.Since(t1).Seconds(),
+			Closed: re.Changes.Closed, Opened: re.Changes.Opened, Images: len(re.Changes.Images)}
+		log.Printf("re-evaluation of %d changed advisories: %+v", n, row)
+		out = append(out, row)
+	}
+	return out
+}
+
+// countMatches counts the package versions the advisories match now.
+func countMatches(ctx context.Context, st store.Store, ids []string) int {
+	db := st.(interface{ SQL() *sql.DB }).SQL()
+	n := 0
+	for _, id := range ids {
+		var k int
+		q := `SELECT COUNT(*) FROM package_matches WHERE advisory_id = ?`
+		if st.Backend() == "postgres" {
+			q = strings.Replace(q, "?", "$1", 1)
+		}
+		if err := db.QueryRowContext(ctx, q, id).Scan(&k); err != nil {
+			log.Fatal(err)
+		}
+		n += k
+	}
+	return n
+}
+
+// storeSizes returns the store's size, what its package links take
+// (image_packages, package_images and link_history with their indexes)
+// and what the advisories take.
+func storeSizes(ctx context.Context, st store.Store, dsn, work string) (total, links, advisories int64) {
+	db := st.(interface{ SQL() *sql.DB }).SQL()
+	linkTables := map[string]bool{"image_packages": true, "image_packages_img": true, "image_packages_name": true,
+		"package_images": true, "package_images_img": true, "link_history": true}
+	advTables := map[string]bool{"advisories": true, "advisory_aliases": true, "advisory_aliases_adv": true,
+		"advisory_affected": true, "advisory_affected_pkg": true, "ratings": true, "exploits": true}
+	var q string
+	if st.Backend() == "postgres" {
+		q = `SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 't')`
+	} else {
+		if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			log.Fatal(err)
+		}
+		q = `SELECT name, SUM(pgsize) FROM dbstat GROUP BY name`
+	}
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			log.Fatal(err)
+		}
+		total += n
+		base := strings.TrimPrefix(name, "sqlite_autoindex_")
+		base = strings.TrimSuffix(strings.TrimSuffix(base, "_1"), "_pkey")
+		switch {
+		case linkTables[base]:
+			links += n
+		case advTables[base]:
+			advisories += n
+		}
+	}
+	return total, links, advisories
+}
+
+// querySample picks up to n advisories that match stored package
+// versions and n image digests, at random.
+func querySample(ctx context.Context, st store.Store, n int) (advs, digests []string) {
+	db := st.(interface{ SQL() *sql.DB }).SQL()
+	for _, q := range []struct {
+		sql string
+		out *[]string
+	}{
+		{`SELECT DISTINCT advisory_id FROM package_matches`, &advs},
+		{`SELECT digest FROM images`, &digests},
+	} {
+		rows, err := db.QueryContext(ctx, q.sql)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				log.Fatal(err)
+			}
+			*q.out = append(*q.out, s)
+		}
+		rows.Close()
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, l := range []*[]string{&advs, &digests} {
+		sort.Strings(*l)
+		rng.Shuffle(len(*l), func(i, j int) { (*l)[i], (*l)[j] = (*l)[j], (*l)[i] })
+		*l = (*l)[:min(n, len(*l))]
+	}
+	return advs, digests
+}
+
+// serveProc is one socle serve the report queries.
+type serveProc struct {
+	cmd   *exec.Cmd
+	base  string
+	ready time.Duration
+	http  *http.Client
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServers starts -replicas socle serve on the store and waits for
+// each to answer /readyz.
+func startServers(o scaleOptions) []*serveProc {
+	var out []*serveProc
+	for k := range o.replicas {
+		dbArg := o.db
+		if dbArg == "" {
+			dbArg = filepath.Join(o.work, "fleet-bench.db")
+		}
+		dir := filepath.Join(o.work, fmt.Sprintf("serve-%d", k))
+		os.RemoveAll(dir)
+		addr := freePort()
+		cmd := exec.Command(o.socle, "--database", dbArg, "--data-dir", dir, "serve", "--addr", addr, "--registry-addr", freePort())
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		srv := &serveProc{cmd: cmd, base: "http://" + addr, http: &http.Client{Timeout: 60 * time.Second}}
+		t0 := time.Now()
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		for {
+			resp, err := srv.http.Get(srv.base + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Since(t0) > 5*time.Minute {
+				log.Fatal("socle serve not ready after 5 minutes")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		srv.ready = time.Since(t0)
+		log.Printf("socle serve %d ready in %s", k, srv.ready.Round(time.Millisecond))
+		out = append(out, srv)
+	}
+	return out
+}
+
+func (s *serveProc) get(path, token string) error {
+	req, _ := http.NewRequest("GET", s.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return nil
+}
+
+// stop ends socle serve and returns its peak resident memory in MiB.
+func (s *serveProc) stop() float64 {
+	rss := peakRSS(s.cmd.Process.Pid)
+	s.cmd.Process.Signal(os.Interrupt)
+	s.cmd.Wait()
+	return rss
+}
+
+func peakRSS(pid int) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func printScale(r scaleResult) {
+	fmt.Printf("# socle fleet scale, %s, %s\n\n", r.Commit, time.Now().UTC().Format("2006-01-02T15:04Z"))
+	fmt.Printf("Store %s; %d images x 200 packages (20 bases); %d advisories; %d replica(s), %d ingest workers each.\n\n",
+		r.Backend, r.Images, r.Advisories, r.Replicas, r.Workers)
+	fmt.Println("| measure | figure | target |")
+	fmt.Println("|---|---|---|")
+	fmt.Printf("| ingest, layers cached | %.0f images/s (%.1f s); per image %s | >= 500/s SQLite, >= 1,000/s 2 PG replicas |\n",
+		r.IngestPerSecond, r.IngestSeconds, r.IngestLatency)
+	for _, e := range r.Reeval {
+		fmt.Printf("| re-evaluation, %d changed advisories | %.2f s: %d (package version x advisory) pairs ended, %d versions re-matched, %d findings closed, %d opened, %d images listed | 1,000: < 5 s at 10k, < 30 s at 100k |\n",
+			e.Changed, e.Seconds, e.Pairs, e.Versions, e.Closed, e.Opened, e.Images)
+	}
+	fmt.Printf("| \"affected by CVE\", answer cache cold | %s | p99 < 50 ms |\n", r.AffectedCold)
+	fmt.Printf("| \"affected by CVE\", answer cache warm | %s | - |\n", r.AffectedWarm)
+	fmt.Printf("| image findings, answer cache cold | %s | p99 < 20 ms |\n", r.FindingsCold)
+	fmt.Printf("| image findings, answer cache warm | %s | - |\n", r.FindingsWarm)
+	per := float64(r.OtherBytes) / float64(r.Images)
+	fmt.Printf("| store size | %s: package links %s (%.0f B/image), advisories %s, the rest %s (%.0f B/image) | rest <= 2 KB/image |\n",
+		mib(r.StoreBytes), mib(r.LinkBytes), float64(r.LinkBytes)/float64(r.Images), mib(r.AdvisoryBytes), mib(r.OtherBytes), per)
+	for i, s := range r.Serve {
+		fmt.Printf("| socle serve %d: cold start to /readyz, peak RSS | %.2f s, %.0f MiB | < 5 s, < 1 GiB |\n", i+1, s.ColdStartSeconds, s.PeakRSSMiB)
+	}
+	fmt.Println()
+	fmt.Println("Latencies are socle serve's HTTP answers over loopback, one request at a time: the first pass asks each advisory and")
+	fmt.Println("image once, so socle's answer cache holds none of them (uncached); the second asks the same again (cached). The")
+	fmt.Println("database's own page cache and the OS's are warm: the store was just written.")
+}
+
+// runCompare prints the ratios of two runs' figures (new / old).
+func runCompare(newPath, oldPath string) {
+	var a, b scaleResult
+	for _, x := range []struct {
+		p string
+		r *scaleResult
+	}{{newPath, &a}, {oldPath, &b}} {
+		raw, err := os.ReadFile(x.p)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, x.r); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Printf("## %s against %s (%s, %d images)\n\n", a.Commit, b.Commit, a.Backend, a.Images)
+	fmt.Println("| measure | new | previous | new / previous |")
+	fmt.Println("|---|---|---|---|")
+	row := func(name, unit string, x, y float64) {
+		r := "-"
+		if y != 0 {
+			r = fmt.Sprintf("%.2f", x/y)
+		}
+		fmt.Printf("| %s | %.2f %s | %.2f %s | %s |\n", name, x, unit, y, unit, r)
+	}
+	row("ingest rate", "images/s", a.IngestPerSecond, b.IngestPerSecond)
+	for i := range min(len(a.Reeval), len(b.Reeval)) {
+		row(fmt.Sprintf("re-evaluation, %d advisories", a.Reeval[i].Changed), "s", a.Reeval[i].Seconds, b.Reeval[i].Seconds)
+	}
+	row("affected by CVE p99, uncached", "ms", a.AffectedCold.P99, b.AffectedCold.P99)
+	row("image findings p99, uncached", "ms", a.FindingsCold.P99, b.FindingsCold.P99)
+	row("store size", "MiB", float64(a.StoreBytes)/(1<<20), float64(b.StoreBytes)/(1<<20))
+	row("store beyond links and advisories, per image", "B", float64(a.OtherBytes)/float64(a.Images), float64(b.OtherBytes)/float64(b.Images))
+	if len(a.Serve) > 0 && len(b.Serve) > 0 {
+		row("socle serve cold start", "s", a.Serve[0].ColdStartSeconds, b.Serve[0].ColdStartSeconds)
+		row("socle serve peak RSS", "MiB", a.Serve[0].PeakRSSMiB, b.Serve[0].PeakRSSMiB)
+	}
+	fmt.Println()
+}
