@@ -88,7 +88,9 @@ type scaleResult struct {
 	FindingsCold, FindingsWarm     dist
 	StoreBytes, LinkBytes          int64
 	AdvisoryBytes, OtherBytes      int64
+	Tables                         map[string]int64
 	Serve                          []serveRow
+	Settings                       string
 }
 
 type scaleOptions struct {
@@ -101,11 +103,15 @@ func runScale(ctx context.Context, o scaleOptions) {
 	if o.replicas > 1 && !strings.HasPrefix(o.db, "postgres") {
 		log.Fatal("-replicas above 1 needs a PostgreSQL -db")
 	}
+	if strings.HasPrefix(o.db, "postgres") {
+		emptyPostgres(ctx, o.db)
+	}
 	st, err := openStore(ctx, o.db, o.work, false)
 	if err != nil {
 		log.Fatal(err)
 	}
-	res := scaleResult{Commit: o.commit, Backend: st.Backend(), Images: o.images, Replicas: o.replicas, Workers: o.workers}
+	res := scaleResult{Commit: o.commit, Backend: st.Backend(), Images: o.images, Replicas: o.replicas, Workers: o.workers,
+		Settings: databaseSettings(ctx, st)}
 	pairs, err := testenv.DebianChangelogPairs(filepath.Join(o.data, "debian", "derived", "bookworm-minbase-changelog-cves.tsv"))
 	if err != nil {
 		log.Fatal(err)
@@ -127,7 +133,7 @@ func runScale(ctx context.Context, o scaleOptions) {
 
 	seedChecks(ctx, st, o.data, o.images, o.workers)
 	res.Reeval = reevalRows(ctx, st, o.data, []int{10, 100, 1000})
-	res.StoreBytes, res.LinkBytes, res.AdvisoryBytes = storeSizes(ctx, st, o.db, o.work)
+	res.StoreBytes, res.LinkBytes, res.AdvisoryBytes, res.Tables = storeSizes(ctx, st)
 	res.OtherBytes = res.StoreBytes - res.LinkBytes - res.AdvisoryBytes
 
 	// socle serve on that store.
@@ -149,24 +155,17 @@ func runScale(ctx context.Context, o scaleOptions) {
 		}
 		return time.Since(q0)
 	}
+	// Each question is asked twice in a row: the first answer is computed
+	// (socle's answer cache has never held it), the second is served from
+	// that cache.
 	var affCold, affWarm, fCold, fWarm []time.Duration
-	for pass := range 2 {
-		for i, a := range advs {
-			d := get(i, "/api/v1/affected?advisory="+a+"&limit=100")
-			if pass == 0 {
-				affCold = append(affCold, d)
-			} else {
-				affWarm = append(affWarm, d)
-			}
-		}
-		for i, dg := range digests {
-			d := get(i, "/api/v1/images/"+dg+"/findings")
-			if pass == 0 {
-				fCold = append(fCold, d)
-			} else {
-				fWarm = append(fWarm, d)
-			}
-		}
+	for i, a := range advs {
+		affCold = append(affCold, get(i, "/api/v1/affected?advisory="+a+"&limit=100"))
+		affWarm = append(affWarm, get(i, "/api/v1/affected?advisory="+a+"&limit=100"))
+	}
+	for i, dg := range digests {
+		fCold = append(fCold, get(i, "/api/v1/images/"+dg+"/findings"))
+		fWarm = append(fWarm, get(i, "/api/v1/images/"+dg+"/findings"))
 	}
 	res.AffectedCold, res.AffectedWarm = distOf(affCold), distOf(affWarm)
 	res.FindingsCold, res.FindingsWarm = distOf(fCold), distOf(fWarm)
@@ -226,6 +225,39 @@ func seedChecks(ctx context.Context, st store.Store, dataDir string, images, wor
 	close(next)
 	wg.Wait()
 	log.Printf("stored the real Alpine check result (%d bytes) for %d images", len(b), images)
+}
+
+// emptyPostgres drops every table of the database's current schema: the
+// report starts from an empty store. Only for a database made for it.
+func emptyPostgres(ctx context.Context, dsn string) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `DROP SCHEMA public CASCADE; CREATE SCHEMA public`); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// databaseSettings reports what bears on write speed.
+func databaseSettings(ctx context.Context, st store.Store) string {
+	db := st.(interface{ SQL() *sql.DB }).SQL()
+	var qs []string
+	if st.Backend() == "postgres" {
+		qs = []string{"SHOW server_version", "SHOW fsync", "SHOW synchronous_commit", "SHOW shared_buffers"}
+	} else {
+		qs = []string{"SELECT sqlite_version()", "PRAGMA journal_mode", "PRAGMA synchronous", "PRAGMA cache_size"}
+	}
+	var parts []string
+	for _, q := range qs {
+		var v string
+		if err := db.QueryRowContext(ctx, q).Scan(&v); err != nil {
+			v = "?"
+		}
+		parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(q, "SHOW "), "PRAGMA ")+" "+v)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // importAdvisories loads the real PyPA records and the OSV records
@@ -432,16 +464,18 @@ func countMatches(ctx context.Context, st store.Store, ids []string) int {
 // storeSizes returns the store's size, what its package links take
 // (image_packages, package_images and link_history with their indexes)
 // and what the advisories take.
-func storeSizes(ctx context.Context, st store.Store, dsn, work string) (total, links, advisories int64) {
+func storeSizes(ctx context.Context, st store.Store) (total, links, advisories int64, tables map[string]int64) {
+	tables = map[string]int64{}
 	db := st.(interface{ SQL() *sql.DB }).SQL()
 	linkTables := map[string]bool{"image_packages": true, "image_packages_img": true, "image_packages_name": true,
-		"package_images": true, "package_images_img": true, "link_history": true}
+		"package_images": true, "package_images_img": true, "link_history": true, "binaries": true, "binaries_name": true}
 	advTables := map[string]bool{"advisories": true, "advisory_aliases": true, "advisory_aliases_adv": true,
 		"advisory_affected": true, "advisory_affected_pkg": true, "ratings": true, "exploits": true}
 	var q string
 	if st.Backend() == "postgres" {
-		q = `SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 't')`
+		// Each table with its indexes and TOAST (where large values go).
+		q = `SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r'`
 	} else {
 		if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			log.Fatal(err)
@@ -462,6 +496,7 @@ WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 't')`
 		total += n
 		base := strings.TrimPrefix(name, "sqlite_autoindex_")
 		base = strings.TrimSuffix(strings.TrimSuffix(base, "_1"), "_pkey")
+		tables[name] += n
 		switch {
 		case linkTables[base]:
 			links += n
@@ -469,7 +504,7 @@ WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i', 't')`
 			advisories += n
 		}
 	}
-	return total, links, advisories
+	return total, links, advisories, tables
 }
 
 // querySample picks up to n advisories that match stored package
@@ -602,12 +637,26 @@ func peakRSS(pid int) float64 {
 	return 0
 }
 
+// largest lists the n largest tables and indexes, in bytes per image.
+func largest(tables map[string]int64, images, n int) string {
+	var names []string
+	for k := range tables {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return tables[names[i]] > tables[names[j]] })
+	var parts []string
+	for _, k := range names[:min(n, len(names))] {
+		parts = append(parts, fmt.Sprintf("%s %.0f B", k, float64(tables[k])/float64(images)))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func printScale(r scaleResult) {
 	fmt.Printf("# socle fleet scale, %s, %s\n\n", r.Commit, time.Now().UTC().Format("2006-01-02T15:04Z"))
-	fmt.Printf("Store %s; %d images x 200 packages (20 bases); %d advisories; %d replica(s), %d ingest workers each.\n\n",
-		r.Backend, r.Images, r.Advisories, r.Replicas, r.Workers)
+	fmt.Printf("Store %s (%s); %d images x 200 packages (20 bases); %d advisories; %d replica(s), %d ingest workers each.\n\n",
+		r.Backend, r.Settings, r.Images, r.Advisories, r.Replicas, r.Workers)
 	fmt.Println("| measure | figure | target |")
 	fmt.Println("|---|---|---|")
 	fmt.Printf("| ingest, layers cached | %.0f images/s (%.1f s); per image %s | >= 500/s SQLite, >= 1,000/s 2 PG replicas |\n",
@@ -623,13 +672,15 @@ func printScale(r scaleResult) {
 	per := float64(r.OtherBytes) / float64(r.Images)
 	fmt.Printf("| store size | %s: package links %s (%.0f B/image), advisories %s, the rest %s (%.0f B/image) | rest <= 2 KB/image |\n",
 		mib(r.StoreBytes), mib(r.LinkBytes), float64(r.LinkBytes)/float64(r.Images), mib(r.AdvisoryBytes), mib(r.OtherBytes), per)
+	fmt.Printf("| largest tables and indexes, per image | %s | - |\n", largest(r.Tables, r.Images, 8))
 	for i, s := range r.Serve {
 		fmt.Printf("| socle serve %d: cold start to /readyz, peak RSS | %.2f s, %.0f MiB | < 5 s, < 1 GiB |\n", i+1, s.ColdStartSeconds, s.PeakRSSMiB)
 	}
 	fmt.Println()
-	fmt.Println("Latencies are socle serve's HTTP answers over loopback, one request at a time: the first pass asks each advisory and")
-	fmt.Println("image once, so socle's answer cache holds none of them (uncached); the second asks the same again (cached). The")
-	fmt.Println("database's own page cache and the OS's are warm: the store was just written.")
+	fmt.Println("Latencies are socle serve's HTTP answers over loopback, one request at a time, each question asked twice in a row:")
+	fmt.Println("the first answer is computed (socle's answer cache has never held it: uncached), the second comes from that cache.")
+	fmt.Println("The store's own caches (package IDs, advisory texts, image names) and the database's and the OS's page caches are")
+	fmt.Println("warm: the store was just written. With several socle serve, the questions alternate between them.")
 }
 
 // runCompare prints the ratios of two runs' figures (new / old).

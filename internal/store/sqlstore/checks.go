@@ -1,12 +1,51 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/socle-dev/socle/internal/store"
 )
 
+// maxCheckResult bounds what a stored check result inflates to.
+const maxCheckResult = 64 << 20
+
+// Check results are stored gzip-compressed (a third of their size: one
+// per image, they count at fleet scale); rows written before are plain
+// JSON, told apart by gzip's magic bytes.
+func packResult(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+func unpackResult(b []byte) ([]byte, error) {
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		return b, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, maxCheckResult+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxCheckResult {
+		return nil, fmt.Errorf("stored check result inflates beyond %d bytes", maxCheckResult)
+	}
+	return out, nil
+}
+
 func (s *DB) PutImageCheck(ctx context.Context, c store.ImageCheck) error {
+	c.Result = packResult(c.Result)
 	_, err := s.exec(ctx, s.db, `INSERT INTO image_checks (digest, repository, rules_version, checked_at, result) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, rules_version = excluded.rules_version,
 checked_at = excluded.checked_at, result = excluded.result`, c.Digest, c.Repository, c.RulesVersion, ts(c.CheckedAt), c.Result)
@@ -22,6 +61,9 @@ func (s *DB) ImageCheck(ctx context.Context, digest string) (store.ImageCheck, e
 		return c, notFound(err, "image check of "+digest)
 	}
 	c.CheckedAt = fromTS(at)
+	if c.Result, err = unpackResult(c.Result); err != nil {
+		return c, fmt.Errorf("image check of %s: %w", digest, err)
+	}
 	return c, nil
 }
 

@@ -37,6 +37,9 @@ type Dialect struct {
 	// WithoutRowID ends the DDL of tables that are only a primary key
 	// ("WITHOUT ROWID" in SQLite).
 	WithoutRowID string
+	// IsRetryable, when set, reports whether a transaction failed only
+	// because of others running at once (a deadlock) and may run again.
+	IsRetryable func(error) bool
 	// SingleWriter is true when the database runs one write transaction
 	// at a time (SQLite): this process's writers then queue on a mutex
 	// rather than in the database's busy handler, which sleeps between
@@ -128,6 +131,24 @@ func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// inTxRetry is inTx run again, up to three times, when the database
+// aborted the transaction for a conflict with others (IsRetryable). fn
+// must start from scratch each time.
+func (s *DB) inTxRetry(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := range 4 {
+		if err = s.inTx(ctx, fn); err == nil || s.d.IsRetryable == nil || !s.d.IsRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // placeholders returns "?, ?, ?" for n values.

@@ -47,6 +47,7 @@ func (s *DB) FindingsClosedAs(ctx context.Context, digest, prefix string) ([]sto
 	rows, err := s.query(ctx, s.db, findingColumns+`fc.opened_at, fc.closed_at, fc.close_reason`+findingTail+`
 FROM finding_closures fc JOIN images i ON i.id = fc.image_id JOIN advisories a ON a.id = fc.advisory_id
 JOIN packages p ON p.id = fc.package_id JOIN image_packages ip ON ip.image_id = fc.image_id AND ip.package_id = fc.package_id
+JOIN binaries b ON b.id = ip.binary_id
 LEFT JOIN package_matches pm ON pm.package_id = fc.package_id AND pm.advisory_id = fc.advisory_id
 WHERE i.digest = ? AND fc.close_reason LIKE ?`, digest, prefix+"%")
 	if err != nil {
@@ -129,7 +130,7 @@ func (s *DB) derivedClosed(ctx context.Context, digest, prefix string) ([]store.
 		byKey[key] = id
 	}
 	rows, err := s.query(ctx, s.db, findingColumns+`0, 0, ''`+findingTail+`
-FROM image_packages ip JOIN images i ON i.id = ip.image_id JOIN packages p ON p.id = ip.package_id
+FROM image_packages ip JOIN binaries b ON b.id = ip.binary_id JOIN images i ON i.id = ip.image_id JOIN packages p ON p.id = ip.package_id
 JOIN advisories a ON a.id IN (`+placeholders(len(advList))+`)
 LEFT JOIN package_matches pm ON pm.package_id = ip.package_id AND pm.advisory_id = a.id
 WHERE ip.image_id = ? AND ip.package_id IN (`+placeholders(len(pkgs))+`)`,

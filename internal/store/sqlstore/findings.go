@@ -12,11 +12,11 @@ import (
 )
 
 // findingColumns are read by scanFinding; the query supplies i (images),
-// a (advisories), p (packages), ip (image_packages) and pm (the current
+// a (advisories), p (packages), ip (image_packages), b (binaries) and pm (the current
 // match, possibly absent) and ends with the opened, closed and reason
 // columns.
 const findingColumns = `SELECT i.digest, a.id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
-p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, ` + layerColumn + `, ip.layer_index, `
+p.ecosystem, p.name, p.version, b.name, b.version, b.type, b.purl, b.path, ` + layerColumn + `, ip.layer_index, `
 
 const findingTail = `, a.published, ` + factColumns
 
@@ -25,15 +25,16 @@ const findingTail = `, a.published, ` + factColumns
 // finding closed. A finding opened when both the link and the match
 // existed. What the advisory says comes from advisoriesShown.
 const openFindingsFrom = `SELECT pm.advisory_id, pm.fixed_version, p.ecosystem, p.name, p.version,
-ip.name, ip.version, ip.type, ip.purl, ip.path, ` + layerColumn + `, ip.layer_index,
+b.name, b.version, b.type, b.purl, b.path, ` + layerColumn + `, ip.layer_index,
 CASE WHEN ip.since > pm.opened_at THEN ip.since ELSE pm.opened_at END
 FROM images i
 JOIN image_packages ip ON ip.image_id = i.id
+JOIN binaries b ON b.id = ip.binary_id
 JOIN package_matches pm ON pm.package_id = ip.package_id
 JOIN packages p ON p.id = ip.package_id
 WHERE i.digest = ? AND NOT EXISTS (SELECT 1 FROM finding_closures fc
 	WHERE fc.image_id = i.id AND fc.package_id = ip.package_id AND fc.advisory_id = pm.advisory_id)
-ORDER BY ip.type, ip.name, ip.version, pm.advisory_id`
+ORDER BY b.type, b.name, b.version, pm.advisory_id`
 
 // resolveLayer resolves what layerColumn read, decoding each image's
 // layer list once per answer.
@@ -266,7 +267,7 @@ WHERE pm.advisory_id IN (`+placeholders(len(ids))+`) ORDER BY p.name, p.version,
 // matched (source) name or by a binary package's name.
 func (s *DB) packageHits(ctx context.Context, q store.AffectedQuery) ([]affectedHit, error) {
 	byBinary := map[int64]bool{}
-	rows, err := s.query(ctx, s.db, `SELECT package_id FROM package_names WHERE name = ?`, q.Package)
+	rows, err := s.query(ctx, s.db, `SELECT DISTINCT package_id FROM binaries WHERE name = ?`, q.Package)
 	if err != nil {
 		return nil, err
 	}
@@ -355,8 +356,8 @@ func (s *DB) CloseFindings(ctx context.Context, digest string, keys []store.Find
 		for _, k := range keys {
 			res, err := s.exec(ctx, tx, `INSERT INTO finding_closures (image_id, package_id, advisory_id, opened_at, closed_at, close_reason)
 SELECT ip.image_id, ip.package_id, pm.advisory_id, CASE WHEN ip.since > pm.opened_at THEN ip.since ELSE pm.opened_at END, ?, ?
-FROM image_packages ip JOIN package_matches pm ON pm.package_id = ip.package_id
-WHERE ip.image_id = (SELECT id FROM images WHERE digest = ?) AND pm.advisory_id = ? AND ip.name = ?
+FROM image_packages ip JOIN binaries b ON b.id = ip.binary_id JOIN package_matches pm ON pm.package_id = ip.package_id
+WHERE ip.image_id = (SELECT id FROM images WHERE digest = ?) AND pm.advisory_id = ? AND b.name = ?
 ON CONFLICT (image_id, package_id, advisory_id) DO NOTHING`, ts(at), reason, digest, k.AdvisoryID, k.Package)
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,15 +13,14 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// putImage records one image and its package links in tx, and returns
-// the package versions never matched yet. The caller bumps the findings
-// generation.
-func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []store.ImagePackage) ([]store.PackageRow, []binaryName, error) {
+// putImage records one image and its package links in tx; ids and bins
+// are its packages' and binaries' IDs (putAll resolves them for a whole
+// batch). The caller bumps the findings generation.
+func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []store.ImagePackage,
+	ids map[store.PackageKey]int64, bins map[binaryKey]int64) error {
 	layers, _ := json.Marshal(nonNil(img.Layers))
 	labels, _ := json.Marshal(img.Labels)
-	var fresh []store.PackageRow
-	var names []binaryName
-	err := func() error {
+	return func() error {
 		// A repository change renames an image in cached answers.
 		var oldRepo string
 		err := s.queryRow(ctx, tx, `SELECT repository FROM images WHERE digest = ?`, img.Digest).Scan(&oldRepo)
@@ -53,26 +53,21 @@ chain_id = excluded.chain_id RETURNING id`,
 ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes(img.Inventory)); err != nil {
 			return err
 		}
-		ids, newIDs, err := s.ensurePackages(ctx, tx, pkgs)
-		if err != nil {
-			return err
-		}
 		now := ts(img.ScannedAt)
 		if now == 0 {
 			now = ts(time.Now())
 		}
-		since, err := s.relink(ctx, tx, imageID, known, ids, now)
+		own := make(map[store.PackageKey]int64, len(pkgs))
+		for _, p := range pkgs {
+			own[p.Key] = ids[p.Key]
+		}
+		since, err := s.relink(ctx, tx, imageID, known, own, now)
 		if err != nil {
 			return err
 		}
-		if names, err = s.putImagePackages(ctx, tx, imageID, known, img.Layers, pkgs, ids, since); err != nil {
-			return err
-		}
 		// Its findings follow from the links: nothing else is written.
-		fresh = append(fresh, newIDs...)
-		return nil
+		return s.putImagePackages(ctx, tx, imageID, known, img.Layers, pkgs, ids, bins, since)
 	}()
-	return fresh, names, err
 }
 
 // layerColumn reads a package's layer: its own digest, or when that was
@@ -82,33 +77,96 @@ const layerColumn = `CASE WHEN ip.layer <> '' THEN ip.layer ELSE i.layers END`
 // putImagePackages replaces the image's package rows. A package's layer
 // digest is left out when the image's layer list gives it at its index.
 func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, known bool, layers []string, pkgs []store.ImagePackage,
-	ids map[store.PackageKey]int64, since map[int64]int64) ([]binaryName, error) {
+	ids map[store.PackageKey]int64, bins map[binaryKey]int64, since map[int64]int64) error {
 	if known {
 		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_id = ?`, imageID); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	const cols = 10
+	const cols = 6
 	args := make([]any, 0, len(pkgs)*cols)
-	var names []any
-	var added []binaryName
 	for _, p := range pkgs {
 		layer := p.Layer
 		if p.LayerIndex >= 0 && p.LayerIndex < len(layers) && layers[p.LayerIndex] == layer {
 			layer = ""
 		}
 		id := ids[p.Key]
-		args = append(args, imageID, id, p.Name, p.Version, p.Type, p.PURL, p.Path, layer, p.LayerIndex, since[id])
-		if !s.packages.knownName(p.Name, id) {
-			names = append(names, p.Name, id)
-			added = append(added, binaryName{p.Name, id})
-		}
+		args = append(args, imageID, bins[binaryOf(p, id)], id, layer, p.LayerIndex, since[id])
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO image_packages (image_id, package_id, name, version, type, purl, path, layer, layer_index, since) VALUES`,
-		`ON CONFLICT DO NOTHING`, cols, args); err != nil {
+	return s.insertRows(ctx, tx, `INSERT INTO image_packages (image_id, binary_id, package_id, layer, layer_index, since) VALUES`,
+		`ON CONFLICT DO NOTHING`, cols, args)
+}
+
+// binaryKey is what a binaries row is.
+type binaryKey struct {
+	pkg                             int64
+	name, version, typ, purl, path string
+}
+
+func binaryOf(p store.ImagePackage, pkgID int64) binaryKey {
+	return binaryKey{pkgID, p.Name, p.Version, p.Type, p.PURL, p.Path}
+}
+
+// ensureBinaries returns the IDs of the binaries of pkgs, inserting the
+// ones not stored yet.
+func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage, ids map[store.PackageKey]int64) (map[binaryKey]int64, error) {
+	out := make(map[binaryKey]int64, len(pkgs))
+	var missing []binaryKey
+	for _, p := range pkgs {
+		k := binaryOf(p, ids[p.Key])
+		if _, ok := out[k]; ok {
+			continue
+		}
+		if id, ok := s.packages.binary(k); ok {
+			out[k] = id
+			continue
+		}
+		out[k] = 0
+		missing = append(missing, k)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	slices.SortFunc(missing, func(a, b binaryKey) int {
+		return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.name, b.name), cmp.Compare(a.version, b.version),
+			cmp.Compare(a.typ, b.typ), cmp.Compare(a.purl, b.purl), cmp.Compare(a.path, b.path))
+	})
+	args := make([]any, 0, 6*len(missing))
+	pkgIDs := map[int64]bool{}
+	for _, k := range missing {
+		args = append(args, k.pkg, k.name, k.version, k.typ, k.purl, k.path)
+		pkgIDs[k.pkg] = true
+	}
+	if err := s.insertRows(ctx, tx, `INSERT INTO binaries (package_id, name, version, type, purl, path) VALUES`, `ON CONFLICT DO NOTHING`, 6, args); err != nil {
 		return nil, err
 	}
-	return added, s.insertRows(ctx, tx, `INSERT INTO package_names (name, package_id) VALUES`, `ON CONFLICT DO NOTHING`, 2, names)
+	var list []int64
+	for id := range pkgIDs {
+		list = append(list, id)
+	}
+	for _, batch := range chunks(list, 500) {
+		err := s.eachRowIn(ctx, tx, `SELECT id, package_id, name, version, type, purl, path FROM binaries WHERE package_id IN (`+placeholders(len(batch))+`)`,
+			anySlice(batch), func(r *sql.Rows) error {
+				var id int64
+				var k binaryKey
+				if err := r.Scan(&id, &k.pkg, &k.name, &k.version, &k.typ, &k.purl, &k.path); err != nil {
+					return err
+				}
+				if v, ok := out[k]; ok && v == 0 {
+					out[k] = id
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range missing {
+		if out[k] == 0 {
+			return nil, fmt.Errorf("binary package %s %s was not stored", k.name, k.version)
+		}
+	}
+	return out, nil
 }
 
 // relink makes the image's package links those of ids (known: the image
@@ -183,6 +241,11 @@ func (s *DB) ensurePackages(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 		}
 		keys = append(keys, p.Key)
 	}
+	// One order for every writer, so that concurrent transactions take
+	// the unique index's locks in the same order (no deadlock).
+	slices.SortFunc(keys, func(a, b store.PackageKey) int {
+		return cmp.Or(cmp.Compare(a.Ecosystem, b.Ecosystem), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version))
+	})
 	var fresh []store.PackageRow
 	for _, batch := range chunks(keys, 100) {
 		args := make([]any, 0, len(batch)*3)
@@ -494,9 +557,9 @@ func scanTagEvents(rows *sql.Rows) ([]store.TagEvent, error) {
 }
 
 func (s *DB) ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error) {
-	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, ip.name, ip.version, ip.type, ip.purl, ip.path, `+layerColumn+`, ip.layer_index
-FROM image_packages ip JOIN packages p ON p.id = ip.package_id JOIN images i ON i.id = ip.image_id
-WHERE i.digest = ? ORDER BY ip.type, ip.name, ip.version, ip.path`, digest)
+	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, b.name, b.version, b.type, b.purl, b.path, `+layerColumn+`, ip.layer_index
+FROM image_packages ip JOIN binaries b ON b.id = ip.binary_id JOIN packages p ON p.id = ip.package_id JOIN images i ON i.id = ip.image_id
+WHERE i.digest = ? ORDER BY b.type, b.name, b.version, b.path`, digest)
 	if err != nil {
 		return nil, err
 	}

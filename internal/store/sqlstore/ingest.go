@@ -20,7 +20,7 @@ type ingestQueue struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	pending []*putRequest
-	leading bool
+	leaders int
 }
 
 type putRequest struct {
@@ -48,12 +48,18 @@ func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePa
 		q.cond = sync.NewCond(&q.mu)
 	}
 	q.pending = append(q.pending, r)
+	// One batch at a time on a single-writer database; a few at once
+	// elsewhere, whose transactions run in parallel.
+	most := 1
+	if !s.d.SingleWriter {
+		most = 4
+	}
 	for !r.finished {
-		if q.leading {
+		if q.leaders >= most || len(q.pending) == 0 {
 			q.cond.Wait()
 			continue
 		}
-		q.leading = true
+		q.leaders++
 		n := min(len(q.pending), maxIngestBatch)
 		batch := q.pending[:n:n]
 		q.pending = q.pending[n:]
@@ -63,7 +69,7 @@ func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePa
 		for _, b := range batch {
 			b.finished = true
 		}
-		q.leading = false
+		q.leaders--
 		q.cond.Broadcast()
 	}
 	q.mu.Unlock()
@@ -98,43 +104,62 @@ func (s *DB) putBatch(batch []*putRequest) {
 	}
 }
 
+// putAll writes rs in one transaction. The batch's package versions and
+// binaries are resolved first, each kind in one sorted pass, so that
+// concurrent transactions take the unique indexes' locks in the same
+// order (no deadlock on PostgreSQL).
 func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
-	var names []binaryName
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		names = names[:0]
+	var bins map[binaryKey]int64
+	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
+		var all []store.ImagePackage
 		for _, r := range rs {
-			fresh, ns, err := s.putImage(ctx, tx, r.img, r.pkgs)
-			if err != nil {
+			all = append(all, r.pkgs...)
+		}
+		ids, fresh, err := s.ensurePackages(ctx, tx, all)
+		if err != nil {
+			return err
+		}
+		if bins, err = s.ensureBinaries(ctx, tx, all, ids); err != nil {
+			return err
+		}
+		freshBy := make(map[store.PackageKey]store.PackageRow, len(fresh))
+		for _, f := range fresh {
+			freshBy[f.PackageKey] = f
+		}
+		for _, r := range rs {
+			if err := s.putImage(ctx, tx, r.img, r.pkgs, ids, bins); err != nil {
 				return err
 			}
-			r.fresh = fresh
-			names = append(names, ns...)
+			r.fresh = nil
+			seen := map[store.PackageKey]bool{}
+			for _, p := range r.pkgs {
+				if f, ok := freshBy[p.Key]; ok && !seen[p.Key] {
+					seen[p.Key] = true
+					r.fresh = append(r.fresh, f)
+				}
+			}
 		}
 		// The images and their findings are new or changed: cached answers go.
 		return s.bump(ctx, tx, findingsGenKey)
 	})
 	if err == nil {
-		s.packages.rememberNames(names)
+		s.packages.rememberBinaries(bins)
 	}
 	return err
 }
 
-// packageIDs caches the IDs of package versions already matched. A
-// package row never changes its ID nor goes away, so every server may
-// keep its own; a version never matched is read again, so that the
-// caller still learns it must be matched.
+// packageIDs caches the IDs of package versions already matched, and of
+// binaries. Those rows never change their ID nor go away, so every server
+// may keep its own; a version never matched is read again, so that the
+// caller still learns it must be matched, and a binary is kept only once
+// the transaction that wrote it has committed.
 type packageIDs struct {
-	mu    sync.RWMutex
-	ids   map[store.PackageKey]int64
-	names map[binaryName]bool // package_names rows known to be stored
+	mu       sync.RWMutex
+	ids      map[store.PackageKey]int64
+	binaries map[binaryKey]int64
 }
 
-type binaryName struct {
-	name string
-	id   int64
-}
-
-// maxCachedPackages bounds the cache (about 100 bytes an entry).
+// maxCachedPackages bounds each map (about 100 bytes an entry).
 const maxCachedPackages = 1 << 21
 
 func (c *packageIDs) get(k store.PackageKey) (int64, bool) {
@@ -144,25 +169,6 @@ func (c *packageIDs) get(k store.PackageKey) (int64, bool) {
 	return id, ok
 }
 
-func (c *packageIDs) knownName(name string, id int64) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.names[binaryName{name, id}]
-}
-
-// rememberNames records package_names rows once their transaction has
-// committed.
-func (c *packageIDs) rememberNames(ns []binaryName) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.names == nil || len(c.names)+len(ns) > maxCachedPackages {
-		c.names = map[binaryName]bool{}
-	}
-	for _, n := range ns {
-		c.names[n] = true
-	}
-}
-
 func (c *packageIDs) put(k store.PackageKey, id int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -170,4 +176,22 @@ func (c *packageIDs) put(k store.PackageKey, id int64) {
 		c.ids = map[store.PackageKey]int64{}
 	}
 	c.ids[k] = id
+}
+
+func (c *packageIDs) binary(k binaryKey) (int64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	id, ok := c.binaries[k]
+	return id, ok
+}
+
+func (c *packageIDs) rememberBinaries(m map[binaryKey]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.binaries == nil || len(c.binaries)+len(m) > maxCachedPackages {
+		c.binaries = map[binaryKey]int64{}
+	}
+	for k, id := range m {
+		c.binaries[k] = id
+	}
 }

@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,7 +64,10 @@ func (s *DB) SetPackageMatches(ctx context.Context, pkgID int64, matches []store
 
 func (s *DB) SetMatches(ctx context.Context, updates []store.MatchUpdate, at time.Time) (store.FindingChanges, error) {
 	var ch store.FindingChanges
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// Package order: concurrent writers lock rows in the same order.
+	updates = slices.Clone(updates)
+	slices.SortStableFunc(updates, func(a, b store.MatchUpdate) int { return cmp.Compare(a.PackageID, b.PackageID) })
+	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
 		ch = store.FindingChanges{}
 		ids := make([]int64, 0, len(updates))
 		for _, u := range updates {

@@ -178,27 +178,29 @@ INSERT INTO match_history (package_id, advisory_id, opened_at, closed_at, close_
 	AND NOT EXISTS (SELECT 1 FROM package_matches pm WHERE pm.package_id = findings.package_id AND pm.advisory_id = findings.advisory_id)
 	GROUP BY package_id, advisory_id;
 DROP TABLE findings;`,
-	// 14: image packages as one ordered tree per image, with the time
-	// the image got each (package_images.since, so that an image's
-	// findings read no other link), their layer digest kept only when the
-	// image's layer list does not give it, and
-	// binary names in a table of their own (one row per name and package
-	// version, not per image): an image's packages are written as an
-	// append instead of three trees, one of them scattered. The links read
-	// by image come from there too, so package_images needs no index by
-	// image: it is the index by package version alone.
-	`CREATE TABLE image_packages_v14 (image_id BIGINT NOT NULL, package_id BIGINT NOT NULL, name TEXT NOT NULL,
-	version TEXT NOT NULL, type TEXT NOT NULL, purl TEXT NOT NULL, path TEXT NOT NULL, layer TEXT NOT NULL,
-	layer_index INTEGER NOT NULL, since BIGINT NOT NULL,
-	PRIMARY KEY (image_id, package_id, type, name, version, path, layer_index)){{without_rowid}};
-INSERT INTO image_packages_v14 (image_id, package_id, name, version, type, purl, path, layer, layer_index, since)
-	SELECT ip.image_id, ip.package_id, ip.name, ip.version, ip.type, ip.purl, ip.path, ip.layer, ip.layer_index,
+	// 14: an image's packages as narrow rows in one tree keyed by image
+	// (the binary package, its layer index, and the time the image got it
+	// so that its findings read no other link); what a binary package is
+	// (name, version, type, purl, path) is stored once in binaries, shared
+	// by every image holding it; a layer digest is kept only when the
+	// image's layer list does not give it. The links read by image come
+	// from there, so package_images needs no index by image: it is the
+	// index by package version alone.
+	`CREATE TABLE binaries (id {{serial}} PRIMARY KEY, package_id BIGINT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL,
+	type TEXT NOT NULL, purl TEXT NOT NULL, path TEXT NOT NULL, UNIQUE (package_id, name, version, type, purl, path));
+CREATE INDEX binaries_name ON binaries (name, package_id);
+INSERT INTO binaries (package_id, name, version, type, purl, path)
+	SELECT DISTINCT package_id, name, version, type, purl, path FROM image_packages WHERE true ON CONFLICT DO NOTHING;
+CREATE TABLE image_packages_v14 (image_id BIGINT NOT NULL, binary_id BIGINT NOT NULL, package_id BIGINT NOT NULL,
+	layer TEXT NOT NULL, layer_index INTEGER NOT NULL, since BIGINT NOT NULL,
+	PRIMARY KEY (image_id, binary_id, layer_index)){{without_rowid}};
+INSERT INTO image_packages_v14 (image_id, binary_id, package_id, layer, layer_index, since)
+	SELECT ip.image_id, b.id, ip.package_id, ip.layer, ip.layer_index,
 	COALESCE((SELECT pi.since FROM package_images pi WHERE pi.package_id = ip.package_id AND pi.image_id = ip.image_id), 0)
-	FROM image_packages ip WHERE true ON CONFLICT DO NOTHING;
+	FROM image_packages ip JOIN binaries b ON b.package_id = ip.package_id AND b.name = ip.name AND b.version = ip.version
+	AND b.type = ip.type AND b.purl = ip.purl AND b.path = ip.path WHERE true ON CONFLICT DO NOTHING;
 DROP TABLE image_packages;
 ALTER TABLE image_packages_v14 RENAME TO image_packages;
-CREATE TABLE package_names (name TEXT NOT NULL, package_id BIGINT NOT NULL, PRIMARY KEY (name, package_id)){{without_rowid}};
-INSERT INTO package_names (name, package_id) SELECT DISTINCT name, package_id FROM image_packages WHERE true ON CONFLICT DO NOTHING;
 DROP INDEX package_images_img;`,
 }
 

@@ -1,11 +1,13 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -465,4 +467,71 @@ func nilIfEmpty(s []string) []string {
 		return nil
 	}
 	return s
+}
+
+// testConcurrentIngest indexes images from many goroutines at once (the
+// store commits them together) and checks each image's packages and
+// findings, and that a caller whose context is gone fails alone.
+func testConcurrentIngest(t *testing.T, s store.Store) {
+	t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	_, err := s.UpsertAdvisories(ctx, []store.Advisory{advisory("CVE-2025-77", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "src0", Spec: []byte("hand-made")})})
+	must(t, err)
+	first := []store.ImagePackage{pkg("Debian:12", "src0", "1.0", "src0-a")}
+	fresh, err := s.PutImage(ctx, image("sha256:c0", "r/c", t0), first)
+	must(t, err)
+	_, err = s.SetPackageMatches(ctx, fresh[0].ID, []store.PackageMatch{{AdvisoryID: "CVE-2025-77", FixedVersion: "1.1"}}, nil, t0)
+	must(t, err)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ctx
+			if i == 7 {
+				cc, cancel := context.WithCancel(ctx)
+				cancel()
+				c = cc
+			}
+			pkgs := []store.ImagePackage{pkg("Debian:12", "src0", "1.0", "src0-a"), pkg("Debian:12", fmt.Sprint("own", i), "1.0", fmt.Sprint("own", i))}
+			_, errs[i] = s.PutImage(c, image(fmt.Sprintf("sha256:c%d", i+1), "r/c", t0.Add(time.Minute)), pkgs)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		d := fmt.Sprintf("sha256:c%d", i+1)
+		if i == 7 {
+			if err == nil {
+				t.Fatal("a cancelled caller's image was stored")
+			}
+			if ok, _ := s.HasImage(ctx, d); ok {
+				t.Fatalf("the cancelled caller's image %s is stored", d)
+			}
+			continue
+		}
+		must(t, err)
+		ps, err := s.ImagePackages(ctx, d)
+		must(t, err)
+		if len(ps) != 2 || ps[0].Name != fmt.Sprint("own", i) || ps[1].Name != "src0-a" {
+			t.Fatalf("packages of %s = %+v", d, ps)
+		}
+		fs, err := s.ImageFindings(ctx, d)
+		must(t, err)
+		if len(fs) != 1 || fs[0].AdvisoryID != "CVE-2025-77" || fs[0].Package.Layer != "sha256:l1" || !fs[0].OpenedAt.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("findings of %s = %+v", d, fs)
+		}
+		// Each image is linked to its own packages only, whatever else
+		// its batch held.
+		own, err := s.AffectedImages(ctx, store.AffectedQuery{Package: fmt.Sprint("own", i)})
+		must(t, err)
+		if own.Images != 1 || own.Rows[0].Digest != d {
+			t.Fatalf("images holding own%d = %+v", i, own)
+		}
+	}
+	res, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2025-77"})
+	must(t, err)
+	if res.Images != n {
+		t.Fatalf("affected images = %d, want %d", res.Images, n)
+	}
 }

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DataGeneration", testDataGeneration},
 		{"RatingsAndExploits", testRatings},
 		{"VEXDocuments", testVEXDocuments},
+		{"ConcurrentIngest", testConcurrentIngest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
