@@ -181,7 +181,7 @@ func (s *Syncer) Sync(ctx context.Context, f config.Feed) Result {
 		res.Reevaluated, res.Findings = n, ch
 		if ch.OpenedFixable > 0 && s.Notify != nil {
 			s.Notify(ctx, "findings.new", map[string]any{"feed": f.Name, "opened_fixable": ch.OpenedFixable, "opened": ch.Opened,
-				"closed": ch.Closed, "images": ch.Images, "advisories": stats.Changed})
+				"closed": ch.Closed, "images": ch.Images, "images_truncated": ch.ImagesTruncated, "advisories": stats.Changed})
 		}
 	}
 	if s.KEVAlert != nil {

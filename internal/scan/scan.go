@@ -205,10 +205,12 @@ func (s *Scanner) Rematch(ctx context.Context, rows []store.PackageRow) (store.F
 		if err != nil {
 			return total, fmt.Errorf("recording matches: %w", err)
 		}
-		total.Opened += ch.Opened
-		total.OpenedFixable += ch.OpenedFixable
-		total.Closed += ch.Closed
-		total.Images = append(total.Images, ch.Images...)
+		total.Add(ch)
+	}
+	if total.ImagesTruncated {
+		// More images changed than listed: the kept VEX documents go
+		// through every image.
+		return total, s.applyVEXEverywhere(ctx)
 	}
 	return total, s.applyVEX(ctx, total.Images)
 }
@@ -220,6 +222,17 @@ func (s *Scanner) applyVEX(ctx context.Context, digests []string) error {
 		return nil
 	}
 	if err := s.vex(ctx, digests); err != nil {
+		return fmt.Errorf("applying kept VEX: %w", err)
+	}
+	return nil
+}
+
+// applyVEXEverywhere applies the kept VEX documents to every image.
+func (s *Scanner) applyVEXEverywhere(ctx context.Context) error {
+	if s.vex == nil {
+		return nil
+	}
+	if err := s.vex(ctx, nil); err != nil {
 		return fmt.Errorf("applying kept VEX: %w", err)
 	}
 	return nil

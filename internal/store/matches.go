@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sort"
 	"time"
 )
 
@@ -46,8 +47,35 @@ type FindingChanges struct {
 	// fixed version.
 	OpenedFixable int
 	// Images lists the images whose findings changed, at most
-	// MaxChangedImages of them, in digest order.
-	Images []string
+	// MaxChangedImages of them, in digest order; ImagesTruncated is true
+	// when there may be more.
+	Images          []string
+	ImagesTruncated bool
+}
+
+// Add adds o's counts and images to c, keeping at most MaxChangedImages
+// distinct images.
+func (c *FindingChanges) Add(o FindingChanges) {
+	c.Opened += o.Opened
+	c.OpenedFixable += o.OpenedFixable
+	c.Closed += o.Closed
+	c.ImagesTruncated = c.ImagesTruncated || o.ImagesTruncated
+	seen := make(map[string]bool, len(c.Images))
+	for _, d := range c.Images {
+		seen[d] = true
+	}
+	for _, d := range o.Images {
+		if seen[d] {
+			continue
+		}
+		if len(c.Images) >= MaxChangedImages {
+			c.ImagesTruncated = true
+			break
+		}
+		seen[d] = true
+		c.Images = append(c.Images, d)
+	}
+	sort.Strings(c.Images)
 }
 
 // MaxChangedImages bounds FindingChanges.Images: a change to a base

@@ -255,7 +255,7 @@ func (s *DB) countChanges(ctx context.Context, tx *sql.Tx, d matchDiff) (store.F
 	for _, p := range closed {
 		ch.Closed += holders[p.pkg] - sticky[pairKey{p.pkg, p.adv}]
 	}
-	ch.Images, err = s.someHolders(ctx, tx, pkgs, store.MaxChangedImages)
+	ch.Images, ch.ImagesTruncated, err = s.someHolders(ctx, tx, pkgs, store.MaxChangedImages)
 	return ch, err
 }
 
@@ -294,36 +294,36 @@ WHERE (fc.package_id, fc.advisory_id) IN (VALUES `+vals+`) GROUP BY fc.package_i
 }
 
 // someHolders lists up to max distinct images holding any of pkgs, in
-// digest order.
-func (s *DB) someHolders(ctx context.Context, tx *sql.Tx, pkgs []int64, max int) ([]string, error) {
+// digest order; more is true when there may be others.
+func (s *DB) someHolders(ctx context.Context, tx *sql.Tx, pkgs []int64, max int) (list []string, more bool, err error) {
 	seen := map[string]bool{}
 	for _, p := range pkgs {
-		if len(seen) >= max {
+		err := s.eachRowIn(ctx, tx, `SELECT i.digest FROM package_images pi JOIN images i ON i.id = pi.image_id WHERE pi.package_id = ? LIMIT ?`,
+			[]any{p, max + 1}, func(r *sql.Rows) error {
+				var d string
+				if err := r.Scan(&d); err != nil {
+					return err
+				}
+				if !seen[d] && len(seen) >= max {
+					more = true
+					return nil
+				}
+				seen[d] = true
+				return nil
+			})
+		if err != nil {
+			return nil, false, err
+		}
+		if more {
 			break
 		}
-		rows, err := s.query(ctx, tx, `SELECT i.digest FROM package_images pi JOIN images i ON i.id = pi.image_id WHERE pi.package_id = ? LIMIT ?`, p, max)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() && len(seen) < max {
-			var d string
-			if err := rows.Scan(&d); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			seen[d] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
 	}
-	out := make([]string, 0, len(seen))
+	list = make([]string, 0, len(seen))
 	for d := range seen {
-		out = append(out, d)
+		list = append(list, d)
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(list)
+	return list, more, nil
 }
 
 // matchesOf loads the current matches of several packages.

@@ -535,3 +535,49 @@ func testConcurrentIngest(t *testing.T, s store.Store) {
 		t.Fatalf("affected images = %d, want %d", res.Images, n)
 	}
 }
+
+// testChangedImagesBound matches a package that more images hold than a
+// change lists: the counts stay exact, the list stops at
+// store.MaxChangedImages and says so.
+func testChangedImagesBound(t *testing.T, s store.Store) {
+	t0 := time.Date(2025, 8, 1, 0, 0, 0, 0, time.UTC)
+	_, err := s.UpsertAdvisories(ctx, []store.Advisory{advisory("CVE-2025-88", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "base", Spec: []byte("hand-made")})})
+	must(t, err)
+	n := store.MaxChangedImages + 1
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				_, err := s.PutImage(ctx, image(fmt.Sprintf("sha256:b%05d", i), "r/b", t0), []store.ImagePackage{pkg("Debian:12", "base", "1.0", "base")})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	rows, err := s.PackagesNamed(ctx, "Debian:12", "base")
+	must(t, err)
+	ch, err := s.SetPackageMatches(ctx, rows[0].ID, []store.PackageMatch{{AdvisoryID: "CVE-2025-88"}}, nil, t0.Add(time.Hour))
+	must(t, err)
+	if ch.Opened != n || len(ch.Images) != store.MaxChangedImages || !ch.ImagesTruncated {
+		t.Fatalf("changes: opened %d, %d images listed, truncated %v", ch.Opened, len(ch.Images), ch.ImagesTruncated)
+	}
+	ch, err = s.SetPackageMatches(ctx, rows[0].ID, nil, nil, t0.Add(2*time.Hour))
+	must(t, err)
+	if ch.Closed != n || !ch.ImagesTruncated {
+		t.Fatalf("withdrawal: closed %d, truncated %v", ch.Closed, ch.ImagesTruncated)
+	}
+}

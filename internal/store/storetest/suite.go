@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RatingsAndExploits", testRatings},
 		{"VEXDocuments", testVEXDocuments},
 		{"ConcurrentIngest", testConcurrentIngest},
+		{"ChangedImagesBound", testChangedImagesBound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
