@@ -99,7 +99,7 @@ func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, kn
 
 // binaryKey is what a binaries row is.
 type binaryKey struct {
-	pkg                             int64
+	pkg                            int64
 	name, version, typ, purl, path string
 }
 
