@@ -47,3 +47,14 @@ func TestConcurrentMigrations(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkStore(b *testing.B) {
+	url := testenv.Postgres(b)
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s, err := postgres.Open(context.Background(), testenv.FreshPostgres(b, url))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}

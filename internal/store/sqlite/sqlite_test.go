@@ -41,3 +41,13 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("after reopen: %q, %v", v, err)
 	}
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "socle.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}

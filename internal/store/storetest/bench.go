@@ -1,0 +1,105 @@
+package storetest
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// BenchFactory returns an empty store for one benchmark.
+type BenchFactory func(b *testing.B) store.Store
+
+// Bench runs the store's hot-path benchmarks: indexing images from many
+// goroutines (group commit), an image's findings, and ending a match
+// that more and more images hold (its cost must not grow with them).
+// The packages are hand-made: 200 an image, 80 shared by every image as
+// a base would be, 120 drawn from a pool of 2,000.
+func Bench(b *testing.B, newStore BenchFactory) {
+	b.Run("PutImageParallel", func(b *testing.B) {
+		s := newStore(b)
+		defer s.Close()
+		var n atomic.Int64
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := int(n.Add(1))
+				if _, err := s.PutImage(ctx, image(fmt.Sprintf("sha256:p%d", i), "r/bench", time.Now()), benchPackages(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("ImageFindings", func(b *testing.B) {
+		s := newStore(b)
+		defer s.Close()
+		fillBench(b, s, 500)
+		b.ResetTimer()
+		for i := range b.N {
+			fs, err := s.ImageFindings(ctx, fmt.Sprintf("sha256:f%d", i%500))
+			if err != nil || len(fs) == 0 {
+				b.Fatalf("%d findings, %v", len(fs), err)
+			}
+		}
+	})
+	for _, images := range []int{100, 2000} {
+		b.Run(fmt.Sprintf("EndMatch/images=%d", images), func(b *testing.B) {
+			s := newStore(b)
+			defer s.Close()
+			fillBench(b, s, images)
+			rows, err := s.PackagesNamed(ctx, "Debian:12", "base0")
+			if err != nil || len(rows) != 1 {
+				b.Fatalf("%v %v", rows, err)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				// Each iteration ends the match and opens it again: two
+				// changes of one (package version, advisory) pair.
+				if _, err := s.SetPackageMatches(ctx, rows[0].ID, nil, nil, time.Unix(int64(2*i+1), 0)); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.SetPackageMatches(ctx, rows[0].ID, []store.PackageMatch{{AdvisoryID: "CVE-2099-1", FixedVersion: "2"}}, nil, time.Unix(int64(2*i+2), 0)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func benchPackages(i int) []store.ImagePackage {
+	out := make([]store.ImagePackage, 0, 200)
+	for k := range 80 {
+		out = append(out, pkg("Debian:12", fmt.Sprint("base", k), "1", fmt.Sprint("base", k)))
+	}
+	for k := range 120 {
+		n := (i*7919 + k*104729) % 2000
+		out = append(out, pkg("Debian:12", fmt.Sprint("app", n), "1", fmt.Sprint("app", n)))
+	}
+	return out
+}
+
+// fillBench stores images sha256:f0... with benchPackages, and matches
+// one advisory to every base package.
+func fillBench(b *testing.B, s store.Store, images int) {
+	if _, err := s.UpsertAdvisories(ctx, []store.Advisory{advisory("CVE-2099-1", time.Unix(0, 0), nil, store.Affected{Ecosystem: "Debian:12", Name: "base0", Spec: []byte("hand-made")})}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range images {
+		if _, err := s.PutImage(ctx, image(fmt.Sprintf("sha256:f%d", i), "r/bench", time.Unix(0, 0)), benchPackages(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var ups []store.MatchUpdate
+	for k := range 80 {
+		rows, err := s.PackagesNamed(ctx, "Debian:12", fmt.Sprint("base", k))
+		if err != nil || len(rows) != 1 {
+			b.Fatalf("%v %v", rows, err)
+		}
+		ups = append(ups, store.MatchUpdate{PackageID: rows[0].ID, Matches: []store.PackageMatch{{AdvisoryID: "CVE-2099-1", FixedVersion: "2"}}})
+	}
+	if _, err := s.SetMatches(ctx, ups, time.Unix(0, 0)); err != nil {
+		b.Fatal(err)
+	}
+}
