@@ -204,8 +204,11 @@ ALTER TABLE image_packages_v14 RENAME TO image_packages;
 DROP INDEX package_images_img;`,
 }
 
-func (s *DB) migrate(ctx context.Context) error {
-	for i, m := range migrations {
+func (s *DB) migrate(ctx context.Context) error { return s.migrateTo(ctx, len(migrations)) }
+
+// migrateTo applies the migrations up to version last.
+func (s *DB) migrateTo(ctx context.Context, last int) error {
+	for i, m := range migrations[:last] {
 		version := i + 1
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			if s.d.LockMigrations != "" {
