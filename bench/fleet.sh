@@ -12,12 +12,13 @@
 #   bench/fleet.sh --images 100000
 #   bench/fleet.sh --images 100000 --database postgres://... --replicas 2
 #   bench/fleet.sh --previous none                    # skip the previous commit
+#   bench/fleet.sh --previous-run out/fleet-sqlite-10000-r1-previous   # reuse its earlier run (.json, .md)
 #
 # The PostgreSQL database is emptied first: give it one made for this.
 # --replicas runs that many ingesting processes and that many socle
 # serve on the same database.
 source "$(dirname "$0")/lib.sh"
-images=10000 database="" replicas=1 workers=64 queries=1000
+images=10000 database="" replicas=1 workers=64 queries=1000 previous_run=""
 # The last commit before the fleet-scale work.
 previous=5b0c4d8
 while [ $# -gt 0 ]; do
@@ -28,7 +29,8 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift 2 ;;
     --queries) queries=$2; shift 2 ;;
     --previous) previous=$2; shift 2 ;;
-    *) echo "usage: $0 [--images N] [--database URL] [--replicas R] [--workers W] [--queries Q] [--previous REF|none]" >&2; exit 2 ;;
+    --previous-run) previous_run=$2; shift 2 ;;
+    *) echo "usage: $0 [--images N] [--database URL] [--replicas R] [--workers W] [--queries Q] [--previous REF|none] [--previous-run PATH]" >&2; exit 2 ;;
   esac
 done
 backend=sqlite; [ -n "$database" ] && backend=postgres
@@ -50,7 +52,14 @@ run() {
 
 run "$root" new
 cat "$out/$name-new.md" >"$report"
-if [ "$previous" != none ]; then
+if [ -n "$previous_run" ]; then
+  if [ "$previous_run" != "$out/$name-previous" ]; then
+    cp "$previous_run.json" "$out/$name-previous.json" && cp "$previous_run.md" "$out/$name-previous.md"
+  fi
+  (cd "$root" && go build -o "$bin/fleet" ./bench/cmd/fleet)
+  { echo; cat "$out/$name-previous.md"; echo
+    "$bin/fleet" -compare "$out/$name-new.json,$out/$name-previous.json"; } >>"$report"
+elif [ "$previous" != none ]; then
   tree=$(mktemp -d)
   trap 'git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || true' EXIT
   git -C "$root" worktree add --detach "$tree" "$previous" >/dev/null 2>&1

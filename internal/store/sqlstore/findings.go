@@ -1,10 +1,13 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,18 +26,17 @@ const findingTail = `, a.published, ` + factColumns
 // openFindingsFrom derives an image's open findings: each package it
 // holds that a current match affects, unless a sticky closure keeps the
 // finding closed. A finding opened when both the link and the match
-// existed. What the advisory says comes from advisoriesShown.
-const openFindingsFrom = `SELECT pm.advisory_id, pm.fixed_version, p.ecosystem, p.name, p.version,
-b.name, b.version, b.type, b.purl, b.path, ` + layerColumn + `, ip.layer_index,
+// existed. The query reads only the image's rows and the matches; what
+// the binary, the package version and the advisory are comes from
+// caches of rows that never change (or, for advisories, are checked
+// against their generation).
+const openFindingsFrom = `SELECT ip.binary_id, ip.package_id, ` + layerColumn + `, ip.layer_index, pm.advisory_id, pm.fixed_version,
 CASE WHEN ip.since > pm.opened_at THEN ip.since ELSE pm.opened_at END
 FROM images i
 JOIN image_packages ip ON ip.image_id = i.id
-JOIN binaries b ON b.id = ip.binary_id
 JOIN package_matches pm ON pm.package_id = ip.package_id
-JOIN packages p ON p.id = ip.package_id
 WHERE i.digest = ? AND NOT EXISTS (SELECT 1 FROM finding_closures fc
-	WHERE fc.image_id = i.id AND fc.package_id = ip.package_id AND fc.advisory_id = pm.advisory_id)
-ORDER BY b.type, b.name, b.version, pm.advisory_id`
+	WHERE fc.image_id = i.id AND fc.package_id = ip.package_id AND fc.advisory_id = pm.advisory_id)`
 
 // resolveLayer resolves what layerColumn read, decoding each image's
 // layer list once per answer.
@@ -119,24 +121,30 @@ func scanFindings(rows *sql.Rows) ([]store.Finding, error) {
 }
 
 func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
-	var out []store.Finding
+	type found struct {
+		f        store.Finding
+		bin, pkg int64
+	}
+	var rows []found
 	layers := map[string][]string{}
-	advs := map[string]bool{}
+	advs, bins, pkgs := map[string]bool{}, map[int64]bool{}, map[int64]bool{}
 	err := s.eachRow(ctx, openFindingsFrom, []any{digest}, func(r *sql.Rows) error {
-		f := store.Finding{ImageDigest: digest}
+		x := found{f: store.Finding{ImageDigest: digest}}
 		var opened int64
-		if err := r.Scan(&f.AdvisoryID, &f.FixedVersion, &f.Package.Key.Ecosystem, &f.Package.Key.Name, &f.Package.Key.Version,
-			&f.Package.Name, &f.Package.Version, &f.Package.Type, &f.Package.PURL, &f.Package.Path, &f.Package.Layer,
-			&f.Package.LayerIndex, &opened); err != nil {
+		if err := r.Scan(&x.bin, &x.pkg, &x.f.Package.Layer, &x.f.Package.LayerIndex, &x.f.AdvisoryID, &x.f.FixedVersion, &opened); err != nil {
 			return err
 		}
-		f.Package.Layer = resolveLayer(layers, f.Package.Layer, f.Package.LayerIndex)
-		f.OpenedAt = fromTS(opened)
-		advs[f.AdvisoryID] = true
-		out = append(out, f)
+		x.f.Package.Layer = resolveLayer(layers, x.f.Package.Layer, x.f.Package.LayerIndex)
+		x.f.OpenedAt = fromTS(opened)
+		advs[x.f.AdvisoryID], bins[x.bin], pkgs[x.pkg] = true, true, true
+		rows = append(rows, x)
 		return nil
 	})
-	if err != nil || len(out) == 0 {
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	keys, binaries, err := s.packageRows(ctx, sortedIDs(pkgs), sortedIDs(bins))
+	if err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(advs))
@@ -147,14 +155,72 @@ func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding,
 	if err != nil {
 		return nil, err
 	}
-	kept := out[:0]
-	for _, f := range out {
-		if a := shown[f.AdvisoryID]; a != nil {
-			a.show(&f)
-			kept = append(kept, f)
+	out := make([]store.Finding, 0, len(rows))
+	for _, x := range rows {
+		a, b := shown[x.f.AdvisoryID], binaries[x.bin]
+		if a == nil || b.name == "" {
+			continue
+		}
+		f := x.f
+		f.Package.Key = keys[x.pkg]
+		f.Package.Name, f.Package.Version, f.Package.Type, f.Package.PURL, f.Package.Path = b.name, b.version, b.typ, b.purl, b.path
+		a.show(&f)
+		out = append(out, f)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Package, out[j].Package
+		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version),
+			cmp.Compare(out[i].AdvisoryID, out[j].AdvisoryID)) < 0
+	})
+	return out, nil
+}
+
+func sortedIDs(m map[int64]bool) []int64 {
+	out := make([]int64, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// packageRows returns package keys and binaries by ID, from the cache
+// or, for those it lacks, from the database (then cached).
+func (s *DB) packageRows(ctx context.Context, pkgs, bins []int64) (map[int64]store.PackageKey, map[int64]binaryKey, error) {
+	keys, binaries, missingPkgs, missingBins := s.packages.lookup(pkgs, bins)
+	readKeys, readBins := map[int64]store.PackageKey{}, map[int64]binaryKey{}
+	for _, batch := range chunks(missingPkgs, 500) {
+		err := s.eachRow(ctx, `SELECT id, ecosystem, name, version FROM packages WHERE id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+			var id int64
+			var k store.PackageKey
+			if err := r.Scan(&id, &k.Ecosystem, &k.Name, &k.Version); err != nil {
+				return err
+			}
+			keys[id], readKeys[id] = k, k
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
 		}
 	}
-	return kept, nil
+	for _, batch := range chunks(missingBins, 500) {
+		err := s.eachRow(ctx, `SELECT id, package_id, name, version, type, purl, path FROM binaries WHERE id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+			var id int64
+			var b binaryKey
+			if err := r.Scan(&id, &b.pkg, &b.name, &b.version, &b.typ, &b.purl, &b.path); err != nil {
+				return err
+			}
+			binaries[id], readBins[id] = b, b
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(readKeys)+len(readBins) > 0 {
+		s.packages.rememberRows(readKeys, readBins)
+	}
+	return keys, binaries, nil
 }
 
 // affectedHit is one package version an answer covers.
@@ -184,37 +250,54 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 		return res, err
 	}
 	// Every image holding a matched package version has the finding
-	// open, by construction: the index answers without findings rows.
+	// open, by construction: the index answers without findings rows. The
+	// counts come from the index; only the page's image IDs are read.
+	counts := map[int64]int{}
+	var pkgs []int64
+	for _, h := range hits {
+		if _, ok := counts[h.pkg]; ok {
+			continue
+		}
+		var n int
+		if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM package_images WHERE package_id = ?`, h.pkg).Scan(&n); err != nil {
+			return res, err
+		}
+		counts[h.pkg] = n
+		pkgs = append(pkgs, h.pkg)
+	}
+	for _, h := range hits {
+		res.Total += counts[h.pkg]
+	}
+	if res.Images, err = s.distinctHolders(ctx, pkgs, counts); err != nil {
+		return res, err
+	}
 	type row struct {
 		hit int
 		id  int64
 	}
 	var rows []row
-	held := map[int64][]int64{}
-	distinct := map[int64]bool{}
+	skip, want := q.Offset, q.Limit
 	for i, h := range hits {
-		ids, ok := held[h.pkg]
-		if !ok {
-			if ids, err = s.imageIDsHolding(ctx, h.pkg); err != nil {
-				return res, err
-			}
-			held[h.pkg] = ids
+		c := counts[h.pkg]
+		if skip >= c {
+			skip -= c
+			continue
 		}
+		take := c - skip
+		if want > 0 {
+			take = min(take, want-len(rows))
+		}
+		if take <= 0 {
+			break
+		}
+		ids, err := s.imageIDsHolding(ctx, h.pkg, take, skip)
+		if err != nil {
+			return res, err
+		}
+		skip = 0
 		for _, id := range ids {
 			rows = append(rows, row{i, id})
-			distinct[id] = true
 		}
-	}
-	res.Total, res.Images = len(rows), len(distinct)
-	if q.Offset > 0 {
-		if q.Offset >= len(rows) {
-			rows = nil
-		} else {
-			rows = rows[q.Offset:]
-		}
-	}
-	if q.Limit > 0 && len(rows) > q.Limit {
-		rows = rows[:q.Limit]
 	}
 	ids := make([]int64, 0, len(rows))
 	for _, r := range rows {

@@ -157,6 +157,9 @@ type packageIDs struct {
 	mu       sync.RWMutex
 	ids      map[store.PackageKey]int64
 	binaries map[binaryKey]int64
+	// The same rows by ID, for reads.
+	keyOf    map[int64]store.PackageKey
+	binaryOf map[int64]binaryKey
 }
 
 // maxCachedPackages bounds each map (about 100 bytes an entry).
@@ -176,6 +179,48 @@ func (c *packageIDs) put(k store.PackageKey, id int64) {
 		c.ids = map[store.PackageKey]int64{}
 	}
 	c.ids[k] = id
+}
+
+// lookup returns the cached package keys and binaries of ids, and the
+// IDs it does not hold.
+func (c *packageIDs) lookup(pkgs, bins []int64) (map[int64]store.PackageKey, map[int64]binaryKey, []int64, []int64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	keys, bs := make(map[int64]store.PackageKey, len(pkgs)), make(map[int64]binaryKey, len(bins))
+	var missingPkgs, missingBins []int64
+	for _, id := range pkgs {
+		if k, ok := c.keyOf[id]; ok {
+			keys[id] = k
+		} else {
+			missingPkgs = append(missingPkgs, id)
+		}
+	}
+	for _, id := range bins {
+		if b, ok := c.binaryOf[id]; ok {
+			bs[id] = b
+		} else {
+			missingBins = append(missingBins, id)
+		}
+	}
+	return keys, bs, missingPkgs, missingBins
+}
+
+// rememberRows keeps package and binary rows read from the database.
+func (c *packageIDs) rememberRows(keys map[int64]store.PackageKey, bins map[int64]binaryKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keyOf == nil || len(c.keyOf)+len(keys) > maxCachedPackages {
+		c.keyOf = map[int64]store.PackageKey{}
+	}
+	if c.binaryOf == nil || len(c.binaryOf)+len(bins) > maxCachedPackages {
+		c.binaryOf = map[int64]binaryKey{}
+	}
+	for id, k := range keys {
+		c.keyOf[id] = k
+	}
+	for id, b := range bins {
+		c.binaryOf[id] = b
+	}
 }
 
 func (c *packageIDs) binary(k binaryKey) (int64, bool) {

@@ -354,23 +354,36 @@ func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]ma
 	return out, nil
 }
 
-// imageIDsHolding lists the images holding a package version, oldest
-// first, from the (package_id, image_id) primary key alone.
-func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64) ([]int64, error) {
-	rows, err := s.query(ctx, s.db, `SELECT image_id FROM package_images WHERE package_id = ? ORDER BY image_id`, pkgID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+// imageIDsHolding lists limit images holding a package version, after
+// the first offset, oldest first, from the (package_id, image_id)
+// primary key alone.
+func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64, limit, offset int) ([]int64, error) {
 	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
+	err := s.eachRow(ctx, `SELECT image_id FROM package_images WHERE package_id = ? ORDER BY image_id LIMIT ? OFFSET ?`,
+		[]any{pkgID, limit, offset}, func(r *sql.Rows) error {
+			var id int64
+			if err := r.Scan(&id); err != nil {
+				return err
+			}
+			out = append(out, id)
+			return nil
+		})
+	return out, err
+}
+
+// distinctHolders counts the images holding any of pkgs (counts holds
+// each one's own count).
+func (s *DB) distinctHolders(ctx context.Context, pkgs []int64, counts map[int64]int) (int, error) {
+	switch len(pkgs) {
+	case 0:
+		return 0, nil
+	case 1:
+		return counts[pkgs[0]], nil
 	}
-	return out, rows.Err()
+	var n int
+	err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT DISTINCT image_id FROM package_images WHERE package_id IN (`+
+		placeholders(len(pkgs))+`)) d`, anySlice(pkgs)...).Scan(&n)
+	return n, err
 }
 
 // PackageNames lists every (ecosystem, name) the store holds versions of.
