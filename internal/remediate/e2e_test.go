@@ -644,7 +644,7 @@ func (e *remediationE2E) auditAndDashboard(t *testing.T) {
 	}
 	// The API attributes the old app's finding to the base.
 	ab := get("/api/v1/images/" + e.before["ledger"] + "/attribution")
-	if !strings.Contains(ab, `"owner": "debian"`) || !strings.Contains(ab, `"owner_digest": "`+e.before["debian"]+`"`) {
+	if !strings.Contains(ab, `"owner":"debian"`) || !strings.Contains(ab, `"owner_digest":"`+e.before["debian"]+`"`) {
 		t.Fatalf("attribution API:\n%s", ab)
 	}
 	page := get("/exposure")
