@@ -14,7 +14,7 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// findingColumns are read by scanFinding; the query supplies i (images),
+// findingColumns are read by findingScanner.scan; the query supplies i (images),
 // a (advisories), p (packages), ip (image_packages), b (binaries) and pm (the current
 // match, possibly absent) and ends with the opened, closed and reason
 // columns.

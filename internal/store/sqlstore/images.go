@@ -71,7 +71,7 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 }
 
 // layerColumn reads a package's layer: its own digest, or when that was
-// left out, the image's layer list (images i) for layerAt to index.
+// left out, the image's layer list (images i) for resolveLayer to index.
 const layerColumn = `CASE WHEN ip.layer <> '' THEN ip.layer ELSE i.layers END`
 
 // putImagePackages replaces the image's package rows. A package's layer
@@ -170,10 +170,10 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 }
 
 // relink makes the image's package links those of ids (known: the image
-// was stored before): a package it
-// gains is linked since now (its findings open now), one it lost moves to
-// link_history (its findings close as store.ClosePackageRemoved), and a
-// kept one keeps its time.
+// was stored before): a package it gains is linked since now (its
+// findings open now), one it lost moves to link_history (its findings
+// close as store.ClosePackageRemoved), and a kept one keeps its time. It
+// returns each package's link time.
 func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids map[store.PackageKey]int64, now int64) (map[int64]int64, error) {
 	old := map[int64]int64{}
 	if known {
