@@ -150,7 +150,7 @@ func fill(ctx context.Context, st store.Store, dataDir string, pairs []testenv.D
 	}
 	var digests []string
 	for i := range images {
-		digests = append(digests, fmt.Sprintf("sha256:%064x", i+1))
+		digests = append(digests, imageDigest(i))
 	}
 	return ingest, digests
 }
@@ -393,8 +393,11 @@ func pypiPool(path string) []pyPkg {
 	return out
 }
 
+// imageDigest is the digest of the fleet's image i.
+func imageDigest(i int) string { return fmt.Sprintf("sha256:%064x", i+1) }
+
 func synthImage(i, base int, debs []debPkg, pypi []pyPkg, nApp int, rng *rand.Rand) *sbom.Inventory {
-	digest := fmt.Sprintf("sha256:%064x", i+1)
+	digest := imageDigest(i)
 	baseLayer := fmt.Sprintf("sha256:%064x", 1<<40+base)
 	appLayer := fmt.Sprintf("sha256:%064x", 1<<41+i)
 	inv := &sbom.Inventory{

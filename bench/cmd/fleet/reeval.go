@@ -59,6 +59,21 @@ func changedAdvisories(path string, n int, held map[string]bool) [][]byte {
 	return all
 }
 
+// importChanged imports changed records as the PyPA feed's sync would.
+func importChanged(ctx context.Context, st store.Store, recs [][]byte) vuln.ImportStats {
+	im := vuln.NewImporter(st, "pypa")
+	for i, r := range recs {
+		if err := im.ImportReader(ctx, fmt.Sprintf("changed-%d.json", i), strings.NewReader(string(r)), time.Now()); err != nil {
+			log.Fatal(err)
+		}
+	}
+	stats, err := im.Finish(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return stats
+}
+
 // reevaluate applies successive, disjoint sets of changed advisories
 // (sizes) and times, for each, socle's incremental re-evaluation and a
 // full re-match of the same change on a copy of the store (every stored
@@ -91,16 +106,7 @@ func reevaluate(ctx context.Context, st store.Store, dataDir, work string, sizes
 		batch := recs[:n]
 		recs = recs[n:]
 		t0 := time.Now()
-		im := vuln.NewImporter(st, "pypa")
-		for i, r := range batch {
-			if err := im.ImportReader(ctx, fmt.Sprintf("changed-%d.json", i), strings.NewReader(string(r)), time.Now()); err != nil {
-				log.Fatal(err)
-			}
-		}
-		stats, err := im.Finish(ctx)
-		if err != nil {
-			log.Fatal(err)
-		}
+		stats := importChanged(ctx, st, batch)
 		importTime := time.Since(t0)
 		fullTime, full := fullRematch(ctx, st, an, work)
 		t1 := time.Now()

@@ -211,7 +211,7 @@ func seedChecks(ctx context.Context, st store.Store, dataDir string, images, wor
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c := store.ImageCheck{Digest: fmt.Sprintf("sha256:%064x", i+1), Repository: fmt.Sprintf("bench/app-%d", i%500),
+				c := store.ImageCheck{Digest: imageDigest(i), Repository: fmt.Sprintf("bench/app-%d", i%500),
 					RulesVersion: check.RulesVersion(), CheckedAt: time.Now().UTC(), Result: b}
 				if err := st.PutImageCheck(ctx, c); err != nil {
 					log.Fatal(err)
@@ -420,16 +420,7 @@ func reevalRows(ctx context.Context, st store.Store, dataDir string, sizes []int
 			ids = append(ids, rec.ID)
 		}
 		pairs := countMatches(ctx, st, ids)
-		im := vuln.NewImporter(st, "pypa")
-		for i, r := range batch {
-			if err := im.ImportReader(ctx, fmt.Sprintf("changed-%d.json", i), strings.NewReader(string(r)), time.Now()); err != nil {
-				log.Fatal(err)
-			}
-		}
-		stats, err := im.Finish(ctx)
-		if err != nil {
-			log.Fatal(err)
-		}
+		stats := importChanged(ctx, st, batch)
 		t1 := time.Now()
 		re, err := sc.Reevaluate(ctx, st, stats.Packages)
 		if err != nil {

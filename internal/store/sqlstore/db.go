@@ -107,6 +107,26 @@ func (s *DB) queryRow(ctx context.Context, x execer, query string, args ...any) 
 	return x.QueryRowContext(ctx, s.q(query), args...)
 }
 
+// eachRow runs a query and calls fn on each row.
+func (s *DB) eachRow(ctx context.Context, q string, args []any, fn func(*sql.Rows) error) error {
+	return s.eachRowIn(ctx, s.db, q, args, fn)
+}
+
+// eachRowIn is eachRow in a transaction (or any execer).
+func (s *DB) eachRowIn(ctx context.Context, x execer, q string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := s.query(ctx, x, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)

@@ -180,12 +180,14 @@ JOIN packages p ON p.id = ip.package_id WHERE ip.image_id = ?`, []any{sp.imageID
 		return nil, err
 	}
 	// Past links and matches of the packages held now.
+	id := sp.imageID
 	queries := []struct {
-		q  string
-		fn func(r *sql.Rows) error
+		q    string
+		args []any
+		fn   func(r *sql.Rows) error
 	}{
 		{`SELECT lh.package_id, lh.since, lh.until FROM link_history lh JOIN package_images pi
-ON pi.image_id = lh.image_id AND pi.package_id = lh.package_id WHERE lh.image_id = ?`, func(r *sql.Rows) error {
+ON pi.image_id = lh.image_id AND pi.package_id = lh.package_id WHERE lh.image_id = ?`, []any{id}, func(r *sql.Rows) error {
 			var id int64
 			var sn span
 			if err := r.Scan(&id, &sn.from, &sn.to); err != nil {
@@ -198,7 +200,7 @@ ON pi.image_id = lh.image_id AND pi.package_id = lh.package_id WHERE lh.image_id
 		{`SELECT pm.package_id, pm.advisory_id, pm.opened_at, 0, '' FROM package_matches pm
 WHERE pm.package_id IN (SELECT package_id FROM image_packages WHERE image_id = ?)
 UNION ALL SELECT mh.package_id, mh.advisory_id, mh.opened_at, mh.closed_at, mh.close_reason FROM match_history mh
-WHERE mh.package_id IN (SELECT package_id FROM image_packages WHERE image_id = ?)`, func(r *sql.Rows) error {
+WHERE mh.package_id IN (SELECT package_id FROM image_packages WHERE image_id = ?)`, []any{id, id}, func(r *sql.Rows) error {
 			var k pairKey
 			var sn span
 			if err := r.Scan(&k.pkg, &k.adv, &sn.from, &sn.to, &sn.reason); err != nil {
@@ -207,7 +209,7 @@ WHERE mh.package_id IN (SELECT package_id FROM image_packages WHERE image_id = ?
 			sp.matches[k] = append(sp.matches[k], sn)
 			return nil
 		}},
-		{`SELECT package_id, advisory_id FROM finding_closures WHERE image_id = ?`, func(r *sql.Rows) error {
+		{`SELECT package_id, advisory_id FROM finding_closures WHERE image_id = ?`, []any{id}, func(r *sql.Rows) error {
 			var k pairKey
 			if err := r.Scan(&k.pkg, &k.adv); err != nil {
 				return err
@@ -217,33 +219,9 @@ WHERE mh.package_id IN (SELECT package_id FROM image_packages WHERE image_id = ?
 		}},
 	}
 	for _, q := range queries {
-		args := []any{sp.imageID}
-		if strings.Count(q.q, "?") == 2 {
-			args = append(args, sp.imageID)
-		}
-		if err := s.eachRow(ctx, q.q, args, q.fn); err != nil {
+		if err := s.eachRow(ctx, q.q, q.args, q.fn); err != nil {
 			return nil, err
 		}
 	}
 	return sp, nil
-}
-
-// eachRow runs a query and calls fn on each row.
-func (s *DB) eachRow(ctx context.Context, q string, args []any, fn func(*sql.Rows) error) error {
-	return s.eachRowIn(ctx, s.db, q, args, fn)
-}
-
-// eachRowIn is eachRow in a transaction (or any execer).
-func (s *DB) eachRowIn(ctx context.Context, x execer, q string, args []any, fn func(*sql.Rows) error) error {
-	rows, err := s.query(ctx, x, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
