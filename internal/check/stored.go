@@ -1,14 +1,19 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/store"
@@ -50,7 +55,7 @@ func (k Keeper) Check(ctx context.Context, repository, digest string, img v1.Ima
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(res)
+	b, err := EncodeResult(res, repository, digest)
 	if err != nil {
 		return err
 	}
@@ -65,14 +70,92 @@ func (k Keeper) Check(ctx context.Context, repository, digest string, img v1.Ima
 	return nil
 }
 
-// DecodeResult reads a kept check.
+// A kept result is stored small, since every image has one: the image's
+// name (its repository and digest, which the check's row holds) is left
+// out of its findings, and the JSON is compressed with zstd and a
+// dictionary of what results are made of (the rule catalog's texts, the
+// report's keys, common paths). A dictionary is never changed once
+// shipped: a new one gets the next ID, and rows keep the ID they were
+// written with.
+type storedResult struct {
+	*ImageResult
+	// NameInRow: findings whose file and object are empty had the
+	// image's name.
+	NameInRow bool `json:"name_in_row,omitempty"`
+}
+
+//go:embed resultdict/1.json
+var resultDict1 []byte
+
+const resultDictID = 1
+
+// maxResult bounds what a kept result inflates to.
+const maxResult = 64 << 20
+
+var resultCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(resultDictID, resultDict1), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		panic(err) // the dictionary is built in
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderDictRaw(resultDictID, resultDict1), zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(maxResult))
+	if err != nil {
+		panic(err)
+	}
+	return enc, dec
+})
+
+// EncodeResult is the kept form of the image check of repository@digest.
+func EncodeResult(res *ImageResult, repository, digest string) ([]byte, error) {
+	name := repository + "@" + digest
+	out := storedResult{ImageResult: &ImageResult{Layers: res.Layers, Findings: slices.Clone(res.Findings)}, NameInRow: true}
+	for i := range out.Findings {
+		f := &out.Findings[i]
+		if f.File == "" && f.Object == "" {
+			out.NameInRow = false // an empty name would come back as the image's
+		}
+		if f.File == name && f.Object == name {
+			f.File, f.Object = "", ""
+		}
+	}
+	if !out.NameInRow {
+		out.ImageResult = res
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	enc, _ := resultCodec()
+	return enc.EncodeAll(b, nil), nil
+}
+
+// DecodeResult reads a kept check: as EncodeResult wrote it, or plain
+// JSON (results kept before).
 func DecodeResult(c store.ImageCheck) (*ImageResult, error) {
-	var r ImageResult
-	if err := json.Unmarshal(c.Result, &r); err != nil {
+	b := c.Result
+	if bytes.HasPrefix(b, zstdMagic) {
+		_, dec := resultCodec()
+		var err error
+		if b, err = dec.DecodeAll(b, nil); err != nil {
+			return nil, fmt.Errorf("image check of %s: %w", c.Digest, err)
+		}
+	}
+	r := storedResult{ImageResult: &ImageResult{}}
+	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("image check of %s: %w", c.Digest, err)
 	}
-	return &r, nil
+	if r.NameInRow {
+		name := c.Repository + "@" + c.Digest
+		for i := range r.Findings {
+			if f := &r.Findings[i]; f.File == "" && f.Object == "" {
+				f.File, f.Object = name, name
+			}
+		}
+	}
+	return r.ImageResult, nil
 }
+
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // Annotations are an image's manifest annotations (the base annotations
 // socle's builds write); none when the manifest cannot be read.

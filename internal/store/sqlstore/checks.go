@@ -14,10 +14,14 @@ import (
 // maxCheckResult bounds what a stored check result inflates to.
 const maxCheckResult = 64 << 20
 
-// Check results are stored gzip-compressed (a third of their size: one
-// per image, they count at fleet scale); rows written before are plain
+// Check results are stored compressed (one per image, they count at
+// fleet scale): as given when the caller compressed them already (zstd,
+// see check.EncodeResult), else gzip; rows written before are plain
 // JSON, told apart by gzip's magic bytes.
 func packResult(b []byte) []byte {
+	if bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		return b
+	}
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	zw.Write(b)
