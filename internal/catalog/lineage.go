@@ -137,15 +137,7 @@ func storedDiffIDs(img store.Image) ([]string, error) {
 	if len(img.Inventory) == 0 {
 		return nil, errors.New("no stored inventory")
 	}
-	inv, err := scan.DecodeInventory(img.Inventory)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(inv.Layers))
-	for i, l := range inv.Layers {
-		out[i] = l.DiffID
-	}
-	return out, nil
+	return scan.InventoryDiffIDs(img.Inventory)
 }
 
 func tagsOf(ctx context.Context, st LineageStore, repo, digest string) ([]string, error) {

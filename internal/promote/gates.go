@@ -354,7 +354,7 @@ func (p *Promoter) Document(ctx context.Context, e config.Environment, ref name.
 	doc["image"].(map[string]any)["config"] = cfg
 	// The SBOM, from the store.
 	if stored, err := p.Store.Image(ctx, digest); err == nil {
-		inv, err := scan.DecodeInventory(stored.Inventory)
+		inv, err := scan.StoredInventory(ctx, p.Store, stored)
 		if err != nil {
 			return nil, err
 		}

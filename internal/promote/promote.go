@@ -58,6 +58,8 @@ type Store interface {
 	store.ImageChecks
 	Image(ctx context.Context, digest string) (store.Image, error)
 	HasImage(ctx context.Context, digest string) (bool, error)
+	// ImagePackages gives back the packages of a stored inventory.
+	ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error)
 }
 
 var _ Store = store.Store(nil)

@@ -193,7 +193,7 @@ func (a *Analyzer) AnalyzeLayer(ctx context.Context, diffID string, r io.Reader,
 	}
 	v.res.Bytes = cr.n
 	v.res.Index.seal()
-	sort.SliceStable(v.res.Packages, func(i, j int) bool { return lessPackage(&v.res.Packages[i], &v.res.Packages[j]) })
+	sort.SliceStable(v.res.Packages, func(i, j int) bool { return LessPackage(&v.res.Packages[i], &v.res.Packages[j]) })
 	return v.res, nil
 }
 
@@ -451,7 +451,9 @@ func splitSourceRPM(s string) (name, version string) {
 	return s[:j], s[j+1:]
 }
 
-func lessPackage(a, b *Package) bool {
+// LessPackage is the order of an inventory's packages: by type,
+// namespace, name, version and path.
+func LessPackage(a, b *Package) bool {
 	if a.Type != b.Type {
 		return a.Type < b.Type
 	}

@@ -110,7 +110,7 @@ func mergeLayers(layers []stackedLayer) (present, removed []Package, meta map[st
 	for _, pkgs := range byPath {
 		present = append(present, pkgs...)
 	}
-	sort.SliceStable(present, func(i, j int) bool { return lessPackage(&present[i], &present[j]) })
-	sort.SliceStable(removed, func(i, j int) bool { return lessPackage(&removed[i], &removed[j]) })
+	sort.SliceStable(present, func(i, j int) bool { return LessPackage(&present[i], &present[j]) })
+	sort.SliceStable(removed, func(i, j int) bool { return LessPackage(&removed[i], &removed[j]) })
 	return present, removed, meta
 }

@@ -1,18 +1,14 @@
 package scan
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/sbom"
@@ -121,7 +117,8 @@ func (s *Scanner) Inventory(ctx context.Context, img *source.Image, progress fun
 // Index records an inventory in the store and matches the package
 // versions the store had never seen, opening their findings.
 func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository string) error {
-	blob, err := EncodeInventory(inv)
+	pkgs, unkeyed, rebuilt := storedPackages(inv)
+	blob, err := encodeInventory(inv, unkeyed, rebuilt)
 	if err != nil {
 		return err
 	}
@@ -146,20 +143,11 @@ func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository str
 		diffIDs = append(diffIDs, l.DiffID)
 	}
 	rec.ChainID = oci.ChainID(diffIDs)
-	var pkgs []store.ImagePackage
 	for i := range inv.Packages {
-		p := &inv.Packages[i]
-		if rec.Ecosystem == "" && p.IsOS() {
+		if p := &inv.Packages[i]; p.IsOS() && p.Ecosystem != "" {
 			rec.Ecosystem = p.Ecosystem
+			break
 		}
-		key, ok := vuln.KeyOf(p)
-		if !ok {
-			continue
-		}
-		pkgs = append(pkgs, store.ImagePackage{
-			Key: key, Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL,
-			Path: p.Path, Layer: p.Layer, LayerIndex: p.LayerIndex,
-		})
 	}
 	fresh, err := s.store.PutImage(ctx, rec, pkgs)
 	if err != nil {
@@ -287,33 +275,6 @@ func (s *Scanner) Scan(ctx context.Context, img *source.Image, opts Options) (*R
 		"findings", len(res.Findings), "layers", len(inv.Layers), "reused_layers", inv.ReusedLayers,
 		"duration", s.now().Sub(start))
 	return res, nil
-}
-
-// EncodeInventory serialises an inventory for the store.
-func EncodeInventory(inv *sbom.Inventory) ([]byte, error) {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err := json.NewEncoder(zw).Encode(inv); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// DecodeInventory reads what EncodeInventory wrote.
-func DecodeInventory(b []byte) (*sbom.Inventory, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("decoding inventory: %w", err)
-	}
-	defer zr.Close()
-	var inv sbom.Inventory
-	if err := json.NewDecoder(io.LimitReader(zr, 1<<30)).Decode(&inv); err != nil {
-		return nil, fmt.Errorf("decoding inventory: %w", err)
-	}
-	return &inv, nil
 }
 
 // claimingCache is the layer cache with read claims: concurrent scans of

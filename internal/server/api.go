@@ -141,7 +141,7 @@ func (s *API) inventoryOf(r *http.Request) (string, *sbom.Inventory, store.Image
 	if err != nil {
 		return d, nil, img, err
 	}
-	inv, err := scan.DecodeInventory(img.Inventory)
+	inv, err := scan.StoredInventory(r.Context(), s.st, img)
 	return d, inv, img, err
 }
 

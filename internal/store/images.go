@@ -43,6 +43,10 @@ type ImagePackage struct {
 	// Layer is the digest of the layer that introduced the package.
 	Layer      string
 	LayerIndex int
+	// Extra is what the scanner keeps of the package beyond these fields,
+	// opaque to the store: stored once however many images share it, and
+	// given back by ImagePackages.
+	Extra []byte `json:"-"`
 }
 
 // PackageKey is the unit matched against advisories: one version of one

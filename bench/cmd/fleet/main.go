@@ -431,6 +431,8 @@ func synthImage(i, base int, debs []debPkg, pypi []pyPkg, nApp int, rng *rand.Ra
 			Layer: appLayer, LayerIndex: 1,
 		})
 	}
+	// In the order socle's analyser lists an image's packages.
+	sort.SliceStable(inv.Packages, func(a, b int) bool { return sbom.LessPackage(&inv.Packages[a], &inv.Packages[b]) })
 	return inv
 }
 

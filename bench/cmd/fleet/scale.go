@@ -22,10 +22,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socle-dev/socle/internal/auth"
@@ -182,7 +184,8 @@ func runScale(ctx context.Context, o scaleOptions) {
 }
 
 // seedChecks stores, for every image, the image rules' result of the
-// real Alpine 3.10 image, with the current rules: the images are
+// real Alpine 3.10 image, with the current rules and the image's own
+// name in its findings, as socle serve's check would keep it: the images are
 // synthetic and in no registry, and socle serve would otherwise queue a
 // check of each at start (what it does after an upgrade that changes the
 // rules), which the report does not measure. Not timed.
@@ -196,14 +199,13 @@ func seedChecks(ctx context.Context, st store.Store, dataDir string, images, wor
 		log.Fatal(err)
 	}
 	defer src.Close()
-	res, err := check.CheckImage(ctx, "alpine-310", src.Image, nil, check.ImageOptions{})
+	const placeholder = "alpine-310"
+	res, err := check.CheckImage(ctx, placeholder, src.Image, nil, check.ImageOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		log.Fatal(err)
-	}
+	raw, _ := json.Marshal(res)
+	var kept atomic.Int64
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range max(workers, 1) {
@@ -211,7 +213,22 @@ func seedChecks(ctx context.Context, st store.Store, dataDir string, images, wor
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c := store.ImageCheck{Digest: imageDigest(i), Repository: fmt.Sprintf("bench/app-%d", i%500),
+				// The result the Keeper would keep for this image: its
+				// findings name it (repository@digest).
+				repo, digest := fmt.Sprintf("bench/app-%d", i%500), imageDigest(i)
+				own := *res
+				own.Findings = slices.Clone(res.Findings)
+				for k := range own.Findings {
+					if f := &own.Findings[k]; f.File == placeholder {
+						f.File, f.Object = repo+"@"+digest, repo+"@"+digest
+					}
+				}
+				b, err := check.EncodeResult(&own, repo, digest)
+				if err != nil {
+					log.Fatal(err)
+				}
+				kept.Add(int64(len(b)))
+				c := store.ImageCheck{Digest: digest, Repository: repo,
 					RulesVersion: check.RulesVersion(), CheckedAt: time.Now().UTC(), Result: b}
 				if err := st.PutImageCheck(ctx, c); err != nil {
 					log.Fatal(err)
@@ -224,7 +241,7 @@ func seedChecks(ctx context.Context, st store.Store, dataDir string, images, wor
 	}
 	close(next)
 	wg.Wait()
-	log.Printf("stored the real Alpine check result (%d bytes) for %d images", len(b), images)
+	log.Printf("stored the real Alpine check result (%d bytes of JSON, %d kept on average) for %d images", len(raw), kept.Load()/int64(max(images, 1)), images)
 }
 
 // emptyPostgres drops every table of the database's current schema: the
@@ -459,7 +476,8 @@ func storeSizes(ctx context.Context, st store.Store) (total, links, advisories i
 	tables = map[string]int64{}
 	db := st.(interface{ SQL() *sql.DB }).SQL()
 	linkTables := map[string]bool{"image_packages": true, "image_packages_img": true, "image_packages_name": true,
-		"package_images": true, "package_images_img": true, "link_history": true, "binaries": true, "binaries_name": true}
+		"package_images": true, "package_images_img": true, "link_history": true, "binaries": true, "binaries_name": true,
+		"binary_extras": true, "package_multi": true, "package_multi_img": true}
 	advTables := map[string]bool{"advisories": true, "advisory_aliases": true, "advisory_aliases_adv": true,
 		"advisory_affected": true, "advisory_affected_pkg": true, "ratings": true, "exploits": true}
 	var q string

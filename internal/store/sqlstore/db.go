@@ -52,10 +52,12 @@ type DB struct {
 	db       *sql.DB
 	d        Dialect
 	names    nameCache
-	ingest   ingestQueue
+	ingest   group[*putRequest]
+	tagging  group[*tagRequest]
 	packages packageIDs
 	writeMu  sync.Mutex
 	advs     advisoryCache
+	stmts    stmtCache
 }
 
 var _ store.Store = (*DB)(nil)
@@ -72,7 +74,16 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
 // SQL returns the underlying handle, for tests and tools.
 func (s *DB) SQL() *sql.DB { return s.db }
 
-func (s *DB) Close() error                   { return s.db.Close() }
+func (s *DB) Close() error {
+	s.stmts.mu.Lock()
+	for _, st := range s.stmts.m {
+		st.Close()
+	}
+	s.stmts.m = nil
+	s.stmts.mu.Unlock()
+	return s.db.Close()
+}
+
 func (s *DB) Backend() string                { return s.d.Name }
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
@@ -105,6 +116,72 @@ func (s *DB) query(ctx context.Context, x execer, query string, args ...any) (*s
 
 func (s *DB) queryRow(ctx context.Context, x execer, query string, args ...any) *sql.Row {
 	return x.QueryRowContext(ctx, s.q(query), args...)
+}
+
+// stmtCache holds the statements prepared once for every transaction
+// (see prepared).
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// maxCachedStmts bounds stmtCache; past it statements are prepared each
+// time.
+const maxCachedStmts = 256
+
+// prepared returns query prepared for tx, once per connection: SQLite's
+// driver parses a statement at every call, and ingest runs the same few
+// statements for every image (parsing them was a tenth of its work).
+// PostgreSQL's driver keeps its own statement cache, so the *Prepared
+// helpers below run statements directly there.
+func (s *DB) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	q := s.q(query)
+	c := &s.stmts
+	c.mu.Lock()
+	st, ok := c.m[q]
+	if !ok && len(c.m) < maxCachedStmts {
+		var err error
+		if st, err = s.db.PrepareContext(ctx, q); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		if c.m == nil {
+			c.m = map[string]*sql.Stmt{}
+		}
+		c.m[q] = st
+		ok = true
+	}
+	c.mu.Unlock()
+	if !ok {
+		return tx.PrepareContext(ctx, q)
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// queryRowPrepared is queryRow through prepared; the transaction closes
+// the statement when it ends.
+func (s *DB) queryRowPrepared(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Row, error) {
+	if !s.d.SingleWriter {
+		return s.queryRow(ctx, tx, query, args...), nil
+	}
+	st, err := s.prepared(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryRowContext(ctx, args...), nil
+}
+
+// execPrepared runs a statement of a hot path through prepared.
+func (s *DB) execPrepared(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if !s.d.SingleWriter {
+		return s.exec(ctx, tx, query, args...)
+	}
+	st, err := s.prepared(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.ExecContext(ctx, args...)
 }
 
 // eachRow runs a query and calls fn on each row.
@@ -242,35 +319,41 @@ func pageLimit(limit, def int) int {
 }
 
 // insertRows inserts rows of cols values each (args holds them in
-// order): on a single-writer database (SQLite) with one prepared
-// single-row statement, which skips parsing a statement of hundreds of
-// placeholders for each batch; elsewhere (PostgreSQL) with multi-row
-// statements, one round trip per batch. head is "INSERT INTO t (a, b)
-// VALUES", tail what follows the values ("ON CONFLICT ...").
+// order) with multi-row statements: one round trip per batch on
+// PostgreSQL; on SQLite short ones (a few rows each), prepared once
+// (prepared), since a statement of hundreds of placeholders costs more to
+// parse than its rows to insert. head is "INSERT INTO t (a, b) VALUES",
+// tail what follows the values ("ON CONFLICT ...").
 func (s *DB) insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols int, args []any) error {
 	if len(args) == 0 {
 		return nil
 	}
-	per := max(1, 900/cols)
-	if s.d.SingleWriter {
-		per = max(1, 64/cols)
-		full := len(args) / (per * cols) * (per * cols)
-		if full > 0 {
-			st, err := tx.PrepareContext(ctx, s.q(head+" "+rowPlaceholders(per, cols)+" "+tail))
-			if err != nil {
+	if !s.d.SingleWriter {
+		for _, batch := range chunks(args, max(1, 900/cols)*cols) {
+			if _, err := s.exec(ctx, tx, head+" "+rowPlaceholders(len(batch)/cols, cols)+" "+tail, batch...); err != nil {
 				return err
 			}
-			defer st.Close()
-			for i := 0; i < full; i += per * cols {
-				if _, err := st.ExecContext(ctx, args[i:i+per*cols]...); err != nil {
-					return err
-				}
+		}
+		return nil
+	}
+	per := max(1, 64/cols)
+	var st *sql.Stmt
+	defer func() {
+		if st != nil {
+			st.Close()
+		}
+	}()
+	for _, batch := range chunks(args, per*cols) {
+		if len(batch) != per*cols || st == nil {
+			if st != nil {
+				st.Close()
+			}
+			var err error
+			if st, err = s.prepared(ctx, tx, head+" "+rowPlaceholders(len(batch)/cols, cols)+" "+tail); err != nil {
+				return err
 			}
 		}
-		args = args[full:]
-	}
-	for _, batch := range chunks(args, per*cols) {
-		if _, err := s.exec(ctx, tx, head+" "+rowPlaceholders(len(batch)/cols, cols)+" "+tail, batch...); err != nil {
+		if _, err := st.ExecContext(ctx, batch...); err != nil {
 			return err
 		}
 	}

@@ -253,11 +253,13 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 	// open, by construction: the index answers without findings rows. The
 	// counts come from the index; only the page's image IDs are read.
 	counts := map[int64]int{}
+	keys := map[int64]store.PackageKey{}
 	var pkgs []int64
 	for _, h := range hits {
 		if _, ok := counts[h.pkg]; ok {
 			continue
 		}
+		keys[h.pkg] = h.key
 		var n int
 		if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM package_images WHERE package_id = ?`, h.pkg).Scan(&n); err != nil {
 			return res, err
@@ -268,7 +270,7 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 	for _, h := range hits {
 		res.Total += counts[h.pkg]
 	}
-	if res.Images, err = s.distinctHolders(ctx, pkgs, counts); err != nil {
+	if res.Images, err = s.distinctHolders(ctx, pkgs, keys, counts); err != nil {
 		return res, err
 	}
 	type row struct {

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -13,28 +15,39 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// putImage records one image and its package links in tx; ids and bins
-// are its packages' and binaries' IDs (putAll resolves them for a whole
-// batch). The caller bumps the findings generation.
+// putImage records one image and its package links in tx; refs are its
+// packages', binaries' and extras' IDs (putAll resolves them for a whole
+// batch), and its new links to package versions join links, which the
+// caller writes. The caller bumps the findings generation.
 func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []store.ImagePackage,
-	ids map[store.PackageKey]int64, bins map[binaryKey]int64) error {
+	refs packageRefs, links *newLinks) error {
 	layers, _ := json.Marshal(nonNil(img.Layers))
 	labels, _ := json.Marshal(img.Labels)
 	return func() error {
 		// A repository change renames an image in cached answers.
 		var oldRepo string
-		err := s.queryRow(ctx, tx, `SELECT repository FROM images WHERE digest = ?`, img.Digest).Scan(&oldRepo)
+		row, err := s.queryRowPrepared(ctx, tx, `SELECT repository FROM images WHERE digest = ?`, img.Digest)
+		if err != nil {
+			return err
+		}
+		err = row.Scan(&oldRepo)
 		if err != nil && err != sql.ErrNoRows {
 			return err
 		}
 		known := err == nil
+		if known {
+			// The same image may be earlier in the batch.
+			if err := links.flush(ctx, s, tx); err != nil {
+				return err
+			}
+		}
 		if err == nil && img.Repository != "" && oldRepo != img.Repository {
 			if err := s.bump(ctx, tx, imagesGenKey); err != nil {
 				return err
 			}
 		}
 		var imageID int64
-		if err := s.queryRow(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
+		row, err = s.queryRowPrepared(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
 base_name, base_digest, layers, size, scanned_at, labels, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (digest) DO UPDATE SET repository = CASE WHEN excluded.repository <> '' THEN excluded.repository ELSE images.repository END,
 media_type = excluded.media_type, config = excluded.config, platform = excluded.platform, created = excluded.created,
@@ -44,12 +57,30 @@ base_digest = CASE WHEN excluded.base_digest <> '' THEN excluded.base_digest ELS
 layers = excluded.layers, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels,
 chain_id = excluded.chain_id RETURNING id`,
 			img.Digest, img.Repository, img.MediaType, img.Config, img.Platform, ts(img.Created), img.OS, img.Ecosystem,
-			img.BaseName, img.BaseDigest, string(layers), img.Size, ts(img.ScannedAt), string(labels), img.ChainID).Scan(&imageID); err != nil {
+			img.BaseName, img.BaseDigest, string(layers), img.Size, ts(img.ScannedAt), string(labels), img.ChainID)
+		if err != nil {
 			return err
+		}
+		if err := row.Scan(&imageID); err != nil {
+			return err
+		}
+		if !known && !s.d.SingleWriter {
+			// Another transaction may have stored the image since the
+			// question above (two servers indexing one push): the insert
+			// waited for it to commit, and its rows are visible now.
+			var n int
+			if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM image_packages WHERE image_id = ?`, imageID).Scan(&n); err != nil {
+				return err
+			}
+			if known = n > 0; known {
+				if err := links.flush(ctx, s, tx); err != nil {
+					return err
+				}
+			}
 		}
 		// The inventory lives apart, so that image rows stay small and the
 		// fleet's queries read few pages.
-		if _, err := s.exec(ctx, tx, `INSERT INTO image_inventories (image_id, data) VALUES (?, ?)
+		if _, err := s.execPrepared(ctx, tx, `INSERT INTO image_inventories (image_id, data) VALUES (?, ?)
 ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes(img.Inventory)); err != nil {
 			return err
 		}
@@ -59,14 +90,17 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 		}
 		own := make(map[store.PackageKey]int64, len(pkgs))
 		for _, p := range pkgs {
-			own[p.Key] = ids[p.Key]
+			own[p.Key] = refs.pkgs[p.Key]
 		}
-		since, err := s.relink(ctx, tx, imageID, known, own, now)
+		since, err := s.relink(ctx, tx, imageID, known, own, now, links)
 		if err != nil {
 			return err
 		}
+		if err := s.putMulti(ctx, tx, imageID, known, own); err != nil {
+			return err
+		}
 		// Its findings follow from the links: nothing else is written.
-		return s.putImagePackages(ctx, tx, imageID, known, img.Layers, pkgs, ids, bins, since)
+		return s.putImagePackages(ctx, tx, imageID, known, img.Layers, pkgs, refs, since)
 	}()
 }
 
@@ -74,27 +108,99 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 // left out, the image's layer list (images i) for resolveLayer to index.
 const layerColumn = `CASE WHEN ip.layer <> '' THEN ip.layer ELSE i.layers END`
 
+// packageRefs are the IDs an image's package rows refer to.
+type packageRefs struct {
+	pkgs   map[store.PackageKey]int64
+	bins   map[binaryKey]int64
+	extras map[string]int64
+}
+
 // putImagePackages replaces the image's package rows. A package's layer
 // digest is left out when the image's layer list gives it at its index.
 func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, known bool, layers []string, pkgs []store.ImagePackage,
-	ids map[store.PackageKey]int64, bins map[binaryKey]int64, since map[int64]int64) error {
+	refs packageRefs, since map[int64]int64) error {
 	if known {
 		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_id = ?`, imageID); err != nil {
 			return err
 		}
 	}
-	const cols = 6
+	const cols = 7
 	args := make([]any, 0, len(pkgs)*cols)
 	for _, p := range pkgs {
 		layer := p.Layer
 		if p.LayerIndex >= 0 && p.LayerIndex < len(layers) && layers[p.LayerIndex] == layer {
 			layer = ""
 		}
-		id := ids[p.Key]
-		args = append(args, imageID, bins[binaryOf(p, id)], id, layer, p.LayerIndex, since[id])
+		id := refs.pkgs[p.Key]
+		var extra int64
+		if len(p.Extra) > 0 {
+			extra = refs.extras[string(p.Extra)]
+		}
+		args = append(args, imageID, refs.bins[binaryOf(p, id)], id, layer, p.LayerIndex, since[id], extra)
 	}
-	return s.insertRows(ctx, tx, `INSERT INTO image_packages (image_id, binary_id, package_id, layer, layer_index, since) VALUES`,
+	return s.insertRows(ctx, tx, `INSERT INTO image_packages (image_id, binary_id, package_id, layer, layer_index, since, extra_id) VALUES`,
 		`ON CONFLICT DO NOTHING`, cols, args)
+}
+
+// extraHash names a package's extra data in binary_extras.
+func extraHash(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// ensureExtras returns the binary_extras IDs of pkgs' extra data (by the
+// data), inserting what is not stored yet.
+func (s *DB) ensureExtras(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage) (map[string]int64, error) {
+	out := map[string]int64{}
+	data := map[string]string{} // by hash
+	var missing []string
+	for _, p := range pkgs {
+		if len(p.Extra) == 0 {
+			continue
+		}
+		if _, ok := out[string(p.Extra)]; ok {
+			continue
+		}
+		if id, ok := s.packages.extra(p.Extra); ok {
+			out[string(p.Extra)] = id
+			continue
+		}
+		h := extraHash(p.Extra)
+		out[string(p.Extra)], data[h] = 0, string(p.Extra)
+		missing = append(missing, h)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	slices.Sort(missing) // one lock order for every writer
+	args := make([]any, 0, 2*len(missing))
+	for _, h := range missing {
+		args = append(args, h, []byte(data[h]))
+	}
+	if err := s.insertRows(ctx, tx, `INSERT INTO binary_extras (hash, data) VALUES`, `ON CONFLICT DO NOTHING`, 2, args); err != nil {
+		return nil, err
+	}
+	for _, batch := range chunks(missing, 500) {
+		err := s.eachRowIn(ctx, tx, `SELECT id, hash FROM binary_extras WHERE hash IN (`+placeholders(len(batch))+`)`, anySlice(batch),
+			func(r *sql.Rows) error {
+				var id int64
+				var h string
+				if err := r.Scan(&id, &h); err != nil {
+					return err
+				}
+				out[data[h]] = id
+				return nil
+			})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range missing {
+		if out[data[h]] == 0 {
+			return nil, fmt.Errorf("package data %s was not stored", h[:12])
+		}
+	}
+	return out, nil
 }
 
 // binaryKey is what a binaries row is.
@@ -171,10 +277,11 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 
 // relink makes the image's package links those of ids (known: the image
 // was stored before): a package it gains is linked since now (its
-// findings open now), one it lost moves to link_history (its findings
+// findings open now; the row joins links), one it lost moves to link_history (its findings
 // close as store.ClosePackageRemoved), and a kept one keeps its time. It
 // returns each package's link time.
-func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids map[store.PackageKey]int64, now int64) (map[int64]int64, error) {
+func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids map[store.PackageKey]int64, now int64,
+	links *newLinks) (map[int64]int64, error) {
 	old := map[int64]int64{}
 	if known {
 		if err := s.eachRowIn(ctx, tx, `SELECT DISTINCT package_id, since FROM image_packages WHERE image_id = ?`, []any{imageID}, func(r *sql.Rows) error {
@@ -189,7 +296,6 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 		}
 	}
 	keep := make(map[int64]int64, len(ids))
-	var added []any
 	for _, id := range ids {
 		if _, ok := keep[id]; ok {
 			continue
@@ -198,7 +304,7 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 			keep[id] = since
 		} else {
 			keep[id] = now
-			added = append(added, id, imageID, now)
+			*links = append(*links, newLink{pkg: id, image: imageID, since: now})
 		}
 	}
 	var gone []any
@@ -221,7 +327,55 @@ ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`,
 			return nil, err
 		}
 	}
-	return keep, s.insertRows(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES`, "", 3, added)
+	return keep, nil
+}
+
+// newLinks are a batch's new package_images rows, written together in
+// index order (flush): consecutive rows then fall in the same index
+// pages, which a batch of images sharing bases makes common.
+type newLinks []newLink
+
+type newLink struct{ pkg, image, since int64 }
+
+func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
+	if len(*l) == 0 {
+		return nil
+	}
+	slices.SortFunc(*l, func(a, b newLink) int { return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.image, b.image)) })
+	args := make([]any, 0, 3*len(*l))
+	for _, k := range *l {
+		args = append(args, k.pkg, k.image, k.since)
+	}
+	*l = (*l)[:0]
+	return s.insertRows(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES`, "", 3, args)
+}
+
+// putMulti records the image's links to package versions that share
+// their package (ecosystem and name) with another version the image
+// holds: package_multi, which distinctHolders subtracts.
+func (s *DB) putMulti(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids map[store.PackageKey]int64) error {
+	if known {
+		if _, err := s.exec(ctx, tx, `DELETE FROM package_multi WHERE image_id = ?`, imageID); err != nil {
+			return err
+		}
+	}
+	type name struct{ eco, name string }
+	versions := map[name][]int64{}
+	for k, id := range ids {
+		n := name{k.Ecosystem, k.Name}
+		if !slices.Contains(versions[n], id) {
+			versions[n] = append(versions[n], id)
+		}
+	}
+	var args []any
+	for _, vs := range versions {
+		if len(vs) > 1 {
+			for _, id := range vs {
+				args = append(args, id, imageID)
+			}
+		}
+	}
+	return s.insertRows(ctx, tx, `INSERT INTO package_multi (package_id, image_id) VALUES`, `ON CONFLICT DO NOTHING`, 2, args)
 }
 
 // ensurePackages inserts the match keys of pkgs and returns their IDs,
@@ -474,28 +628,81 @@ func (s *DB) tagsOf(ctx context.Context, digests []string) (map[string][]string,
 	return out, nil
 }
 
+type tagRequest struct {
+	ctx context.Context
+	ev  store.TagEvent
+	err error
+}
+
+// PutTag moves a tag; concurrent moves are committed together (see
+// group).
 func (s *DB) PutTag(ctx context.Context, ev store.TagEvent) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var cur string
-		err := s.queryRow(ctx, tx, `SELECT digest FROM tags WHERE repository = ? AND tag = ?`, ev.Repository, ev.Tag).Scan(&cur)
-		if err == nil && cur == ev.Digest {
-			return nil
+	r := &tagRequest{ctx: ctx, ev: ev}
+	s.tagging.run(r, s.writers(), maxIngestBatch, s.putTags)
+	return r.err
+}
+
+// putTags writes a batch of tag moves in one transaction, in tag order
+// (concurrent batches lock rows in one order), or each in its own when
+// the batch fails.
+func (s *DB) putTags(batch []*tagRequest) {
+	var live []*tagRequest
+	for _, r := range batch {
+		if r.err = r.ctx.Err(); r.err == nil {
+			live = append(live, r)
 		}
-		if err != nil && err != sql.ErrNoRows {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO tags (repository, tag, digest, since) VALUES (?, ?, ?, ?)
-ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since`,
-			ev.Repository, ev.Tag, ev.Digest, ts(ev.At)); err != nil {
-			return err
-		}
-		if err := s.bump(ctx, tx, tagsGenKey); err != nil {
-			return err
-		}
-		_, err = s.exec(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at) VALUES (?, ?, ?, ?)`,
-			ev.Repository, ev.Tag, ev.Digest, ts(ev.At))
-		return err
+	}
+	if len(live) == 0 {
+		return
+	}
+	slices.SortStableFunc(live, func(a, b *tagRequest) int {
+		return cmp.Or(cmp.Compare(a.ev.Repository, b.ev.Repository), cmp.Compare(a.ev.Tag, b.ev.Tag))
 	})
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), ingestTimeout)
+	defer cancel()
+	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
+		for _, r := range live {
+			if err := s.putTag(ctx, tx, r.ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || len(live) == 1 {
+		for _, r := range live {
+			r.err = err
+		}
+		return
+	}
+	for _, r := range live {
+		r.err = s.inTxRetry(ctx, func(tx *sql.Tx) error { return s.putTag(ctx, tx, r.ev) })
+	}
+}
+
+func (s *DB) putTag(ctx context.Context, tx *sql.Tx, ev store.TagEvent) error {
+	var cur string
+	row, err := s.queryRowPrepared(ctx, tx, `SELECT digest FROM tags WHERE repository = ? AND tag = ?`, ev.Repository, ev.Tag)
+	if err != nil {
+		return err
+	}
+	err = row.Scan(&cur)
+	if err == nil && cur == ev.Digest {
+		return nil
+	}
+	if err != nil && err != sql.ErrNoRows {
+		return err
+	}
+	if _, err := s.execPrepared(ctx, tx, `INSERT INTO tags (repository, tag, digest, since) VALUES (?, ?, ?, ?)
+ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since`,
+		ev.Repository, ev.Tag, ev.Digest, ts(ev.At)); err != nil {
+		return err
+	}
+	if err := s.bump(ctx, tx, tagsGenKey); err != nil {
+		return err
+	}
+	_, err = s.execPrepared(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at) VALUES (?, ?, ?, ?)`,
+		ev.Repository, ev.Tag, ev.Digest, ts(ev.At))
+	return err
 }
 
 func (s *DB) DeleteTag(ctx context.Context, repository, tag string, at time.Time) error {
@@ -557,8 +764,9 @@ func scanTagEvents(rows *sql.Rows) ([]store.TagEvent, error) {
 }
 
 func (s *DB) ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error) {
-	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, b.name, b.version, b.type, b.purl, b.path, `+layerColumn+`, ip.layer_index
+	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, b.name, b.version, b.type, b.purl, b.path, `+layerColumn+`, ip.layer_index, e.data
 FROM image_packages ip JOIN binaries b ON b.id = ip.binary_id JOIN packages p ON p.id = ip.package_id JOIN images i ON i.id = ip.image_id
+LEFT JOIN binary_extras e ON e.id = ip.extra_id
 WHERE i.digest = ? ORDER BY b.type, b.name, b.version, b.path`, digest)
 	if err != nil {
 		return nil, err
@@ -568,7 +776,7 @@ WHERE i.digest = ? ORDER BY b.type, b.name, b.version, b.path`, digest)
 	layers := map[string][]string{}
 	for rows.Next() {
 		var p store.ImagePackage
-		if err := rows.Scan(&p.Key.Ecosystem, &p.Key.Name, &p.Key.Version, &p.Name, &p.Version, &p.Type, &p.PURL, &p.Path, &p.Layer, &p.LayerIndex); err != nil {
+		if err := rows.Scan(&p.Key.Ecosystem, &p.Key.Name, &p.Key.Version, &p.Name, &p.Version, &p.Type, &p.PURL, &p.Path, &p.Layer, &p.LayerIndex, &p.Extra); err != nil {
 			return nil, err
 		}
 		p.Layer = resolveLayer(layers, p.Layer, p.LayerIndex)

@@ -15,21 +15,71 @@ import (
 // registry receiving pushes in parallel then costs one commit, one
 // generation bump and one write of each shared index page per batch
 // instead of per image. A batch that fails is retried image by image, so
-// one bad image fails only its own call.
-type ingestQueue struct {
+// one bad image fails only its own call. Tag moves (PutTag), which follow
+// each push, are committed together the same way.
+type group[T any] struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
-	pending []*putRequest
+	pending []*groupItem[T]
 	leaders int
 }
 
-type putRequest struct {
-	ctx      context.Context
-	img      store.Image
-	pkgs     []store.ImagePackage
-	fresh    []store.PackageRow
-	err      error
+type groupItem[T any] struct {
+	v        T
 	finished bool
+}
+
+// run queues v and returns once a batch holding it was written: by this
+// caller, when it finds fewer than most batches being written, or by
+// another. write gets up to maxBatch values.
+func (g *group[T]) run(v T, most, maxBatch int, write func([]T)) {
+	it := &groupItem[T]{v: v}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	g.pending = append(g.pending, it)
+	for !it.finished {
+		if g.leaders >= most || len(g.pending) == 0 {
+			g.cond.Wait()
+			continue
+		}
+		g.leaders++
+		n := min(len(g.pending), maxBatch)
+		batch := g.pending[:n:n]
+		g.pending = g.pending[n:]
+		vs := make([]T, n)
+		for i, b := range batch {
+			vs[i] = b.v
+		}
+		g.mu.Unlock()
+		write(vs)
+		g.mu.Lock()
+		for _, b := range batch {
+			b.finished = true
+		}
+		g.leaders--
+		g.cond.Broadcast()
+	}
+}
+
+// writers is how many batches are written at once: one on a
+// single-writer database, a few elsewhere, whose transactions run in
+// parallel.
+func (s *DB) writers() int {
+	if s.d.SingleWriter {
+		return 1
+	}
+	return 4
+}
+
+type putRequest struct {
+	ctx   context.Context
+	img   store.Image
+	pkgs  []store.ImagePackage
+	fresh []store.PackageRow
+	err   error
 }
 
 const (
@@ -41,38 +91,8 @@ const (
 )
 
 func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePackage) ([]store.PackageRow, error) {
-	q := &s.ingest
 	r := &putRequest{ctx: ctx, img: img, pkgs: pkgs}
-	q.mu.Lock()
-	if q.cond == nil {
-		q.cond = sync.NewCond(&q.mu)
-	}
-	q.pending = append(q.pending, r)
-	// One batch at a time on a single-writer database; a few at once
-	// elsewhere, whose transactions run in parallel.
-	most := 1
-	if !s.d.SingleWriter {
-		most = 4
-	}
-	for !r.finished {
-		if q.leaders >= most || len(q.pending) == 0 {
-			q.cond.Wait()
-			continue
-		}
-		q.leaders++
-		n := min(len(q.pending), maxIngestBatch)
-		batch := q.pending[:n:n]
-		q.pending = q.pending[n:]
-		q.mu.Unlock()
-		s.putBatch(batch)
-		q.mu.Lock()
-		for _, b := range batch {
-			b.finished = true
-		}
-		q.leaders--
-		q.cond.Broadcast()
-	}
-	q.mu.Unlock()
+	s.ingest.run(r, s.writers(), maxIngestBatch, s.putBatch)
 	return r.fresh, r.err
 }
 
@@ -110,6 +130,7 @@ func (s *DB) putBatch(batch []*putRequest) {
 // order (no deadlock on PostgreSQL).
 func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 	var bins map[binaryKey]int64
+	var extras map[string]int64
 	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
 		var all []store.ImagePackage
 		for _, r := range rs {
@@ -122,12 +143,16 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 		if bins, err = s.ensureBinaries(ctx, tx, all, ids); err != nil {
 			return err
 		}
+		if extras, err = s.ensureExtras(ctx, tx, all); err != nil {
+			return err
+		}
+		var links newLinks
 		freshBy := make(map[store.PackageKey]store.PackageRow, len(fresh))
 		for _, f := range fresh {
 			freshBy[f.PackageKey] = f
 		}
 		for _, r := range rs {
-			if err := s.putImage(ctx, tx, r.img, r.pkgs, ids, bins); err != nil {
+			if err := s.putImage(ctx, tx, r.img, r.pkgs, packageRefs{ids, bins, extras}, &links); err != nil {
 				return err
 			}
 			r.fresh = nil
@@ -139,11 +164,15 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 				}
 			}
 		}
+		if err := links.flush(ctx, s, tx); err != nil {
+			return err
+		}
 		// The images and their findings are new or changed: cached answers go.
 		return s.bump(ctx, tx, findingsGenKey)
 	})
 	if err == nil {
 		s.packages.rememberBinaries(bins)
+		s.packages.rememberExtras(extras)
 	}
 	return err
 }
@@ -157,6 +186,8 @@ type packageIDs struct {
 	mu       sync.RWMutex
 	ids      map[store.PackageKey]int64
 	binaries map[binaryKey]int64
+	// extras: binary_extras IDs by their data.
+	extras map[string]int64
 	// The same rows by ID, for reads.
 	keyOf    map[int64]store.PackageKey
 	binaryOf map[int64]binaryKey
@@ -238,5 +269,27 @@ func (c *packageIDs) rememberBinaries(m map[binaryKey]int64) {
 	}
 	for k, id := range m {
 		c.binaries[k] = id
+	}
+}
+
+func (c *packageIDs) extra(data []byte) (int64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	id, ok := c.extras[string(data)]
+	return id, ok
+}
+
+// maxCachedExtras bounds the extras cache, whose keys are the data
+// (a few hundred bytes each).
+const maxCachedExtras = 1 << 17
+
+func (c *packageIDs) rememberExtras(m map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.extras == nil || len(c.extras)+len(m) > maxCachedExtras {
+		c.extras = map[string]int64{}
+	}
+	for d, id := range m {
+		c.extras[d] = id
 	}
 }

@@ -372,18 +372,32 @@ func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64, limit, offset int
 }
 
 // distinctHolders counts the images holding any of pkgs (counts holds
-// each one's own count).
-func (s *DB) distinctHolders(ctx context.Context, pkgs []int64, counts map[int64]int) (int, error) {
-	switch len(pkgs) {
-	case 0:
-		return 0, nil
-	case 1:
-		return counts[pkgs[0]], nil
+// each one's own count). When they are versions of one package, an image
+// holding several of them is one of the few package_multi lists, so the
+// count is the sum less those; otherwise the holders are counted
+// distinct.
+func (s *DB) distinctHolders(ctx context.Context, pkgs []int64, keys map[int64]store.PackageKey, counts map[int64]int) (int, error) {
+	sum := 0
+	for _, p := range pkgs {
+		sum += counts[p]
+	}
+	if len(pkgs) < 2 {
+		return sum, nil
+	}
+	one := true
+	for _, p := range pkgs[1:] {
+		a, b := keys[p], keys[pkgs[0]]
+		one = one && a.Ecosystem == b.Ecosystem && a.Name == b.Name
 	}
 	var n int
-	err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT DISTINCT image_id FROM package_images WHERE package_id IN (`+
-		placeholders(len(pkgs))+`)) d`, anySlice(pkgs)...).Scan(&n)
-	return n, err
+	if !one {
+		err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT DISTINCT image_id FROM package_images WHERE package_id IN (`+
+			placeholders(len(pkgs))+`)) d`, anySlice(pkgs)...).Scan(&n)
+		return n, err
+	}
+	err := s.queryRow(ctx, s.db, `SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c FROM package_multi WHERE package_id IN (`+
+		placeholders(len(pkgs))+`) GROUP BY image_id) d`, anySlice(pkgs)...).Scan(&n)
+	return sum - n, err
 }
 
 // PackageNames lists every (ecosystem, name) the store holds versions of.

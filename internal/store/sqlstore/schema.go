@@ -202,6 +202,26 @@ INSERT INTO image_packages_v14 (image_id, binary_id, package_id, layer, layer_in
 DROP TABLE image_packages;
 ALTER TABLE image_packages_v14 RENAME TO image_packages;
 DROP INDEX package_images_img;`,
+	// 15: the images holding more than one version of a package (same
+	// ecosystem and name), each such link a row: the images holding any
+	// of an advisory's versions are then the sum of each version's
+	// holders less these few, instead of a distinct count over every
+	// holder.
+	`CREATE TABLE package_multi (package_id BIGINT NOT NULL, image_id BIGINT NOT NULL,
+	PRIMARY KEY (package_id, image_id)){{without_rowid}};
+CREATE INDEX package_multi_img ON package_multi (image_id);
+INSERT INTO package_multi (package_id, image_id)
+	SELECT DISTINCT ip.package_id, ip.image_id FROM image_packages ip JOIN packages p ON p.id = ip.package_id
+	JOIN (SELECT m.image_id, q.ecosystem, q.name FROM image_packages m JOIN packages q ON q.id = m.package_id
+		GROUP BY m.image_id, q.ecosystem, q.name HAVING COUNT(DISTINCT m.package_id) > 1) g
+	ON g.image_id = ip.image_id AND g.ecosystem = p.ecosystem AND g.name = p.name
+	WHERE true ON CONFLICT DO NOTHING;`,
+	// 16: what an inventory keeps of a package beyond its binaries row
+	// (source, licenses, architecture, extractor), stored once by content
+	// and referenced by the image's rows: the image's inventory is then
+	// rebuilt from them instead of holding its packages again.
+	`CREATE TABLE binary_extras (id {{serial}} PRIMARY KEY, hash TEXT NOT NULL UNIQUE, data {{blob}} NOT NULL);
+ALTER TABLE image_packages ADD COLUMN extra_id BIGINT NOT NULL DEFAULT 0;`,
 }
 
 func (s *DB) migrate(ctx context.Context) error { return s.migrateTo(ctx, len(migrations)) }

@@ -276,10 +276,15 @@ func runFleetProperty(t *testing.T, s store.Store, seed uint64) {
 	randomPackages := func() []store.ImagePackage {
 		var out []store.ImagePackage
 		for src := range 4 {
-			v := fmt.Sprintf("1.%d", rng.IntN(2))
+			v := rng.IntN(2)
 			for _, bin := range []string{"a", "b"} {
 				if rng.IntN(2) == 0 {
-					out = append(out, pkg("Debian:12", fmt.Sprint("src", src), v, fmt.Sprintf("src%d-%s", src, bin)))
+					out = append(out, pkg("Debian:12", fmt.Sprint("src", src), fmt.Sprintf("1.%d", v), fmt.Sprintf("src%d-%s", src, bin)))
+				}
+				// Now and then a binary of another version of the same
+				// source: the image holds two versions of one package.
+				if rng.IntN(5) == 0 {
+					v = 1 - v
 				}
 			}
 		}
@@ -456,10 +461,41 @@ func compareFleet(t *testing.T, s store.Store, m *fleetModel, advs []store.Advis
 			got = append(got, r.Digest+" "+r.Package.Key.Name+" "+r.Package.Key.Version)
 		}
 		sort.Strings(got)
-		if want := m.affected(a.ID); !reflect.DeepEqual(nilIfEmpty(got), nilIfEmpty(want)) || res.Total != len(want) {
-			t.Fatalf("step %d: AffectedImages(%s) = %v (total %d); recomputed %v", step, a.ID, got, res.Total, want)
+		if want := m.affected(a.ID); !reflect.DeepEqual(nilIfEmpty(got), nilIfEmpty(want)) || res.Total != len(want) ||
+			res.Images != distinctImages(want) {
+			t.Fatalf("step %d: AffectedImages(%s) = %v (total %d, images %d); recomputed %v", step, a.ID, got, res.Total, res.Images, want)
 		}
 	}
+	for src := range 4 {
+		name := fmt.Sprint("src", src)
+		res, err := s.AffectedImages(ctx, store.AffectedQuery{Package: name, Limit: store.All})
+		must(t, err)
+		var got, want []string
+		for _, r := range res.Rows {
+			got = append(got, r.Digest+" "+r.Package.Key.Version)
+		}
+		for d, pkgs := range m.images {
+			for p := range keysOf(pkgs) {
+				if p.Name == name {
+					want = append(want, d+" "+p.Version)
+				}
+			}
+		}
+		sort.Strings(got)
+		sort.Strings(want)
+		if !reflect.DeepEqual(nilIfEmpty(got), nilIfEmpty(want)) || res.Images != distinctImages(want) {
+			t.Fatalf("step %d: AffectedImages(package %s) = %v (images %d); recomputed %v", step, name, got, res.Images, want)
+		}
+	}
+}
+
+// distinctImages counts the digests that begin rows of "digest ...".
+func distinctImages(rows []string) int {
+	seen := map[string]bool{}
+	for _, r := range rows {
+		seen[strings.Fields(r)[0]] = true
+	}
+	return len(seen)
 }
 
 func nilIfEmpty(s []string) []string {
@@ -527,6 +563,40 @@ func testConcurrentIngest(t *testing.T, s store.Store) {
 		must(t, err)
 		if own.Images != 1 || own.Rows[0].Digest != d {
 			t.Fatalf("images holding own%d = %+v", i, own)
+		}
+	}
+	// The same image indexed twice at once with other packages (a batch
+	// may hold both): it ends with one of the two, and the index by
+	// package agrees.
+	for round := range 5 {
+		d := fmt.Sprintf("sha256:dup%d", round)
+		var wg sync.WaitGroup
+		for _, own := range []string{"dupA", "dupB"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.PutImage(ctx, image(d, "r/c", t0.Add(time.Minute)), []store.ImagePackage{pkg("Debian:12", own, "1.0", own)})
+				must(t, err)
+			}()
+		}
+		wg.Wait()
+		ps, err := s.ImagePackages(ctx, d)
+		must(t, err)
+		if len(ps) != 1 {
+			t.Fatalf("packages of %s = %+v", d, ps)
+		}
+		for _, own := range []string{"dupA", "dupB"} {
+			res, err := s.AffectedImages(ctx, store.AffectedQuery{Package: own, Limit: store.All})
+			must(t, err)
+			held := 0
+			for _, r := range res.Rows {
+				if r.Digest == d {
+					held++
+				}
+			}
+			if want := map[bool]int{true: 1}[ps[0].Name == own]; held != want {
+				t.Fatalf("round %d: %s holds %s in the index %d times, its packages %+v", round, d, own, held, ps)
+			}
 		}
 	}
 	res, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2025-77"})

@@ -1,0 +1,214 @@
+package scan
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
+)
+
+// An inventory is stored in two parts when it can be: the packages
+// matched on become the store's package rows (binaries shared by every
+// image holding them, each package's other fields stored once by
+// content), and the blob keeps the rest (layers, OS, labels, the packages
+// without a match key). StoredInventory puts them back together. At fleet
+// scale this is most of an image's store size: its packages were held
+// twice, once as rows and once in the blob.
+
+// storedInventory is the blob: PackagesInStore says that the packages
+// matched on were left out, and what the image's row holds (its digest,
+// media type, config digest, platform and layer digests).
+type storedInventory struct {
+	*sbom.Inventory
+	PackagesInStore bool `json:"packages_in_store,omitempty"`
+}
+
+// storedPackages returns the inventory's packages as the store keeps
+// them, the others, and whether the inventory can be rebuilt from them: its packages
+// are in their order with no two alike, and every stored package names
+// its layer.
+func storedPackages(inv *sbom.Inventory) ([]store.ImagePackage, []sbom.Package, bool) {
+	rebuilt := true
+	type row struct {
+		name, version, typ, purl, path string
+		layer                          int
+	}
+	seen := map[row]bool{}
+	var pkgs []store.ImagePackage
+	var unkeyed []sbom.Package
+	for i := range inv.Packages {
+		p := &inv.Packages[i]
+		if i > 0 && !sbom.LessPackage(&inv.Packages[i-1], p) {
+			rebuilt = false
+		}
+		key, ok := vuln.KeyOf(p)
+		if !ok {
+			unkeyed = append(unkeyed, *p)
+			continue
+		}
+		r := row{p.Name, p.Version, p.Type, p.PURL, p.Path, p.LayerIndex}
+		if seen[r] || p.Layer == "" || p.RemovedBy != "" {
+			rebuilt = false
+		}
+		seen[r] = true
+		extra, err := packageExtra(p)
+		if err != nil {
+			rebuilt = false
+		}
+		pkgs = append(pkgs, store.ImagePackage{
+			Key: key, Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL,
+			Path: p.Path, Layer: p.Layer, LayerIndex: p.LayerIndex, Extra: extra,
+		})
+	}
+	return pkgs, unkeyed, rebuilt && len(pkgs) > 0
+}
+
+// packageExtra is what a package has beyond its store row's columns.
+func packageExtra(p *sbom.Package) ([]byte, error) {
+	e := *p
+	e.Name, e.Version, e.Type, e.PURL, e.Path, e.Layer, e.LayerIndex = "", "", "", "", "", "", 0
+	return json.Marshal(e)
+}
+
+// fromStored is a package rebuilt from its store row.
+func fromStored(sp store.ImagePackage) (sbom.Package, error) {
+	var p sbom.Package
+	if len(sp.Extra) > 0 {
+		if err := json.Unmarshal(sp.Extra, &p); err != nil {
+			return p, fmt.Errorf("stored package %s %s: %w", sp.Name, sp.Version, err)
+		}
+	}
+	p.Name, p.Version, p.Type, p.PURL, p.Path, p.Layer, p.LayerIndex = sp.Name, sp.Version, sp.Type, sp.PURL, sp.Path, sp.Layer, sp.LayerIndex
+	return p, nil
+}
+
+// encodeInventory serialises an inventory for the store; with
+// packagesInStore, its packages are only unkeyed, those the store's rows
+// do not give back.
+func encodeInventory(inv *sbom.Inventory, unkeyed []sbom.Package, packagesInStore bool) ([]byte, error) {
+	out := storedInventory{Inventory: inv}
+	if packagesInStore {
+		// What the image's row holds is left out too.
+		slim := *inv
+		slim.Digest, slim.MediaType, slim.Config, slim.Platform = "", "", "", ""
+		slim.Layers = slices.Clone(inv.Layers)
+		for i := range slim.Layers {
+			slim.Layers[i].Digest = ""
+		}
+		slim.Packages = unkeyed
+		out = storedInventory{Inventory: &slim, PackagesInStore: true}
+	}
+	var buf bytes.Buffer
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
+	if err := json.NewEncoder(zw).Encode(out); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// gzipWriters are reused: a new one costs more to set up than a
+// stored inventory (a few hundred bytes) costs to compress.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return zw
+}}
+
+// EncodeInventory serialises a whole inventory for the store.
+func EncodeInventory(inv *sbom.Inventory) ([]byte, error) { return encodeInventory(inv, nil, false) }
+
+// maxInventory bounds what a stored inventory inflates to.
+const maxInventory = 1 << 30
+
+func decodeInventory(b []byte) (storedInventory, error) {
+	out := storedInventory{Inventory: &sbom.Inventory{}}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return out, fmt.Errorf("decoding inventory: %w", err)
+	}
+	defer zr.Close()
+	if err := json.NewDecoder(io.LimitReader(zr, maxInventory)).Decode(&out); err != nil {
+		return out, fmt.Errorf("decoding inventory: %w", err)
+	}
+	return out, nil
+}
+
+// errPackagesInStore is DecodeInventory's answer for an inventory whose
+// packages are the store's rows.
+var errPackagesInStore = errors.New("the inventory's packages are in the store: read it with StoredInventory")
+
+// DecodeInventory reads an inventory stored whole.
+func DecodeInventory(b []byte) (*sbom.Inventory, error) {
+	si, err := decodeInventory(b)
+	if err != nil {
+		return nil, err
+	}
+	if si.PackagesInStore {
+		return nil, errPackagesInStore
+	}
+	return si.Inventory, nil
+}
+
+// InventoryDiffIDs reads the layer diff IDs of a stored inventory,
+// bottom-up.
+func InventoryDiffIDs(b []byte) ([]string, error) {
+	si, err := decodeInventory(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(si.Layers))
+	for i, l := range si.Layers {
+		out[i] = l.DiffID
+	}
+	return out, nil
+}
+
+// PackageReader reads an image's stored packages.
+type PackageReader interface {
+	ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error)
+}
+
+// StoredInventory returns the inventory of a stored image, its packages
+// read back from the store when the blob left them out.
+func StoredInventory(ctx context.Context, st PackageReader, img store.Image) (*sbom.Inventory, error) {
+	si, err := decodeInventory(img.Inventory)
+	if err != nil || !si.PackagesInStore {
+		return si.Inventory, err
+	}
+	rows, err := st.ImagePackages(ctx, img.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("reading the packages of %s: %w", img.Digest, err)
+	}
+	inv := si.Inventory
+	if len(img.Layers) != len(inv.Layers) {
+		return nil, fmt.Errorf("the stored inventory of %s lists %d layers, its image %d", img.Digest, len(inv.Layers), len(img.Layers))
+	}
+	inv.Digest, inv.MediaType, inv.Config, inv.Platform = img.Digest, img.MediaType, img.Config, img.Platform
+	for i := range inv.Layers {
+		inv.Layers[i].Digest = img.Layers[i]
+	}
+	for _, r := range rows {
+		p, err := fromStored(r)
+		if err != nil {
+			return nil, err
+		}
+		inv.Packages = append(inv.Packages, p)
+	}
+	sort.SliceStable(inv.Packages, func(i, j int) bool { return sbom.LessPackage(&inv.Packages[i], &inv.Packages[j]) })
+	return inv, nil
+}
