@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	_ "embed"
@@ -9,14 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/socle-dev/socle/internal/oci"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/zdict"
 )
 
 // RulesVersion identifies the rule catalog: it changes when a rule is
@@ -72,11 +70,9 @@ func (k Keeper) Check(ctx context.Context, repository, digest string, img v1.Ima
 
 // A kept result is stored small, since every image has one: the image's
 // name (its repository and digest, which the check's row holds) is left
-// out of its findings, and the JSON is compressed with zstd and a
-// dictionary of what results are made of (the rule catalog's texts, the
-// report's keys, common paths). A dictionary is never changed once
-// shipped: a new one gets the next ID, and rows keep the ID they were
-// written with.
+// out of its findings, and the JSON is compressed with a dictionary of
+// what results are made of (the rule catalog's texts, the report's keys,
+// common paths): zdict, resultdict/1.json.
 type storedResult struct {
 	*ImageResult
 	// NameInRow: findings whose file and object are empty had the
@@ -87,23 +83,10 @@ type storedResult struct {
 //go:embed resultdict/1.json
 var resultDict1 []byte
 
-const resultDictID = 1
-
 // maxResult bounds what a kept result inflates to.
 const maxResult = 64 << 20
 
-var resultCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderDictRaw(resultDictID, resultDict1), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		panic(err) // the dictionary is built in
-	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderDictRaw(resultDictID, resultDict1), zstd.WithDecoderConcurrency(0),
-		zstd.WithDecoderMaxMemory(maxResult))
-	if err != nil {
-		panic(err)
-	}
-	return enc, dec
-})
+var resultCodec = zdict.New(1, resultDict1, maxResult)
 
 // EncodeResult is the kept form of the image check of repository@digest.
 func EncodeResult(res *ImageResult, repository, digest string) ([]byte, error) {
@@ -125,18 +108,16 @@ func EncodeResult(res *ImageResult, repository, digest string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc, _ := resultCodec()
-	return enc.EncodeAll(b, nil), nil
+	return resultCodec.Encode(b)
 }
 
 // DecodeResult reads a kept check: as EncodeResult wrote it, or plain
 // JSON (results kept before).
 func DecodeResult(c store.ImageCheck) (*ImageResult, error) {
 	b := c.Result
-	if bytes.HasPrefix(b, zstdMagic) {
-		_, dec := resultCodec()
+	if zdict.Is(b) {
 		var err error
-		if b, err = dec.DecodeAll(b, nil); err != nil {
+		if b, err = resultCodec.Decode(b); err != nil {
 			return nil, fmt.Errorf("image check of %s: %w", c.Digest, err)
 		}
 	}
@@ -154,8 +135,6 @@ func DecodeResult(c store.ImageCheck) (*ImageResult, error) {
 	}
 	return r.ImageResult, nil
 }
-
-var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // Annotations are an image's manifest annotations (the base annotations
 // socle's builds write); none when the manifest cannot be read.

@@ -3,6 +3,7 @@ package scan
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,13 +17,16 @@ import (
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"
+	"github.com/socle-dev/socle/internal/zdict"
 )
 
 // An inventory is stored in two parts when it can be: the packages
 // matched on become the store's package rows (binaries shared by every
 // image holding them, each package's other fields stored once by
 // content), and the blob keeps the rest (layers, OS, labels, the packages
-// without a match key). StoredInventory puts them back together. At fleet
+// without a match key), compressed with a dictionary of what those are
+// made of (zdict, inventorydict/1.json, hand-made: common OS releases,
+// media types, label keys). StoredInventory puts them back together. At fleet
 // scale this is most of an image's store size: its packages were held
 // twice, once as rows and once in the blob.
 
@@ -109,6 +113,15 @@ func encodeInventory(inv *sbom.Inventory, unkeyed []sbom.Package, packagesInStor
 		slim.Packages = unkeyed
 		out = storedInventory{Inventory: &slim, PackagesInStore: true}
 	}
+	if packagesInStore {
+		// What is left is a few hundred bytes: compressed with a
+		// dictionary of what inventory headers are made of.
+		b, err := json.Marshal(out)
+		if err != nil {
+			return nil, err
+		}
+		return headerCodec.Encode(b)
+	}
 	var buf bytes.Buffer
 	zw := gzipWriters.Get().(*gzip.Writer)
 	defer gzipWriters.Put(zw)
@@ -135,8 +148,23 @@ func EncodeInventory(inv *sbom.Inventory) ([]byte, error) { return encodeInvento
 // maxInventory bounds what a stored inventory inflates to.
 const maxInventory = 1 << 30
 
+//go:embed inventorydict/1.json
+var headerDict1 []byte
+
+var headerCodec = zdict.New(1, headerDict1, maxInventory)
+
 func decodeInventory(b []byte) (storedInventory, error) {
 	out := storedInventory{Inventory: &sbom.Inventory{}}
+	if zdict.Is(b) {
+		raw, err := headerCodec.Decode(b)
+		if err != nil {
+			return out, fmt.Errorf("decoding inventory: %w", err)
+		}
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return out, fmt.Errorf("decoding inventory: %w", err)
+		}
+		return out, nil
+	}
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return out, fmt.Errorf("decoding inventory: %w", err)

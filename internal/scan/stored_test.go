@@ -3,9 +3,12 @@ package scan_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/oci"
@@ -77,6 +80,7 @@ func TestStoredInventoryRoundTrip(t *testing.T) {
 				if slim := decodeErr != nil; slim != (name != "hello-world") || (slim && len(stored.Inventory) >= len(whole)/2) {
 					t.Fatalf("stored blob %d bytes (whole %d), packages left to the store: %v", len(stored.Inventory), len(whole), slim)
 				}
+				t.Logf("stored blob %d bytes, whole %d", len(stored.Inventory), len(whole))
 				sameInventory(t, st, stored, inv)
 			})
 		}
@@ -114,5 +118,19 @@ func sameInventory(t *testing.T, st store.Store, stored store.Image, want *sbom.
 	b, _ := json.Marshal(back)
 	if !bytes.Equal(a, b) {
 		t.Fatalf("inventory read back differs:\nindexed %s\nread    %s", a, b)
+	}
+}
+
+// TestInventoryDictionaryFrozen: stored inventories name the dictionary
+// they were compressed with, so a shipped one never changes (add
+// inventorydict/2.json instead).
+func TestInventoryDictionaryFrozen(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("inventorydict", "1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); got != "66ba1f46f82acc7c779cd0dc9b6c42ac452a0e8b6aed80836312f04a1da91636" {
+		t.Fatalf("inventorydict/1.json changed (sha256 %s)", got)
 	}
 }

@@ -9,17 +9,18 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/zdict"
 )
 
 // maxCheckResult bounds what a stored check result inflates to.
 const maxCheckResult = 64 << 20
 
 // Check results are stored compressed (one per image, they count at
-// fleet scale): as given when the caller compressed them already (zstd,
-// see check.EncodeResult), else gzip; rows written before are plain
+// fleet scale): as given when the caller compressed them already
+// (zdict, see check.EncodeResult), else gzip; rows written before are plain
 // JSON, told apart by gzip's magic bytes.
 func packResult(b []byte) []byte {
-	if bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+	if zdict.Is(b) {
 		return b
 	}
 	var buf bytes.Buffer
