@@ -53,6 +53,7 @@ run() {
 run "$root" new
 cat "$out/$name-new.md" >"$report"
 if [ -n "$previous_run" ]; then
+  previous_run=$(realpath -m "$previous_run")
   if [ "$previous_run" != "$out/$name-previous" ]; then
     cp "$previous_run.json" "$out/$name-previous.json" && cp "$previous_run.md" "$out/$name-previous.md"
   fi

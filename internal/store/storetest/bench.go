@@ -13,10 +13,12 @@ import (
 type BenchFactory func(b *testing.B) store.Store
 
 // Bench runs the store's hot-path benchmarks: indexing images from many
-// goroutines (group commit), an image's findings, and ending a match
+// goroutines (group commit), an image's findings, the images affected by
+// an advisory matching two versions of a package, and ending a match
 // that more and more images hold (its cost must not grow with them).
 // The packages are hand-made: 200 an image, 80 shared by every image as
-// a base would be, 120 drawn from a pool of 2,000.
+// a base would be, 119 drawn from a pool of 2,000, and one of two
+// versions of lib.
 func Bench(b *testing.B, newStore BenchFactory) {
 	b.Run("PutImageParallel", func(b *testing.B) {
 		s := newStore(b)
@@ -41,6 +43,19 @@ func Bench(b *testing.B, newStore BenchFactory) {
 			fs, err := s.ImageFindings(ctx, fmt.Sprintf("sha256:f%d", i%500))
 			if err != nil || len(fs) == 0 {
 				b.Fatalf("%d findings, %v", len(fs), err)
+			}
+		}
+	})
+	b.Run("AffectedImages/images=2000", func(b *testing.B) {
+		s := newStore(b)
+		defer s.Close()
+		fillBench(b, s, 2000)
+		b.ResetTimer()
+		for range b.N {
+			// Two versions of one package, each held by half the images.
+			res, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2099-2", Limit: 100})
+			if err != nil || res.Images != 2000 || len(res.Rows) != 100 {
+				b.Fatalf("%d images, %d rows, %v", res.Images, len(res.Rows), err)
 			}
 		}
 	})
@@ -73,17 +88,18 @@ func benchPackages(i int) []store.ImagePackage {
 	for k := range 80 {
 		out = append(out, pkg("Debian:12", fmt.Sprint("base", k), "1", fmt.Sprint("base", k)))
 	}
-	for k := range 120 {
+	for k := range 119 {
 		n := (i*7919 + k*104729) % 2000
 		out = append(out, pkg("Debian:12", fmt.Sprint("app", n), "1", fmt.Sprint("app", n)))
 	}
-	return out
+	return append(out, pkg("Debian:12", "lib", fmt.Sprint(1+i%2), "lib"))
 }
 
 // fillBench stores images sha256:f0... with benchPackages, and matches
 // one advisory to every base package.
 func fillBench(b *testing.B, s store.Store, images int) {
-	if _, err := s.UpsertAdvisories(ctx, []store.Advisory{advisory("CVE-2099-1", time.Unix(0, 0), nil, store.Affected{Ecosystem: "Debian:12", Name: "base0", Spec: []byte("hand-made")})}); err != nil {
+	if _, err := s.UpsertAdvisories(ctx, []store.Advisory{advisory("CVE-2099-1", time.Unix(0, 0), nil, store.Affected{Ecosystem: "Debian:12", Name: "base0", Spec: []byte("hand-made")}),
+		advisory("CVE-2099-2", time.Unix(0, 0), nil, store.Affected{Ecosystem: "Debian:12", Name: "lib", Spec: []byte("hand-made")})}); err != nil {
 		b.Fatal(err)
 	}
 	for i := range images {
@@ -98,6 +114,13 @@ func fillBench(b *testing.B, s store.Store, images int) {
 			b.Fatalf("%v %v", rows, err)
 		}
 		ups = append(ups, store.MatchUpdate{PackageID: rows[0].ID, Matches: []store.PackageMatch{{AdvisoryID: "CVE-2099-1", FixedVersion: "2"}}})
+	}
+	libs, err := s.PackagesNamed(ctx, "Debian:12", "lib")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range libs {
+		ups = append(ups, store.MatchUpdate{PackageID: r.ID, Matches: []store.PackageMatch{{AdvisoryID: "CVE-2099-2", FixedVersion: "3"}}})
 	}
 	if _, err := s.SetMatches(ctx, ups, time.Unix(0, 0)); err != nil {
 		b.Fatal(err)
