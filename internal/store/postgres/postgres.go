@@ -23,7 +23,6 @@ var Dialect = sqlstore.Dialect{
 	Numbered: true,
 	// An arbitrary constant names socle's migration lock.
 	LockMigrations: `SELECT pg_advisory_xact_lock(735301)`,
-	TryLock:        `SELECT pg_try_advisory_xact_lock(?)`,
 	SkipLocked:     true,
 	IsUnique: func(err error) bool {
 		var e *pgconn.PgError

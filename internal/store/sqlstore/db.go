@@ -40,11 +40,6 @@ type Dialect struct {
 	// IsRetryable, when set, reports whether a transaction failed only
 	// because of others running at once (a deadlock) and may run again.
 	IsRetryable func(error) bool
-	// TryLock, when set, is a statement that answers whether this
-	// transaction took a lock held until it ends, without waiting (its one
-	// argument names the lock); work any one writer may do is skipped
-	// when another holds it.
-	TryLock string
 	// SingleWriter is true when the database runs one write transaction
 	// at a time (SQLite): this process's writers then queue on a mutex
 	// rather than in the database's busy handler, which sleeps between
@@ -63,7 +58,6 @@ type DB struct {
 	writeMu  sync.Mutex
 	advs     advisoryCache
 	stmts    stmtCache
-	holders  holderRows
 }
 
 var _ store.Store = (*DB)(nil)

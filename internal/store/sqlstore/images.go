@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -360,14 +359,7 @@ func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
 	if err := s.insertRows(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES`, "", 3, args); err != nil {
 		return err
 	}
-	if err := s.addHolders(ctx, tx, added); err != nil {
-		return err
-	}
-	pkgs := make([]int64, 0, len(added))
-	for p := range added {
-		pkgs = append(pkgs, p)
-	}
-	return s.foldHolders(ctx, tx, s.holders.add(pkgs))
+	return s.addHolders(ctx, tx, added)
 }
 
 // addHolders records changes to the number of images holding package
@@ -387,56 +379,32 @@ func (s *DB) addHolders(ctx context.Context, tx *sql.Tx, deltas map[int64]int64)
 	return s.insertRows(ctx, tx, `INSERT INTO package_holders (package_id, images) VALUES`, "", 2, args)
 }
 
-// foldAfter is how many change rows this process adds to a package
-// version's count before it folds them (foldHolders).
-const foldAfter = 64
+// maxHolderRows is how many change rows a package version keeps before
+// foldHolders sums them into one.
+const maxHolderRows = 32
 
-// holderRows counts the change rows this process added to each package
-// version's count since it last folded them.
-type holderRows struct {
-	mu    sync.Mutex
-	added map[int64]int
-}
-
-// add notes one row for each of pkgs and returns those due for a fold.
-func (h *holderRows) add(pkgs []int64) []int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.added == nil || len(h.added) > maxCachedPackages {
-		h.added = map[int64]int{}
-	}
-	var due []int64
-	for _, p := range pkgs {
-		if h.added[p]++; h.added[p] >= foldAfter {
-			due = append(due, p)
-			delete(h.added, p)
-		}
-	}
-	return due
-}
-
-// foldHolders sums the change rows of pkgs into one row each. A fold
-// deletes the rows it sums (and only those), so a concurrent writer's rows
-// lose nothing; on PostgreSQL one transaction folds at a time (TryLock),
-// since two folding the same rows would wait for each other, and a batch
-// that finds the lock taken leaves its versions to a later one.
+// foldHolders sums the change rows of those of pkgs that have more than
+// maxHolderRows. Each fold deletes the rows it sums (and only those), so
+// a concurrent writer's rows, or another fold, lose nothing.
 func (s *DB) foldHolders(ctx context.Context, tx *sql.Tx, pkgs []int64) error {
-	if len(pkgs) == 0 {
-		return nil
-	}
-	if s.d.TryLock != "" {
-		var ok bool
-		if err := s.queryRow(ctx, tx, s.d.TryLock, foldLockKey).Scan(&ok); err != nil {
+	var many []int64
+	for _, batch := range chunks(pkgs, 500) {
+		err := s.eachRowIn(ctx, tx, `SELECT package_id FROM package_holders WHERE package_id IN (`+placeholders(len(batch))+`)
+GROUP BY package_id HAVING COUNT(*) > ?`, append(anySlice(batch), maxHolderRows), func(r *sql.Rows) error {
+			var id int64
+			if err := r.Scan(&id); err != nil {
+				return err
+			}
+			many = append(many, id)
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		if !ok {
-			s.holders.putBack(pkgs)
-			return nil
-		}
 	}
-	slices.Sort(pkgs)
+	slices.Sort(many)
 	sums := map[int64]int64{}
-	for _, id := range pkgs {
+	for _, id := range many {
 		var sum int64
 		err := s.eachRowIn(ctx, tx, `DELETE FROM package_holders WHERE package_id = ? RETURNING images`, []any{id}, func(r *sql.Rows) error {
 			var n int64
@@ -452,21 +420,6 @@ func (s *DB) foldHolders(ctx context.Context, tx *sql.Tx, pkgs []int64) error {
 		sums[id] = sum
 	}
 	return s.addHolders(ctx, tx, sums)
-}
-
-// foldLockKey names the fold's lock.
-const foldLockKey = 17017
-
-// putBack makes pkgs due again at the next batch that holds them.
-func (h *holderRows) putBack(pkgs []int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.added == nil {
-		h.added = map[int64]int{}
-	}
-	for _, p := range pkgs {
-		h.added[p] = foldAfter - 1
-	}
 }
 
 // holderCounts returns how many images hold each of pkgs.
