@@ -252,17 +252,20 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 	// Every image holding a matched package version has the finding
 	// open, by construction: the index answers without findings rows. The
 	// counts come from the index; only the page's image IDs are read.
+	counts := map[int64]int{}
 	keys := map[int64]store.PackageKey{}
 	var pkgs []int64
 	for _, h := range hits {
-		if _, ok := keys[h.pkg]; !ok {
-			keys[h.pkg] = h.key
-			pkgs = append(pkgs, h.pkg)
+		if _, ok := counts[h.pkg]; ok {
+			continue
 		}
-	}
-	counts, err := s.holderCounts(ctx, s.db, pkgs)
-	if err != nil {
-		return res, err
+		keys[h.pkg] = h.key
+		var n int
+		if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM package_images WHERE package_id = ?`, h.pkg).Scan(&n); err != nil {
+			return res, err
+		}
+		counts[h.pkg] = n
+		pkgs = append(pkgs, h.pkg)
 	}
 	for _, h := range hits {
 		res.Total += counts[h.pkg]

@@ -326,13 +326,6 @@ ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`,
 			append([]any{imageID}, pkgs...)...); err != nil {
 			return nil, err
 		}
-		lost := map[int64]int64{}
-		for _, p := range pkgs {
-			lost[p.(int64)]--
-		}
-		if err := s.addHolders(ctx, tx, lost); err != nil {
-			return nil, err
-		}
 	}
 	return keep, nil
 }
@@ -350,96 +343,11 @@ func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
 	}
 	slices.SortFunc(*l, func(a, b newLink) int { return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.image, b.image)) })
 	args := make([]any, 0, 3*len(*l))
-	added := map[int64]int64{}
 	for _, k := range *l {
 		args = append(args, k.pkg, k.image, k.since)
-		added[k.pkg]++
 	}
 	*l = (*l)[:0]
-	if err := s.insertRows(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES`, "", 3, args); err != nil {
-		return err
-	}
-	return s.addHolders(ctx, tx, added)
-}
-
-// addHolders records changes to the number of images holding package
-// versions (package_holders), a row per version, in version order.
-func (s *DB) addHolders(ctx context.Context, tx *sql.Tx, deltas map[int64]int64) error {
-	ids := make([]int64, 0, len(deltas))
-	for id, d := range deltas {
-		if d != 0 {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	args := make([]any, 0, 2*len(ids))
-	for _, id := range ids {
-		args = append(args, id, deltas[id])
-	}
-	return s.insertRows(ctx, tx, `INSERT INTO package_holders (package_id, images) VALUES`, "", 2, args)
-}
-
-// maxHolderRows is how many change rows a package version keeps before
-// foldHolders sums them into one.
-const maxHolderRows = 32
-
-// foldHolders sums the change rows of those of pkgs that have more than
-// maxHolderRows. Each fold deletes the rows it sums (and only those), so
-// a concurrent writer's rows, or another fold, lose nothing.
-func (s *DB) foldHolders(ctx context.Context, tx *sql.Tx, pkgs []int64) error {
-	var many []int64
-	for _, batch := range chunks(pkgs, 500) {
-		err := s.eachRowIn(ctx, tx, `SELECT package_id FROM package_holders WHERE package_id IN (`+placeholders(len(batch))+`)
-GROUP BY package_id HAVING COUNT(*) > ?`, append(anySlice(batch), maxHolderRows), func(r *sql.Rows) error {
-			var id int64
-			if err := r.Scan(&id); err != nil {
-				return err
-			}
-			many = append(many, id)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	slices.Sort(many)
-	sums := map[int64]int64{}
-	for _, id := range many {
-		var sum int64
-		err := s.eachRowIn(ctx, tx, `DELETE FROM package_holders WHERE package_id = ? RETURNING images`, []any{id}, func(r *sql.Rows) error {
-			var n int64
-			if err := r.Scan(&n); err != nil {
-				return err
-			}
-			sum += n
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		sums[id] = sum
-	}
-	return s.addHolders(ctx, tx, sums)
-}
-
-// holderCounts returns how many images hold each of pkgs.
-func (s *DB) holderCounts(ctx context.Context, x execer, pkgs []int64) (map[int64]int, error) {
-	out := make(map[int64]int, len(pkgs))
-	for _, batch := range chunks(pkgs, 500) {
-		err := s.eachRowIn(ctx, x, `SELECT package_id, CAST(SUM(images) AS BIGINT) FROM package_holders WHERE package_id IN (`+placeholders(len(batch))+`)
-GROUP BY package_id`, anySlice(batch), func(r *sql.Rows) error {
-			var id, n int64
-			if err := r.Scan(&id, &n); err != nil {
-				return err
-			}
-			out[id] = int(n)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.insertRows(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES`, "", 3, args)
 }
 
 // putMulti records the image's links to package versions that share

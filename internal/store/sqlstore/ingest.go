@@ -167,13 +167,6 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 		if err := links.flush(ctx, s, tx); err != nil {
 			return err
 		}
-		batchPkgs := make([]int64, 0, len(ids))
-		for _, id := range ids {
-			batchPkgs = append(batchPkgs, id)
-		}
-		if err := s.foldHolders(ctx, tx, batchPkgs); err != nil {
-			return err
-		}
 		// The images and their findings are new or changed: cached answers go.
 		return s.bump(ctx, tx, findingsGenKey)
 	})

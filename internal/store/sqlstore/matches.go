@@ -226,22 +226,19 @@ func (s *DB) countChanges(ctx context.Context, tx *sql.Tx, d matchDiff) (store.F
 	if len(opened)+len(closed) == 0 {
 		return ch, nil
 	}
-	var all []int64
-	seen := map[int64]bool{}
-	for _, p := range append(append([]matchPair(nil), opened...), closed...) {
-		if !seen[p.pkg] {
-			seen[p.pkg] = true
-			all = append(all, p.pkg)
-		}
-	}
-	holders, err := s.holderCounts(ctx, tx, all)
-	if err != nil {
-		return ch, err
-	}
+	holders := map[int64]int{}
 	var pkgs []int64
-	for _, p := range all {
-		if holders[p] > 0 {
-			pkgs = append(pkgs, p)
+	for _, p := range append(append([]matchPair(nil), opened...), closed...) {
+		if _, ok := holders[p.pkg]; ok {
+			continue
+		}
+		var n int
+		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM package_images WHERE package_id = ?`, p.pkg).Scan(&n); err != nil {
+			return ch, err
+		}
+		holders[p.pkg] = n
+		if n > 0 {
+			pkgs = append(pkgs, p.pkg)
 		}
 	}
 	sticky, err := s.stickyCounts(ctx, tx, append(append([]matchPair(nil), opened...), closed...))

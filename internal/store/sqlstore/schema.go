@@ -222,16 +222,6 @@ INSERT INTO package_multi (package_id, image_id)
 	// rebuilt from them instead of holding its packages again.
 	`CREATE TABLE binary_extras (id {{serial}} PRIMARY KEY, hash TEXT NOT NULL UNIQUE, data {{blob}} NOT NULL);
 ALTER TABLE image_packages ADD COLUMN extra_id BIGINT NOT NULL DEFAULT 0;`,
-	// 17: how many images hold each package version, as rows of changes
-	// (a batch's links add one row per version, a lost link takes one
-	// away) that ingest folds together now and then: counting the index
-	// entries of a version a hundred thousand images hold took tens of
-	// milliseconds on every "affected by" question and re-evaluation.
-	// Rows are only ever added or folded (DELETE ... RETURNING, then their
-	// sum), so concurrent writers need no lock.
-	`CREATE TABLE package_holders (package_id BIGINT NOT NULL, images BIGINT NOT NULL);
-CREATE INDEX package_holders_pkg ON package_holders (package_id);
-INSERT INTO package_holders (package_id, images) SELECT package_id, COUNT(*) FROM package_images GROUP BY package_id;`,
 }
 
 func (s *DB) migrate(ctx context.Context) error { return s.migrateTo(ctx, len(migrations)) }
