@@ -16,6 +16,7 @@ import (
 	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sqlite"
 	"github.com/socle-dev/socle/internal/testenv"
 )
 
@@ -132,5 +133,37 @@ func TestInventoryDictionaryFrozen(t *testing.T) {
 	sum := sha256.Sum256(b)
 	if got := hex.EncodeToString(sum[:]); got != "66ba1f46f82acc7c779cd0dc9b6c42ac452a0e8b6aed80836312f04a1da91636" {
 		t.Fatalf("inventorydict/1.json changed (sha256 %s)", got)
+	}
+}
+
+// BenchmarkIndex indexes the real Debian minbase inventory (with a Go
+// binary on top) under a new digest each time, into SQLite: what ingest
+// costs an image once its layers are analysed (splitting the inventory
+// for the store, its package rows, the findings of new versions).
+func BenchmarkIndex(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "s.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	an, err := sbom.NewAnalyzer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := scan.New(st, an)
+	img := &source.Image{Image: testenv.Image(b, testenv.Layer(b, testenv.DebianBaseFiles(b)),
+		testenv.Layer(b, []testenv.File{testenv.GoBinaryFile(b, "usr/local/bin/age-keygen")})),
+		Ref: oci.ImageRef{Transport: oci.TransportRegistry, Path: "bench/debian"}}
+	inv, err := sc.Inventory(ctx, img, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		inv.Digest = fmt.Sprintf("sha256:%064x", i+1)
+		if err := sc.Index(ctx, inv, "bench/debian"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
