@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -28,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socle-dev/socle/internal/auth"
@@ -84,15 +86,19 @@ type scaleResult struct {
 	Advisories                     int
 	IngestSeconds, IngestPerSecond float64
 	IngestLatency                  dist
-	Reeval                         []reevalRow
-	AffectedCold, AffectedWarm     dist
-	AffectedRows                   int
-	FindingsCold, FindingsWarm     dist
-	StoreBytes, LinkBytes          int64
-	AdvisoryBytes, OtherBytes      int64
-	Tables                         map[string]int64
-	Serve                          []serveRow
-	Settings                       string
+	// CPU seconds spent during the ingest by the ingesting processes
+	// (this one and its replicas) and by the database server's processes
+	// on this machine (PostgreSQL; 0 for SQLite, which runs inside).
+	IngestCPUClient, IngestCPUServer float64
+	Reeval                           []reevalRow
+	AffectedCold, AffectedWarm       dist
+	AffectedRows                     int
+	FindingsCold, FindingsWarm       dist
+	StoreBytes, LinkBytes            int64
+	AdvisoryBytes, OtherBytes        int64
+	Tables                           map[string]int64
+	Serve                            []serveRow
+	Settings                         string
 }
 
 type scaleOptions struct {
@@ -122,6 +128,7 @@ func runScale(ctx context.Context, o scaleOptions) {
 	res.Advisories, _ = st.AdvisoryCount(ctx)
 
 	// Ingest: in this process, or in -replicas processes at once.
+	client0, server0 := ingestCPU()
 	t0 := time.Now()
 	if o.replicas <= 1 {
 		lat := ingestPart(ctx, st, o.data, pairs, o.images, o.pkgs, o.bases, o.workers, 0, 1)
@@ -130,6 +137,8 @@ func runScale(ctx context.Context, o scaleOptions) {
 		res.IngestLatency = ingestReplicas(o)
 	}
 	ingest := time.Since(t0)
+	client1, server1 := ingestCPU()
+	res.IngestCPUClient, res.IngestCPUServer = client1-client0, server1-server0
 	res.IngestSeconds, res.IngestPerSecond = ingest.Seconds(), float64(o.images)/ingest.Seconds()
 	log.Printf("ingested %d images in %s (%.0f/s)", o.images, ingest.Round(time.Millisecond), res.IngestPerSecond)
 
@@ -670,6 +679,9 @@ func printScale(r scaleResult) {
 	fmt.Println("|---|---|---|")
 	fmt.Printf("| ingest, layers cached | %.0f images/s (%.1f s); per image %s | >= 500/s SQLite, >= 1,000/s 2 PG replicas |\n",
 		r.IngestPerSecond, r.IngestSeconds, r.IngestLatency)
+	fmt.Printf("| ingest CPU per image | ingesting processes %.2f ms, database server %.2f ms (%.1f cores' worth at this rate) | - |\n",
+		1000*r.IngestCPUClient/float64(r.Images), 1000*r.IngestCPUServer/float64(r.Images),
+		(r.IngestCPUClient+r.IngestCPUServer)/r.IngestSeconds)
 	for _, e := range r.Reeval {
 		fmt.Printf("| re-evaluation, %d changed advisories | %.2f s: %d (package version x advisory) pairs ended, %d versions re-matched, %d findings closed, %d opened, %d images listed | 1,000: < 5 s at 10k, < 30 s at 100k |\n",
 			e.Changed, e.Seconds, e.Pairs, e.Versions, e.Closed, e.Opened, e.Images)
@@ -731,3 +743,38 @@ func runCompare(newPath, oldPath string) {
 	}
 	fmt.Println()
 }
+
+// ingestCPU returns the CPU seconds used so far by this process and its
+// waited-for children (the -replicas processes), and by the processes
+// named postgres on this machine (the database server, when it is local).
+func ingestCPU() (client, server float64) {
+	var self, children syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	client = tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime stime: fields 14 and 15, counted
+		// after the command name, which may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || !bytes.HasSuffix(b[:i], []byte("(postgres")) {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		server += (u + st) / clockTicks
+	}
+	return client, server
+}
+
+// clockTicks is the kernel's USER_HZ, 100 on Linux.
+const clockTicks = 100
