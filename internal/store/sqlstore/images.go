@@ -35,13 +35,7 @@ func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []s
 			return err
 		}
 		known := err == nil
-		if known {
-			// The same image may be earlier in the batch.
-			if err := links.flush(ctx, s, tx); err != nil {
-				return err
-			}
-		}
-		if err == nil && img.Repository != "" && oldRepo != img.Repository {
+		if known && img.Repository != "" && oldRepo != img.Repository {
 			if err := s.bump(ctx, tx, imagesGenKey); err != nil {
 				return err
 			}
@@ -72,10 +66,13 @@ chain_id = excluded.chain_id RETURNING id`,
 			if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM image_packages WHERE image_id = ?`, imageID).Scan(&n); err != nil {
 				return err
 			}
-			if known = n > 0; known {
-				if err := links.flush(ctx, s, tx); err != nil {
-					return err
-				}
+			known = n > 0
+		}
+		if known {
+			// The same image may be earlier in the batch: its links
+			// are written before relink reads and replaces them.
+			if err := links.flush(ctx, s, tx); err != nil {
+				return err
 			}
 		}
 		// The inventory lives apart, so that image rows stay small and the
@@ -642,41 +639,23 @@ func (s *DB) PutTag(ctx context.Context, ev store.TagEvent) error {
 	return r.err
 }
 
-// putTags writes a batch of tag moves in one transaction, in tag order
-// (concurrent batches lock rows in one order), or each in its own when
-// the batch fails.
+// putTags writes a batch of tag moves (see writeLive), in tag order:
+// concurrent batches then lock rows in one order.
 func (s *DB) putTags(batch []*tagRequest) {
-	var live []*tagRequest
-	for _, r := range batch {
-		if r.err = r.ctx.Err(); r.err == nil {
-			live = append(live, r)
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
-	slices.SortStableFunc(live, func(a, b *tagRequest) int {
-		return cmp.Or(cmp.Compare(a.ev.Repository, b.ev.Repository), cmp.Compare(a.ev.Tag, b.ev.Tag))
-	})
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), ingestTimeout)
-	defer cancel()
-	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
-		for _, r := range live {
-			if err := s.putTag(ctx, tx, r.ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil || len(live) == 1 {
-		for _, r := range live {
-			r.err = err
-		}
-		return
-	}
-	for _, r := range live {
-		r.err = s.inTxRetry(ctx, func(tx *sql.Tx) error { return s.putTag(ctx, tx, r.ev) })
-	}
+	writeLive(batch, func(r *tagRequest) context.Context { return r.ctx }, func(r *tagRequest, err error) { r.err = err },
+		func(ctx context.Context, rs []*tagRequest) error {
+			slices.SortStableFunc(rs, func(a, b *tagRequest) int {
+				return cmp.Or(cmp.Compare(a.ev.Repository, b.ev.Repository), cmp.Compare(a.ev.Tag, b.ev.Tag))
+			})
+			return s.inTxRetry(ctx, func(tx *sql.Tx) error {
+				for _, r := range rs {
+					if err := s.putTag(ctx, tx, r.ev); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
 }
 
 func (s *DB) putTag(ctx context.Context, tx *sql.Tx, ev store.TagEvent) error {

@@ -96,31 +96,45 @@ func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePa
 	return r.fresh, r.err
 }
 
-// putBatch writes a batch in one transaction, or each image in its own
-// when the batch fails.
+// putBatch writes a batch of images (see writeLive); an image whose
+// write failed returns no fresh package versions.
 func (s *DB) putBatch(batch []*putRequest) {
-	var live []*putRequest
-	for _, r := range batch {
-		if r.err = r.ctx.Err(); r.err == nil {
-			live = append(live, r)
+	writeLive(batch, func(r *putRequest) context.Context { return r.ctx },
+		func(r *putRequest, err error) {
+			if r.err = err; err != nil {
+				r.fresh = nil
+			}
+		}, s.putAll)
+}
+
+// writeLive writes the items whose callers still wait, all in one call
+// of write or, when that fails, each in its own, so that one bad item
+// fails only its own call. write runs under a deadline of its own: a
+// caller going away does not fail the others. done gets each item's
+// outcome.
+func writeLive[T any](items []T, ctxOf func(T) context.Context, done func(T, error), write func(context.Context, []T) error) {
+	var live []T
+	for _, it := range items {
+		if err := ctxOf(it).Err(); err != nil {
+			done(it, err)
+			continue
 		}
+		live = append(live, it)
 	}
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), ingestTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctxOf(live[0])), ingestTimeout)
 	defer cancel()
-	err := s.putAll(ctx, live)
+	err := write(ctx, live)
 	if err == nil || len(live) == 1 {
-		for _, r := range live {
-			if r.err = err; err != nil {
-				r.fresh = nil
-			}
+		for _, it := range live {
+			done(it, err)
 		}
 		return
 	}
-	for _, r := range live {
-		r.err = s.putAll(ctx, []*putRequest{r})
+	for _, it := range live {
+		done(it, write(ctx, []T{it}))
 	}
 }
 
@@ -240,18 +254,8 @@ func (c *packageIDs) lookup(pkgs, bins []int64) (map[int64]store.PackageKey, map
 func (c *packageIDs) rememberRows(keys map[int64]store.PackageKey, bins map[int64]binaryKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.keyOf == nil || len(c.keyOf)+len(keys) > maxCachedPackages {
-		c.keyOf = map[int64]store.PackageKey{}
-	}
-	if c.binaryOf == nil || len(c.binaryOf)+len(bins) > maxCachedPackages {
-		c.binaryOf = map[int64]binaryKey{}
-	}
-	for id, k := range keys {
-		c.keyOf[id] = k
-	}
-	for id, b := range bins {
-		c.binaryOf[id] = b
-	}
+	mergeBounded(&c.keyOf, keys, maxCachedPackages)
+	mergeBounded(&c.binaryOf, bins, maxCachedPackages)
 }
 
 func (c *packageIDs) binary(k binaryKey) (int64, bool) {
@@ -264,12 +268,7 @@ func (c *packageIDs) binary(k binaryKey) (int64, bool) {
 func (c *packageIDs) rememberBinaries(m map[binaryKey]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.binaries == nil || len(c.binaries)+len(m) > maxCachedPackages {
-		c.binaries = map[binaryKey]int64{}
-	}
-	for k, id := range m {
-		c.binaries[k] = id
-	}
+	mergeBounded(&c.binaries, m, maxCachedPackages)
 }
 
 func (c *packageIDs) extra(data []byte) (int64, bool) {
@@ -286,10 +285,16 @@ const maxCachedExtras = 1 << 17
 func (c *packageIDs) rememberExtras(m map[string]int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.extras == nil || len(c.extras)+len(m) > maxCachedExtras {
-		c.extras = map[string]int64{}
+	mergeBounded(&c.extras, m, maxCachedExtras)
+}
+
+// mergeBounded adds src to *dst, starting *dst afresh when it would hold
+// more than limit entries.
+func mergeBounded[K comparable, V any](dst *map[K]V, src map[K]V, limit int) {
+	if *dst == nil || len(*dst)+len(src) > limit {
+		*dst = make(map[K]V, len(src))
 	}
-	for d, id := range m {
-		c.extras[d] = id
+	for k, v := range src {
+		(*dst)[k] = v
 	}
 }
