@@ -10,7 +10,6 @@ import (
 	"io"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -99,11 +98,11 @@ func fromStored(sp store.ImagePackage) (sbom.Package, error) {
 
 // encodeInventory serialises an inventory for the store; with
 // packagesInStore, its packages are only unkeyed, those the store's rows
-// do not give back.
+// do not give back, and what the image's row holds is left out too: the
+// few hundred bytes left are compressed with a dictionary of what
+// inventory headers are made of. A whole inventory is gzip JSON.
 func encodeInventory(inv *sbom.Inventory, unkeyed []sbom.Package, packagesInStore bool) ([]byte, error) {
-	out := storedInventory{Inventory: inv}
 	if packagesInStore {
-		// What the image's row holds is left out too.
 		slim := *inv
 		slim.Digest, slim.MediaType, slim.Config, slim.Platform = "", "", "", ""
 		slim.Layers = slices.Clone(inv.Layers)
@@ -111,22 +110,15 @@ func encodeInventory(inv *sbom.Inventory, unkeyed []sbom.Package, packagesInStor
 			slim.Layers[i].Digest = ""
 		}
 		slim.Packages = unkeyed
-		out = storedInventory{Inventory: &slim, PackagesInStore: true}
-	}
-	if packagesInStore {
-		// What is left is a few hundred bytes: compressed with a
-		// dictionary of what inventory headers are made of.
-		b, err := json.Marshal(out)
+		b, err := json.Marshal(storedInventory{Inventory: &slim, PackagesInStore: true})
 		if err != nil {
 			return nil, err
 		}
 		return headerCodec.Encode(b)
 	}
 	var buf bytes.Buffer
-	zw := gzipWriters.Get().(*gzip.Writer)
-	defer gzipWriters.Put(zw)
-	zw.Reset(&buf)
-	if err := json.NewEncoder(zw).Encode(out); err != nil {
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err := json.NewEncoder(zw).Encode(storedInventory{Inventory: inv}); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
@@ -134,13 +126,6 @@ func encodeInventory(inv *sbom.Inventory, unkeyed []sbom.Package, packagesInStor
 	}
 	return buf.Bytes(), nil
 }
-
-// gzipWriters are reused: a new one costs more to set up than a
-// stored inventory (a few hundred bytes) costs to compress.
-var gzipWriters = sync.Pool{New: func() any {
-	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-	return zw
-}}
 
 // EncodeInventory serialises a whole inventory for the store.
 func EncodeInventory(inv *sbom.Inventory) ([]byte, error) { return encodeInventory(inv, nil, false) }
