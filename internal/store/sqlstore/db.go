@@ -329,12 +329,7 @@ func (s *DB) insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols
 		return nil
 	}
 	if !s.d.SingleWriter {
-		for _, batch := range chunks(args, max(1, 900/cols)*cols) {
-			if _, err := s.exec(ctx, tx, head+" "+rowPlaceholders(len(batch)/cols, cols)+" "+tail, batch...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.execRows(ctx, tx, head, tail, cols, args)
 	}
 	per := max(1, 64/cols)
 	var st *sql.Stmt
@@ -354,6 +349,17 @@ func (s *DB) insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols
 			}
 		}
 		if _, err := st.ExecContext(ctx, batch...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// execRows is insertRows without prepared statements: a statement per
+// up to 900 values.
+func (s *DB) execRows(ctx context.Context, tx *sql.Tx, head, tail string, cols int, args []any) error {
+	for _, batch := range chunks(args, max(1, 900/cols)*cols) {
+		if _, err := s.exec(ctx, tx, head+" "+rowPlaceholders(len(batch)/cols, cols)+" "+tail, batch...); err != nil {
 			return err
 		}
 	}

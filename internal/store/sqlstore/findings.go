@@ -4,146 +4,41 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// findingColumns are read by findingScanner.scan; the query supplies i (images),
-// a (advisories), p (packages), ip (image_packages), b (binaries) and pm (the current
-// match, possibly absent) and ends with the opened, closed and reason
-// columns.
-const findingColumns = `SELECT i.digest, a.id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, pm.fixed_version,
-p.ecosystem, p.name, p.version, b.name, b.version, b.type, b.purl, b.path, ` + layerColumn + `, ip.layer_index, `
-
-const findingTail = `, a.published, ` + factColumns
-
-// openFindingsFrom derives an image's open findings: each package it
-// holds that a current match affects, unless a sticky closure keeps the
-// finding closed. A finding opened when both the link and the match
-// existed. The query reads only the image's rows and the matches; what
-// the binary, the package version and the advisory are comes from
-// caches of rows that never change (or, for advisories, are checked
-// against their generation).
-const openFindingsFrom = `SELECT ip.binary_id, ip.package_id, ` + layerColumn + `, ip.layer_index, pm.advisory_id, pm.fixed_version,
-CASE WHEN ip.since > pm.opened_at THEN ip.since ELSE pm.opened_at END
-FROM images i
-JOIN image_packages ip ON ip.image_id = i.id
-JOIN package_matches pm ON pm.package_id = ip.package_id
-WHERE i.digest = ? AND NOT EXISTS (SELECT 1 FROM finding_closures fc
-	WHERE fc.image_id = i.id AND fc.package_id = ip.package_id AND fc.advisory_id = pm.advisory_id)`
-
-// resolveLayer resolves what layerColumn read, decoding each image's
-// layer list once per answer.
-func resolveLayer(memo map[string][]string, raw string, index int) string {
-	if !strings.HasPrefix(raw, "[") {
-		return raw
-	}
-	ls, ok := memo[raw]
-	if !ok {
-		_ = json.Unmarshal([]byte(raw), &ls)
-		memo[raw] = ls
-	}
-	if index < 0 || index >= len(ls) {
-		return ""
-	}
-	return ls[index]
+// pairFinding is a finding of one of an image's package versions, before
+// showFindings shows it once per binary package of that version.
+type pairFinding struct {
+	pkg                int64
+	adv, fixed, reason string
+	opened, closed     int64
 }
 
-// findingScanner reads finding rows, decoding each distinct JSON value
-// (aliases, ratings, an image's layer list) once per answer: the same
-// advisory and image recur on many rows.
-type findingScanner struct {
-	aliases map[string][]string
-	ratings map[string][]store.Rating
-	layers  map[string][]string
-}
-
-func newFindingScanner() *findingScanner {
-	return &findingScanner{aliases: map[string][]string{}, ratings: map[string][]store.Rating{}, layers: map[string][]string{}}
-}
-
-// memo decodes raw once per distinct value and returns a copy.
-func memo[T any](m map[string][]T, raw string) []T {
-	v, ok := m[raw]
-	if !ok {
-		_ = json.Unmarshal([]byte(raw), &v)
-		m[raw] = v
+// showFindings turns an image's findings of package versions into its
+// findings, one per package row of the version. What the binary, the
+// package version and the advisory are comes from caches of rows that
+// never change (or, for advisories, are checked against their
+// generation); a finding of an unknown advisory is left out.
+func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pairs []pairFinding) ([]store.Finding, error) {
+	if len(pairs) == 0 {
+		return nil, nil
 	}
-	if v == nil {
-		return nil
+	byPkg := map[int64][]packRow{}
+	bins := map[int64]bool{}
+	for _, r := range im.rows {
+		byPkg[r.pkg] = append(byPkg[r.pkg], r)
+		bins[r.bin] = true
 	}
-	return append([]T(nil), v...)
-}
-
-func (fsc *findingScanner) scan(row interface{ Scan(...any) error }) (store.Finding, error) {
-	var f store.Finding
-	var aliases string
-	var wd, opened, closed, pub int64
-	var fixed *string
-	var facts factsScan
-	err := row.Scan(append([]any{&f.ImageDigest, &f.AdvisoryID, &aliases, &f.Summary, &f.Severity, &f.Score, &wd, &fixed,
-		&f.Package.Key.Ecosystem, &f.Package.Key.Name, &f.Package.Key.Version, &f.Package.Name, &f.Package.Version,
-		&f.Package.Type, &f.Package.PURL, &f.Package.Path, &f.Package.Layer, &f.Package.LayerIndex,
-		&opened, &closed, &f.CloseReason, &pub}, facts.dest()...)...)
-	if err != nil {
-		return f, err
+	advs := map[string]bool{}
+	for _, p := range pairs {
+		advs[p.adv] = true
 	}
-	f.SeveritySource, f.KEV, f.EPSS = facts.source, fromTS(facts.kev), facts.epss
-	f.Ratings = memo(fsc.ratings, facts.ratings)
-	f.Package.Layer = resolveLayer(fsc.layers, f.Package.Layer, f.Package.LayerIndex)
-	if fixed != nil {
-		f.FixedVersion = *fixed
-	}
-	f.Withdrawn = wd != 0
-	f.OpenedAt, f.ClosedAt, f.Published = fromTS(opened), fromTS(closed), fromTS(pub)
-	f.Aliases = memo(fsc.aliases, aliases)
-	return f, nil
-}
-
-func scanFindings(rows *sql.Rows) ([]store.Finding, error) {
-	defer rows.Close()
-	var out []store.Finding
-	fsc := newFindingScanner()
-	for rows.Next() {
-		f, err := fsc.scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
-}
-
-func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
-	type found struct {
-		f        store.Finding
-		bin, pkg int64
-	}
-	var rows []found
-	layers := map[string][]string{}
-	advs, bins, pkgs := map[string]bool{}, map[int64]bool{}, map[int64]bool{}
-	err := s.eachRow(ctx, openFindingsFrom, []any{digest}, func(r *sql.Rows) error {
-		x := found{f: store.Finding{ImageDigest: digest}}
-		var opened int64
-		if err := r.Scan(&x.bin, &x.pkg, &x.f.Package.Layer, &x.f.Package.LayerIndex, &x.f.AdvisoryID, &x.f.FixedVersion, &opened); err != nil {
-			return err
-		}
-		x.f.Package.Layer = resolveLayer(layers, x.f.Package.Layer, x.f.Package.LayerIndex)
-		x.f.OpenedAt = fromTS(opened)
-		advs[x.f.AdvisoryID], bins[x.bin], pkgs[x.pkg] = true, true, true
-		rows = append(rows, x)
-		return nil
-	})
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	keys, binaries, err := s.packageRows(ctx, sortedIDs(pkgs), sortedIDs(bins))
+	keys, binaries, err := s.packageRows(ctx, im.packages(), sortedIDs(bins))
 	if err != nil {
 		return nil, err
 	}
@@ -155,24 +50,77 @@ func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding,
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.Finding, 0, len(rows))
-	for _, x := range rows {
-		a, b := shown[x.f.AdvisoryID], binaries[x.bin]
-		if a == nil || b.name == "" {
+	out := make([]store.Finding, 0, len(pairs))
+	for _, p := range pairs {
+		a := shown[p.adv]
+		if a == nil {
 			continue
 		}
-		f := x.f
-		f.Package.Key = keys[x.pkg]
-		f.Package.Name, f.Package.Version, f.Package.Type, f.Package.PURL, f.Package.Path = b.name, b.version, b.typ, b.purl, b.path
-		a.show(&f)
-		out = append(out, f)
+		for _, r := range byPkg[p.pkg] {
+			b := binaries[r.bin]
+			if b.name == "" {
+				continue
+			}
+			f := store.Finding{ImageDigest: digest, AdvisoryID: p.adv, FixedVersion: p.fixed, CloseReason: p.reason,
+				OpenedAt: fromTS(p.opened), ClosedAt: fromTS(p.closed)}
+			f.Package = store.ImagePackage{Key: keys[p.pkg], Name: b.name, Version: b.version, Type: b.typ, PURL: b.purl,
+				Path: b.path, Layer: im.layerOf(r), LayerIndex: r.layerIndex}
+			a.show(&f)
+			out = append(out, f)
+		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i].Package, out[j].Package
+	slices.SortStableFunc(out, func(x, y store.Finding) int {
+		a, b := x.Package, y.Package
 		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version),
-			cmp.Compare(out[i].AdvisoryID, out[j].AdvisoryID)) < 0
+			cmp.Compare(x.AdvisoryID, y.AdvisoryID))
 	})
 	return out, nil
+}
+
+// ImageFindings derives an image's open findings: each package it holds
+// that a current match affects, unless a sticky closure keeps the
+// finding closed. A finding opened when both the link and the match
+// existed.
+func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
+	im, err := s.readImageRows(ctx, s.db, digest)
+	if err != nil || im == nil || len(im.rows) == 0 {
+		return nil, err
+	}
+	since := map[int64]int64{}
+	for _, r := range im.rows {
+		since[r.pkg] = r.since
+	}
+	closed := map[pairKey]bool{}
+	err = s.eachRow(ctx, `SELECT package_id, advisory_id FROM finding_closures WHERE image_id = ?`, []any{im.id}, func(r *sql.Rows) error {
+		var k pairKey
+		if err := r.Scan(&k.pkg, &k.adv); err != nil {
+			return err
+		}
+		closed[k] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var pairs []pairFinding
+	for _, batch := range chunks(im.packages(), 500) {
+		err := s.eachRow(ctx, `SELECT package_id, advisory_id, fixed_version, opened_at FROM package_matches
+WHERE package_id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+			var p pairFinding
+			if err := r.Scan(&p.pkg, &p.adv, &p.fixed, &p.opened); err != nil {
+				return err
+			}
+			if !closed[pairKey{p.pkg, p.adv}] {
+				p.opened = max(p.opened, since[p.pkg])
+				pairs = append(pairs, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.showFindings(ctx, digest, im, pairs)
 }
 
 func sortedIDs(m map[int64]bool) []int64 {
@@ -438,17 +386,35 @@ func (s *DB) CloseFindings(ctx context.Context, digest string, keys []store.Find
 	}
 	n := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		im, err := s.readImageRows(ctx, tx, digest)
+		if err != nil || im == nil {
+			return err
+		}
+		bins := map[int64]bool{}
+		for _, r := range im.rows {
+			bins[r.bin] = true
+		}
+		_, binaries, err := s.packageRows(ctx, nil, sortedIDs(bins))
+		if err != nil {
+			return err
+		}
 		for _, k := range keys {
-			res, err := s.exec(ctx, tx, `INSERT INTO finding_closures (image_id, package_id, advisory_id, opened_at, closed_at, close_reason)
-SELECT ip.image_id, ip.package_id, pm.advisory_id, CASE WHEN ip.since > pm.opened_at THEN ip.since ELSE pm.opened_at END, ?, ?
-FROM image_packages ip JOIN binaries b ON b.id = ip.binary_id JOIN package_matches pm ON pm.package_id = ip.package_id
-WHERE ip.image_id = (SELECT id FROM images WHERE digest = ?) AND pm.advisory_id = ? AND b.name = ?
-ON CONFLICT (image_id, package_id, advisory_id) DO NOTHING`, ts(at), reason, digest, k.AdvisoryID, k.Package)
-			if err != nil {
-				return err
+			done := map[int64]bool{}
+			for _, r := range im.rows {
+				if done[r.pkg] || binaries[r.bin].name != k.Package {
+					continue
+				}
+				done[r.pkg] = true
+				res, err := s.exec(ctx, tx, `INSERT INTO finding_closures (image_id, package_id, advisory_id, opened_at, closed_at, close_reason)
+SELECT ?, pm.package_id, pm.advisory_id, CASE WHEN ? > pm.opened_at THEN ? ELSE pm.opened_at END, ?, ?
+FROM package_matches pm WHERE pm.package_id = ? AND pm.advisory_id = ?
+ON CONFLICT (image_id, package_id, advisory_id) DO NOTHING`, im.id, r.since, r.since, ts(at), reason, r.pkg, k.AdvisoryID)
+				if err != nil {
+					return err
+				}
+				c, _ := res.RowsAffected()
+				n += int(c)
 			}
-			c, _ := res.RowsAffected()
-			n += int(c)
 		}
 		if n > 0 {
 			return s.bump(ctx, tx, findingsGenKey)

@@ -63,7 +63,7 @@ chain_id = excluded.chain_id RETURNING id`,
 			// question above (two servers indexing one push): the insert
 			// waited for it to commit, and its rows are visible now.
 			var n int
-			if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM image_packages WHERE image_id = ?`, imageID).Scan(&n); err != nil {
+			if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM image_package_sets WHERE image_id = ?`, imageID).Scan(&n); err != nil {
 				return err
 			}
 			known = n > 0
@@ -97,13 +97,9 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 			return err
 		}
 		// Its findings follow from the links: nothing else is written.
-		return s.putImagePackages(ctx, tx, imageID, known, img.Layers, pkgs, refs, since)
+		return s.putImagePackages(ctx, tx, imageID, img.Layers, pkgs, refs, since)
 	}()
 }
-
-// layerColumn reads a package's layer: its own digest, or when that was
-// left out, the image's layer list (images i) for resolveLayer to index.
-const layerColumn = `CASE WHEN ip.layer <> '' THEN ip.layer ELSE i.layers END`
 
 // packageRefs are the IDs an image's package rows refer to.
 type packageRefs struct {
@@ -114,15 +110,9 @@ type packageRefs struct {
 
 // putImagePackages replaces the image's package rows. A package's layer
 // digest is left out when the image's layer list gives it at its index.
-func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, known bool, layers []string, pkgs []store.ImagePackage,
+func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, layers []string, pkgs []store.ImagePackage,
 	refs packageRefs, since map[int64]int64) error {
-	if known {
-		if _, err := s.exec(ctx, tx, `DELETE FROM image_packages WHERE image_id = ?`, imageID); err != nil {
-			return err
-		}
-	}
-	const cols = 7
-	args := make([]any, 0, len(pkgs)*cols)
+	rows := make([]packRow, 0, len(pkgs))
 	for _, p := range pkgs {
 		layer := p.Layer
 		if p.LayerIndex >= 0 && p.LayerIndex < len(layers) && layers[p.LayerIndex] == layer {
@@ -133,10 +123,12 @@ func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, kn
 		if len(p.Extra) > 0 {
 			extra = refs.extras[string(p.Extra)]
 		}
-		args = append(args, imageID, refs.bins[binaryOf(p, id)], id, layer, p.LayerIndex, since[id], extra)
+		rows = append(rows, packRow{bin: refs.bins[binaryOf(p, id)], pkg: id, layer: layer, layerIndex: p.LayerIndex,
+			since: since[id], extra: extra})
 	}
-	return s.insertRows(ctx, tx, `INSERT INTO image_packages (image_id, binary_id, package_id, layer, layer_index, since, extra_id) VALUES`,
-		`ON CONFLICT DO NOTHING`, cols, args)
+	_, err := s.execPrepared(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) VALUES (?, ?, ?)
+ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, imageID, len(rows), encodePackRows(rows))
+	return err
 }
 
 // extraHash names a package's extra data in binary_extras.
@@ -281,15 +273,12 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 	links *newLinks) (map[int64]int64, error) {
 	old := map[int64]int64{}
 	if known {
-		if err := s.eachRowIn(ctx, tx, `SELECT DISTINCT package_id, since FROM image_packages WHERE image_id = ?`, []any{imageID}, func(r *sql.Rows) error {
-			var p, since int64
-			if err := r.Scan(&p, &since); err != nil {
-				return err
-			}
-			old[p] = since
-			return nil
-		}); err != nil {
+		rows, _, err := s.packRowsOf(ctx, tx, imageID)
+		if err != nil {
 			return nil, err
+		}
+		for _, r := range rows {
+			old[r.pkg] = r.since
 		}
 	}
 	keep := make(map[int64]int64, len(ids))
@@ -505,11 +494,11 @@ func (s *DB) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSumm
 	limit := pageLimit(f.Limit, 1000)
 	where, args := "", []any{}
 	if f.Repository != "" {
-		where, args = ` WHERE repository = ?`, append(args, f.Repository)
+		where, args = ` WHERE i.repository = ?`, append(args, f.Repository)
 	}
 	args = append(args, limit, f.Offset)
-	rows, err := s.query(ctx, s.db, `SELECT `+imageColumns+`, (SELECT COUNT(*) FROM image_packages ip WHERE ip.image_id = images.id)
-FROM images`+where+` ORDER BY scanned_at DESC, digest LIMIT ? OFFSET ?`, args...)
+	rows, err := s.query(ctx, s.db, `SELECT `+prefixed("i.", imageColumns)+`, COALESCE(ps.n, 0)
+FROM images i LEFT JOIN image_package_sets ps ON ps.image_id = i.id`+where+` ORDER BY i.scanned_at DESC, i.digest LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -549,42 +538,7 @@ FROM images`+where+` ORDER BY scanned_at DESC, digest LIMIT ? OFFSET ?`, args...
 // severities and exploitation facts (one grouped query for both), tags
 // and environments.
 func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
-	in := placeholders(len(digests))
-	args := anySlice(digests)
-	rows, err := s.query(ctx, s.db, `SELECT i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss, COUNT(*)
-FROM images i JOIN package_matches pm ON pm.package_id IN (SELECT ip.package_id FROM image_packages ip WHERE ip.image_id = i.id)
-JOIN advisories a ON a.id = pm.advisory_id
-WHERE a.withdrawn = 0 AND i.digest IN (`+in+`) AND NOT EXISTS (SELECT 1 FROM finding_closures fc
-	WHERE fc.image_id = i.id AND fc.package_id = pm.package_id AND fc.advisory_id = pm.advisory_id)
-GROUP BY i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss`, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var d string
-		var t store.Threat
-		var fixable bool
-		var kev int64
-		var n int
-		if err := rows.Scan(&d, &t.Severity, &fixable, &t.Score, &kev, &t.EPSS, &n); err != nil {
-			rows.Close()
-			return err
-		}
-		t.KEV = fromTS(kev)
-		sm := &out[byDigest[d]]
-		sm.Open[t.Severity] += n
-		if fixable {
-			sm.Fixable[t.Severity] += n
-		}
-		if kev != 0 {
-			sm.KEV += n
-		}
-		if !slices.Contains(sm.Threats, t) {
-			sm.Threats = append(sm.Threats, t)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := s.fillThreats(ctx, digests, out, byDigest); err != nil {
 		return err
 	}
 	tags, err := s.tagsOf(ctx, digests)
@@ -600,6 +554,106 @@ GROUP BY i.digest, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss`, 
 		out[i].Environments = envs[d]
 	}
 	return nil
+}
+
+// fillThreats counts the open findings of images (by digest): each
+// current match of a package version an image holds, of an advisory not
+// withdrawn, that no sticky closure keeps closed.
+func (s *DB) fillThreats(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
+	held := map[int64][]int64{} // image -> package versions
+	digestOf := map[int64]string{}
+	all := map[int64]bool{}
+	err := s.eachRow(ctx, `SELECT i.id, i.digest, ps.data FROM images i JOIN image_package_sets ps ON ps.image_id = i.id
+WHERE i.digest IN (`+placeholders(len(digests))+`)`, anySlice(digests), func(r *sql.Rows) error {
+		var im imageRows
+		var d string
+		var data []byte
+		if err := r.Scan(&im.id, &d, &data); err != nil {
+			return err
+		}
+		var err error
+		if im.rows, err = decodePackRows(data); err != nil {
+			return fmt.Errorf("image %s: %w", d, err)
+		}
+		held[im.id], digestOf[im.id] = im.packages(), d
+		for _, p := range held[im.id] {
+			all[p] = true
+		}
+		return nil
+	})
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	matches := map[int64][]pairThreat{}
+	for _, batch := range chunks(sortedIDs(all), 500) {
+		err := s.eachRow(ctx, `SELECT pm.package_id, pm.advisory_id, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss
+FROM package_matches pm JOIN advisories a ON a.id = pm.advisory_id
+WHERE a.withdrawn = 0 AND pm.package_id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+			var pkg, kev int64
+			var m pairThreat
+			if err := r.Scan(&pkg, &m.adv, &m.t.Severity, &m.fixable, &m.t.Score, &kev, &m.t.EPSS); err != nil {
+				return err
+			}
+			m.t.KEV = fromTS(kev)
+			matches[pkg] = append(matches[pkg], m)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	closed := map[int64]map[pairKey]bool{}
+	ids := make([]int64, 0, len(held))
+	for id := range held {
+		ids = append(ids, id)
+	}
+	err = s.eachRow(ctx, `SELECT image_id, package_id, advisory_id FROM finding_closures WHERE image_id IN (`+placeholders(len(ids))+`)`,
+		anySlice(ids), func(r *sql.Rows) error {
+			var img int64
+			var k pairKey
+			if err := r.Scan(&img, &k.pkg, &k.adv); err != nil {
+				return err
+			}
+			if closed[img] == nil {
+				closed[img] = map[pairKey]bool{}
+			}
+			closed[img][k] = true
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	for img, pkgs := range held {
+		sm := &out[byDigest[digestOf[img]]]
+		for _, p := range pkgs {
+			for _, m := range matches[p] {
+				if closed[img][pairKey{p, m.adv}] {
+					continue
+				}
+				sm.Open[m.t.Severity]++
+				if m.fixable {
+					sm.Fixable[m.t.Severity]++
+				}
+				if !m.t.KEV.IsZero() {
+					sm.KEV++
+				}
+				if !slices.Contains(sm.Threats, m.t) {
+					sm.Threats = append(sm.Threats, m.t)
+				}
+			}
+		}
+		slices.SortFunc(sm.Threats, func(a, b store.Threat) int {
+			return cmp.Or(cmp.Compare(a.Severity, b.Severity), cmp.Compare(a.Score, b.Score), a.KEV.Compare(b.KEV), cmp.Compare(a.EPSS, b.EPSS))
+		})
+	}
+	return nil
+}
+
+// pairThreat is a package version's current match as a summary counts it.
+type pairThreat struct {
+	adv     string
+	t       store.Threat
+	fixable bool
 }
 
 func (s *DB) tagsOf(ctx context.Context, digests []string) (map[string][]string, error) {
@@ -743,25 +797,49 @@ func scanTagEvents(rows *sql.Rows) ([]store.TagEvent, error) {
 }
 
 func (s *DB) ImagePackages(ctx context.Context, digest string) ([]store.ImagePackage, error) {
-	rows, err := s.query(ctx, s.db, `SELECT p.ecosystem, p.name, p.version, b.name, b.version, b.type, b.purl, b.path, `+layerColumn+`, ip.layer_index, e.data
-FROM image_packages ip JOIN binaries b ON b.id = ip.binary_id JOIN packages p ON p.id = ip.package_id JOIN images i ON i.id = ip.image_id
-LEFT JOIN binary_extras e ON e.id = ip.extra_id
-WHERE i.digest = ? ORDER BY b.type, b.name, b.version, b.path`, digest)
+	im, err := s.readImageRows(ctx, s.db, digest)
+	if err != nil || im == nil || len(im.rows) == 0 {
+		return nil, err
+	}
+	bins, extraIDs := map[int64]bool{}, map[int64]bool{}
+	for _, r := range im.rows {
+		bins[r.bin] = true
+		if r.extra != 0 {
+			extraIDs[r.extra] = true
+		}
+	}
+	keys, binaries, err := s.packageRows(ctx, im.packages(), sortedIDs(bins))
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []store.ImagePackage
-	layers := map[string][]string{}
-	for rows.Next() {
-		var p store.ImagePackage
-		if err := rows.Scan(&p.Key.Ecosystem, &p.Key.Name, &p.Key.Version, &p.Name, &p.Version, &p.Type, &p.PURL, &p.Path, &p.Layer, &p.LayerIndex, &p.Extra); err != nil {
+	extras := map[int64][]byte{}
+	for _, batch := range chunks(sortedIDs(extraIDs), 500) {
+		err := s.eachRow(ctx, `SELECT id, data FROM binary_extras WHERE id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+			var id int64
+			var data []byte
+			if err := r.Scan(&id, &data); err != nil {
+				return err
+			}
+			extras[id] = data
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
-		p.Layer = resolveLayer(layers, p.Layer, p.LayerIndex)
-		out = append(out, p)
 	}
-	return out, rows.Err()
+	out := make([]store.ImagePackage, 0, len(im.rows))
+	for _, r := range im.rows {
+		b, ok := binaries[r.bin]
+		if !ok {
+			return nil, fmt.Errorf("image %s: binary package %d is missing", digest, r.bin)
+		}
+		out = append(out, store.ImagePackage{Key: keys[r.pkg], Name: b.name, Version: b.version, Type: b.typ, PURL: b.purl,
+			Path: b.path, Layer: im.layerOf(r), LayerIndex: r.layerIndex, Extra: extras[r.extra]})
+	}
+	slices.SortStableFunc(out, func(a, b store.ImagePackage) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Path, b.Path))
+	})
+	return out, nil
 }
 
 func nonNilBytes(b []byte) []byte {

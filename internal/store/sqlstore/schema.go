@@ -1,9 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -222,6 +225,69 @@ INSERT INTO package_multi (package_id, image_id)
 	// rebuilt from them instead of holding its packages again.
 	`CREATE TABLE binary_extras (id {{serial}} PRIMARY KEY, hash TEXT NOT NULL UNIQUE, data {{blob}} NOT NULL);
 ALTER TABLE image_packages ADD COLUMN extra_id BIGINT NOT NULL DEFAULT 0;`,
+	// 17: an image's package rows as one value (image_package_sets, see
+	// packRow), in the analyser's order, with their count; convertPackRows
+	// fills it from image_packages and drops that.
+	`CREATE TABLE image_package_sets (image_id BIGINT PRIMARY KEY, n INTEGER NOT NULL, data {{blob}} NOT NULL);`,
+}
+
+// migrationSteps run after the statements of the migration they are
+// keyed by (its version), in its transaction: what SQL alone cannot do.
+var migrationSteps = map[int]func(ctx context.Context, s *DB, tx *sql.Tx) error{
+	17: convertPackRows,
+}
+
+// convertPackRows turns each image's image_packages rows into its
+// image_package_sets value, images a range at a time (memory stays
+// bounded), in the order ImagePackages listed them, and drops the table.
+func convertPackRows(ctx context.Context, s *DB, tx *sql.Tx) error {
+	const span = 500
+	var last int64
+	if err := s.queryRow(ctx, tx, `SELECT COALESCE(MAX(image_id), 0) FROM image_packages`).Scan(&last); err != nil {
+		return err
+	}
+	type sorted struct {
+		row                  packRow
+		typ, name, ver, path string
+	}
+	for from := int64(0); from < last; from += span {
+		byImage := map[int64][]sorted{}
+		err := s.eachRowIn(ctx, tx, `SELECT ip.image_id, ip.binary_id, ip.package_id, ip.layer, ip.layer_index, ip.since, ip.extra_id,
+b.type, b.name, b.version, b.path FROM image_packages ip JOIN binaries b ON b.id = ip.binary_id
+WHERE ip.image_id > ? AND ip.image_id <= ?`, []any{from, from + span}, func(r *sql.Rows) error {
+			var img int64
+			var x sorted
+			if err := r.Scan(&img, &x.row.bin, &x.row.pkg, &x.row.layer, &x.row.layerIndex, &x.row.since, &x.row.extra,
+				&x.typ, &x.name, &x.ver, &x.path); err != nil {
+				return err
+			}
+			byImage[img] = append(byImage[img], x)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var args []any
+		for _, img := range slices.Sorted(maps.Keys(byImage)) {
+			xs := byImage[img]
+			slices.SortFunc(xs, func(a, b sorted) int {
+				return cmp.Or(cmp.Compare(a.typ, b.typ), cmp.Compare(a.name, b.name), cmp.Compare(a.ver, b.ver),
+					cmp.Compare(a.path, b.path), cmp.Compare(a.row.layerIndex, b.row.layerIndex), cmp.Compare(a.row.bin, b.row.bin))
+			})
+			rows := make([]packRow, len(xs))
+			for i, x := range xs {
+				rows[i] = x.row
+			}
+			args = append(args, img, len(rows), encodePackRows(rows))
+		}
+		// Not insertRows: its statements are prepared outside tx, where
+		// the table does not exist yet.
+		if err := s.execRows(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) VALUES`, `ON CONFLICT DO NOTHING`, 3, args); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DROP TABLE image_packages`)
+	return err
 }
 
 func (s *DB) migrate(ctx context.Context) error { return s.migrateTo(ctx, len(migrations)) }
@@ -249,6 +315,11 @@ func (s *DB) migrateTo(ctx context.Context, last int) error {
 			for _, stmt := range splitStatements(s.expand(m)) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return fmt.Errorf("migration %d: %w\n%s", version, err, stmt)
+				}
+			}
+			if step := migrationSteps[version]; step != nil {
+				if err := step(ctx, s, tx); err != nil {
+					return fmt.Errorf("migration %d: %w", version, err)
 				}
 			}
 			_, err := s.exec(ctx, tx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ts(time.Now()))
