@@ -256,6 +256,25 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
+// padded returns an IN list for values and its arguments,
+// padded with the last value to a power of two: a driver that prepares
+// each distinct query text once (pgx) then keeps a few shapes of a query
+// instead of one per list length. A value repeated in IN changes nothing.
+func padded[T any](values []T) (string, []any) {
+	if len(values) == 0 {
+		return "NULL", nil // matches nothing
+	}
+	n := 1
+	for n < len(values) {
+		n *= 2
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = values[min(i, len(values)-1)]
+	}
+	return placeholders(n), args
+}
+
 // Times are stored as microseconds since the epoch; zero means unset.
 func ts(t time.Time) int64 {
 	if t.IsZero() {

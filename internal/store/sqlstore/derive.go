@@ -126,8 +126,7 @@ ON pi.image_id = lh.image_id AND pi.package_id = lh.package_id WHERE lh.image_id
 	}
 	// Their matches, current and past.
 	for _, batch := range chunks(im.packages(), 500) {
-		in := placeholders(len(batch))
-		args := anySlice(batch)
+		in, args := padded(batch)
 		err := s.eachRow(ctx, `SELECT package_id, advisory_id, opened_at, 0, '', fixed_version FROM package_matches WHERE package_id IN (`+in+`)
 UNION ALL SELECT package_id, advisory_id, opened_at, closed_at, close_reason, '' FROM match_history WHERE package_id IN (`+in+`)`,
 			append(args, args...), func(r *sql.Rows) error {

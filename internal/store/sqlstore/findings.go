@@ -104,8 +104,9 @@ func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding,
 	}
 	var pairs []pairFinding
 	for _, batch := range chunks(im.packages(), 500) {
+		in, args := padded(batch)
 		err := s.eachRow(ctx, `SELECT package_id, advisory_id, fixed_version, opened_at FROM package_matches
-WHERE package_id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+WHERE package_id IN (`+in+`)`, args, func(r *sql.Rows) error {
 			var p pairFinding
 			if err := r.Scan(&p.pkg, &p.adv, &p.fixed, &p.opened); err != nil {
 				return err
@@ -138,7 +139,8 @@ func (s *DB) packageRows(ctx context.Context, pkgs, bins []int64) (map[int64]sto
 	keys, binaries, missingPkgs, missingBins := s.packages.lookup(pkgs, bins)
 	readKeys, readBins := map[int64]store.PackageKey{}, map[int64]binaryKey{}
 	for _, batch := range chunks(missingPkgs, 500) {
-		err := s.eachRow(ctx, `SELECT id, ecosystem, name, version FROM packages WHERE id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+		in, args := padded(batch)
+		err := s.eachRow(ctx, `SELECT id, ecosystem, name, version FROM packages WHERE id IN (`+in+`)`, args, func(r *sql.Rows) error {
 			var id int64
 			var k store.PackageKey
 			if err := r.Scan(&id, &k.Ecosystem, &k.Name, &k.Version); err != nil {
@@ -152,7 +154,8 @@ func (s *DB) packageRows(ctx context.Context, pkgs, bins []int64) (map[int64]sto
 		}
 	}
 	for _, batch := range chunks(missingBins, 500) {
-		err := s.eachRow(ctx, `SELECT id, package_id, name, version, type, purl, path FROM binaries WHERE id IN (`+placeholders(len(batch))+`)`, anySlice(batch), func(r *sql.Rows) error {
+		in, args := padded(batch)
+		err := s.eachRow(ctx, `SELECT id, package_id, name, version, type, purl, path FROM binaries WHERE id IN (`+in+`)`, args, func(r *sql.Rows) error {
 			var id int64
 			var b binaryKey
 			if err := r.Scan(&id, &b.pkg, &b.name, &b.version, &b.typ, &b.purl, &b.path); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -73,4 +74,22 @@ func FuzzDecodePackRows(f *testing.F) {
 			t.Fatalf("re-encoding %+v: %+v, %v", rows, again, err)
 		}
 	})
+}
+
+func TestPadded(t *testing.T) {
+	for _, c := range []struct{ n, want int }{{0, 0}, {1, 1}, {3, 4}, {4, 4}, {200, 256}, {500, 512}} {
+		values := make([]int64, c.n)
+		for i := range values {
+			values[i] = int64(i + 1)
+		}
+		in, args := padded(values)
+		if len(args) != c.want || (c.n > 0 && strings.Count(in, "?") != c.want) {
+			t.Fatalf("padded(%d values) = %q, %d args", c.n, in, len(args))
+		}
+		for i, a := range args {
+			if want := values[min(i, c.n-1)]; a != want {
+				t.Fatalf("padded(%d values): argument %d = %v, want %d", c.n, i, a, want)
+			}
+		}
+	}
 }
