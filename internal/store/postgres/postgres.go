@@ -21,6 +21,7 @@ var Dialect = sqlstore.Dialect{
 	Blob:     "BYTEA",
 	Serial:   "BIGSERIAL",
 	Numbered: true,
+	Arrays:   true,
 	// An arbitrary constant names socle's migration lock.
 	LockMigrations: `SELECT pg_advisory_xact_lock(735301)`,
 	SkipLocked:     true,

@@ -58,9 +58,9 @@ func (s *DB) advisoriesShown(ctx context.Context, ids []string) (map[string]*adv
 	c.mu.Unlock()
 	fresh := map[string]*advisoryShown{}
 	for _, batch := range chunks(missing, 500) {
-		in, args := padded(batch)
+		in, args := inList(s, batch)
 		err := s.eachRow(ctx, `SELECT a.id, a.aliases, a.summary, a.severity, a.score, a.withdrawn, a.published, `+factColumns+`
-FROM advisories a WHERE a.id IN (`+in+`)`, args, func(r *sql.Rows) error {
+FROM advisories a WHERE a.id `+in, args, func(r *sql.Rows) error {
 			var id, aliases string
 			var wd int64
 			var facts factsScan

@@ -126,9 +126,9 @@ ON pi.image_id = lh.image_id AND pi.package_id = lh.package_id WHERE lh.image_id
 	}
 	// Their matches, current and past.
 	for _, batch := range chunks(im.packages(), 500) {
-		in, args := padded(batch)
-		err := s.eachRow(ctx, `SELECT package_id, advisory_id, opened_at, 0, '', fixed_version FROM package_matches WHERE package_id IN (`+in+`)
-UNION ALL SELECT package_id, advisory_id, opened_at, closed_at, close_reason, '' FROM match_history WHERE package_id IN (`+in+`)`,
+		in, args := inList(s, batch)
+		err := s.eachRow(ctx, `SELECT package_id, advisory_id, opened_at, 0, '', fixed_version FROM package_matches WHERE package_id `+in+`
+UNION ALL SELECT package_id, advisory_id, opened_at, closed_at, close_reason, '' FROM match_history WHERE package_id `+in,
 			append(args, args...), func(r *sql.Rows) error {
 				var k pairKey
 				var sn span

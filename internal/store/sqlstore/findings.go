@@ -69,12 +69,21 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 			out = append(out, f)
 		}
 	}
-	slices.SortStableFunc(out, func(x, y store.Finding) int {
-		a, b := x.Package, y.Package
+	// Sorted by position: a finding is a large value to move.
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		a, b := &out[i].Package, &out[j].Package
 		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version),
-			cmp.Compare(x.AdvisoryID, y.AdvisoryID))
+			cmp.Compare(out[i].AdvisoryID, out[j].AdvisoryID))
 	})
-	return out, nil
+	sorted := make([]store.Finding, len(out))
+	for k, i := range order {
+		sorted[k] = out[i]
+	}
+	return sorted, nil
 }
 
 // ImageFindings derives an image's open findings: each package it holds
@@ -104,9 +113,9 @@ func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding,
 	}
 	var pairs []pairFinding
 	for _, batch := range chunks(im.packages(), 500) {
-		in, args := padded(batch)
+		in, args := inList(s, batch)
 		err := s.eachRow(ctx, `SELECT package_id, advisory_id, fixed_version, opened_at FROM package_matches
-WHERE package_id IN (`+in+`)`, args, func(r *sql.Rows) error {
+WHERE package_id `+in, args, func(r *sql.Rows) error {
 			var p pairFinding
 			if err := r.Scan(&p.pkg, &p.adv, &p.fixed, &p.opened); err != nil {
 				return err
@@ -139,8 +148,8 @@ func (s *DB) packageRows(ctx context.Context, pkgs, bins []int64) (map[int64]sto
 	keys, binaries, missingPkgs, missingBins := s.packages.lookup(pkgs, bins)
 	readKeys, readBins := map[int64]store.PackageKey{}, map[int64]binaryKey{}
 	for _, batch := range chunks(missingPkgs, 500) {
-		in, args := padded(batch)
-		err := s.eachRow(ctx, `SELECT id, ecosystem, name, version FROM packages WHERE id IN (`+in+`)`, args, func(r *sql.Rows) error {
+		in, args := inList(s, batch)
+		err := s.eachRow(ctx, `SELECT id, ecosystem, name, version FROM packages WHERE id `+in, args, func(r *sql.Rows) error {
 			var id int64
 			var k store.PackageKey
 			if err := r.Scan(&id, &k.Ecosystem, &k.Name, &k.Version); err != nil {
@@ -154,8 +163,8 @@ func (s *DB) packageRows(ctx context.Context, pkgs, bins []int64) (map[int64]sto
 		}
 	}
 	for _, batch := range chunks(missingBins, 500) {
-		in, args := padded(batch)
-		err := s.eachRow(ctx, `SELECT id, package_id, name, version, type, purl, path FROM binaries WHERE id IN (`+in+`)`, args, func(r *sql.Rows) error {
+		in, args := inList(s, batch)
+		err := s.eachRow(ctx, `SELECT id, package_id, name, version, type, purl, path FROM binaries WHERE id `+in, args, func(r *sql.Rows) error {
 			var id int64
 			var b binaryKey
 			if err := r.Scan(&id, &b.pkg, &b.name, &b.version, &b.typ, &b.purl, &b.path); err != nil {

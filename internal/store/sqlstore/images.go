@@ -563,9 +563,9 @@ func (s *DB) fillThreats(ctx context.Context, digests []string, out []store.Imag
 	held := map[int64][]int64{} // image -> package versions
 	digestOf := map[int64]string{}
 	all := map[int64]bool{}
-	in, args := padded(digests)
+	in, args := inList(s, digests)
 	err := s.eachRow(ctx, `SELECT i.id, i.digest, ps.data FROM images i JOIN image_package_sets ps ON ps.image_id = i.id
-WHERE i.digest IN (`+in+`)`, args, func(r *sql.Rows) error {
+WHERE i.digest `+in, args, func(r *sql.Rows) error {
 		var im imageRows
 		var d string
 		var data []byte
@@ -587,10 +587,10 @@ WHERE i.digest IN (`+in+`)`, args, func(r *sql.Rows) error {
 	}
 	matches := map[int64][]pairThreat{}
 	for _, batch := range chunks(sortedIDs(all), 500) {
-		in, args := padded(batch)
+		in, args := inList(s, batch)
 		err := s.eachRow(ctx, `SELECT pm.package_id, pm.advisory_id, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss
 FROM package_matches pm JOIN advisories a ON a.id = pm.advisory_id
-WHERE a.withdrawn = 0 AND pm.package_id IN (`+in+`)`, args, func(r *sql.Rows) error {
+WHERE a.withdrawn = 0 AND pm.package_id `+in, args, func(r *sql.Rows) error {
 			var pkg, kev int64
 			var m pairThreat
 			if err := r.Scan(&pkg, &m.adv, &m.t.Severity, &m.fixable, &m.t.Score, &kev, &m.t.EPSS); err != nil {
@@ -609,8 +609,8 @@ WHERE a.withdrawn = 0 AND pm.package_id IN (`+in+`)`, args, func(r *sql.Rows) er
 	for id := range held {
 		ids = append(ids, id)
 	}
-	in, args = padded(ids)
-	err = s.eachRow(ctx, `SELECT image_id, package_id, advisory_id FROM finding_closures WHERE image_id IN (`+in+`)`,
+	in, args = inList(s, ids)
+	err = s.eachRow(ctx, `SELECT image_id, package_id, advisory_id FROM finding_closures WHERE image_id `+in,
 		args, func(r *sql.Rows) error {
 			var img int64
 			var k pairKey
@@ -817,8 +817,8 @@ func (s *DB) ImagePackages(ctx context.Context, digest string) ([]store.ImagePac
 	}
 	extras := map[int64][]byte{}
 	for _, batch := range chunks(sortedIDs(extraIDs), 500) {
-		in, args := padded(batch)
-		err := s.eachRow(ctx, `SELECT id, data FROM binary_extras WHERE id IN (`+in+`)`, args, func(r *sql.Rows) error {
+		in, args := inList(s, batch)
+		err := s.eachRow(ctx, `SELECT id, data FROM binary_extras WHERE id `+in, args, func(r *sql.Rows) error {
 			var id int64
 			var data []byte
 			if err := r.Scan(&id, &data); err != nil {
