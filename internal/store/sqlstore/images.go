@@ -138,8 +138,9 @@ func extraHash(b []byte) string {
 }
 
 // ensureExtras returns the binary_extras IDs of pkgs' extra data (by the
-// data), inserting what is not stored yet.
-func (s *DB) ensureExtras(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage) (map[string]int64, error) {
+// data), inserting what is not stored yet, and those it read (to cache
+// once the transaction commits).
+func (s *DB) ensureExtras(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage) (all, read map[string]int64, err error) {
 	out := map[string]int64{}
 	data := map[string]string{} // by hash
 	var missing []string
@@ -159,7 +160,7 @@ func (s *DB) ensureExtras(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePac
 		missing = append(missing, h)
 	}
 	if len(missing) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	slices.Sort(missing) // one lock order for every writer
 	args := make([]any, 0, 2*len(missing))
@@ -167,7 +168,7 @@ func (s *DB) ensureExtras(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePac
 		args = append(args, h, []byte(data[h]))
 	}
 	if err := s.insertRows(ctx, tx, `INSERT INTO binary_extras (hash, data) VALUES`, `ON CONFLICT DO NOTHING`, 2, args); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, batch := range chunks(missing, 500) {
 		err := s.eachRowIn(ctx, tx, `SELECT id, hash FROM binary_extras WHERE hash IN (`+placeholders(len(batch))+`)`, anySlice(batch),
@@ -181,15 +182,17 @@ func (s *DB) ensureExtras(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePac
 				return nil
 			})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
+	read = make(map[string]int64, len(missing))
 	for _, h := range missing {
 		if out[data[h]] == 0 {
-			return nil, fmt.Errorf("package data %s was not stored", h[:12])
+			return nil, nil, fmt.Errorf("package data %s was not stored", h[:12])
 		}
+		read[data[h]] = out[data[h]]
 	}
-	return out, nil
+	return out, read, nil
 }
 
 // binaryKey is what a binaries row is.
@@ -203,8 +206,9 @@ func binaryOf(p store.ImagePackage, pkgID int64) binaryKey {
 }
 
 // ensureBinaries returns the IDs of the binaries of pkgs, inserting the
-// ones not stored yet.
-func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage, ids map[store.PackageKey]int64) (map[binaryKey]int64, error) {
+// ones not stored yet, and those it read (to cache once the transaction
+// commits).
+func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImagePackage, ids map[store.PackageKey]int64) (all, read map[binaryKey]int64, err error) {
 	out := make(map[binaryKey]int64, len(pkgs))
 	var missing []binaryKey
 	for _, p := range pkgs {
@@ -220,7 +224,7 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 		missing = append(missing, k)
 	}
 	if len(missing) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	slices.SortFunc(missing, func(a, b binaryKey) int {
 		return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.name, b.name), cmp.Compare(a.version, b.version),
@@ -233,7 +237,7 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 		pkgIDs[k.pkg] = true
 	}
 	if err := s.insertRows(ctx, tx, `INSERT INTO binaries (package_id, name, version, type, purl, path) VALUES`, `ON CONFLICT DO NOTHING`, 6, args); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var list []int64
 	for id := range pkgIDs {
@@ -253,15 +257,17 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 				return nil
 			})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
+	read = make(map[binaryKey]int64, len(missing))
 	for _, k := range missing {
 		if out[k] == 0 {
-			return nil, fmt.Errorf("binary package %s %s was not stored", k.name, k.version)
+			return nil, nil, fmt.Errorf("binary package %s %s was not stored", k.name, k.version)
 		}
+		read[k] = out[k]
 	}
-	return out, nil
+	return out, read, nil
 }
 
 // relink makes the image's package links those of ids (known: the image

@@ -143,8 +143,8 @@ func writeLive[T any](items []T, ctxOf func(T) context.Context, done func(T, err
 // concurrent transactions take the unique indexes' locks in the same
 // order (no deadlock on PostgreSQL).
 func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
-	var bins map[binaryKey]int64
-	var extras map[string]int64
+	var newBins map[binaryKey]int64
+	var newExtras map[string]int64
 	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
 		var all []store.ImagePackage
 		for _, r := range rs {
@@ -154,12 +154,15 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 		if err != nil {
 			return err
 		}
-		if bins, err = s.ensureBinaries(ctx, tx, all, ids); err != nil {
+		bins, readBins, err := s.ensureBinaries(ctx, tx, all, ids)
+		if err != nil {
 			return err
 		}
-		if extras, err = s.ensureExtras(ctx, tx, all); err != nil {
+		extras, readExtras, err := s.ensureExtras(ctx, tx, all)
+		if err != nil {
 			return err
 		}
+		newBins, newExtras = readBins, readExtras
 		var links newLinks
 		freshBy := make(map[store.PackageKey]store.PackageRow, len(fresh))
 		for _, f := range fresh {
@@ -185,8 +188,8 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 		return s.bump(ctx, tx, findingsGenKey)
 	})
 	if err == nil {
-		s.packages.rememberBinaries(bins)
-		s.packages.rememberExtras(extras)
+		s.packages.rememberBinaries(newBins)
+		s.packages.rememberExtras(newExtras)
 	}
 	return err
 }
