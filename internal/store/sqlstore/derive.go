@@ -103,7 +103,7 @@ func (s *DB) derivedClosed(ctx context.Context, im *imageRows, prefix string) ([
 
 // readImageSpans loads the spans of the packages an image holds now.
 func (s *DB) readImageSpans(ctx context.Context, im *imageRows) (*imageSpans, error) {
-	sp := &imageSpans{links: map[int64][]span{}, matches: map[pairKey][]span{}, fixed: map[pairKey]string{}, sticky: map[pairKey]bool{}}
+	sp := &imageSpans{links: map[int64][]span{}, matches: map[pairKey][]span{}, fixed: map[pairKey]string{}}
 	for _, r := range im.rows {
 		if len(sp.links[r.pkg]) == 0 {
 			sp.links[r.pkg] = []span{{from: r.since}}
@@ -146,16 +146,10 @@ UNION ALL SELECT package_id, advisory_id, opened_at, closed_at, close_reason, ''
 			return nil, err
 		}
 	}
-	err = s.eachRow(ctx, `SELECT package_id, advisory_id FROM finding_closures WHERE image_id = ?`, []any{im.id}, func(r *sql.Rows) error {
-		var k pairKey
-		if err := r.Scan(&k.pkg, &k.adv); err != nil {
-			return err
-		}
-		sp.sticky[k] = true
-		return nil
-	})
+	sticky, err := s.stickyPairs(ctx, []int64{im.id})
 	if err != nil {
 		return nil, err
 	}
+	sp.sticky = sticky[im.id]
 	return sp, nil
 }

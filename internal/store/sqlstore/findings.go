@@ -50,40 +50,40 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.Finding, 0, len(pairs))
-	for _, p := range pairs {
+	// What to show, sorted before the findings (large values) are made.
+	type item struct {
+		b       binaryKey
+		row     packRow
+		pair    *pairFinding
+		advisor *advisoryShown
+	}
+	var items []item
+	for i := range pairs {
+		p := &pairs[i]
 		a := shown[p.adv]
 		if a == nil {
 			continue
 		}
 		for _, r := range byPkg[p.pkg] {
-			b := binaries[r.bin]
-			if b.name == "" {
-				continue
+			if b := binaries[r.bin]; b.name != "" {
+				items = append(items, item{b: b, row: r, pair: p, advisor: a})
 			}
-			f := store.Finding{ImageDigest: digest, AdvisoryID: p.adv, FixedVersion: p.fixed, CloseReason: p.reason,
-				OpenedAt: fromTS(p.opened), ClosedAt: fromTS(p.closed)}
-			f.Package = store.ImagePackage{Key: keys[p.pkg], Name: b.name, Version: b.version, Type: b.typ, PURL: b.purl,
-				Path: b.path, Layer: im.layerOf(r), LayerIndex: r.layerIndex}
-			a.show(&f)
-			out = append(out, f)
 		}
 	}
-	// Sorted by position: a finding is a large value to move.
-	order := make([]int, len(out))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(i, j int) int {
-		a, b := &out[i].Package, &out[j].Package
-		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Version, b.Version),
-			cmp.Compare(out[i].AdvisoryID, out[j].AdvisoryID))
+	slices.SortStableFunc(items, func(x, y item) int {
+		return cmp.Or(cmp.Compare(x.b.typ, y.b.typ), cmp.Compare(x.b.name, y.b.name), cmp.Compare(x.b.version, y.b.version),
+			cmp.Compare(x.pair.adv, y.pair.adv))
 	})
-	sorted := make([]store.Finding, len(out))
-	for k, i := range order {
-		sorted[k] = out[i]
+	out := make([]store.Finding, len(items))
+	for i, it := range items {
+		f, p, b := &out[i], it.pair, it.b
+		*f = store.Finding{ImageDigest: digest, AdvisoryID: p.adv, FixedVersion: p.fixed, CloseReason: p.reason,
+			OpenedAt: fromTS(p.opened), ClosedAt: fromTS(p.closed)}
+		f.Package = store.ImagePackage{Key: keys[p.pkg], Name: b.name, Version: b.version, Type: b.typ, PURL: b.purl,
+			Path: b.path, Layer: im.layerOf(it.row), LayerIndex: it.row.layerIndex}
+		it.advisor.show(f)
 	}
-	return sorted, nil
+	return out, nil
 }
 
 // ImageFindings derives an image's open findings: each package it holds
@@ -99,18 +99,11 @@ func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding,
 	for _, r := range im.rows {
 		since[r.pkg] = r.since
 	}
-	closed := map[pairKey]bool{}
-	err = s.eachRow(ctx, `SELECT package_id, advisory_id FROM finding_closures WHERE image_id = ?`, []any{im.id}, func(r *sql.Rows) error {
-		var k pairKey
-		if err := r.Scan(&k.pkg, &k.adv); err != nil {
-			return err
-		}
-		closed[k] = true
-		return nil
-	})
+	sticky, err := s.stickyPairs(ctx, []int64{im.id})
 	if err != nil {
 		return nil, err
 	}
+	closed := sticky[im.id]
 	var pairs []pairFinding
 	for _, batch := range chunks(im.packages(), 500) {
 		in, args := inList(s, batch)

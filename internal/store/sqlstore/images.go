@@ -541,8 +541,7 @@ FROM images i LEFT JOIN image_package_sets ps ON ps.image_id = i.id`+where+` ORD
 }
 
 // fillSummaries adds finding counts, the open findings' distinct
-// severities and exploitation facts (one grouped query for both), tags
-// and environments.
+// severities and exploitation facts, tags and environments.
 func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
 	if err := s.fillThreats(ctx, digests, out, byDigest); err != nil {
 		return err
@@ -566,9 +565,47 @@ func (s *DB) fillSummaries(ctx context.Context, digests []string, out []store.Im
 // current match of a package version an image holds, of an advisory not
 // withdrawn, that no sticky closure keeps closed.
 func (s *DB) fillThreats(ctx context.Context, digests []string, out []store.ImageSummary, byDigest map[string]int) error {
-	held := map[int64][]int64{} // image -> package versions
-	digestOf := map[int64]string{}
+	held, digestOf, err := s.heldPackages(ctx, digests)
+	if err != nil || len(held) == 0 {
+		return err
+	}
 	all := map[int64]bool{}
+	ids := make([]int64, 0, len(held))
+	for img, pkgs := range held {
+		ids = append(ids, img)
+		for _, p := range pkgs {
+			all[p] = true
+		}
+	}
+	matches, err := s.threatsOf(ctx, sortedIDs(all))
+	if err != nil {
+		return err
+	}
+	closed, err := s.stickyPairs(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for img, pkgs := range held {
+		sm := &out[byDigest[digestOf[img]]]
+		for _, p := range pkgs {
+			for _, m := range matches[p] {
+				if !closed[img][pairKey{p, m.adv}] {
+					countThreat(sm, m)
+				}
+			}
+		}
+		slices.SortFunc(sm.Threats, func(a, b store.Threat) int {
+			return cmp.Or(cmp.Compare(a.Severity, b.Severity), cmp.Compare(a.Score, b.Score), a.KEV.Compare(b.KEV), cmp.Compare(a.EPSS, b.EPSS))
+		})
+	}
+	return nil
+}
+
+// heldPackages reads the package versions each image (by digest) holds,
+// by image ID, and the images' digests.
+func (s *DB) heldPackages(ctx context.Context, digests []string) (map[int64][]int64, map[int64]string, error) {
+	held := map[int64][]int64{}
+	digestOf := map[int64]string{}
 	in, args := inList(s, digests)
 	err := s.eachRow(ctx, `SELECT i.id, i.digest, ps.data FROM images i JOIN image_package_sets ps ON ps.image_id = i.id
 WHERE i.digest `+in, args, func(r *sql.Rows) error {
@@ -583,16 +620,16 @@ WHERE i.digest `+in, args, func(r *sql.Rows) error {
 			return fmt.Errorf("image %s: %w", d, err)
 		}
 		held[im.id], digestOf[im.id] = im.packages(), d
-		for _, p := range held[im.id] {
-			all[p] = true
-		}
 		return nil
 	})
-	if err != nil || len(held) == 0 {
-		return err
-	}
+	return held, digestOf, err
+}
+
+// threatsOf reads the current matches of package versions to advisories
+// not withdrawn, by package version.
+func (s *DB) threatsOf(ctx context.Context, pkgs []int64) (map[int64][]pairThreat, error) {
 	matches := map[int64][]pairThreat{}
-	for _, batch := range chunks(sortedIDs(all), 500) {
+	for _, batch := range chunks(pkgs, 500) {
 		in, args := inList(s, batch)
 		err := s.eachRow(ctx, `SELECT pm.package_id, pm.advisory_id, a.severity, pm.fixed_version <> '', a.score, a.kev, a.epss
 FROM package_matches pm JOIN advisories a ON a.id = pm.advisory_id
@@ -607,55 +644,48 @@ WHERE a.withdrawn = 0 AND pm.package_id `+in, args, func(r *sql.Rows) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	closed := map[int64]map[pairKey]bool{}
-	ids := make([]int64, 0, len(held))
-	for id := range held {
-		ids = append(ids, id)
-	}
-	in, args = inList(s, ids)
-	err = s.eachRow(ctx, `SELECT image_id, package_id, advisory_id FROM finding_closures WHERE image_id `+in,
-		args, func(r *sql.Rows) error {
+	return matches, nil
+}
+
+// stickyPairs reads the findings sticky closures keep closed, by image.
+func (s *DB) stickyPairs(ctx context.Context, images []int64) (map[int64]map[pairKey]bool, error) {
+	out := map[int64]map[pairKey]bool{}
+	for _, batch := range chunks(images, 500) {
+		in, args := inList(s, batch)
+		err := s.eachRow(ctx, `SELECT image_id, package_id, advisory_id FROM finding_closures WHERE image_id `+in, args, func(r *sql.Rows) error {
 			var img int64
 			var k pairKey
 			if err := r.Scan(&img, &k.pkg, &k.adv); err != nil {
 				return err
 			}
-			if closed[img] == nil {
-				closed[img] = map[pairKey]bool{}
+			if out[img] == nil {
+				out[img] = map[pairKey]bool{}
 			}
-			closed[img][k] = true
+			out[img][k] = true
 			return nil
 		})
-	if err != nil {
-		return err
-	}
-	for img, pkgs := range held {
-		sm := &out[byDigest[digestOf[img]]]
-		for _, p := range pkgs {
-			for _, m := range matches[p] {
-				if closed[img][pairKey{p, m.adv}] {
-					continue
-				}
-				sm.Open[m.t.Severity]++
-				if m.fixable {
-					sm.Fixable[m.t.Severity]++
-				}
-				if !m.t.KEV.IsZero() {
-					sm.KEV++
-				}
-				if !slices.Contains(sm.Threats, m.t) {
-					sm.Threats = append(sm.Threats, m.t)
-				}
-			}
+		if err != nil {
+			return nil, err
 		}
-		slices.SortFunc(sm.Threats, func(a, b store.Threat) int {
-			return cmp.Or(cmp.Compare(a.Severity, b.Severity), cmp.Compare(a.Score, b.Score), a.KEV.Compare(b.KEV), cmp.Compare(a.EPSS, b.EPSS))
-		})
 	}
-	return nil
+	return out, nil
+}
+
+// countThreat adds an open finding to an image's summary.
+func countThreat(sm *store.ImageSummary, m pairThreat) {
+	sm.Open[m.t.Severity]++
+	if m.fixable {
+		sm.Fixable[m.t.Severity]++
+	}
+	if !m.t.KEV.IsZero() {
+		sm.KEV++
+	}
+	if !slices.Contains(sm.Threats, m.t) {
+		sm.Threats = append(sm.Threats, m.t)
+	}
 }
 
 // pairThreat is a package version's current match as a summary counts it.

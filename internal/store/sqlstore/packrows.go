@@ -94,27 +94,20 @@ type packReader struct {
 	err error
 }
 
-func (d *packReader) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errPackRows
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *packReader) uvarint() uint64 { return readNext(d, binary.Uvarint) }
+func (d *packReader) varint() int64   { return readNext(d, binary.Varint) }
 
-func (d *packReader) varint() int64 {
+// readNext reads one value with read, which returns it and its length
+// (not positive when the bytes are not one).
+func readNext[T any](d *packReader, read func([]byte) (T, int)) T {
+	var zero T
 	if d.err != nil {
-		return 0
+		return zero
 	}
-	v, n := binary.Varint(d.b)
+	v, n := read(d.b)
 	if n <= 0 {
 		d.err = errPackRows
-		return 0
+		return zero
 	}
 	d.b = d.b[n:]
 	return v
