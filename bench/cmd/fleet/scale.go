@@ -757,19 +757,23 @@ func ingestCPU() (client, server float64) {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ... utime stime: fields 14 and 15, counted
-		// after the command name, which may hold spaces.
+		// pid (comm) state ppid ... utime stime cutime cstime: fields 14
+		// to 17, counted after the command name, which may hold spaces.
+		// The children's times are those of backends that exited (the
+		// connections of -replicas processes that are gone), which the
+		// postmaster collected.
 		i := bytes.LastIndexByte(b, ')')
 		if i < 0 || !bytes.HasSuffix(b[:i], []byte("(postgres")) {
 			continue
 		}
 		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		st, _ := strconv.ParseFloat(f[12], 64)
-		server += (u + st) / clockTicks
+		for _, t := range f[11:15] {
+			v, _ := strconv.ParseFloat(t, 64)
+			server += v / clockTicks
+		}
 	}
 	return client, server
 }
