@@ -93,3 +93,27 @@ func TestPadded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPackRows encodes and decodes one image's 200 rows (IDs close
+// together, one time, as ingest writes them): every image findings
+// answer and every re-ingest decodes them.
+func BenchmarkPackRows(b *testing.B) {
+	rows := make([]packRow, 200)
+	for i := range rows {
+		rows[i] = packRow{bin: int64(4_000_000 + i), pkg: int64(900_000 + 2*i), since: 1_733_000_000_000_000, extra: int64(30_000 + i)}
+	}
+	data := encodePackRows(rows)
+	b.Run("encode", func(b *testing.B) {
+		for b.Loop() {
+			encodePackRows(rows)
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := decodePackRows(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
