@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 )
 
 // NewAt opens db with its schema at version last, as an older socle
@@ -10,4 +11,26 @@ import (
 func NewAt(ctx context.Context, db *sql.DB, d Dialect, last int) (*DB, error) {
 	s := &DB{db: db, d: d}
 	return s, s.migrateTo(ctx, last)
+}
+
+// Row is a statement written with ? placeholders, and its arguments.
+type Row struct {
+	SQL  string
+	Args []any
+}
+
+// OldStore opens db at schema version last (NewAt) and writes rows into
+// it with the dialect's placeholders: an older socle's store, for
+// upgrade tests.
+func OldStore(ctx context.Context, db *sql.DB, d Dialect, last int, rows []Row) error {
+	s, err := NewAt(ctx, db, d, last)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if _, err := s.exec(ctx, db, r.SQL, r.Args...); err != nil {
+			return fmt.Errorf("%w\n%s", err, r.SQL)
+		}
+	}
+	return nil
 }

@@ -29,44 +29,22 @@ func TestUpgradePackRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkUpgradePackRows(t, raw, sqlite.Dialect, false)
+		checkUpgradePackRows(t, raw, sqlite.Dialect)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		raw, err := sql.Open("pgx", testenv.FreshPostgres(t, testenv.Postgres(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkUpgradePackRows(t, raw, postgres.Dialect, true)
+		checkUpgradePackRows(t, raw, postgres.Dialect)
 	})
 }
 
-func checkUpgradePackRows(t *testing.T, raw *sql.DB, d sqlstore.Dialect, numbered bool) {
+func checkUpgradePackRows(t *testing.T, raw *sql.DB, d sqlstore.Dialect) {
 	ctx := context.Background()
-	if _, err := sqlstore.NewAt(ctx, raw, d, 16); err != nil {
-		t.Fatal(err)
-	}
-	q := func(s string) string {
-		if !numbered {
-			return s
-		}
-		n := 0
-		var b strings.Builder
-		for _, c := range s {
-			if c == '?' {
-				n++
-				fmt.Fprintf(&b, "$%d", n)
-				continue
-			}
-			b.WriteRune(c)
-		}
-		return b.String()
-	}
 	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	us := func(d time.Duration) int64 { return t0.Add(d).UnixMicro() }
-	for _, x := range []struct {
-		sql  string
-		args []any
-	}{
+	if err := sqlstore.OldStore(ctx, raw, d, 16, []sqlstore.Row{
 		{`INSERT INTO advisories (id, modified, published, withdrawn, aliases, summary, severity, score, source, raw, raw_hash)
 VALUES ('CVE-1', 0, 0, 0, '[]', 's1', 'HIGH', 7.5, 't', ?, 'h1')`, []any{[]byte("{}")}},
 		{`INSERT INTO advisory_aliases (alias, advisory_id) VALUES ('CVE-1', 'CVE-1')`, nil},
@@ -85,10 +63,8 @@ VALUES (1, 'sha256:a', 'r/a', 'm', '', 'linux/amd64', 0, 'Debian', 'Debian:12', 
 (1, 102, 11, 'sha256:other', 2, ?, 7), (1, 100, 10, '', 1, ?, 0), (1, 101, 10, '', 0, ?, 0)`, []any{us(time.Minute), us(time.Minute), us(time.Minute)}},
 		{`INSERT INTO package_images (package_id, image_id, since) VALUES (10, 1, ?), (11, 1, ?)`, []any{us(time.Minute), us(time.Minute)}},
 		{`INSERT INTO package_matches (package_id, advisory_id, fixed_version, opened_at) VALUES (10, 'CVE-1', '3.0.2', ?)`, []any{us(time.Hour)}},
-	} {
-		if _, err := raw.ExecContext(ctx, q(x.sql), x.args...); err != nil {
-			t.Fatalf("%v\n%s", err, x.sql)
-		}
+	}); err != nil {
+		t.Fatal(err)
 	}
 	s, err := sqlstore.New(ctx, raw, d)
 	if err != nil {

@@ -24,15 +24,9 @@ func TestUpgradeDerivesFindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sqlstore.NewAt(ctx, raw, sqlite.Dialect, 12); err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	us := func(d time.Duration) int64 { return t0.Add(d).UnixMicro() }
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
+	if err := sqlstore.OldStore(ctx, raw, sqlite.Dialect, 12, []sqlstore.Row{
 		{`INSERT INTO advisories (id, modified, published, withdrawn, aliases, summary, severity, score, source, raw, raw_hash)
 VALUES ('CVE-1', 0, 0, 0, '[]', 's1', 'HIGH', 7.5, 't', x'7b7d', 'h1'), ('CVE-2', 0, 0, 0, '[]', 's2', 'LOW', 2, 't', x'7b7d', 'h2'),
 ('CVE-3', 0, 0, 0, '[]', 's3', 'LOW', 2, 't', x'7b7d', 'h3')`, nil},
@@ -57,10 +51,8 @@ VALUES (1, 'sha256:a', 'r/a', 'm', '', 'linux/amd64', 0, 'Debian', 'Debian:12', 
 (1, 10, 'CVE-3', ?, ?, 'advisory withdrawn'), (2, 10, 'CVE-3', ?, ?, 'advisory withdrawn'), (2, 11, 'CVE-1', ?, 0, '')`,
 			[]any{us(time.Minute), us(time.Hour), us(2 * time.Minute), us(time.Hour), us(2 * time.Hour), us(time.Minute), us(3 * time.Hour), us(time.Hour), us(3 * time.Hour),
 				us(time.Hour)}},
-	} {
-		if _, err := raw.ExecContext(ctx, q.sql, q.args...); err != nil {
-			t.Fatalf("%v\n%s", err, q.sql)
-		}
+	}); err != nil {
+		t.Fatal(err)
 	}
 	s, err := sqlstore.New(ctx, raw, sqlite.Dialect)
 	if err != nil {
