@@ -279,7 +279,7 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 	links *newLinks) (map[int64]int64, error) {
 	old := map[int64]int64{}
 	if known {
-		rows, _, err := s.packRowsOf(ctx, tx, imageID)
+		rows, err := s.packRowsOf(ctx, tx, imageID)
 		if err != nil {
 			return nil, err
 		}

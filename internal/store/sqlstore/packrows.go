@@ -179,17 +179,16 @@ LEFT JOIN image_package_sets ps ON ps.image_id = i.id WHERE i.digest = ?`, diges
 	return &im, nil
 }
 
-// packRowsOf reads an image's package rows by its ID (nil, false when it
-// has none stored).
-func (s *DB) packRowsOf(ctx context.Context, x execer, imageID int64) ([]packRow, bool, error) {
+// packRowsOf reads an image's package rows by its ID (none when it has
+// none stored).
+func (s *DB) packRowsOf(ctx context.Context, x execer, imageID int64) ([]packRow, error) {
 	var data []byte
 	err := s.queryRow(ctx, x, `SELECT data FROM image_package_sets WHERE image_id = ?`, imageID).Scan(&data)
 	if err == sql.ErrNoRows {
-		return nil, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	rows, err := decodePackRows(data)
-	return rows, true, err
+	return decodePackRows(data)
 }
