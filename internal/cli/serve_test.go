@@ -32,6 +32,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary socleBinary built (136 MB a run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // socleBinary builds cmd/socle once per test run.
 func socleBinary(t *testing.T) string {
 	t.Helper()

@@ -227,7 +227,7 @@ func (e *remediationE2E) buildCatalog(t *testing.T) {
 	ctx := e.ctx
 	c := e.load(t)
 	e.builder = &catalog.Builder{Catalog: c, Store: e.st, Target: e.target, Assembler: e.asm, Indexer: catalog.ImageIndexer{Scanner: e.sc, Tags: e.st}, By: "test",
-		BuildahRoot: t.TempDir()}
+		BuildahRoot: filepath.Join(e.dir, "buildah")} // the whole test's: later steps rebuild with it
 	plan, err := e.planCatalog(t, c)
 	if err != nil {
 		t.Fatal(err)
