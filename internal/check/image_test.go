@@ -137,14 +137,7 @@ func TestKeeperAttributesToTheBase(t *testing.T) {
 	}
 	annotated := mutate.Annotations(app, map[string]string{oci.AnnotationBaseName: "platform/base:1", oci.AnnotationBaseDigest: baseDigest.String()}).(v1.Image)
 	appDigest, _ := annotated.Digest()
-	if err := (check.Keeper{St: st}).Check(ctx, "platform/app", appDigest.String(), annotated); err != nil {
-		t.Fatal(err)
-	}
-	kept, err := st.ImageCheck(ctx, appDigest.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := check.DecodeResult(kept)
+	res, err := (check.Keeper{St: st}).Run(ctx, "platform/app", appDigest.String(), annotated)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -42,6 +43,13 @@ type Keeper struct {
 // in the layers of the base its annotations name (when socle knows the
 // base) are attributed to the base.
 func (k Keeper) Check(ctx context.Context, repository, digest string, img v1.Image) error {
+	_, err := k.Run(ctx, repository, digest, img)
+	return err
+}
+
+// Run is Check, returning the result. Checks are kept by image: the
+// result of an image socle has not indexed is returned, not kept.
+func (k Keeper) Run(ctx context.Context, repository, digest string, img v1.Image) (*ImageResult, error) {
 	annotations := Annotations(img)
 	opts := ImageOptions{BaseName: annotations[oci.AnnotationBaseName]}
 	if bd := annotations[oci.AnnotationBaseDigest]; bd != "" {
@@ -51,21 +59,22 @@ func (k Keeper) Check(ctx context.Context, repository, digest string, img v1.Ima
 	}
 	res, err := CheckImage(ctx, repository+"@"+digest, img, annotations, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := EncodeResult(res, repository, digest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := time.Now
 	if k.Now != nil {
 		now = k.Now
 	}
-	if err := k.St.PutImageCheck(ctx, store.ImageCheck{Digest: digest, Repository: repository, RulesVersion: RulesVersion(),
-		CheckedAt: now().UTC(), Result: b}); err != nil {
-		return fmt.Errorf("keeping the check of %s: %w", digest, err)
+	err = k.St.PutImageCheck(ctx, store.ImageCheck{Digest: digest, Repository: repository, RulesVersion: RulesVersion(),
+		CheckedAt: now().UTC(), Result: b})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("keeping the check of %s: %w", digest, err)
 	}
-	return nil
+	return res, nil
 }
 
 // A kept result is stored small, since every image has one: the image's

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,6 +37,18 @@ func TestKeptResultRoundTrip(t *testing.T) {
 		}
 		defer img.Close()
 		digest, _ := img.Digest()
+		// Checks are kept by indexed image: before socle indexes it, the
+		// result is returned and not kept.
+		unkept, err := (check.Keeper{St: st}).Run(ctx, "test/app", digest.String(), img)
+		if err != nil || unkept == nil {
+			t.Fatalf("checking an image not indexed: %v", err)
+		}
+		if _, err := st.ImageCheck(ctx, digest.String()); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a check was kept for an image not indexed: %v", err)
+		}
+		if _, err := st.PutImage(ctx, store.Image{Digest: digest.String(), Repository: "test/app"}, nil); err != nil {
+			t.Fatal(err)
+		}
 		if err := (check.Keeper{St: st}).Check(ctx, "test/app", digest.String(), img); err != nil {
 			t.Fatal(err)
 		}

@@ -127,6 +127,17 @@ func (v *evaluation) signature(ctx context.Context) error {
 	return nil
 }
 
+// ensureIndexed indexes the image when the store does not know it.
+func (v *evaluation) ensureIndexed(ctx context.Context) error {
+	if v.p.Ensure == nil {
+		return nil
+	}
+	if err := v.p.Ensure(ctx, v.ref); err != nil {
+		return fmt.Errorf("indexing %s for the gates: %w", v.ref, err)
+	}
+	return nil
+}
+
 // loadFindings reads the image's findings when a gate needs them,
 // indexing the image first when the store does not know it.
 func (v *evaluation) loadFindings(ctx context.Context) error {
@@ -134,10 +145,8 @@ func (v *evaluation) loadFindings(ctx context.Context) error {
 	if g.MaxSeverity == "" && g.Policy == "" && len(g.Policies) == 0 {
 		return nil
 	}
-	if v.p.Ensure != nil {
-		if err := v.p.Ensure(ctx, v.ref); err != nil {
-			return fmt.Errorf("indexing %s for the gates: %w", v.ref, err)
-		}
+	if err := v.ensureIndexed(ctx); err != nil {
+		return err
 	}
 	fs, err := v.p.Store.ImageFindings(ctx, v.digest)
 	if err != nil {
@@ -475,24 +484,20 @@ func (v *evaluation) checks(ctx context.Context) error {
 }
 
 // imageCheck returns the image's kept check of the current rules, or
-// runs one on the image in its registry and keeps it.
+// indexes the image, runs one on it in its registry and keeps it.
 func (v *evaluation) imageCheck(ctx context.Context) (*check.ImageResult, error) {
 	if kept, err := v.p.Store.ImageCheck(ctx, v.digest); err == nil && kept.RulesVersion == check.RulesVersion() {
 		return check.DecodeResult(kept)
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
+	// Checks are kept by indexed image.
+	if err := v.ensureIndexed(ctx); err != nil {
+		return nil, err
+	}
 	img, err := remote.Image(v.ref, v.p.Remote...)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s to check it: %w", v.ref, err)
 	}
-	k := check.Keeper{St: v.p.Store, Now: v.p.now}
-	if err := k.Check(ctx, v.ref.Context().Name(), v.digest, img); err != nil {
-		return nil, err
-	}
-	kept, err := v.p.Store.ImageCheck(ctx, v.digest)
-	if err != nil {
-		return nil, err
-	}
-	return check.DecodeResult(kept)
+	return check.Keeper{St: v.p.Store, Now: v.p.now}.Run(ctx, v.ref.Context().Name(), v.digest, img)
 }

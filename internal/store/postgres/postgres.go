@@ -17,11 +17,12 @@ import (
 
 // Dialect describes PostgreSQL to sqlstore.
 var Dialect = sqlstore.Dialect{
-	Name:     "postgres",
-	Blob:     "BYTEA",
-	Serial:   "BIGSERIAL",
-	Numbered: true,
-	Arrays:   true,
+	Name:      "postgres",
+	Blob:      "BYTEA",
+	Serial:    "BIGSERIAL",
+	Numbered:  true,
+	Arrays:    true,
+	HashIndex: " USING hash",
 	// An arbitrary constant names socle's migration lock.
 	LockMigrations: `SELECT pg_advisory_xact_lock(735301)`,
 	SkipLocked:     true,

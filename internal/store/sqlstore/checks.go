@@ -49,18 +49,28 @@ func unpackResult(b []byte) ([]byte, error) {
 	return out, nil
 }
 
+// PutImageCheck keeps the check of an image socle has indexed (checks are
+// kept by image); ErrNotFound for any other digest.
 func (s *DB) PutImageCheck(ctx context.Context, c store.ImageCheck) error {
 	c.Result = packResult(c.Result)
-	_, err := s.exec(ctx, s.db, `INSERT INTO image_checks (digest, repository, rules_version, checked_at, result) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, rules_version = excluded.rules_version,
-checked_at = excluded.checked_at, result = excluded.result`, c.Digest, c.Repository, c.RulesVersion, ts(c.CheckedAt), c.Result)
-	return err
+	res, err := s.exec(ctx, s.db, `INSERT INTO image_checks (image_id, repository, rules_version, checked_at, result)
+SELECT id, ?, ?, ?, ? FROM images WHERE digest = ?
+ON CONFLICT (image_id) DO UPDATE SET repository = excluded.repository, rules_version = excluded.rules_version,
+checked_at = excluded.checked_at, result = excluded.result`, c.Repository, c.RulesVersion, ts(c.CheckedAt), c.Result, c.Digest)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("keeping the check of %s, an image socle has not indexed: %w", c.Digest, store.ErrNotFound)
+	}
+	return nil
 }
 
 func (s *DB) ImageCheck(ctx context.Context, digest string) (store.ImageCheck, error) {
 	var c store.ImageCheck
 	var at int64
-	err := s.queryRow(ctx, s.db, `SELECT digest, repository, rules_version, checked_at, result FROM image_checks WHERE digest = ?`, digest).
+	err := s.queryRow(ctx, s.db, `SELECT i.digest, c.repository, c.rules_version, c.checked_at, c.result
+FROM images i JOIN image_checks c ON c.image_id = i.id WHERE i.digest = ?`, digest).
 		Scan(&c.Digest, &c.Repository, &c.RulesVersion, &at, &c.Result)
 	if err != nil {
 		return c, notFound(err, "image check of "+digest)
@@ -73,8 +83,8 @@ func (s *DB) ImageCheck(ctx context.Context, digest string) (store.ImageCheck, e
 }
 
 func (s *DB) ImagesToCheck(ctx context.Context, version string, limit int) ([]store.ImageCheck, error) {
-	rows, err := s.query(ctx, s.db, `SELECT i.digest, i.repository FROM images i LEFT JOIN image_checks c ON c.digest = i.digest
-WHERE c.digest IS NULL OR c.rules_version <> ? ORDER BY i.id LIMIT ?`, version, limit)
+	rows, err := s.query(ctx, s.db, `SELECT i.digest, i.repository FROM images i LEFT JOIN image_checks c ON c.image_id = i.id
+WHERE c.image_id IS NULL OR c.rules_version <> ? ORDER BY i.id LIMIT ?`, version, limit)
 	if err != nil {
 		return nil, err
 	}

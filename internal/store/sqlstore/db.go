@@ -48,6 +48,10 @@ type Dialect struct {
 	// Arrays is true when a slice may be passed as one array parameter
 	// (inList).
 	Arrays bool
+	// HashIndex, when set, makes an index asked only for equality a hash
+	// index (" USING hash" in PostgreSQL: an entry holds the key's hash,
+	// not the key).
+	HashIndex string
 }
 
 // DB is a store.Store on a database/sql handle.

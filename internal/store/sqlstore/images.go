@@ -21,7 +21,7 @@ import (
 // caller writes. The caller bumps the findings generation.
 func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []store.ImagePackage,
 	refs packageRefs, links *newLinks) error {
-	layers, _ := json.Marshal(nonNil(img.Layers))
+	layers := encodeLayerList(img.Layers)
 	labels, _ := json.Marshal(img.Labels)
 	return func() error {
 		// A repository change renames an image in cached answers.
@@ -42,16 +42,16 @@ func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []s
 		}
 		var imageID int64
 		row, err = s.queryRowPrepared(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
-base_name, base_digest, layers, size, scanned_at, labels, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+base_name, base_digest, layer_list, size, scanned_at, labels, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (digest) DO UPDATE SET repository = CASE WHEN excluded.repository <> '' THEN excluded.repository ELSE images.repository END,
 media_type = excluded.media_type, config = excluded.config, platform = excluded.platform, created = excluded.created,
 os = excluded.os, ecosystem = excluded.ecosystem,
 base_name = CASE WHEN excluded.base_name <> '' THEN excluded.base_name ELSE images.base_name END,
 base_digest = CASE WHEN excluded.base_digest <> '' THEN excluded.base_digest ELSE images.base_digest END,
-layers = excluded.layers, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels,
+layer_list = excluded.layer_list, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels,
 chain_id = excluded.chain_id RETURNING id`,
 			img.Digest, img.Repository, img.MediaType, img.Config, img.Platform, ts(img.Created), img.OS, img.Ecosystem,
-			img.BaseName, img.BaseDigest, string(layers), img.Size, ts(img.ScannedAt), string(labels), img.ChainID)
+			img.BaseName, img.BaseDigest, layers, img.Size, ts(img.ScannedAt), string(labels), img.ChainID)
 		if err != nil {
 			return err
 		}
@@ -441,18 +441,22 @@ ON CONFLICT (ecosystem, name, version) DO NOTHING`, args...); err != nil {
 	return ids, fresh, nil
 }
 
-const imageColumns = `digest, repository, media_type, config, platform, created, os, ecosystem, base_name, base_digest, layers, size, scanned_at, labels, chain_id`
+const imageColumns = `digest, repository, media_type, config, platform, created, os, ecosystem, base_name, base_digest, layer_list, size, scanned_at, labels, chain_id`
 
 func scanImage(row interface{ Scan(...any) error }, img *store.Image, extra ...any) error {
 	var created, scanned int64
-	var layers, labels string
+	var layers []byte
+	var labels string
 	dest := append([]any{&img.Digest, &img.Repository, &img.MediaType, &img.Config, &img.Platform, &created, &img.OS,
 		&img.Ecosystem, &img.BaseName, &img.BaseDigest, &layers, &img.Size, &scanned, &labels, &img.ChainID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return err
 	}
 	img.Created, img.ScannedAt = fromTS(created), fromTS(scanned)
-	_ = json.Unmarshal([]byte(layers), &img.Layers)
+	var err error
+	if img.Layers, err = decodeLayerList(layers); err != nil {
+		return fmt.Errorf("image %s: %w", img.Digest, err)
+	}
 	_ = json.Unmarshal([]byte(labels), &img.Labels)
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -88,10 +87,20 @@ func decodePackRows(b []byte) ([]packRow, error) {
 	return out, nil
 }
 
-// packReader reads varints, keeping the first error.
+// packReader reads varints, keeping the first error; what it reports
+// for bytes that are not a value is bad (errPackRows when nil).
 type packReader struct {
 	b   []byte
 	err error
+	bad error
+}
+
+// fail records that the bytes are not a value.
+func (d *packReader) fail() {
+	d.err = d.bad
+	if d.err == nil {
+		d.err = errPackRows
+	}
 }
 
 func (d *packReader) uvarint() uint64 { return readNext(d, binary.Uvarint) }
@@ -106,7 +115,7 @@ func readNext[T any](d *packReader, read func([]byte) (T, int)) T {
 	}
 	v, n := read(d.b)
 	if n <= 0 {
-		d.err = errPackRows
+		d.fail()
 		return zero
 	}
 	d.b = d.b[n:]
@@ -119,7 +128,7 @@ func (d *packReader) str() string {
 		return ""
 	}
 	if n > uint64(len(d.b)) {
-		d.err = errPackRows
+		d.fail()
 		return ""
 	}
 	s := string(d.b[:n])
@@ -162,9 +171,8 @@ func (im *imageRows) packages() []int64 {
 // the image is unknown.
 func (s *DB) readImageRows(ctx context.Context, x execer, digest string) (*imageRows, error) {
 	var im imageRows
-	var layers string
-	var data []byte
-	err := s.queryRow(ctx, x, `SELECT i.id, i.layers, ps.data FROM images i
+	var layers, data []byte
+	err := s.queryRow(ctx, x, `SELECT i.id, i.layer_list, ps.data FROM images i
 LEFT JOIN image_package_sets ps ON ps.image_id = i.id WHERE i.digest = ?`, digest).Scan(&im.id, &layers, &data)
 	if err == sql.ErrNoRows {
 		return nil, nil
@@ -172,7 +180,9 @@ LEFT JOIN image_package_sets ps ON ps.image_id = i.id WHERE i.digest = ?`, diges
 	if err != nil {
 		return nil, err
 	}
-	_ = json.Unmarshal([]byte(layers), &im.layers)
+	if im.layers, err = decodeLayerList(layers); err != nil {
+		return nil, fmt.Errorf("image %s: %w", digest, err)
+	}
 	if im.rows, err = decodePackRows(data); err != nil {
 		return nil, fmt.Errorf("image %s: %w", digest, err)
 	}

@@ -229,12 +229,28 @@ ALTER TABLE image_packages ADD COLUMN extra_id BIGINT NOT NULL DEFAULT 0;`,
 	// packRow), in the analyser's order, with their count; convertPackRows
 	// fills it from image_packages and drops that.
 	`CREATE TABLE image_package_sets (image_id BIGINT PRIMARY KEY, n INTEGER NOT NULL, data {{blob}} NOT NULL);`,
+	// 18: smaller rows an image. Checks are kept by image ID, not by its
+	// digest again (a check of a digest socle has not indexed was a cache
+	// of a result computed again on demand: it is not carried over); the
+	// tags' index by digest holds the digest's hash where the database
+	// has hash indexes; an image's layer digests are one binary value
+	// (layerlist.go), converted by convertLayerLists.
+	`CREATE TABLE image_checks_v18 (image_id BIGINT PRIMARY KEY, repository TEXT NOT NULL, rules_version TEXT NOT NULL,
+	checked_at BIGINT NOT NULL, result {{blob}} NOT NULL);
+INSERT INTO image_checks_v18 (image_id, repository, rules_version, checked_at, result)
+	SELECT i.id, c.repository, c.rules_version, c.checked_at, c.result FROM image_checks c JOIN images i ON i.digest = c.digest;
+DROP TABLE image_checks;
+ALTER TABLE image_checks_v18 RENAME TO image_checks;
+DROP INDEX tags_digest;
+CREATE INDEX tags_digest ON tags{{hash}} (digest);
+ALTER TABLE images ADD COLUMN layer_list {{blob}};`,
 }
 
 // migrationSteps run after the statements of the migration they are
 // keyed by (its version), in its transaction: what SQL alone cannot do.
 var migrationSteps = map[int]func(ctx context.Context, s *DB, tx *sql.Tx) error{
 	17: convertPackRows,
+	18: convertLayerLists,
 }
 
 // convertPackRows turns each image's image_packages rows into its
@@ -340,6 +356,7 @@ func (s *DB) expand(m string) string {
 		"{{blob}}", s.d.Blob,
 		"{{serial}}", s.d.Serial,
 		"{{without_rowid}}", s.d.WithoutRowID,
+		"{{hash}}", s.d.HashIndex,
 		"{{audit_triggers}}", triggers(s.d.AuditTriggers),
 	)
 	return r.Replace(m)

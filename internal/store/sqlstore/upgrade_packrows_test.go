@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,9 @@ import (
 // rows of image_packages), on SQLite and PostgreSQL, with hand-made rows,
 // and checks that migration 17 (one value per image, built by a Go step)
 // keeps every answer that reads them: the image's packages in their order
-// with layers and extra data, its findings, its package count.
+// with layers and extra data, its findings, its package count; and that
+// migration 18 (checks by image, layer lists as bytes, the tags' index by
+// digest) keeps the image's layers, its check and its tags.
 func TestUpgradePackRows(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		raw, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "old.db"))
@@ -63,6 +66,10 @@ VALUES (1, 'sha256:a', 'r/a', 'm', '', 'linux/amd64', 0, 'Debian', 'Debian:12', 
 (1, 102, 11, 'sha256:other', 2, ?, 7), (1, 100, 10, '', 1, ?, 0), (1, 101, 10, '', 0, ?, 0)`, []any{us(time.Minute), us(time.Minute), us(time.Minute)}},
 		{`INSERT INTO package_images (package_id, image_id, since) VALUES (10, 1, ?), (11, 1, ?)`, []any{us(time.Minute), us(time.Minute)}},
 		{`INSERT INTO package_matches (package_id, advisory_id, fixed_version, opened_at) VALUES (10, 'CVE-1', '3.0.2', ?)`, []any{us(time.Hour)}},
+		// A check of the image, and one of a digest never indexed.
+		{`INSERT INTO image_checks (digest, repository, rules_version, checked_at, result) VALUES
+('sha256:a', 'r/a', 'v1', ?, ?), ('sha256:gone', 'r/b', 'v1', ?, ?)`, []any{us(0), []byte(`{"hand":"made"}`), us(0), []byte(`{}`)}},
+		{`INSERT INTO tags (repository, tag, digest, since) VALUES ('r/a', '1.0', 'sha256:a', ?)`, []any{us(0)}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,5 +109,19 @@ VALUES (1, 'sha256:a', 'r/a', 'm', '', 'linux/amd64', 0, 'Debian', 'Debian:12', 
 	var n int
 	if err := raw.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_package_sets`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("image_package_sets rows = %d, %v", n, err)
+	}
+	img, err := s.Image(ctx, "sha256:a")
+	if err != nil || strings.Join(img.Layers, " ") != "sha256:l0 sha256:l1" {
+		t.Fatalf("image after the upgrade = %+v, %v", img, err)
+	}
+	c, err := s.ImageCheck(ctx, "sha256:a")
+	if err != nil || c.Repository != "r/a" || c.RulesVersion != "v1" || string(c.Result) != `{"hand":"made"}` || !c.CheckedAt.Equal(t0) {
+		t.Fatalf("check after the upgrade = %+v, %v", c, err)
+	}
+	if _, err := s.ImageCheck(ctx, "sha256:gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the check of a digest never indexed: %v", err)
+	}
+	if strings.Join(list[0].Tags, " ") != "1.0" {
+		t.Fatalf("tags after the upgrade = %q", list[0].Tags)
 	}
 }

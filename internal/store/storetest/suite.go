@@ -51,6 +51,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"DataGeneration", testDataGeneration},
 		{"RatingsAndExploits", testRatings},
 		{"VEXDocuments", testVEXDocuments},
+		{"ImageChecks", testImageChecks},
+		{"LayerLists", testLayerLists},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"ChangedImagesBound", testChangedImagesBound},
 	}
@@ -1211,5 +1213,79 @@ func testVEXDocuments(t *testing.T, s store.Store) {
 	must(t, err)
 	if !added || again || len(docs) != 1 || string(docs[0].Data) != "{}" || docs[0].Format != "csaf" {
 		t.Fatalf("added %v again %v docs %+v", added, again, docs)
+	}
+}
+
+// testImageChecks: checks are kept by indexed image; a digest socle has
+// not indexed keeps none; a newer check replaces the older one, and only
+// images without a check of the current rules are listed to check.
+func testImageChecks(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	c := store.ImageCheck{Digest: "sha256:c1", Repository: "r/app", RulesVersion: "v1", CheckedAt: t0, Result: []byte(`{"hand":"made"}`)}
+	if err := s.PutImageCheck(ctx, c); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the check of an image not indexed: %v", err)
+	}
+	if _, err := s.ImageCheck(ctx, "sha256:c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a check was kept for an image not indexed: %v", err)
+	}
+	for _, d := range []string{"sha256:c1", "sha256:c2"} {
+		_, err := s.PutImage(ctx, image(d, "r/app", t0), nil)
+		must(t, err)
+	}
+	must(t, s.PutImageCheck(ctx, c))
+	got, err := s.ImageCheck(ctx, "sha256:c1")
+	must(t, err)
+	if got.Digest != c.Digest || got.Repository != "r/app" || got.RulesVersion != "v1" || !got.CheckedAt.Equal(t0) || string(got.Result) != string(c.Result) {
+		t.Fatalf("kept check %+v, want %+v", got, c)
+	}
+	todo, err := s.ImagesToCheck(ctx, "v1", 10)
+	must(t, err)
+	if len(todo) != 1 || todo[0].Digest != "sha256:c2" {
+		t.Fatalf("images to check with v1: %+v", todo)
+	}
+	c.RulesVersion, c.Repository, c.Result = "v2", "r/other", []byte(`{"hand":"made again"}`)
+	must(t, s.PutImageCheck(ctx, c))
+	if got, err = s.ImageCheck(ctx, "sha256:c1"); err != nil || got.RulesVersion != "v2" || got.Repository != "r/other" || string(got.Result) != string(c.Result) {
+		t.Fatalf("replaced check %+v %v", got, err)
+	}
+	if todo, err = s.ImagesToCheck(ctx, "v2", 10); err != nil || len(todo) != 1 || todo[0].Digest != "sha256:c2" {
+		t.Fatalf("images to check with v2: %+v %v", todo, err)
+	}
+}
+
+// testLayerLists: an image's layer digests come back as written, whatever
+// their spelling (sha256 in lowercase hexadecimal is kept as bytes, any
+// other as text), with its packages' layers.
+func testLayerLists(t *testing.T, s store.Store) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	layers := []string{
+		"sha256:" + strings.Repeat("0123456789abcdef", 4),
+		"sha256:" + strings.Repeat("0123456789ABCDEF", 4),
+		"sha512:" + strings.Repeat("ab", 64),
+		"sha256:short",
+		"",
+	}
+	img := image("sha256:layers", "r/app", t0)
+	img.Layers = layers
+	p := pkg("Debian:12", "zlib", "1.2", "zlib1g")
+	p.Layer, p.LayerIndex = layers[2], 2
+	_, err := s.PutImage(ctx, img, []store.ImagePackage{p})
+	must(t, err)
+	got, err := s.Image(ctx, "sha256:layers")
+	must(t, err)
+	if !reflect.DeepEqual(got.Layers, layers) {
+		t.Fatalf("layers %q, want %q", got.Layers, layers)
+	}
+	pk, err := s.ImagePackages(ctx, "sha256:layers")
+	must(t, err)
+	if len(pk) != 1 || pk[0].Layer != layers[2] || pk[0].LayerIndex != 2 {
+		t.Fatalf("packages %+v", pk)
+	}
+	img = image("sha256:nolayers", "r/app", t0)
+	img.Layers = nil
+	_, err = s.PutImage(ctx, img, nil)
+	must(t, err)
+	if got, err = s.Image(ctx, "sha256:nolayers"); err != nil || got.Layers == nil || len(got.Layers) != 0 {
+		t.Fatalf("no layers: %q %v", got.Layers, err)
 	}
 }
