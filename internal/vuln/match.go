@@ -3,6 +3,7 @@ package vuln
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -466,109 +467,135 @@ func FindingsFor(ctx context.Context, m *Matcher, pkgs []sbom.Package) (findings
 // MergeAliases folds the matches of one package that name the same
 // vulnerability (through their IDs and aliases) into one finding each.
 func MergeAliases(p sbom.Package, key store.PackageKey, ms []Match) []Finding {
-	groups := GroupByAlias(len(ms), func(i int) []string { return append([]string{ms[i].AdvisoryID}, ms[i].Aliases...) })
-	out := make([]Finding, 0, len(groups))
-	for _, g := range groups {
-		f := Finding{Package: p, Key: key, Severity: SeverityUnknown}
-		ids := map[string]bool{}
-		for _, i := range g {
-			mt := ms[i]
-			f.Advisories = append(f.Advisories, mt.AdvisoryID)
-			ids[mt.AdvisoryID] = true
-			for _, a := range mt.Aliases {
-				ids[a] = true
-			}
-			if SeverityRank(mt.Severity) > SeverityRank(f.Severity) {
-				f.Severity = mt.Severity
-			}
-			if mt.Score > f.Score {
-				f.Score = mt.Score
-			}
-			f.Ratings = mergeRatings(f.Ratings, mt.Ratings)
-			if !mt.KEV.IsZero() && (f.KEV.IsZero() || mt.KEV.Before(f.KEV)) {
-				f.KEV = mt.KEV
-			}
-			f.EPSS = max(f.EPSS, mt.EPSS)
-			f.FixState = mergeFixState(f.FixState, mt.State)
-			if mt.FixedVersion != "" && (f.FixedVersion == "" || lessVersion(key.Ecosystem, f.FixedVersion, mt.FixedVersion)) {
-				f.FixedVersion = mt.FixedVersion
-			}
-			if f.Summary == "" {
-				f.Summary = mt.Summary
-			}
-			if !mt.Published.IsZero() && (f.Published.IsZero() || mt.Published.Before(f.Published)) {
-				f.Published = mt.Published
-			}
-			f.Withdrawn = f.Withdrawn || mt.Withdrawn
-		}
-		all := make([]string, 0, len(ids))
-		for id := range ids {
-			all = append(all, id)
-		}
-		f.ID = PreferredID(all)
-		for _, id := range all {
-			if id != f.ID {
-				f.Aliases = append(f.Aliases, id)
-			}
-		}
-		sort.Strings(f.Aliases)
-		sort.Strings(f.Advisories)
-		if f.FixedVersion != "" {
-			f.FixState = FixStateFixed
-		} else if f.FixState == "" {
-			f.FixState = FixStateNoFixYet
-		}
-		Repick(&f, DefaultSeverityOrder)
-		SetRisk(&f, Exposure{Weight: NotDeployedWeight}) // until Rank knows where it runs
-		out = append(out, f)
+	return appendMerged(nil, p, key, ms)
+}
+
+// appendMerged appends MergeAliases' findings to out.
+func appendMerged(out []Finding, p sbom.Package, key store.PackageKey, ms []Match) []Finding {
+	for _, g := range groupByAlias(ms) {
+		out = append(out, mergeGroup(p, key, ms, g))
 	}
 	return out
 }
 
-// GroupByAlias partitions n items into groups that share an identifier.
-func GroupByAlias(n int, ids func(int) []string) [][]int {
+// mergeGroup is the finding of the matches g of ms, which name one
+// vulnerability.
+func mergeGroup(p sbom.Package, key store.PackageKey, ms []Match, g []int) Finding {
+	f := Finding{Package: p, Key: key, Severity: SeverityUnknown}
+	// Every identifier once: a group has a few.
+	var buf [8]string
+	ids := buf[:0]
+	add := func(id string) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, i := range g {
+		mt := ms[i]
+		f.Advisories = append(f.Advisories, mt.AdvisoryID)
+		add(mt.AdvisoryID)
+		for _, a := range mt.Aliases {
+			add(a)
+		}
+		if SeverityRank(mt.Severity) > SeverityRank(f.Severity) {
+			f.Severity = mt.Severity
+		}
+		if mt.Score > f.Score {
+			f.Score = mt.Score
+		}
+		f.Ratings = mergeRatings(f.Ratings, mt.Ratings)
+		if !mt.KEV.IsZero() && (f.KEV.IsZero() || mt.KEV.Before(f.KEV)) {
+			f.KEV = mt.KEV
+		}
+		f.EPSS = max(f.EPSS, mt.EPSS)
+		f.FixState = mergeFixState(f.FixState, mt.State)
+		if mt.FixedVersion != "" && (f.FixedVersion == "" || lessVersion(key.Ecosystem, f.FixedVersion, mt.FixedVersion)) {
+			f.FixedVersion = mt.FixedVersion
+		}
+		if f.Summary == "" {
+			f.Summary = mt.Summary
+		}
+		if !mt.Published.IsZero() && (f.Published.IsZero() || mt.Published.Before(f.Published)) {
+			f.Published = mt.Published
+		}
+		f.Withdrawn = f.Withdrawn || mt.Withdrawn
+	}
+	f.ID = preferredID(ids) // sorts ids
+	for _, id := range ids {
+		if id != f.ID {
+			f.Aliases = append(f.Aliases, id)
+		}
+	}
+	sort.Strings(f.Advisories)
+	if f.FixedVersion != "" {
+		f.FixState = FixStateFixed
+	} else if f.FixState == "" {
+		f.FixState = FixStateNoFixYet
+	}
+	Repick(&f, DefaultSeverityOrder)
+	SetRisk(&f, Exposure{Weight: NotDeployedWeight}) // until Rank knows where it runs
+	return f
+}
+
+// groupByAlias partitions matches into groups that share an identifier
+// (an advisory ID or an alias), in the order of their first match.
+func groupByAlias(ms []Match) [][]int {
+	n := len(ms)
+	if n == 1 {
+		return [][]int{{0}}
+	}
 	parent := make([]int, n)
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]
 		}
 		return i
 	}
-	owner := map[string]int{}
-	for i := 0; i < n; i++ {
-		for _, id := range ids(i) {
-			if j, ok := owner[id]; ok {
-				parent[find(i)] = find(j)
-			} else {
-				owner[id] = i
-			}
+	owner := make(map[string]int, 2*n)
+	merged := false
+	own := func(i int, id string) {
+		if j, ok := owner[id]; !ok {
+			owner[id] = i
+		} else if ri, rj := find(i), find(j); ri != rj {
+			parent[ri] = rj
+			merged = true
 		}
 	}
-	byRoot := map[int][]int{}
-	var roots []int
-	for i := 0; i < n; i++ {
+	for i, m := range ms {
+		own(i, m.AdvisoryID)
+		for _, a := range m.Aliases {
+			own(i, a)
+		}
+	}
+	each := make([]int, n)
+	if !merged { // each match its own group, the usual case
+		out := make([][]int, n)
+		for i := range each {
+			each[i] = i
+			out[i] = each[i : i+1 : i+1]
+		}
+		return out
+	}
+	var out [][]int
+	for i := range n { // each[r]: 1 + the group of root r
 		r := find(i)
-		if _, ok := byRoot[r]; !ok {
-			roots = append(roots, r)
+		if each[r] == 0 {
+			out = append(out, nil)
+			each[r] = len(out)
 		}
-		byRoot[r] = append(byRoot[r], i)
-	}
-	out := make([][]int, 0, len(roots))
-	for _, r := range roots {
-		out = append(out, byRoot[r])
+		out[each[r]-1] = append(out[each[r]-1], i)
 	}
 	return out
 }
 
-// PreferredID picks the identifier to show: a CVE, else a GHSA, else the
-// smallest.
-func PreferredID(ids []string) string {
-	sort.Strings(ids)
+// preferredID picks the identifier to show: a CVE, else a GHSA, else the
+// smallest. It sorts ids.
+func preferredID(ids []string) string {
+	slices.Sort(ids)
 	for _, prefix := range []string{"CVE-", "GHSA-"} {
 		for _, id := range ids {
 			if strings.HasPrefix(id, prefix) {
@@ -605,43 +632,59 @@ func SortFindings(fs []Finding) {
 // FromStore merges the stored findings of one image by package and
 // alias, as FindingsFor does for a fresh scan.
 func FromStore(rows []store.Finding) []Finding {
-	type group struct {
-		pkg     sbom.Package
-		key     store.PackageKey
-		matches []Match
-	}
-	var order []string
-	groups := map[string]*group{}
-	for _, r := range rows {
-		p := r.Package
-		k := p.Type + "\x00" + p.Name + "\x00" + p.Version + "\x00" + p.Path
-		g, ok := groups[k]
-		if !ok {
-			g = &group{
-				pkg: sbom.Package{Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL, Path: p.Path,
-					Layer: p.Layer, LayerIndex: p.LayerIndex, Ecosystem: p.Key.Ecosystem},
-				key: p.Key,
-			}
-			if p.Key.Name != p.Name {
-				g.pkg.SourceName = p.Key.Name
-			}
-			groups[k] = g
-			order = append(order, k)
+	first, starts, matches := groupByBinary(rows)
+	out := make([]Finding, 0, len(rows))
+	for g, i := range first {
+		p := rows[i].Package
+		pkg := sbom.Package{Name: p.Name, Version: p.Version, Type: p.Type, PURL: p.PURL, Path: p.Path,
+			Layer: p.Layer, LayerIndex: p.LayerIndex, Ecosystem: p.Key.Ecosystem}
+		if p.Key.Name != p.Name {
+			pkg.SourceName = p.Key.Name
 		}
-		g.matches = append(g.matches, Match{
+		out = appendMerged(out, pkg, p.Key, matches[starts[g]:starts[g+1]])
+	}
+	SortFindings(out)
+	return out
+}
+
+// groupByBinary groups rows by binary package (type, name, version,
+// path), groups in the order they first appear: first[g] is group g's
+// first row, and its rows' matches are matches[starts[g]:starts[g+1]].
+func groupByBinary(rows []store.Finding) (first, starts []int, matches []Match) {
+	type binary struct{ typ, name, version, path string }
+	index := make(map[binary]int, len(rows))
+	groupOf := make([]int, len(rows))
+	var count []int
+	for i := range rows {
+		p := &rows[i].Package
+		k := binary{p.Type, p.Name, p.Version, p.Path}
+		g, ok := index[k]
+		if !ok {
+			g = len(first)
+			index[k] = g
+			first, count = append(first, i), append(count, 0)
+		}
+		groupOf[i] = g
+		count[g]++
+	}
+	starts = make([]int, len(count)+1)
+	for g, c := range count {
+		starts[g+1] = starts[g] + c
+	}
+	matches = make([]Match, len(rows))
+	next := slices.Clone(starts[:len(count)])
+	for i := range rows {
+		r := &rows[i]
+		g := groupOf[i]
+		matches[next[g]] = Match{
 			AffectedRow: store.AffectedRow{
 				AdvisoryID: r.AdvisoryID, Aliases: r.Aliases, Summary: r.Summary, Severity: r.Severity,
 				Score: r.Score, Withdrawn: r.Withdrawn, Published: r.Published, RatingFacts: r.RatingFacts,
 			},
 			FixedVersion: r.FixedVersion,
 			Severity:     r.Severity,
-		})
+		}
+		next[g]++
 	}
-	var out []Finding
-	for _, k := range order {
-		g := groups[k]
-		out = append(out, MergeAliases(g.pkg, g.key, g.matches)...)
-	}
-	SortFindings(out)
-	return out
+	return first, starts, matches
 }
