@@ -234,7 +234,7 @@ func (s *API) apiImageFindings(w http.ResponseWriter, r *http.Request) {
 	if fs == nil {
 		fs = []vuln.Finding{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"digest": d, "findings": fs})
+	writeFindings(w, d, fs)
 }
 
 func (s *API) apiImageSBOM(w http.ResponseWriter, r *http.Request) {

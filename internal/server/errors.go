@@ -6,7 +6,9 @@ import (
 	"net/http"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/jsonw"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/vuln"
 )
 
 // badRequest marks an error caused by the request.
@@ -49,12 +51,30 @@ func (s *API) apiError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
+	jsonHeader(w, code)
 	// Compact: indenting doubled the cost of a fleet-scale answer (an
 	// image's few hundred findings); `jq .` reads it for people.
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func jsonHeader(w http.ResponseWriter, code int) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+}
+
+// writeFindings writes an image's findings as writeJSON writes
+// {"digest": digest, "findings": fs}, byte for byte, with vuln's appender
+// (a quarter of encoding/json's time on a few hundred findings).
+func writeFindings(w http.ResponseWriter, digest string, fs []vuln.Finding) {
+	b := jsonw.String(append(make([]byte, 0, 1024*len(fs)+256), `{"digest":`...), digest)
+	b, ok := vuln.AppendFindingsJSON(append(b, `,"findings":`...), fs)
+	if !ok {
+		writeJSON(w, http.StatusOK, map[string]any{"digest": digest, "findings": fs})
+		return
+	}
+	jsonHeader(w, http.StatusOK)
+	w.Write(append(b, '}', '\n'))
 }
 
 // forbiddenMessage drops the generic prefix a joined error carries.
