@@ -64,11 +64,53 @@ type captureWriter struct {
 	header http.Header
 	code   int
 	buf    bytes.Buffer
+	// taken is a whole body handed over by takeBody, not copied.
+	taken []byte
 }
 
-func (w *captureWriter) Header() http.Header         { return w.header }
-func (w *captureWriter) WriteHeader(code int)        { w.code = code }
-func (w *captureWriter) Write(b []byte) (int, error) { return w.buf.Write(b) }
+func (w *captureWriter) Header() http.Header  { return w.header }
+func (w *captureWriter) WriteHeader(code int) { w.code = code }
+func (w *captureWriter) Write(b []byte) (int, error) {
+	w.flushTaken()
+	return w.buf.Write(b)
+}
+
+// takeBody appends b, which the caller gives up (it is neither changed
+// nor reused after): a large answer is then kept without a copy.
+func (w *captureWriter) takeBody(b []byte) {
+	if w.taken == nil && w.buf.Len() == 0 {
+		w.taken = b
+		return
+	}
+	w.Write(b)
+}
+
+func (w *captureWriter) flushTaken() {
+	if w.taken != nil {
+		w.buf.Write(w.taken)
+		w.taken = nil
+	}
+}
+
+// body is what was written; taken is true when it is a body handed over
+// whole (no one else holds it), false when it is the buffer's.
+func (w *captureWriter) body() (b []byte, taken bool) {
+	if w.taken != nil && w.buf.Len() == 0 {
+		return w.taken, true
+	}
+	w.flushTaken()
+	return w.buf.Bytes(), false
+}
+
+// writeBody writes b, a body the caller gives up, without a copy when w
+// keeps it (the answer cache).
+func writeBody(w http.ResponseWriter, b []byte) {
+	if t, ok := w.(interface{ takeBody([]byte) }); ok {
+		t.takeBody(b)
+		return
+	}
+	w.Write(b)
+}
 
 // cached serves h's successful answers from the cache while the data
 // generation holds. The role check happens before, in requireAPI.
@@ -90,10 +132,15 @@ func (s *API) cached(h http.HandlerFunc) http.HandlerFunc {
 		}
 		cw := &captureWriter{header: w.Header(), code: http.StatusOK}
 		h(cw, r)
-		if cw.code == http.StatusOK && cw.buf.Len() <= maxCachedBody {
-			s.answers.put(gen, key, cachedAnswer{code: cw.code, body: bytes.Clone(cw.buf.Bytes())})
+		body, taken := cw.body()
+		if cw.code == http.StatusOK && len(body) <= maxCachedBody {
+			kept := body
+			if !taken {
+				kept = bytes.Clone(body) // the buffer's array is larger
+			}
+			s.answers.put(gen, key, cachedAnswer{code: cw.code, body: kept})
 		}
 		w.WriteHeader(cw.code)
-		w.Write(cw.buf.Bytes())
+		w.Write(body)
 	}
 }

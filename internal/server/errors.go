@@ -74,7 +74,7 @@ func writeFindings(w http.ResponseWriter, digest string, fs []vuln.Finding) {
 		return
 	}
 	jsonHeader(w, http.StatusOK)
-	w.Write(append(b, '}', '\n'))
+	writeBody(w, append(b, '}', '\n'))
 }
 
 // forbiddenMessage drops the generic prefix a joined error carries.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -31,5 +32,34 @@ func TestWriteFindingsAsWriteJSON(t *testing.T) {
 			got.Header().Get("Content-Type") != want.Header().Get("Content-Type") || got.Header().Get("Cache-Control") != want.Header().Get("Cache-Control") {
 			t.Fatalf("%s: %d %q %v\nwant %d %q %v", name, got.Code, got.Body, got.Header(), want.Code, want.Body, want.Header())
 		}
+	}
+}
+
+// TestCaptureWriterTakesBodies: a body handed over whole is kept as it
+// is; mixed with writes, every byte comes back in order.
+func TestCaptureWriterTakesBodies(t *testing.T) {
+	taken := []byte("whole")
+	for name, tc := range map[string]struct {
+		run       func(w *captureWriter)
+		want      string
+		wantTaken bool
+	}{
+		"taken":           {func(w *captureWriter) { writeBody(w, taken) }, "whole", true},
+		"written":         {func(w *captureWriter) { w.Write([]byte("a")); w.Write([]byte("b")) }, "ab", false},
+		"write then take": {func(w *captureWriter) { w.Write([]byte("a")); writeBody(w, []byte("b")) }, "ab", false},
+		"take then write": {func(w *captureWriter) { writeBody(w, []byte("a")); w.Write([]byte("b")) }, "ab", false},
+		"take twice":      {func(w *captureWriter) { writeBody(w, []byte("a")); writeBody(w, []byte("b")) }, "ab", false},
+	} {
+		w := &captureWriter{header: http.Header{}}
+		tc.run(w)
+		b, isTaken := w.body()
+		if string(b) != tc.want || isTaken != tc.wantTaken || (isTaken && &b[0] != &taken[0]) {
+			t.Errorf("%s: %q taken %v", name, b, isTaken)
+		}
+	}
+	rec := httptest.NewRecorder()
+	writeBody(rec, []byte("plain writer"))
+	if rec.Body.String() != "plain writer" {
+		t.Fatalf("a writer that keeps nothing: %q", rec.Body)
 	}
 }
