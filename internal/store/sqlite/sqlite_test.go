@@ -10,14 +10,22 @@ import (
 	"github.com/socle-dev/socle/internal/store/storetest"
 )
 
+// TestStoreSuite runs the suite with the link log folded as it is by
+// default (the tests' few links stay in the log), and folded once it
+// holds 7 rows (links then split between the log and package_images).
 func TestStoreSuite(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "socle.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	for name, fold := range map[string]int{"log": 0, "folded": 7} {
+		t.Run(name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store {
+				s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "socle.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.SetLinkFold(fold)
+				return s
+			})
+		})
+	}
 }
 
 func TestReopenKeepsData(t *testing.T) {

@@ -65,13 +65,16 @@ type DB struct {
 	writeMu  sync.Mutex
 	advs     advisoryCache
 	stmts    stmtCache
+	// The link log (linklog.go): the rows it holds as the writer counts
+	// them (-1 until read), and the count that folds it.
+	logged, linkFold int
 }
 
 var _ store.Store = (*DB)(nil)
 
 // New wraps an open database and brings its schema up to date.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
-	s := &DB{db: db, d: d}
+	s := &DB{db: db, d: d, logged: -1}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}

@@ -213,8 +213,8 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 			continue
 		}
 		keys[h.pkg] = h.key
-		var n int
-		if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM package_images WHERE package_id = ?`, h.pkg).Scan(&n); err != nil {
+		n, err := s.linkCount(ctx, s.db, h.pkg)
+		if err != nil {
 			return res, err
 		}
 		counts[h.pkg] = n
@@ -368,6 +368,7 @@ func (s *DB) FindingTrend(ctx context.Context, from, to time.Time, step time.Dur
 		// match held at t, and no sticky closure came before t.
 		err := s.queryRow(ctx, s.db, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN cur.fixed_version <> '' THEN 1 ELSE 0 END), 0)
 FROM (SELECT image_id, package_id, since, 0 AS until FROM package_images
+	UNION ALL SELECT image_id, package_id, since, 0 AS until FROM package_images_log
 	UNION ALL SELECT image_id, package_id, since, until FROM link_history) l
 JOIN (SELECT package_id, advisory_id, opened_at, 0 AS closed_at FROM package_matches
 	UNION ALL SELECT package_id, advisory_id, opened_at, closed_at FROM match_history) m ON m.package_id = l.package_id

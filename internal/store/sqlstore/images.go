@@ -314,16 +314,15 @@ ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`,
 		for i := 1; i < len(batch); i += 4 {
 			pkgs = append(pkgs, batch[i])
 		}
-		if _, err := s.exec(ctx, tx, `DELETE FROM package_images WHERE image_id = ? AND package_id IN (`+placeholders(len(pkgs))+`)`,
-			append([]any{imageID}, pkgs...)...); err != nil {
+		if err := s.deleteLinks(ctx, tx, imageID, pkgs); err != nil {
 			return nil, err
 		}
 	}
 	return keep, nil
 }
 
-// newLinks are a batch's new package_images rows, written together in
-// index order (flush): consecutive rows then fall in the same index
+// newLinks are a batch's new links, written together in index order
+// (flush, insertLinks): consecutive rows then fall in the same index
 // pages, which a batch of images sharing bases makes common.
 type newLinks []newLink
 
@@ -339,7 +338,7 @@ func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
 		args = append(args, k.pkg, k.image, k.since)
 	}
 	*l = (*l)[:0]
-	return s.insertRows(ctx, tx, `INSERT INTO package_images (package_id, image_id, since) VALUES`, "", 3, args)
+	return s.insertLinks(ctx, tx, args)
 }
 
 // putMulti records the image's links to package versions that share

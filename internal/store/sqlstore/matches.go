@@ -232,8 +232,8 @@ func (s *DB) countChanges(ctx context.Context, tx *sql.Tx, d matchDiff) (store.F
 		if _, ok := holders[p.pkg]; ok {
 			continue
 		}
-		var n int
-		if err := s.queryRow(ctx, tx, `SELECT COUNT(*) FROM package_images WHERE package_id = ?`, p.pkg).Scan(&n); err != nil {
+		n, err := s.linkCount(ctx, tx, p.pkg)
+		if err != nil {
 			return ch, err
 		}
 		holders[p.pkg] = n
@@ -271,8 +271,10 @@ func (s *DB) stickyCounts(ctx context.Context, tx *sql.Tx, ps []matchPair) (map[
 	for _, batch := range chunks(ps, 400) {
 		vals, args := pairValues(batch)
 		rows, err := s.query(ctx, tx, `SELECT fc.package_id, fc.advisory_id, COUNT(*) FROM finding_closures fc
-JOIN package_images pi ON pi.package_id = fc.package_id AND pi.image_id = fc.image_id
-WHERE (fc.package_id, fc.advisory_id) IN (VALUES `+vals+`) GROUP BY fc.package_id, fc.advisory_id`, args...)
+WHERE (fc.package_id, fc.advisory_id) IN (VALUES `+vals+`)
+AND (EXISTS (SELECT 1 FROM package_images pi WHERE pi.package_id = fc.package_id AND pi.image_id = fc.image_id)
+	OR EXISTS (SELECT 1 FROM package_images_log pl WHERE pl.package_id = fc.package_id AND pl.image_id = fc.image_id))
+GROUP BY fc.package_id, fc.advisory_id`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -298,8 +300,9 @@ WHERE (fc.package_id, fc.advisory_id) IN (VALUES `+vals+`) GROUP BY fc.package_i
 func (s *DB) someHolders(ctx context.Context, tx *sql.Tx, pkgs []int64, max int) (list []string, more bool, err error) {
 	seen := map[string]bool{}
 	for _, p := range pkgs {
-		err := s.eachRowIn(ctx, tx, `SELECT i.digest FROM package_images pi JOIN images i ON i.id = pi.image_id WHERE pi.package_id = ? LIMIT ?`,
-			[]any{p, max + 1}, func(r *sql.Rows) error {
+		err := s.eachRowIn(ctx, tx, `SELECT i.digest FROM (SELECT image_id FROM package_images WHERE package_id = ?
+	UNION ALL SELECT image_id FROM package_images_log WHERE package_id = ?) pi JOIN images i ON i.id = pi.image_id LIMIT ?`,
+			[]any{p, p, max + 1}, func(r *sql.Rows) error {
 				var d string
 				if err := r.Scan(&d); err != nil {
 					return err
@@ -359,8 +362,9 @@ func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]ma
 // primary key alone.
 func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64, limit, offset int) ([]int64, error) {
 	var out []int64
-	err := s.eachRow(ctx, `SELECT image_id FROM package_images WHERE package_id = ? ORDER BY image_id LIMIT ? OFFSET ?`,
-		[]any{pkgID, limit, offset}, func(r *sql.Rows) error {
+	err := s.eachRow(ctx, `SELECT image_id FROM package_images WHERE package_id = ?
+UNION ALL SELECT image_id FROM package_images_log WHERE package_id = ? ORDER BY 1 LIMIT ? OFFSET ?`,
+		[]any{pkgID, pkgID, limit, offset}, func(r *sql.Rows) error {
 			var id int64
 			if err := r.Scan(&id); err != nil {
 				return err
@@ -391,8 +395,9 @@ func (s *DB) distinctHolders(ctx context.Context, pkgs []int64, keys map[int64]s
 	}
 	var n int
 	if !one {
-		err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT DISTINCT image_id FROM package_images WHERE package_id IN (`+
-			placeholders(len(pkgs))+`)) d`, anySlice(pkgs)...).Scan(&n)
+		in := placeholders(len(pkgs))
+		err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT image_id FROM package_images WHERE package_id IN (`+in+`)
+UNION SELECT image_id FROM package_images_log WHERE package_id IN (`+in+`)) d`, append(anySlice(pkgs), anySlice(pkgs)...)...).Scan(&n)
 		return n, err
 	}
 	err := s.queryRow(ctx, s.db, `SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c FROM package_multi WHERE package_id IN (`+

@@ -244,6 +244,10 @@ ALTER TABLE image_checks_v18 RENAME TO image_checks;
 DROP INDEX tags_digest;
 CREATE INDEX tags_digest ON tags{{hash}} (digest);
 ALTER TABLE images ADD COLUMN layer_list {{blob}};`,
+	// 19: the link log (linklog.go): new links, folded into package_images
+	// in key order.
+	`CREATE TABLE package_images_log (package_id BIGINT NOT NULL, image_id BIGINT NOT NULL, since BIGINT NOT NULL,
+	PRIMARY KEY (package_id, image_id)){{without_rowid}};`,
 }
 
 // migrationSteps run after the statements of the migration they are
