@@ -16,11 +16,11 @@ import (
 )
 
 // putImage records one image and its package links in tx; refs are its
-// packages', binaries' and extras' IDs (putAll resolves them for a whole
-// batch), and its new links to package versions join links, which the
-// caller writes. The caller bumps the findings generation.
+// packages', binaries' and extras' IDs (the caller resolved them, see
+// imageRefs), and its new links to package versions join links, which
+// the caller writes. The caller bumps the findings generation.
 func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []store.ImagePackage,
-	refs packageRefs, links *newLinks) error {
+	refs *imageRefs, links *newLinks) error {
 	layers := encodeLayerList(img.Layers)
 	labels, _ := json.Marshal(img.Labels)
 	return func() error {
@@ -85,15 +85,11 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 		if now == 0 {
 			now = ts(time.Now())
 		}
-		own := make(map[store.PackageKey]int64, len(pkgs))
-		for _, p := range pkgs {
-			own[p.Key] = refs.pkgs[p.Key]
-		}
-		since, err := s.relink(ctx, tx, imageID, known, own, now, links)
+		since, err := s.relink(ctx, tx, imageID, known, refs.pkg, now, links)
 		if err != nil {
 			return err
 		}
-		if err := s.putMulti(ctx, tx, imageID, known, own); err != nil {
+		if err := s.putMulti(ctx, tx, imageID, known, refs); err != nil {
 			return err
 		}
 		// Its findings follow from the links: nothing else is written.
@@ -101,30 +97,19 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 	}()
 }
 
-// packageRefs are the IDs an image's package rows refer to.
-type packageRefs struct {
-	pkgs   map[store.PackageKey]int64
-	bins   map[binaryKey]int64
-	extras map[string]int64
-}
-
 // putImagePackages replaces the image's package rows. A package's layer
 // digest is left out when the image's layer list gives it at its index.
 func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, layers []string, pkgs []store.ImagePackage,
-	refs packageRefs, since map[int64]int64) error {
+	refs *imageRefs, since map[int64]int64) error {
 	rows := make([]packRow, 0, len(pkgs))
-	for _, p := range pkgs {
+	for i, p := range pkgs {
 		layer := p.Layer
 		if p.LayerIndex >= 0 && p.LayerIndex < len(layers) && layers[p.LayerIndex] == layer {
 			layer = ""
 		}
-		id := refs.pkgs[p.Key]
-		var extra int64
-		if len(p.Extra) > 0 {
-			extra = refs.extras[string(p.Extra)]
-		}
-		rows = append(rows, packRow{bin: refs.bins[binaryOf(p, id)], pkg: id, layer: layer, layerIndex: p.LayerIndex,
-			since: since[id], extra: extra})
+		id := refs.pkg[i]
+		rows = append(rows, packRow{bin: refs.bin[i], pkg: id, layer: layer, layerIndex: p.LayerIndex,
+			since: since[id], extra: refs.extra[i]})
 	}
 	_, err := s.execPrepared(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) VALUES (?, ?, ?)
 ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, imageID, len(rows), encodePackRows(rows))
@@ -270,12 +255,12 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 	return out, read, nil
 }
 
-// relink makes the image's package links those of ids (known: the image
+// relink makes the image's package links those to ids (known: the image
 // was stored before): a package it gains is linked since now (its
 // findings open now; the row joins links), one it lost moves to link_history (its findings
 // close as store.ClosePackageRemoved), and a kept one keeps its time. It
 // returns each package's link time.
-func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids map[store.PackageKey]int64, now int64,
+func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids []int64, now int64,
 	links *newLinks) (map[int64]int64, error) {
 	old := map[int64]int64{}
 	if known {
@@ -343,27 +328,19 @@ func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
 
 // putMulti records the image's links to package versions that share
 // their package (ecosystem and name) with another version the image
-// holds: package_multi, which distinctHolders subtracts.
-func (s *DB) putMulti(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids map[store.PackageKey]int64) error {
+// holds (refs.multi): package_multi, which distinctHolders subtracts.
+func (s *DB) putMulti(ctx context.Context, tx *sql.Tx, imageID int64, known bool, refs *imageRefs) error {
 	if known {
 		if _, err := s.exec(ctx, tx, `DELETE FROM package_multi WHERE image_id = ?`, imageID); err != nil {
 			return err
 		}
 	}
-	type name struct{ eco, name string }
-	versions := map[name][]int64{}
-	for k, id := range ids {
-		n := name{k.Ecosystem, k.Name}
-		if !slices.Contains(versions[n], id) {
-			versions[n] = append(versions[n], id)
-		}
-	}
 	var args []any
-	for _, vs := range versions {
-		if len(vs) > 1 {
-			for _, id := range vs {
-				args = append(args, id, imageID)
-			}
+	seen := map[int64]bool{}
+	for _, i := range refs.multi {
+		if id := refs.pkg[i]; !seen[id] {
+			seen[id] = true
+			args = append(args, id, imageID)
 		}
 	}
 	return s.insertRows(ctx, tx, `INSERT INTO package_multi (package_id, image_id) VALUES`, `ON CONFLICT DO NOTHING`, 2, args)

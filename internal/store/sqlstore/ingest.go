@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +79,7 @@ type putRequest struct {
 	ctx   context.Context
 	img   store.Image
 	pkgs  []store.ImagePackage
+	refs  imageRefs
 	fresh []store.PackageRow
 	err   error
 }
@@ -91,7 +93,9 @@ const (
 )
 
 func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePackage) ([]store.PackageRow, error) {
-	r := &putRequest{ctx: ctx, img: img, pkgs: pkgs}
+	// What the caches know is looked up here, by each caller at once, not
+	// by the one writer.
+	r := &putRequest{ctx: ctx, img: img, pkgs: pkgs, refs: s.packages.resolve(pkgs)}
 	s.ingest.run(r, s.writers(), maxIngestBatch, s.putBatch)
 	return r.fresh, r.err
 }
@@ -146,19 +150,24 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 	var newBins map[binaryKey]int64
 	var newExtras map[string]int64
 	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
-		var all []store.ImagePackage
+		// Only what the callers' lookups did not find is read or written.
+		var unknown []store.ImagePackage
 		for _, r := range rs {
-			all = append(all, r.pkgs...)
+			for i, p := range r.pkgs {
+				if !r.refs.known(i, p) {
+					unknown = append(unknown, p)
+				}
+			}
 		}
-		ids, fresh, err := s.ensurePackages(ctx, tx, all)
+		ids, fresh, err := s.ensurePackages(ctx, tx, unknown)
 		if err != nil {
 			return err
 		}
-		bins, readBins, err := s.ensureBinaries(ctx, tx, all, ids)
+		bins, readBins, err := s.ensureBinaries(ctx, tx, unknown, ids)
 		if err != nil {
 			return err
 		}
-		extras, readExtras, err := s.ensureExtras(ctx, tx, all)
+		extras, readExtras, err := s.ensureExtras(ctx, tx, unknown)
 		if err != nil {
 			return err
 		}
@@ -169,16 +178,11 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 			freshBy[f.PackageKey] = f
 		}
 		for _, r := range rs {
-			if err := s.putImage(ctx, tx, r.img, r.pkgs, packageRefs{ids, bins, extras}, &links); err != nil {
+			// A transaction retried starts from the callers' lookups.
+			refs := r.refs.clone()
+			r.fresh = refs.fill(r.pkgs, ids, bins, extras, freshBy)
+			if err := s.putImage(ctx, tx, r.img, r.pkgs, &refs, &links); err != nil {
 				return err
-			}
-			r.fresh = nil
-			seen := map[store.PackageKey]bool{}
-			for _, p := range r.pkgs {
-				if f, ok := freshBy[p.Key]; ok && !seen[p.Key] {
-					seen[p.Key] = true
-					r.fresh = append(r.fresh, f)
-				}
 			}
 		}
 		if err := links.flush(ctx, s, tx); err != nil {
@@ -300,4 +304,91 @@ func mergeBounded[K comparable, V any](dst *map[K]V, src map[K]V, limit int) {
 	for k, v := range src {
 		(*dst)[k] = v
 	}
+}
+
+// imageRefs are the IDs an image's package rows refer to, each aligned
+// with its packages (0 while unknown): the package version, the binary,
+// and the extra data (0 also for none). multi lists the packages whose
+// ecosystem and name another version in the image shares.
+type imageRefs struct {
+	pkg, bin, extra []int64
+	multi           []int
+}
+
+// resolve looks an image's IDs up in the cache, under one read lock,
+// and finds its packages held in several versions.
+func (c *packageIDs) resolve(pkgs []store.ImagePackage) imageRefs {
+	r := imageRefs{pkg: make([]int64, len(pkgs)), bin: make([]int64, len(pkgs)), extra: make([]int64, len(pkgs)),
+		multi: multiVersions(pkgs)}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i, p := range pkgs {
+		id, ok := c.ids[p.Key]
+		if !ok {
+			continue
+		}
+		r.pkg[i], r.bin[i] = id, c.binaries[binaryOf(p, id)]
+		if len(p.Extra) > 0 {
+			r.extra[i] = c.extras[string(p.Extra)]
+		}
+	}
+	return r
+}
+
+// known reports whether every ID package i (p) refers to is resolved.
+func (r *imageRefs) known(i int, p store.ImagePackage) bool {
+	return r.pkg[i] != 0 && r.bin[i] != 0 && (len(p.Extra) == 0 || r.extra[i] != 0)
+}
+
+func (r *imageRefs) clone() imageRefs {
+	return imageRefs{pkg: slices.Clone(r.pkg), bin: slices.Clone(r.bin), extra: slices.Clone(r.extra), multi: r.multi}
+}
+
+// fill resolves the IDs the cache did not give from what the writer read,
+// and returns the package versions never matched among them, each once.
+func (r *imageRefs) fill(pkgs []store.ImagePackage, ids map[store.PackageKey]int64, bins map[binaryKey]int64,
+	extras map[string]int64, freshBy map[store.PackageKey]store.PackageRow) []store.PackageRow {
+	var fresh []store.PackageRow
+	var seen map[store.PackageKey]bool
+	for i, p := range pkgs {
+		if r.known(i, p) {
+			continue
+		}
+		id := ids[p.Key]
+		r.pkg[i], r.bin[i] = id, bins[binaryOf(p, id)]
+		if len(p.Extra) > 0 {
+			r.extra[i] = extras[string(p.Extra)]
+		}
+		if f, ok := freshBy[p.Key]; ok && !seen[p.Key] {
+			if seen == nil {
+				seen = map[store.PackageKey]bool{}
+			}
+			seen[p.Key] = true
+			fresh = append(fresh, f)
+		}
+	}
+	return fresh
+}
+
+// multiVersions lists the packages whose ecosystem and name another
+// version in pkgs shares.
+func multiVersions(pkgs []store.ImagePackage) []int {
+	type name struct{ eco, name string }
+	version := make(map[name]string, len(pkgs))
+	multi := map[name]bool{}
+	for _, p := range pkgs {
+		n := name{p.Key.Ecosystem, p.Key.Name}
+		if v, ok := version[n]; !ok {
+			version[n] = p.Key.Version
+		} else if v != p.Key.Version {
+			multi[n] = true
+		}
+	}
+	var out []int
+	for i, p := range pkgs {
+		if len(multi) > 0 && multi[name{p.Key.Ecosystem, p.Key.Name}] {
+			out = append(out, i)
+		}
+	}
+	return out
 }
