@@ -318,12 +318,9 @@ func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
 		return nil
 	}
 	slices.SortFunc(*l, func(a, b newLink) int { return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.image, b.image)) })
-	args := make([]any, 0, 3*len(*l))
-	for _, k := range *l {
-		args = append(args, k.pkg, k.image, k.since)
-	}
+	err := s.insertLinks(ctx, tx, *l)
 	*l = (*l)[:0]
-	return s.insertLinks(ctx, tx, args)
+	return err
 }
 
 // putMulti records the image's links to package versions that share

@@ -16,21 +16,21 @@ import (
 // same transaction, each leaf page then written once for hundreds of
 // images. Readers ask both tables (linkCount, the queries naming
 // package_images_log). PostgreSQL, whose writers run in parallel, writes
-// package_images directly and keeps the log empty.
+// package_images directly, a batch's links as three arrays in one
+// statement, and keeps the log empty.
 const foldLinksAt = 100_000
 
 // SetLinkFold makes the writer fold the link log once it holds n rows
 // (foldLinksAt by default): for tests and benchmarks.
 func (s *DB) SetLinkFold(n int) { s.linkFold = n }
 
-// insertLinks writes new links (package_id, image_id, since triples in
-// key order) where they go, folding the log when it is due.
-func (s *DB) insertLinks(ctx context.Context, tx *sql.Tx, args []any) error {
-	const insert = ` (package_id, image_id, since) VALUES`
+// insertLinks writes new links (in key order) where they go, folding
+// the log when it is due.
+func (s *DB) insertLinks(ctx context.Context, tx *sql.Tx, links []newLink) error {
 	if !s.d.SingleWriter {
-		return s.insertRows(ctx, tx, `INSERT INTO package_images`+insert, "", 3, args)
+		return s.insertLinksInto(ctx, tx, "package_images", links)
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO package_images_log`+insert, "", 3, args); err != nil {
+	if err := s.insertLinksInto(ctx, tx, "package_images_log", links); err != nil {
 		return err
 	}
 	// The writer holds the only write transaction: the count it keeps is
@@ -41,7 +41,7 @@ func (s *DB) insertLinks(ctx context.Context, tx *sql.Tx, args []any) error {
 			return err
 		}
 	} else {
-		s.logged += len(args) / 3
+		s.logged += len(links)
 	}
 	fold := s.linkFold
 	if fold <= 0 {
@@ -59,6 +59,25 @@ SELECT package_id, image_id, since FROM package_images_log ORDER BY package_id, 
 	}
 	s.logged = 0
 	return nil
+}
+
+// insertLinksInto inserts links into table: as three arrays in one
+// statement where the database takes arrays, else rows of parameters.
+func (s *DB) insertLinksInto(ctx context.Context, tx *sql.Tx, table string, links []newLink) error {
+	if s.d.Arrays {
+		pkgs, images, since := make([]int64, len(links)), make([]int64, len(links)), make([]int64, len(links))
+		for i, l := range links {
+			pkgs[i], images[i], since[i] = l.pkg, l.image, l.since
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO `+table+` (package_id, image_id, since)
+SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[])`, pkgs, images, since)
+		return err
+	}
+	args := make([]any, 0, 3*len(links))
+	for _, l := range links {
+		args = append(args, l.pkg, l.image, l.since)
+	}
+	return s.insertRows(ctx, tx, `INSERT INTO `+table+` (package_id, image_id, since) VALUES`, "", 3, args)
 }
 
 // linkCount counts the images holding a package version.
