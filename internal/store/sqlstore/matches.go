@@ -359,19 +359,24 @@ func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]ma
 
 // imageIDsHolding lists limit images holding a package version, after
 // the first offset, oldest first, from the (package_id, image_id)
-// primary key alone.
+// primary keys alone: SQLite merges the two tables' index scans. Where
+// the log stays empty (PostgreSQL), package_images alone is read: asked
+// with the log, PostgreSQL sorted every holder for the page.
 func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64, limit, offset int) ([]int64, error) {
+	query, args := `SELECT image_id FROM package_images WHERE package_id = ? ORDER BY image_id LIMIT ? OFFSET ?`, []any{pkgID, limit, offset}
+	if s.d.SingleWriter {
+		query, args = `SELECT image_id FROM package_images WHERE package_id = ?
+UNION ALL SELECT image_id FROM package_images_log WHERE package_id = ? ORDER BY 1 LIMIT ? OFFSET ?`, []any{pkgID, pkgID, limit, offset}
+	}
 	var out []int64
-	err := s.eachRow(ctx, `SELECT image_id FROM package_images WHERE package_id = ?
-UNION ALL SELECT image_id FROM package_images_log WHERE package_id = ? ORDER BY 1 LIMIT ? OFFSET ?`,
-		[]any{pkgID, pkgID, limit, offset}, func(r *sql.Rows) error {
-			var id int64
-			if err := r.Scan(&id); err != nil {
-				return err
-			}
-			out = append(out, id)
-			return nil
-		})
+	err := s.eachRow(ctx, query, args, func(r *sql.Rows) error {
+		var id int64
+		if err := r.Scan(&id); err != nil {
+			return err
+		}
+		out = append(out, id)
+		return nil
+	})
 	return out, err
 }
 
