@@ -38,6 +38,7 @@ type Store interface {
 	JobByID(ctx context.Context, id int64) (store.Job, error)
 
 	PutDeployment(ctx context.Context, d store.Deployment) error
+	CurrentDeploymentsOf(ctx context.Context, digest string) ([]store.Deployment, error)
 	AppendAudit(ctx context.Context, ev store.AuditEvent) (store.AuditEvent, error)
 	AuditEvents(ctx context.Context, after int64, limit int) ([]store.AuditEvent, error)
 

@@ -22,6 +22,9 @@ type Deployments interface {
 	// CurrentDeployments returns the current deployments, of one
 	// environment when env is not empty.
 	CurrentDeployments(ctx context.Context, env string) ([]Deployment, error)
+	// CurrentDeploymentsOf returns the current deployments of one digest,
+	// as CurrentDeployments has them.
+	CurrentDeploymentsOf(ctx context.Context, digest string) ([]Deployment, error)
 	// DeploymentHistory returns every deployment of a repository in an
 	// environment, newest first.
 	DeploymentHistory(ctx context.Context, env, repository string) ([]Deployment, error)

@@ -97,6 +97,7 @@ func SortByRisk(fs []Finding) {
 // the pods the clusters report.
 type ExposureReader interface {
 	CurrentDeployments(ctx context.Context, env string) ([]store.Deployment, error)
+	CurrentDeploymentsOf(ctx context.Context, digest string) ([]store.Deployment, error)
 	RunningImages(ctx context.Context, q store.RunningQuery) ([]store.Running, error)
 }
 
@@ -119,14 +120,18 @@ func placements(ctx context.Context, st ExposureReader, digest string) (map[stri
 			out[digest] = append(out[digest], env)
 		}
 	}
-	deps, err := st.CurrentDeployments(ctx, "")
+	var deps []store.Deployment
+	var err error
+	if digest == "" {
+		deps, err = st.CurrentDeployments(ctx, "")
+	} else {
+		deps, err = st.CurrentDeploymentsOf(ctx, digest)
+	}
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range deps {
-		if digest == "" || d.Digest == digest {
-			add(d.Digest, d.Environment)
-		}
+		add(d.Digest, d.Environment)
 	}
 	running, err := st.RunningImages(ctx, store.RunningQuery{Digest: digest})
 	if err != nil {

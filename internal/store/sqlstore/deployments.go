@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"slices"
 
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -32,10 +33,25 @@ ON CONFLICT (environment, repository) DO UPDATE SET digest = excluded.digest, si
 // what the clusters' inventory shows running, once per environment,
 // repository and digest.
 func (s *DB) CurrentDeployments(ctx context.Context, env string) ([]store.Deployment, error) {
+	if env == "" {
+		return s.currentDeployments(ctx, "", nil)
+	}
+	return s.currentDeployments(ctx, "environment = ?", []any{env})
+}
+
+// CurrentDeploymentsOf is CurrentDeployments of one digest: an image's
+// placement reads its own rows, not every deployment.
+func (s *DB) CurrentDeploymentsOf(ctx context.Context, digest string) ([]store.Deployment, error) {
+	return s.currentDeployments(ctx, "digest = ?", []any{digest})
+}
+
+// currentDeployments is CurrentDeployments of the rows where cond (on
+// environment, repository or digest; arg once) holds, or of all.
+func (s *DB) currentDeployments(ctx context.Context, cond string, arg []any) ([]store.Deployment, error) {
 	q1, q2, args := `SELECT environment, repository, digest, since, by_whom, 0 FROM deployments_current`,
 		`SELECT environment, repository, digest, MIN(since), 'cluster:' || MIN(cluster), 1 FROM running WHERE stopped_at = 0 AND environment <> ''`, []any{}
-	if env != "" {
-		q1, q2, args = q1+` WHERE environment = ?`, q2+` AND environment = ?`, []any{env, env}
+	if cond != "" {
+		q1, q2, args = q1+` WHERE `+cond, q2+` AND `+cond, append(slices.Clone(arg), arg...)
 	}
 	rows, err := s.query(ctx, s.db, q1+` UNION ALL `+q2+` GROUP BY environment, repository, digest ORDER BY 1, 2, 6`, args...)
 	if err != nil {

@@ -749,6 +749,30 @@ func testDeployments(t *testing.T, s store.Store) {
 	if len(hist) != 2 || hist[0].Digest != "sha256:2" || !hist[1].Since.Equal(t0) {
 		t.Fatalf("DeploymentHistory = %+v", hist)
 	}
+	// One digest's: its record, and where a cluster runs it.
+	_, _, err = s.SyncRunning(ctx, "c1", []store.Running{{Namespace: "qa", Workload: "Deployment/a", Container: "a",
+		Environment: "qa", Repository: "r/a", Digest: "sha256:2", Pods: 1}}, t0.Add(2*time.Hour))
+	must(t, err)
+	of, err := s.CurrentDeploymentsOf(ctx, "sha256:2")
+	must(t, err)
+	if len(of) != 2 || of[0].Environment != "prod" || of[1].Environment != "qa" || of[1].By != "cluster:c1" {
+		t.Fatalf("CurrentDeploymentsOf(sha256:2) = %+v", of)
+	}
+	// The same rows as every current deployment has for it.
+	all, err := s.CurrentDeployments(ctx, "")
+	must(t, err)
+	var want []store.Deployment
+	for _, d := range all {
+		if d.Digest == "sha256:2" {
+			want = append(want, d)
+		}
+	}
+	if !reflect.DeepEqual(of, want) {
+		t.Fatalf("CurrentDeploymentsOf(sha256:2) = %+v, among all %+v", of, want)
+	}
+	if of, err = s.CurrentDeploymentsOf(ctx, "sha256:1"); err != nil || len(of) != 0 {
+		t.Fatalf("CurrentDeploymentsOf a replaced digest = %+v, %v", of, err)
+	}
 }
 
 func testInventory(t *testing.T, s store.Store) {
