@@ -205,20 +205,17 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 	// Every image holding a matched package version has the finding
 	// open, by construction: the index answers without findings rows. The
 	// counts come from the index; only the page's image IDs are read.
-	counts := map[int64]int{}
 	keys := map[int64]store.PackageKey{}
 	var pkgs []int64
 	for _, h := range hits {
-		if _, ok := counts[h.pkg]; ok {
-			continue
+		if _, ok := keys[h.pkg]; !ok {
+			keys[h.pkg] = h.key
+			pkgs = append(pkgs, h.pkg)
 		}
-		keys[h.pkg] = h.key
-		n, err := s.linkCount(ctx, s.db, h.pkg)
-		if err != nil {
-			return res, err
-		}
-		counts[h.pkg] = n
-		pkgs = append(pkgs, h.pkg)
+	}
+	counts, err := s.linkCounts(ctx, s.db, pkgs)
+	if err != nil {
+		return res, err
 	}
 	for _, h := range hits {
 		res.Total += counts[h.pkg]

@@ -226,19 +226,22 @@ func (s *DB) countChanges(ctx context.Context, tx *sql.Tx, d matchDiff) (store.F
 	if len(opened)+len(closed) == 0 {
 		return ch, nil
 	}
-	holders := map[int64]int{}
-	var pkgs []int64
+	var changed []int64
+	seen := map[int64]bool{}
 	for _, p := range append(append([]matchPair(nil), opened...), closed...) {
-		if _, ok := holders[p.pkg]; ok {
-			continue
+		if !seen[p.pkg] {
+			seen[p.pkg] = true
+			changed = append(changed, p.pkg)
 		}
-		n, err := s.linkCount(ctx, tx, p.pkg)
-		if err != nil {
-			return ch, err
-		}
-		holders[p.pkg] = n
-		if n > 0 {
-			pkgs = append(pkgs, p.pkg)
+	}
+	holders, err := s.linkCounts(ctx, tx, changed)
+	if err != nil {
+		return ch, err
+	}
+	var pkgs []int64
+	for _, id := range changed {
+		if holders[id] > 0 {
+			pkgs = append(pkgs, id)
 		}
 	}
 	sticky, err := s.stickyCounts(ctx, tx, append(append([]matchPair(nil), opened...), closed...))
