@@ -14,7 +14,7 @@ import (
 // a batch rewrites again and again instead; once it holds foldLinksAt
 // rows, the writer moves them into package_images in key order in the
 // same transaction, each leaf page then written once for hundreds of
-// images. Readers ask both tables (linkCount, the queries naming
+// images. Readers ask both tables (linkTables, the queries naming
 // package_images_log). PostgreSQL, whose writers run in parallel, writes
 // package_images directly, a batch's links as three arrays in one
 // statement, and keeps the log empty.
@@ -86,10 +86,7 @@ SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[])`, pkgs, images, sinc
 func (s *DB) linkCounts(ctx context.Context, x execer, pkgs []int64) (map[int64]int, error) {
 	out := make(map[int64]int, len(pkgs))
 	for _, batch := range chunks(pkgs, 500) {
-		for _, table := range []string{"package_images", "package_images_log"} {
-			if table == "package_images_log" && !s.d.SingleWriter {
-				continue // the log stays empty there
-			}
+		for _, table := range s.linkTables() {
 			in, args := inList(s, batch)
 			err := s.eachRowIn(ctx, x, `SELECT package_id, COUNT(*) FROM `+table+` WHERE package_id `+in+` GROUP BY package_id`, args,
 				func(r *sql.Rows) error {
@@ -109,9 +106,19 @@ func (s *DB) linkCounts(ctx context.Context, x execer, pkgs []int64) (map[int64]
 	return out, nil
 }
 
-// deleteLinks removes an image's links to pkgs from both tables.
+// linkTables are the tables holding current links: package_images, and
+// the log where the writer keeps one (a single writer; elsewhere it stays
+// empty and is not read).
+func (s *DB) linkTables() []string {
+	if s.d.SingleWriter {
+		return []string{"package_images", "package_images_log"}
+	}
+	return []string{"package_images"}
+}
+
+// deleteLinks removes an image's links to pkgs from the link tables.
 func (s *DB) deleteLinks(ctx context.Context, tx *sql.Tx, imageID int64, pkgs []any) error {
-	for _, table := range []string{"package_images", "package_images_log"} {
+	for _, table := range s.linkTables() {
 		if _, err := s.exec(ctx, tx, `DELETE FROM `+table+` WHERE image_id = ? AND package_id IN (`+placeholders(len(pkgs))+`)`,
 			append([]any{imageID}, pkgs...)...); err != nil {
 			return err
