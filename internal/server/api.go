@@ -175,24 +175,21 @@ func (s *API) apiImagePackages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *API) imageFindings(r *http.Request, digest string) ([]vuln.Finding, error) {
-	ok, err := s.st.HasImage(r.Context(), digest)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("image %s: %w", digest, store.ErrNotFound)
-	}
 	rows, err := s.st.ImageFindings(r.Context(), digest)
 	if err != nil {
 		return nil, err
 	}
-	var active []store.Finding
-	for _, f := range rows {
-		if !f.Withdrawn {
-			active = append(active, f)
+	if len(rows) == 0 {
+		// Only an image without findings needs asking whether it is known.
+		ok, err := s.st.HasImage(r.Context(), digest)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("image %s: %w", digest, store.ErrNotFound)
 		}
 	}
-	fs := vuln.FromStore(active)
+	fs := vuln.FromStore(slices.DeleteFunc(rows, func(f store.Finding) bool { return f.Withdrawn }))
 	if err := s.rank(r, digest, fs); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package vuln
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -609,24 +610,44 @@ func preferredID(ids []string) string {
 	return ids[0]
 }
 
-// SortFindings orders findings by package, then severity, then ID.
+// SortFindings orders findings by package, then severity, then ID,
+// keeping the order of equal ones. Findings are large: their order is
+// sorted, and each finding moved once.
 func SortFindings(fs []Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := &fs[i], &fs[j]
-		if a.Package.Name != b.Package.Name {
-			return a.Package.Name < b.Package.Name
-		}
-		if a.Package.Version != b.Package.Version {
-			return a.Package.Version < b.Package.Version
-		}
-		if a.Package.Path != b.Package.Path {
-			return a.Package.Path < b.Package.Path
-		}
-		if ra, rb := SeverityRank(a.Severity), SeverityRank(b.Severity); ra != rb {
-			return ra > rb
-		}
-		return a.ID < b.ID
+	if len(fs) < 2 {
+		return
+	}
+	order := make([]int, len(fs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		return cmp.Or(compareFindings(&fs[i], &fs[j]), cmp.Compare(i, j))
 	})
+	// Position j takes the finding at order[j]: each cycle of the
+	// permutation is followed once, with one finding held aside.
+	for s := range order {
+		if order[s] == s {
+			continue
+		}
+		held, j := fs[s], s
+		for {
+			k := order[j]
+			order[j] = j
+			if k == s {
+				fs[j] = held
+				break
+			}
+			fs[j] = fs[k]
+			j = k
+		}
+	}
+}
+
+func compareFindings(a, b *Finding) int {
+	return cmp.Or(cmp.Compare(a.Package.Name, b.Package.Name), cmp.Compare(a.Package.Version, b.Package.Version),
+		cmp.Compare(a.Package.Path, b.Package.Path), cmp.Compare(SeverityRank(b.Severity), SeverityRank(a.Severity)),
+		cmp.Compare(a.ID, b.ID))
 }
 
 // FromStore merges the stored findings of one image by package and

@@ -36,11 +36,7 @@ const maxCachedAdvisories = 200_000
 
 // advisoriesShown returns the advisories named by ids (unknown ones are
 // left out).
-func (s *DB) advisoriesShown(ctx context.Context, ids []string) (map[string]*advisoryShown, error) {
-	gen, err := s.GetMeta(ctx, advisoryGenerationKey)
-	if err != nil {
-		return nil, err
-	}
+func (s *DB) advisoriesShown(ctx context.Context, gen string, ids []string) (map[string]*advisoryShown, error) {
 	c := &s.advs
 	out := make(map[string]*advisoryShown, len(ids))
 	var missing []string

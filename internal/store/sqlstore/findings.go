@@ -28,25 +28,35 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 	if len(pairs) == 0 {
 		return nil, nil
 	}
-	byPkg := map[int64][]packRow{}
-	bins := map[int64]bool{}
-	for _, r := range im.rows {
-		byPkg[r.pkg] = append(byPkg[r.pkg], r)
-		bins[r.bin] = true
-	}
 	advs := map[string]bool{}
 	for _, p := range pairs {
 		advs[p.adv] = true
-	}
-	keys, binaries, err := s.packageRows(ctx, im.packages(), sortedIDs(bins))
-	if err != nil {
-		return nil, err
 	}
 	ids := make([]string, 0, len(advs))
 	for id := range advs {
 		ids = append(ids, id)
 	}
-	shown, err := s.advisoriesShown(ctx, ids)
+	shown, err := s.advisoriesShown(ctx, im.advGen, ids)
+	if err != nil {
+		return nil, err
+	}
+	// Only the package versions with a finding to show, and their
+	// binaries, are looked up.
+	wanted := map[int64]bool{}
+	for _, p := range pairs {
+		if shown[p.adv] != nil {
+			wanted[p.pkg] = true
+		}
+	}
+	byPkg := map[int64][]packRow{}
+	bins := map[int64]bool{}
+	for _, r := range im.rows {
+		if wanted[r.pkg] {
+			byPkg[r.pkg] = append(byPkg[r.pkg], r)
+			bins[r.bin] = true
+		}
+	}
+	keys, binaries, err := s.packageRows(ctx, sortedIDs(wanted), sortedIDs(bins))
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +67,7 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 		pair    *pairFinding
 		advisor *advisoryShown
 	}
-	var items []item
+	items := make([]item, 0, len(pairs))
 	for i := range pairs {
 		p := &pairs[i]
 		a := shown[p.adv]
@@ -70,13 +80,20 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 			}
 		}
 	}
-	slices.SortStableFunc(items, func(x, y item) int {
+	// Their order is sorted (items are large), stable by position.
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		x, y := &items[i], &items[j]
 		return cmp.Or(cmp.Compare(x.b.typ, y.b.typ), cmp.Compare(x.b.name, y.b.name), cmp.Compare(x.b.version, y.b.version),
-			cmp.Compare(x.pair.adv, y.pair.adv))
+			cmp.Compare(x.pair.adv, y.pair.adv), cmp.Compare(i, j))
 	})
 	out := make([]store.Finding, len(items))
-	for i, it := range items {
-		f, p, b := &out[i], it.pair, it.b
+	for i, k := range order {
+		it := &items[k]
+		f, p, b := &out[i], it.pair, &it.b
 		*f = store.Finding{ImageDigest: digest, AdvisoryID: p.adv, FixedVersion: p.fixed, CloseReason: p.reason,
 			OpenedAt: fromTS(p.opened), ClosedAt: fromTS(p.closed)}
 		f.Package = store.ImagePackage{Key: keys[p.pkg], Name: b.name, Version: b.version, Type: b.typ, PURL: b.purl,
@@ -99,24 +116,19 @@ func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding,
 	for _, r := range im.rows {
 		since[r.pkg] = r.since
 	}
-	sticky, err := s.stickyPairs(ctx, []int64{im.id})
-	if err != nil {
-		return nil, err
-	}
-	closed := sticky[im.id]
 	var pairs []pairFinding
 	for _, batch := range chunks(im.packages(), 500) {
 		in, args := inList(s, batch)
-		err := s.eachRow(ctx, `SELECT package_id, advisory_id, fixed_version, opened_at FROM package_matches
-WHERE package_id `+in, args, func(r *sql.Rows) error {
+		// The image's sticky closures are left out in the same statement.
+		err := s.eachRow(ctx, `SELECT pm.package_id, pm.advisory_id, pm.fixed_version, pm.opened_at FROM package_matches pm
+WHERE pm.package_id `+in+` AND NOT EXISTS (SELECT 1 FROM finding_closures fc
+	WHERE fc.image_id = ? AND fc.package_id = pm.package_id AND fc.advisory_id = pm.advisory_id)`, append(args, im.id), func(r *sql.Rows) error {
 			var p pairFinding
 			if err := r.Scan(&p.pkg, &p.adv, &p.fixed, &p.opened); err != nil {
 				return err
 			}
-			if !closed[pairKey{p.pkg, p.adv}] {
-				p.opened = max(p.opened, since[p.pkg])
-				pairs = append(pairs, p)
-			}
+			p.opened = max(p.opened, since[p.pkg])
+			pairs = append(pairs, p)
 			return nil
 		})
 		if err != nil {

@@ -141,6 +141,10 @@ type imageRows struct {
 	id     int64
 	layers []string
 	rows   []packRow
+	// advGen is the advisory generation read with the rows, so that the
+	// advisories shown with them are checked against the same state
+	// without a round trip of their own.
+	advGen string
 }
 
 // layerOf is a row's layer digest.
@@ -172,14 +176,16 @@ func (im *imageRows) packages() []int64 {
 func (s *DB) readImageRows(ctx context.Context, x execer, digest string) (*imageRows, error) {
 	var im imageRows
 	var layers, data []byte
-	err := s.queryRow(ctx, x, `SELECT i.id, i.layer_list, ps.data FROM images i
-LEFT JOIN image_package_sets ps ON ps.image_id = i.id WHERE i.digest = ?`, digest).Scan(&im.id, &layers, &data)
+	var gen sql.NullString
+	err := s.queryRow(ctx, x, `SELECT i.id, i.layer_list, ps.data, (SELECT value FROM meta WHERE key = ?) FROM images i
+LEFT JOIN image_package_sets ps ON ps.image_id = i.id WHERE i.digest = ?`, advisoryGenerationKey, digest).Scan(&im.id, &layers, &data, &gen)
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	im.advGen = gen.String
 	if im.layers, err = decodeLayerList(layers); err != nil {
 		return nil, fmt.Errorf("image %s: %w", digest, err)
 	}

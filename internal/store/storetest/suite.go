@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -362,6 +363,18 @@ func testMatches(t *testing.T, s store.Store) {
 		!reflect.DeepEqual(fs[0].Aliases, []string{"DSA-1"}) || !fs[0].OpenedAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("ImageFindings = %+v", fs)
 	}
+	// An advisory revised upstream shows its new text and aliases at once
+	// (what findings show of an advisory may be cached, never stale).
+	revised := advisory("CVE-2024-1", t0.Add(30*time.Minute), []string{"DSA-1", "DSA-1b"},
+		store.Affected{Ecosystem: "Debian:12", Name: "openssl", Spec: []byte("x")})
+	revised.Summary = "revised summary"
+	_, err = s.UpsertAdvisories(ctx, []store.Advisory{revised})
+	must(t, err)
+	fs, err = s.ImageFindings(ctx, "sha256:a")
+	must(t, err)
+	if len(fs) != 2 || fs[0].Summary != "revised summary" || !reflect.DeepEqual(fs[0].Aliases, []string{"DSA-1", "DSA-1b"}) {
+		t.Fatalf("ImageFindings after a revision = %+v", fs)
+	}
 	// Same matches again: nothing changes.
 	ch, err = s.SetPackageMatches(ctx, id, []store.PackageMatch{{AdvisoryID: "CVE-2024-1", FixedVersion: "3.0.2"}, {AdvisoryID: "CVE-2024-2"}}, nil, t0.Add(2*time.Hour))
 	must(t, err)
@@ -410,6 +423,31 @@ func testMatches(t *testing.T, s store.Store) {
 	must(t, err)
 	if len(rows) != 0 {
 		t.Fatalf("PackagesNamed(Debian:11) = %+v", rows)
+	}
+	// Two binaries at many paths, interleaved: the findings are sorted by
+	// binary and keep the image's order for the rows they tie on (an
+	// answer does not change from call to call).
+	var copies []store.ImagePackage
+	for i := range 20 {
+		for _, bin := range []string{"libssl3", "aaa"} {
+			p := pkg("Debian:12", "openssl", "3.0.1", bin)
+			p.Path = fmt.Sprintf("opt/copy-%02d/status", 19-i)
+			copies = append(copies, p)
+		}
+	}
+	_, err = s.PutImage(ctx, image("sha256:copies", "r/copies", t0.Add(6*time.Hour)), copies)
+	must(t, err)
+	fs, err = s.ImageFindings(ctx, "sha256:copies")
+	must(t, err)
+	want := slices.Clone(copies)
+	slices.SortStableFunc(want, func(a, b store.ImagePackage) int { return strings.Compare(a.Name, b.Name) })
+	if len(fs) != len(want) {
+		t.Fatalf("findings of copies = %d, want %d", len(fs), len(want))
+	}
+	for i, f := range fs {
+		if f.Package.Name != want[i].Name || f.Package.Path != want[i].Path || f.AdvisoryID != "CVE-2024-1" {
+			t.Fatalf("finding %d of copies: %s in %s at %s, want %s at %s", i, f.AdvisoryID, f.Package.Name, f.Package.Path, want[i].Name, want[i].Path)
+		}
 	}
 }
 
