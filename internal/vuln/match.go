@@ -645,9 +645,9 @@ func SortFindings(fs []Finding) {
 }
 
 func compareFindings(a, b *Finding) int {
-	return cmp.Or(cmp.Compare(a.Package.Name, b.Package.Name), cmp.Compare(a.Package.Version, b.Package.Version),
-		cmp.Compare(a.Package.Path, b.Package.Path), cmp.Compare(SeverityRank(b.Severity), SeverityRank(a.Severity)),
-		cmp.Compare(a.ID, b.ID))
+	return cmp.Or(strings.Compare(a.Package.Name, b.Package.Name), strings.Compare(a.Package.Version, b.Package.Version),
+		strings.Compare(a.Package.Path, b.Package.Path), cmp.Compare(SeverityRank(b.Severity), SeverityRank(a.Severity)),
+		strings.Compare(a.ID, b.ID))
 }
 
 // FromStore merges the stored findings of one image by package and

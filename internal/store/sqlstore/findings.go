@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -87,8 +88,8 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 	}
 	slices.SortFunc(order, func(i, j int) int {
 		x, y := &items[i], &items[j]
-		return cmp.Or(cmp.Compare(x.b.typ, y.b.typ), cmp.Compare(x.b.name, y.b.name), cmp.Compare(x.b.version, y.b.version),
-			cmp.Compare(x.pair.adv, y.pair.adv), cmp.Compare(i, j))
+		return cmp.Or(strings.Compare(x.b.typ, y.b.typ), strings.Compare(x.b.name, y.b.name), strings.Compare(x.b.version, y.b.version),
+			strings.Compare(x.pair.adv, y.pair.adv), cmp.Compare(i, j))
 	})
 	out := make([]store.Finding, len(items))
 	for i, k := range order {
