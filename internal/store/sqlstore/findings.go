@@ -49,15 +49,8 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 			wanted[p.pkg] = true
 		}
 	}
-	byPkg := map[int64][]packRow{}
-	bins := map[int64]bool{}
-	for _, r := range im.rows {
-		if wanted[r.pkg] {
-			byPkg[r.pkg] = append(byPkg[r.pkg], r)
-			bins[r.bin] = true
-		}
-	}
-	keys, binaries, err := s.packageRows(ctx, sortedIDs(wanted), sortedIDs(bins))
+	byPkg, bins := im.rowsOf(wanted)
+	keys, binaries, err := s.packageRows(ctx, sortedIDs(wanted), bins)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +130,20 @@ WHERE pm.package_id `+in+` AND NOT EXISTS (SELECT 1 FROM finding_closures fc
 		}
 	}
 	return s.showFindings(ctx, digest, im, pairs)
+}
+
+// rowsOf groups the image's rows of the package versions pkgs by
+// version, and lists their binaries.
+func (im *imageRows) rowsOf(pkgs map[int64]bool) (map[int64][]packRow, []int64) {
+	byPkg := map[int64][]packRow{}
+	bins := map[int64]bool{}
+	for _, r := range im.rows {
+		if pkgs[r.pkg] {
+			byPkg[r.pkg] = append(byPkg[r.pkg], r)
+			bins[r.bin] = true
+		}
+	}
+	return byPkg, sortedIDs(bins)
 }
 
 func sortedIDs(m map[int64]bool) []int64 {
