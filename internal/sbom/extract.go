@@ -3,14 +3,15 @@ package sbom
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socle-dev/socle/internal/order"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"testing/fstest"
 	"time"
@@ -193,7 +194,7 @@ func (a *Analyzer) AnalyzeLayer(ctx context.Context, diffID string, r io.Reader,
 	}
 	v.res.Bytes = cr.n
 	v.res.Index.seal()
-	sort.SliceStable(v.res.Packages, func(i, j int) bool { return LessPackage(&v.res.Packages[i], &v.res.Packages[j]) })
+	order.Stable(v.res.Packages, ComparePackages)
 	return v.res, nil
 }
 
@@ -453,20 +454,12 @@ func splitSourceRPM(s string) (name, version string) {
 
 // LessPackage is the order of an inventory's packages: by type,
 // namespace, name, version and path.
-func LessPackage(a, b *Package) bool {
-	if a.Type != b.Type {
-		return a.Type < b.Type
-	}
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
-	}
-	if a.Name != b.Name {
-		return a.Name < b.Name
-	}
-	if a.Version != b.Version {
-		return a.Version < b.Version
-	}
-	return a.Path < b.Path
+func LessPackage(a, b *Package) bool { return ComparePackages(a, b) < 0 }
+
+// ComparePackages compares two packages in LessPackage's order.
+func ComparePackages(a, b *Package) int {
+	return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Namespace, b.Namespace),
+		strings.Compare(a.Name, b.Name), strings.Compare(a.Version, b.Version), strings.Compare(a.Path, b.Path))
 }
 
 // fileAPI and entryInfo present a layer entry to extractors.

@@ -1,7 +1,7 @@
 package sbom
 
 import (
-	"sort"
+	"github.com/socle-dev/socle/internal/order"
 
 	"github.com/socle-dev/socle/internal/layer"
 )
@@ -110,7 +110,7 @@ func mergeLayers(layers []stackedLayer) (present, removed []Package, meta map[st
 	for _, pkgs := range byPath {
 		present = append(present, pkgs...)
 	}
-	sort.SliceStable(present, func(i, j int) bool { return LessPackage(&present[i], &present[j]) })
-	sort.SliceStable(removed, func(i, j int) bool { return LessPackage(&removed[i], &removed[j]) })
+	order.Stable(present, ComparePackages)
+	order.Stable(removed, ComparePackages)
 	return present, removed, meta
 }

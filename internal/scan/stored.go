@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/socle-dev/socle/internal/order"
 	"io"
 	"slices"
-	"sort"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -222,6 +222,6 @@ func StoredInventory(ctx context.Context, st PackageReader, img store.Image) (*s
 		}
 		inv.Packages = append(inv.Packages, p)
 	}
-	sort.SliceStable(inv.Packages, func(i, j int) bool { return sbom.LessPackage(&inv.Packages[i], &inv.Packages[j]) })
+	order.Stable(inv.Packages, sbom.ComparePackages)
 	return inv, nil
 }

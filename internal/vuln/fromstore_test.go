@@ -101,42 +101,52 @@ func BenchmarkFromStore(b *testing.B) {
 	}
 }
 
-// TestSortFindingsAsStableSort compares SortFindings with a stable sort
-// of the same order on random findings (hand-made: few names, versions,
-// paths, severities and IDs, so that ties are common; Summary tells
-// equal findings apart, so stability is checked).
+// TestSortFindingsAsStableSort compares SortFindings and SortByRisk with
+// stable sorts of the same orders on random findings (hand-made: few
+// names, versions, paths, severities, IDs and risks, so that ties are
+// common; Summary tells equal findings apart, so stability is checked).
 func TestSortFindingsAsStableSort(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	pick := func(vs ...string) string { return vs[rnd.IntN(len(vs))] }
+	less := func(a, b *Finding) bool {
+		if a.Package.Name != b.Package.Name {
+			return a.Package.Name < b.Package.Name
+		}
+		if a.Package.Version != b.Package.Version {
+			return a.Package.Version < b.Package.Version
+		}
+		if a.Package.Path != b.Package.Path {
+			return a.Package.Path < b.Package.Path
+		}
+		if ra, rb := SeverityRank(a.Severity), SeverityRank(b.Severity); ra != rb {
+			return ra > rb
+		}
+		return a.ID < b.ID
+	}
+	same := func(t *testing.T, what string, got, want []Finding) {
+		t.Helper()
+		for i := range got {
+			if got[i].Summary != want[i].Summary {
+				t.Fatalf("%s, %d findings: position %d holds %+v, want %+v", what, len(got), i, got[i], want[i])
+			}
+		}
+	}
 	for n := range 200 {
 		fs := make([]Finding, n%60)
 		for i := range fs {
 			fs[i] = Finding{ID: pick("CVE-1", "CVE-2", "GHSA-x"), Severity: pick("LOW", "HIGH", "CRITICAL", "", "UNKNOWN"),
 				Package: sbom.Package{Name: pick("a", "b", "c"), Version: pick("1", "2"), Path: pick("p", "q")},
-				Summary: fmt.Sprint(i)}
+				Summary: fmt.Sprint(i), Risk: float64(rnd.IntN(4)) / 2}
 		}
 		want := slices.Clone(fs)
-		sort.SliceStable(want, func(i, j int) bool {
-			a, b := &want[i], &want[j]
-			if a.Package.Name != b.Package.Name {
-				return a.Package.Name < b.Package.Name
-			}
-			if a.Package.Version != b.Package.Version {
-				return a.Package.Version < b.Package.Version
-			}
-			if a.Package.Path != b.Package.Path {
-				return a.Package.Path < b.Package.Path
-			}
-			if ra, rb := SeverityRank(a.Severity), SeverityRank(b.Severity); ra != rb {
-				return ra > rb
-			}
-			return a.ID < b.ID
-		})
-		SortFindings(fs)
-		for i := range fs {
-			if fs[i].Summary != want[i].Summary {
-				t.Fatalf("%d findings: position %d holds %+v, want %+v", len(fs), i, fs[i], want[i])
-			}
-		}
+		sort.SliceStable(want, func(i, j int) bool { return less(&want[i], &want[j]) })
+		byRisk := slices.Clone(want)
+		sort.SliceStable(byRisk, func(i, j int) bool { return byRisk[i].Risk > byRisk[j].Risk })
+		got := slices.Clone(fs)
+		SortFindings(got)
+		same(t, "SortFindings", got, want)
+		got = slices.Clone(fs)
+		SortByRisk(got)
+		same(t, "SortByRisk", got, byRisk)
 	}
 }

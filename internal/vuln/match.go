@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/socle-dev/socle/internal/order"
 	"slices"
 	"sort"
 	"strconv"
@@ -611,38 +612,8 @@ func preferredID(ids []string) string {
 }
 
 // SortFindings orders findings by package, then severity, then ID,
-// keeping the order of equal ones. Findings are large: their order is
-// sorted, and each finding moved once.
-func SortFindings(fs []Finding) {
-	if len(fs) < 2 {
-		return
-	}
-	order := make([]int, len(fs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(i, j int) int {
-		return cmp.Or(compareFindings(&fs[i], &fs[j]), cmp.Compare(i, j))
-	})
-	// Position j takes the finding at order[j]: each cycle of the
-	// permutation is followed once, with one finding held aside.
-	for s := range order {
-		if order[s] == s {
-			continue
-		}
-		held, j := fs[s], s
-		for {
-			k := order[j]
-			order[j] = j
-			if k == s {
-				fs[j] = held
-				break
-			}
-			fs[j] = fs[k]
-			j = k
-		}
-	}
-}
+// keeping the order of equal ones.
+func SortFindings(fs []Finding) { order.Stable(fs, compareFindings) }
 
 func compareFindings(a, b *Finding) int {
 	return cmp.Or(strings.Compare(a.Package.Name, b.Package.Name), strings.Compare(a.Package.Version, b.Package.Version),

@@ -1,8 +1,10 @@
 package vuln
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"github.com/socle-dev/socle/internal/order"
 	"math"
 	"slices"
 	"sort"
@@ -89,8 +91,9 @@ func RiskOf(severity string, score float64, kev time.Time, epss float64, e Expos
 
 // SortByRisk orders findings by decreasing risk, then as SortFindings.
 func SortByRisk(fs []Finding) {
-	SortFindings(fs)
-	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Risk > fs[j].Risk })
+	order.Stable(fs, func(a, b *Finding) int {
+		return cmp.Or(cmp.Compare(b.Risk, a.Risk), compareFindings(a, b))
+	})
 }
 
 // ExposureReader reads where images run: their current deployments and

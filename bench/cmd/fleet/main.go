@@ -17,6 +17,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/socle-dev/socle/internal/order"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -432,7 +433,7 @@ func synthImage(i, base int, debs []debPkg, pypi []pyPkg, nApp int, rng *rand.Ra
 		})
 	}
 	// In the order socle's analyser lists an image's packages.
-	sort.SliceStable(inv.Packages, func(a, b int) bool { return sbom.LessPackage(&inv.Packages[a], &inv.Packages[b]) })
+	order.Stable(inv.Packages, sbom.ComparePackages)
 	return inv
 }
 

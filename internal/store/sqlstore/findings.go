@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/socle-dev/socle/internal/order"
 	"slices"
 	"strings"
 	"time"
@@ -74,18 +75,12 @@ func (s *DB) showFindings(ctx context.Context, digest string, im *imageRows, pai
 			}
 		}
 	}
-	// Their order is sorted (items are large), stable by position.
-	order := make([]int, len(items))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(i, j int) int {
-		x, y := &items[i], &items[j]
+	sorted := order.Indices(items, func(x, y *item) int {
 		return cmp.Or(strings.Compare(x.b.typ, y.b.typ), strings.Compare(x.b.name, y.b.name), strings.Compare(x.b.version, y.b.version),
-			strings.Compare(x.pair.adv, y.pair.adv), cmp.Compare(i, j))
+			strings.Compare(x.pair.adv, y.pair.adv))
 	})
 	out := make([]store.Finding, len(items))
-	for i, k := range order {
+	for i, k := range sorted {
 		it := &items[k]
 		f, p, b := &out[i], it.pair, &it.b
 		*f = store.Finding{ImageDigest: digest, AdvisoryID: p.adv, FixedVersion: p.fixed, CloseReason: p.reason,
