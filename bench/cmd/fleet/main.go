@@ -17,7 +17,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/socle-dev/socle/internal/order"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -433,7 +432,9 @@ func synthImage(i, base int, debs []debPkg, pypi []pyPkg, nApp int, rng *rand.Ra
 		})
 	}
 	// In the order socle's analyser lists an image's packages.
-	order.Stable(inv.Packages, sbom.ComparePackages)
+	// (sort.SliceStable, not internal/order: the bench is also built
+	// against earlier commits, which lack it.)
+	sort.SliceStable(inv.Packages, func(a, b int) bool { return sbom.LessPackage(&inv.Packages[a], &inv.Packages[b]) })
 	return inv
 }
 
