@@ -13,12 +13,16 @@
 #   bench/fleet.sh --images 100000 --database postgres://... --replicas 2
 #   bench/fleet.sh --previous none                    # skip the previous commit
 #   bench/fleet.sh --previous-run out/fleet-sqlite-10000-r1-previous   # reuse its earlier run (.json, .md)
+#   bench/fleet.sh --twice                            # new, previous, previous, new: both orders' ratios
 #
+# --twice is for a machine whose speed drifts: the run that comes second
+# can be faster or slower for reasons of its own, so each build runs once
+# first and once second, and the report gives the ratios of both pairs.
 # The PostgreSQL database is emptied first: give it one made for this.
 # --replicas runs that many ingesting processes and that many socle
 # serve on the same database.
 source "$(dirname "$0")/lib.sh"
-images=10000 database="" replicas=1 workers=64 queries=1000 previous_run=""
+images=10000 database="" replicas=1 workers=64 queries=1000 previous_run="" twice=""
 # The last commit before the fleet-scale work.
 previous=5b0c4d8
 while [ $# -gt 0 ]; do
@@ -30,7 +34,8 @@ while [ $# -gt 0 ]; do
     --queries) queries=$2; shift 2 ;;
     --previous) previous=$2; shift 2 ;;
     --previous-run) previous_run=$2; shift 2 ;;
-    *) echo "usage: $0 [--images N] [--database URL] [--replicas R] [--workers W] [--queries Q] [--previous REF|none] [--previous-run PATH]" >&2; exit 2 ;;
+    --twice) twice=1; shift ;;
+    *) echo "usage: $0 [--images N] [--database URL] [--replicas R] [--workers W] [--queries Q] [--previous REF|none] [--previous-run PATH] [--twice]" >&2; exit 2 ;;
   esac
 done
 backend=sqlite; [ -n "$database" ] && backend=postgres
@@ -70,5 +75,12 @@ elif [ "$previous" != none ]; then
   (cd "$root" && go build -o "$bin/fleet" ./bench/cmd/fleet)
   { echo; cat "$out/$name-previous.md"; echo
     "$bin/fleet" -compare "$out/$name-new.json,$out/$name-previous.json"; } >>"$report"
+  if [ -n "$twice" ]; then
+    # The other order: the previous commit first, then the new one.
+    run "$tree" previous2
+    run "$root" new2
+    { echo; echo "Again, the previous commit first:"; echo; cat "$out/$name-previous2.md"; echo; cat "$out/$name-new2.md"; echo
+      "$bin/fleet" -compare "$out/$name-new2.json,$out/$name-previous2.json"; } >>"$report"
+  fi
 fi
 cat "$report"
