@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/socle-dev/socle/internal/order"
 	"io"
 	"io/fs"
 	"os"
@@ -36,6 +35,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/socle-dev/socle/internal/layer"
+	"github.com/socle-dev/socle/internal/order"
 )
 
 // File is one entry of a layer, as recorded in its analysis.

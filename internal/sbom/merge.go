@@ -1,9 +1,8 @@
 package sbom
 
 import (
-	"github.com/socle-dev/socle/internal/order"
-
 	"github.com/socle-dev/socle/internal/layer"
+	"github.com/socle-dev/socle/internal/order"
 )
 
 // stackedLayer is one layer's analysis with its place in an image.

@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/socle-dev/socle/internal/order"
 	"io"
 	"slices"
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/socle-dev/socle/internal/order"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/vuln"

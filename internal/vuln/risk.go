@@ -4,12 +4,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"github.com/socle-dev/socle/internal/order"
 	"math"
 	"slices"
 	"sort"
 	"time"
 
+	"github.com/socle-dev/socle/internal/order"
 	"github.com/socle-dev/socle/internal/store"
 )
 

@@ -5,11 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"github.com/socle-dev/socle/internal/order"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/socle-dev/socle/internal/order"
 	"github.com/socle-dev/socle/internal/store"
 )
 
