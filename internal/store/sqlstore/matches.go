@@ -226,9 +226,10 @@ func (s *DB) countChanges(ctx context.Context, tx *sql.Tx, d matchDiff) (store.F
 	if len(opened)+len(closed) == 0 {
 		return ch, nil
 	}
+	pairs := append(append([]matchPair(nil), opened...), closed...)
 	var changed []int64
 	seen := map[int64]bool{}
-	for _, p := range append(append([]matchPair(nil), opened...), closed...) {
+	for _, p := range pairs {
 		if !seen[p.pkg] {
 			seen[p.pkg] = true
 			changed = append(changed, p.pkg)
@@ -244,7 +245,7 @@ func (s *DB) countChanges(ctx context.Context, tx *sql.Tx, d matchDiff) (store.F
 			pkgs = append(pkgs, id)
 		}
 	}
-	sticky, err := s.stickyCounts(ctx, tx, append(append([]matchPair(nil), opened...), closed...))
+	sticky, err := s.stickyCounts(ctx, tx, pairs)
 	if err != nil {
 		return ch, err
 	}
