@@ -41,15 +41,8 @@ func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []s
 			}
 		}
 		var imageID int64
-		row, err = s.queryRowPrepared(ctx, tx, `INSERT INTO images (digest, repository, media_type, config, platform, created, os, ecosystem,
-base_name, base_digest, layer_list, size, scanned_at, labels, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (digest) DO UPDATE SET repository = CASE WHEN excluded.repository <> '' THEN excluded.repository ELSE images.repository END,
-media_type = excluded.media_type, config = excluded.config, platform = excluded.platform, created = excluded.created,
-os = excluded.os, ecosystem = excluded.ecosystem,
-base_name = CASE WHEN excluded.base_name <> '' THEN excluded.base_name ELSE images.base_name END,
-base_digest = CASE WHEN excluded.base_digest <> '' THEN excluded.base_digest ELSE images.base_digest END,
-layer_list = excluded.layer_list, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels,
-chain_id = excluded.chain_id RETURNING id`,
+		row, err = s.queryRowPrepared(ctx, tx, `INSERT INTO images (`+imageWriteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+`+imageUpsert+` RETURNING id`,
 			img.Digest, img.Repository, img.MediaType, img.Config, img.Platform, ts(img.Created), img.OS, img.Ecosystem,
 			img.BaseName, img.BaseDigest, layers, img.Size, ts(img.ScannedAt), string(labels), img.ChainID)
 		if err != nil {
@@ -81,11 +74,7 @@ chain_id = excluded.chain_id RETURNING id`,
 ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes(img.Inventory)); err != nil {
 			return err
 		}
-		now := ts(img.ScannedAt)
-		if now == 0 {
-			now = ts(time.Now())
-		}
-		since, err := s.relink(ctx, tx, imageID, known, refs.pkg, now, links)
+		since, err := s.relink(ctx, tx, imageID, known, refs.pkg, linkTime(img), links)
 		if err != nil {
 			return err
 		}
@@ -97,10 +86,40 @@ ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes
 	}()
 }
 
+// linkTime is when an image's new links begin: when it was scanned.
+func linkTime(img store.Image) int64 {
+	if now := ts(img.ScannedAt); now != 0 {
+		return now
+	}
+	return ts(time.Now())
+}
+
+// imageWriteColumns are the images columns an ingest writes, and
+// imageUpsert how it updates an image stored before: a push without a
+// repository or base keeps the ones known.
+const (
+	imageWriteColumns = `digest, repository, media_type, config, platform, created, os, ecosystem,
+base_name, base_digest, layer_list, size, scanned_at, labels, chain_id`
+	imageUpsert = `ON CONFLICT (digest) DO UPDATE SET repository = CASE WHEN excluded.repository <> '' THEN excluded.repository ELSE images.repository END,
+media_type = excluded.media_type, config = excluded.config, platform = excluded.platform, created = excluded.created,
+os = excluded.os, ecosystem = excluded.ecosystem,
+base_name = CASE WHEN excluded.base_name <> '' THEN excluded.base_name ELSE images.base_name END,
+base_digest = CASE WHEN excluded.base_digest <> '' THEN excluded.base_digest ELSE images.base_digest END,
+layer_list = excluded.layer_list, size = excluded.size, scanned_at = excluded.scanned_at, labels = excluded.labels,
+chain_id = excluded.chain_id`
+)
+
 // putImagePackages replaces the image's package rows. A package's layer
 // digest is left out when the image's layer list gives it at its index.
 func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, layers []string, pkgs []store.ImagePackage,
 	refs *imageRefs, since map[int64]int64) error {
+	_, err := s.execPrepared(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) VALUES (?, ?, ?)
+ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, imageID, len(pkgs), packSet(layers, pkgs, refs, since))
+	return err
+}
+
+// packSet is an image's package rows as image_package_sets holds them.
+func packSet(layers []string, pkgs []store.ImagePackage, refs *imageRefs, since map[int64]int64) []byte {
 	rows := make([]packRow, 0, len(pkgs))
 	for i, p := range pkgs {
 		layer := p.Layer
@@ -111,9 +130,7 @@ func (s *DB) putImagePackages(ctx context.Context, tx *sql.Tx, imageID int64, la
 		rows = append(rows, packRow{bin: refs.bin[i], pkg: id, layer: layer, layerIndex: p.LayerIndex,
 			since: since[id], extra: refs.extra[i]})
 	}
-	_, err := s.execPrepared(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) VALUES (?, ?, ?)
-ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, imageID, len(rows), encodePackRows(rows))
-	return err
+	return encodePackRows(rows)
 }
 
 // extraHash names a package's extra data in binary_extras.
@@ -333,14 +350,23 @@ func (s *DB) putMulti(ctx context.Context, tx *sql.Tx, imageID int64, known bool
 		}
 	}
 	var args []any
-	seen := map[int64]bool{}
-	for _, i := range refs.multi {
-		if id := refs.pkg[i]; !seen[id] {
-			seen[id] = true
-			args = append(args, id, imageID)
-		}
+	for _, id := range refs.multiIDs() {
+		args = append(args, id, imageID)
 	}
 	return s.insertRows(ctx, tx, `INSERT INTO package_multi (package_id, image_id) VALUES`, `ON CONFLICT DO NOTHING`, 2, args)
+}
+
+// multiIDs are the package versions of refs.multi, each once.
+func (r *imageRefs) multiIDs() []int64 {
+	var out []int64
+	seen := map[int64]bool{}
+	for _, i := range r.multi {
+		if id := r.pkg[i]; !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // ensurePackages inserts the match keys of pkgs and returns their IDs,
@@ -705,7 +731,7 @@ type tagRequest struct {
 // group).
 func (s *DB) PutTag(ctx context.Context, ev store.TagEvent) error {
 	r := &tagRequest{ctx: ctx, ev: ev}
-	s.tagging.run(r, s.writers(), maxIngestBatch, s.putTags)
+	s.tagging.run(r, maxIngestBatch, s.putTags)
 	return r.err
 }
 
@@ -718,40 +744,115 @@ func (s *DB) putTags(batch []*tagRequest) {
 				return cmp.Or(cmp.Compare(a.ev.Repository, b.ev.Repository), cmp.Compare(a.ev.Tag, b.ev.Tag))
 			})
 			return s.inTxRetry(ctx, func(tx *sql.Tx) error {
-				for _, r := range rs {
-					if err := s.putTag(ctx, tx, r.ev); err != nil {
+				evs := make([]store.TagEvent, len(rs))
+				for i, r := range rs {
+					evs[i] = r.ev
+				}
+				moved := false
+				if s.d.Arrays && distinctTags(evs) {
+					m, err := s.putTagArrays(ctx, tx, evs)
+					if err != nil {
 						return err
 					}
+					moved = m
+				} else {
+					for _, ev := range evs {
+						m, err := s.putTag(ctx, tx, ev)
+						if err != nil {
+							return err
+						}
+						moved = moved || m
+					}
 				}
-				return nil
+				if !moved {
+					return nil
+				}
+				// One bump for the batch: the generation only has to change.
+				return s.bump(ctx, tx, tagsGenKey)
 			})
 		})
 }
 
-func (s *DB) putTag(ctx context.Context, tx *sql.Tx, ev store.TagEvent) error {
+// putTag moves one tag and records the move, unless it names the digest
+// it has already; it reports whether the tag moved. The caller bumps the
+// tags generation.
+func (s *DB) putTag(ctx context.Context, tx *sql.Tx, ev store.TagEvent) (bool, error) {
 	var cur string
 	row, err := s.queryRowPrepared(ctx, tx, `SELECT digest FROM tags WHERE repository = ? AND tag = ?`, ev.Repository, ev.Tag)
 	if err != nil {
-		return err
+		return false, err
 	}
 	err = row.Scan(&cur)
 	if err == nil && cur == ev.Digest {
-		return nil
+		return false, nil
 	}
 	if err != nil && err != sql.ErrNoRows {
-		return err
+		return false, err
 	}
 	if _, err := s.execPrepared(ctx, tx, `INSERT INTO tags (repository, tag, digest, since) VALUES (?, ?, ?, ?)
 ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since`,
 		ev.Repository, ev.Tag, ev.Digest, ts(ev.At)); err != nil {
-		return err
-	}
-	if err := s.bump(ctx, tx, tagsGenKey); err != nil {
-		return err
+		return false, err
 	}
 	_, err = s.execPrepared(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at) VALUES (?, ?, ?, ?)`,
 		ev.Repository, ev.Tag, ev.Digest, ts(ev.At))
-	return err
+	return err == nil, err
+}
+
+// putTagArrays is putTag for a batch of distinct tags (in tag order) on a
+// database that takes arrays: three statements for the batch.
+func (s *DB) putTagArrays(ctx context.Context, tx *sql.Tx, evs []store.TagEvent) (bool, error) {
+	repos, tags := make([]string, len(evs)), make([]string, len(evs))
+	for i, ev := range evs {
+		repos[i], tags[i] = ev.Repository, ev.Tag
+	}
+	cur := map[tagKey]string{}
+	err := s.eachRowIn(ctx, tx, `SELECT t.repository, t.tag, t.digest FROM tags t
+JOIN unnest(?::text[], ?::text[]) AS q (repository, tag) ON t.repository = q.repository AND t.tag = q.tag`, []any{repos, tags},
+		func(r *sql.Rows) error {
+			var k tagKey
+			var d string
+			err := r.Scan(&k.repo, &k.tag, &d)
+			cur[k] = d
+			return err
+		})
+	if err != nil {
+		return false, err
+	}
+	var mRepos, mTags, mDigests []string
+	var mAt []int64
+	for _, ev := range evs {
+		if d, ok := cur[tagKey{ev.Repository, ev.Tag}]; ok && d == ev.Digest {
+			continue
+		}
+		mRepos, mTags, mDigests, mAt = append(mRepos, ev.Repository), append(mTags, ev.Tag), append(mDigests, ev.Digest), append(mAt, ts(ev.At))
+	}
+	if len(mRepos) == 0 {
+		return false, nil
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO tags (repository, tag, digest, since) SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[])
+ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since`, mRepos, mTags, mDigests, mAt); err != nil {
+		return false, err
+	}
+	_, err = s.exec(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at) SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[])`,
+		mRepos, mTags, mDigests, mAt)
+	return err == nil, err
+}
+
+// tagKey names a tag.
+type tagKey struct{ repo, tag string }
+
+// distinctTags reports whether evs move each tag once (see putTagArrays).
+func distinctTags(evs []store.TagEvent) bool {
+	seen := make(map[tagKey]bool, len(evs))
+	for _, ev := range evs {
+		k := tagKey{ev.Repository, ev.Tag}
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+	}
+	return true
 }
 
 func (s *DB) DeleteTag(ctx context.Context, repository, tag string, at time.Time) error {

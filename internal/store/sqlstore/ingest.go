@@ -18,11 +18,19 @@ import (
 // instead of per image. A batch that fails is retried image by image, so
 // one bad image fails only its own call. Tag moves (PutTag), which follow
 // each push, are committed together the same way.
+//
+// One batch is written at a time, on every database: on PostgreSQL too,
+// whose transactions could run in parallel, because the batches are then
+// larger, so that an image costs fewer round trips, commits and WAL
+// flushes (up to four batches at once made ingest CPU-bound at a third
+// less throughput: bench/README.md). A batch's statements do not grow
+// with its size there (putImages), so a remote database's latency is
+// paid once a batch, not once an image.
 type group[T any] struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	pending []*groupItem[T]
-	leaders int
+	writing bool
 }
 
 type groupItem[T any] struct {
@@ -31,9 +39,9 @@ type groupItem[T any] struct {
 }
 
 // run queues v and returns once a batch holding it was written: by this
-// caller, when it finds fewer than most batches being written, or by
-// another. write gets up to maxBatch values.
-func (g *group[T]) run(v T, most, maxBatch int, write func([]T)) {
+// caller, when it finds no batch being written, or by another. write gets
+// up to maxBatch values.
+func (g *group[T]) run(v T, maxBatch int, write func([]T)) {
 	it := &groupItem[T]{v: v}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -42,11 +50,11 @@ func (g *group[T]) run(v T, most, maxBatch int, write func([]T)) {
 	}
 	g.pending = append(g.pending, it)
 	for !it.finished {
-		if g.leaders >= most || len(g.pending) == 0 {
+		if g.writing || len(g.pending) == 0 {
 			g.cond.Wait()
 			continue
 		}
-		g.leaders++
+		g.writing = true
 		n := min(len(g.pending), maxBatch)
 		batch := g.pending[:n:n]
 		g.pending = g.pending[n:]
@@ -60,19 +68,9 @@ func (g *group[T]) run(v T, most, maxBatch int, write func([]T)) {
 		for _, b := range batch {
 			b.finished = true
 		}
-		g.leaders--
+		g.writing = false
 		g.cond.Broadcast()
 	}
-}
-
-// writers is how many batches are written at once: one on a
-// single-writer database, a few elsewhere, whose transactions run in
-// parallel.
-func (s *DB) writers() int {
-	if s.d.SingleWriter {
-		return 1
-	}
-	return 4
 }
 
 type putRequest struct {
@@ -96,7 +94,7 @@ func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePa
 	// What the caches know is looked up here, by each caller at once, not
 	// by the one writer.
 	r := &putRequest{ctx: ctx, img: img, pkgs: pkgs, refs: s.packages.resolve(pkgs)}
-	s.ingest.run(r, s.writers(), maxIngestBatch, s.putBatch)
+	s.ingest.run(r, maxIngestBatch, s.putBatch)
 	return r.fresh, r.err
 }
 
@@ -177,12 +175,21 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 		for _, f := range fresh {
 			freshBy[f.PackageKey] = f
 		}
-		for _, r := range rs {
+		refs := make([]imageRefs, len(rs))
+		for i, r := range rs {
 			// A transaction retried starts from the callers' lookups.
-			refs := r.refs.clone()
-			r.fresh = refs.fill(r.pkgs, ids, bins, extras, freshBy)
-			if err := s.putImage(ctx, tx, r.img, r.pkgs, &refs, &links); err != nil {
+			refs[i] = r.refs.clone()
+			r.fresh = refs[i].fill(r.pkgs, ids, bins, extras, freshBy)
+		}
+		if s.d.Arrays && distinctImages(rs) {
+			if err := s.putImages(ctx, tx, rs, refs, &links); err != nil {
 				return err
+			}
+		} else {
+			for i, r := range rs {
+				if err := s.putImage(ctx, tx, r.img, r.pkgs, &refs[i], &links); err != nil {
+					return err
+				}
 			}
 		}
 		if err := links.flush(ctx, s, tx); err != nil {

@@ -606,6 +606,144 @@ func testConcurrentIngest(t *testing.T, s store.Store) {
 	}
 }
 
+// testConcurrentReindex indexes stored images again from many goroutines
+// at once (a batch then holds several images the store knows), each with
+// a package swapped, a second version of a package it keeps and a new
+// repository, and moves tags at once: some twice, some to the digest
+// they name already. Each image must end as if indexed alone: the kept
+// package keeps its time, the swapped one's finding is no longer open
+// (nor the image affected by its advisory), both versions are one image
+// to the advisory, the answers show the new repository, and each tag's
+// history holds exactly its moves.
+func testConcurrentReindex(t *testing.T, s store.Store) {
+	t0 := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Hour)
+	_, err := s.UpsertAdvisories(ctx, []store.Advisory{
+		advisory("CVE-2025-91", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "keep", Spec: []byte("hand-made")}),
+		advisory("CVE-2025-92", t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "swap", Spec: []byte("hand-made")}),
+	})
+	must(t, err)
+	const n = 24
+	digest := func(i int) string { return fmt.Sprintf("sha256:re%02d", i) }
+	for i := range n {
+		fresh, err := s.PutImage(ctx, image(digest(i), "r/old", t0), []store.ImagePackage{
+			pkg("Debian:12", "keep", "1.0", "keep"), pkg("Debian:12", "swap", "1.0", "swap")})
+		must(t, err)
+		for _, f := range fresh {
+			_, err := s.SetPackageMatches(ctx, f.ID, []store.PackageMatch{{AdvisoryID: map[string]string{"keep": "CVE-2025-91", "swap": "CVE-2025-92"}[f.Name], FixedVersion: "9"}}, nil, t0)
+			must(t, err)
+		}
+		must(t, s.PutTag(ctx, store.TagEvent{Repository: "r/re", Tag: fmt.Sprint("t", i), Digest: digest(i), At: t0}))
+	}
+	// Names are cached from here on: the rename must reach them.
+	if res, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2025-91", Limit: store.All}); err != nil || res.Images != n {
+		t.Fatalf("before: affected = %+v, %v", res, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*n)
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			fresh, err := s.PutImage(ctx, image(digest(i), "r/new", t1), []store.ImagePackage{
+				pkg("Debian:12", "keep", "1.0", "keep"), pkg("Debian:12", "keep", "2.0", "keep"), pkg("Debian:12", fmt.Sprint("own", i), "1.0", fmt.Sprint("own", i))})
+			for _, f := range fresh {
+				if f.Name == "keep" && err == nil {
+					_, err = s.SetPackageMatches(ctx, f.ID, []store.PackageMatch{{AdvisoryID: "CVE-2025-91", FixedVersion: "9"}}, nil, t1)
+				}
+			}
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			// Even tags move on, odd ones are told the digest they name.
+			to := digest(i)
+			if i%2 == 0 {
+				to = digest((i + 1) % n)
+			}
+			errs <- s.PutTag(ctx, store.TagEvent{Repository: "r/re", Tag: fmt.Sprint("t", i), Digest: to, At: t1})
+		}()
+	}
+	// One tag moved twice at once.
+	for _, d := range []string{digest(1), digest(2)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.PutTag(ctx, store.TagEvent{Repository: "r/re", Tag: "twice", Digest: d, At: t1})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	for i := range n {
+		d := digest(i)
+		ps, err := s.ImagePackages(ctx, d)
+		must(t, err)
+		var got []string
+		for _, p := range ps {
+			got = append(got, p.Name+" "+p.Key.Version)
+		}
+		sort.Strings(got)
+		if want := []string{"keep 1.0", "keep 2.0", fmt.Sprint("own", i, " 1.0")}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("packages of %s = %v, want %v", d, got, want)
+		}
+		open, err := s.ImageFindings(ctx, d)
+		must(t, err)
+		got = nil
+		for _, f := range open {
+			got = append(got, fmt.Sprintf("%s %s opened %s", f.AdvisoryID, f.Package.Key.Version, f.OpenedAt.UTC().Format(time.TimeOnly)))
+		}
+		sort.Strings(got)
+		// The kept version keeps its time; the new one opens at t1.
+		want := []string{"CVE-2025-91 1.0 opened " + t0.Format(time.TimeOnly), "CVE-2025-91 2.0 opened " + t1.Format(time.TimeOnly)}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("open findings of %s = %v, want %v", d, got, want)
+		}
+	}
+	res, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2025-91", Limit: store.All})
+	must(t, err)
+	if res.Images != n || res.Total != 2*n {
+		t.Fatalf("affected by CVE-2025-91: %d images, %d rows; want %d and %d", res.Images, res.Total, n, 2*n)
+	}
+	for _, r := range res.Rows {
+		if r.Repository != "r/new" {
+			t.Fatalf("%s shown in %q after its rename", r.Digest, r.Repository)
+		}
+	}
+	if res, err := s.AffectedImages(ctx, store.AffectedQuery{Advisory: "CVE-2025-92", Limit: store.All}); err != nil || res.Images != 0 {
+		t.Fatalf("affected by the swapped package's advisory = %+v, %v", res, err)
+	}
+	tags, err := s.Tags(ctx, "r/re")
+	must(t, err)
+	now := map[string]string{}
+	for _, tg := range tags {
+		now[tg.Tag] = tg.Digest
+	}
+	for i := range n {
+		tag := fmt.Sprint("t", i)
+		hist, err := s.TagHistory(ctx, "r/re", tag)
+		must(t, err)
+		want := []string{digest(i)}
+		if i%2 == 0 {
+			want = []string{digest((i + 1) % n), digest(i)}
+		}
+		var got []string
+		for _, h := range hist {
+			got = append(got, h.Digest)
+		}
+		if !reflect.DeepEqual(got, want) || now[tag] != want[0] {
+			t.Fatalf("tag %s: now %s, history %v; want %v", tag, now[tag], got, want)
+		}
+	}
+	hist, err := s.TagHistory(ctx, "r/re", "twice")
+	must(t, err)
+	if len(hist) != 2 || hist[0].Digest != now["twice"] || hist[0].Digest == hist[1].Digest {
+		t.Fatalf("tag moved twice at once: now %s, history %+v", now["twice"], hist)
+	}
+}
+
 // testChangedImagesBound matches a package that more images hold than a
 // change lists: the counts stay exact, the list stops at
 // store.MaxChangedImages and says so.

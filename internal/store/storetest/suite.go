@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ImageChecks", testImageChecks},
 		{"LayerLists", testLayerLists},
 		{"ConcurrentIngest", testConcurrentIngest},
+		{"ConcurrentReindex", testConcurrentReindex},
 		{"ChangedImagesBound", testChangedImagesBound},
 	}
 	for _, tc := range tests {
