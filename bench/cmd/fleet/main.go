@@ -29,6 +29,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -334,6 +335,8 @@ func eachPyPA(path string, fn func(record []byte)) {
 type pyPkg struct {
 	name, version string
 	affected      bool
+	// pkg is the package an image holds of it, but for its layer.
+	pkg *sbom.Package
 }
 
 // pypiPool lists real (name, version) pairs from the PyPA records:
@@ -362,7 +365,7 @@ func pypiPool(path string) []pyPkg {
 				vs = vs[len(vs)-3:]
 			}
 			for _, v := range vs {
-				p := pyPkg{a.Package.Name, v, true}
+				p := pyPkg{name: a.Package.Name, version: v, affected: true}
 				if !seen[p] {
 					seen[p] = true
 					out = append(out, p)
@@ -382,60 +385,114 @@ func pypiPool(path string) []pyPkg {
 	// The newest fix of each package is the version a maintained image
 	// would run.
 	for name, v := range latestFix {
-		out = append(out, pyPkg{name, v, false})
+		out = append(out, pyPkg{name: name, version: v})
 	}
+	// In the analyser's order of their packages (type, namespace, name,
+	// version, path: here name and version), which synthImage relies on.
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].name != out[j].name {
 			return out[i].name < out[j].name
 		}
 		return out[i].version < out[j].version
 	})
+	for i := range out {
+		p := &out[i]
+		p.pkg = &sbom.Package{
+			Name: p.name, Version: p.version, Type: "pypi", Ecosystem: "PyPI",
+			PURL: "pkg:pypi/" + p.name + "@" + p.version, Path: "usr/lib/python3/dist-packages/" + p.name + ".dist-info/METADATA",
+			LayerIndex: 1,
+		}
+	}
 	return out
 }
 
 // imageDigest is the digest of the fleet's image i.
 func imageDigest(i int) string { return fmt.Sprintf("sha256:%064x", i+1) }
 
+// synthImage makes image i: its base's Debian packages (at their patched
+// versions on odd bases) in a layer shared by the base's images, and
+// nApp PyPI packages picked at random in a layer of its own. The parts
+// are made and sorted once (the base's packages, the pool), so that the
+// ingesting processes' CPU is mostly socle's.
 func synthImage(i, base int, debs []debPkg, pypi []pyPkg, nApp int, rng *rand.Rand) *sbom.Inventory {
 	digest := imageDigest(i)
-	baseLayer := fmt.Sprintf("sha256:%064x", 1<<40+base)
+	baseLayer, basePkgs := baseLayerOf(base, debs)
 	appLayer := fmt.Sprintf("sha256:%064x", 1<<41+i)
 	inv := &sbom.Inventory{
 		Digest: digest, MediaType: "application/vnd.oci.image.manifest.v1+json", Platform: "linux/amd64",
 		Created: time.Now().Add(-time.Duration(i) * time.Minute), OS: sbom.OS{ID: "debian", VersionID: "12", PrettyName: "Debian GNU/Linux 12 (bookworm)"},
 		Layers: []sbom.LayerInfo{{Index: 0, Digest: baseLayer}, {Index: 1, Digest: appLayer}},
 	}
-	patched := base%2 == 1
-	for _, d := range debs {
-		v, sv := d.version, d.sourceVersion
-		if patched && d.patched != "" {
-			v, sv = d.patched, d.patched
-		}
-		inv.Packages = append(inv.Packages, sbom.Package{
-			Name: d.name, Version: v, Type: "deb", SourceName: d.source, SourceVersion: sv, Ecosystem: "Debian:12",
-			PURL: "pkg:deb/debian/" + d.name + "@" + v, Path: "var/lib/dpkg/status", Layer: baseLayer, LayerIndex: 0,
-		})
-	}
 	picked := map[string]bool{}
+	var app []int
 	for len(picked) < nApp {
-		p := pypi[rng.IntN(len(pypi))]
+		k := rng.IntN(len(pypi))
+		p := &pypi[k]
 		// About one package in five at a version its advisory lists as
 		// affected, the rest at a version a fix names.
 		if picked[p.name] || p.affected != (rng.IntN(5) == 0) {
 			continue
 		}
 		picked[p.name] = true
-		inv.Packages = append(inv.Packages, sbom.Package{
-			Name: p.name, Version: p.version, Type: "pypi", Ecosystem: "PyPI",
-			PURL: "pkg:pypi/" + p.name + "@" + p.version, Path: "usr/lib/python3/dist-packages/" + p.name + ".dist-info/METADATA",
-			Layer: appLayer, LayerIndex: 1,
+		app = append(app, k)
+	}
+	// In the order socle's analyser lists an image's packages: the pool
+	// is in that order and the picks' names differ, so the picks sorted
+	// by index are; merged with the base's, the base's first on ties (a
+	// stable sort of the two lists one after the other).
+	sort.Ints(app)
+	inv.Packages = make([]sbom.Package, 0, len(basePkgs)+len(app))
+	j := 0
+	add := func(k int) {
+		inv.Packages = append(inv.Packages, *pypi[k].pkg)
+		inv.Packages[len(inv.Packages)-1].Layer = appLayer
+	}
+	for b := range basePkgs {
+		for ; j < len(app) && sbom.LessPackage(pypi[app[j]].pkg, &basePkgs[b]); j++ {
+			add(app[j])
+		}
+		inv.Packages = append(inv.Packages, basePkgs[b])
+	}
+	for _, k := range app[j:] {
+		add(k)
+	}
+	return inv
+}
+
+var baseCache struct {
+	sync.Mutex
+	layers map[int]string
+	pkgs   map[int][]sbom.Package
+}
+
+// baseLayerOf returns base's layer digest and its packages in the
+// analyser's order, made once a base. (sort, not internal/order: the
+// bench is also built against earlier commits, which lack it.)
+func baseLayerOf(base int, debs []debPkg) (string, []sbom.Package) {
+	baseCache.Lock()
+	defer baseCache.Unlock()
+	if pkgs, ok := baseCache.pkgs[base]; ok {
+		return baseCache.layers[base], pkgs
+	}
+	layer := fmt.Sprintf("sha256:%064x", 1<<40+base)
+	patched := base%2 == 1
+	var pkgs []sbom.Package
+	for _, d := range debs {
+		v, sv := d.version, d.sourceVersion
+		if patched && d.patched != "" {
+			v, sv = d.patched, d.patched
+		}
+		pkgs = append(pkgs, sbom.Package{
+			Name: d.name, Version: v, Type: "deb", SourceName: d.source, SourceVersion: sv, Ecosystem: "Debian:12",
+			PURL: "pkg:deb/debian/" + d.name + "@" + v, Path: "var/lib/dpkg/status", Layer: layer, LayerIndex: 0,
 		})
 	}
-	// In the order socle's analyser lists an image's packages.
-	// (sort.SliceStable, not internal/order: the bench is also built
-	// against earlier commits, which lack it.)
-	sort.SliceStable(inv.Packages, func(a, b int) bool { return sbom.LessPackage(&inv.Packages[a], &inv.Packages[b]) })
-	return inv
+	sort.SliceStable(pkgs, func(a, b int) bool { return sbom.LessPackage(&pkgs[a], &pkgs[b]) })
+	if baseCache.pkgs == nil {
+		baseCache.layers, baseCache.pkgs = map[int]string{}, map[int][]sbom.Package{}
+	}
+	baseCache.layers[base], baseCache.pkgs[base] = layer, pkgs
+	return layer, pkgs
 }
 
 // affectingCVEs returns CVEs that affect stored images: the derived
