@@ -28,11 +28,7 @@ func (s *DB) putImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, refs [
 		return err
 	}
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
-	var (
-		imageIDs, multiPkgs, multiImages, knownIDs []int64
-		counts                                     []int32
-		inventories, sets                          [][]byte
-	)
+	var w batchRows
 	for _, i := range order {
 		r, id := rs[i], ids[i]
 		since, err := s.relink(ctx, tx, id, known[i], refs[i].pkg, linkTime(r.img), links)
@@ -40,32 +36,47 @@ func (s *DB) putImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, refs [
 			return err
 		}
 		if known[i] {
-			knownIDs = append(knownIDs, id)
+			w.known = append(w.known, id)
 		}
 		for _, p := range refs[i].multiIDs() {
-			multiPkgs, multiImages = append(multiPkgs, p), append(multiImages, id)
+			w.multiPkgs, w.multiImages = append(w.multiPkgs, p), append(w.multiImages, id)
 		}
-		imageIDs, counts = append(imageIDs, id), append(counts, int32(len(r.pkgs)))
-		inventories = append(inventories, nonNilBytes(r.img.Inventory))
-		sets = append(sets, packSet(r.img.Layers, r.pkgs, &refs[i], since))
+		w.ids, w.counts = append(w.ids, id), append(w.counts, int32(len(r.pkgs)))
+		w.inventories = append(w.inventories, nonNilBytes(r.img.Inventory))
+		w.sets = append(w.sets, packSet(r.img.Layers, r.pkgs, &refs[i], since))
 	}
-	if len(knownIDs) > 0 {
-		if _, err := s.exec(ctx, tx, `DELETE FROM package_multi WHERE image_id = ANY(?)`, knownIDs); err != nil {
+	return s.writeImageRows(ctx, tx, w)
+}
+
+// batchRows are what putImages writes of a batch besides its image rows
+// and links, each as one array: the images' IDs and, aligned with them,
+// their package counts, inventories and package sets; the images stored
+// before (their package_multi rows go); and the package_multi rows.
+type batchRows struct {
+	ids, known, multiPkgs, multiImages []int64
+	counts                             []int32
+	inventories, sets                  [][]byte
+}
+
+// writeImageRows writes w, one statement a table.
+func (s *DB) writeImageRows(ctx context.Context, tx *sql.Tx, w batchRows) error {
+	if len(w.known) > 0 {
+		if _, err := s.exec(ctx, tx, `DELETE FROM package_multi WHERE image_id = ANY(?)`, w.known); err != nil {
 			return err
 		}
 	}
-	if len(multiPkgs) > 0 {
+	if len(w.multiPkgs) > 0 {
 		if _, err := s.exec(ctx, tx, `INSERT INTO package_multi (package_id, image_id)
-SELECT * FROM unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING`, multiPkgs, multiImages); err != nil {
+SELECT * FROM unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING`, w.multiPkgs, w.multiImages); err != nil {
 			return err
 		}
 	}
 	if _, err := s.exec(ctx, tx, `INSERT INTO image_inventories (image_id, data) SELECT * FROM unnest(?::bigint[], ?::bytea[])
-ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageIDs, inventories); err != nil {
+ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, w.ids, w.inventories); err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) SELECT * FROM unnest(?::bigint[], ?::int[], ?::bytea[])
-ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, imageIDs, counts, sets)
+	_, err := s.exec(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) SELECT * FROM unnest(?::bigint[], ?::int[], ?::bytea[])
+ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, w.ids, w.counts, w.sets)
 	return err
 }
 

@@ -743,34 +743,38 @@ func (s *DB) putTags(batch []*tagRequest) {
 			slices.SortStableFunc(rs, func(a, b *tagRequest) int {
 				return cmp.Or(cmp.Compare(a.ev.Repository, b.ev.Repository), cmp.Compare(a.ev.Tag, b.ev.Tag))
 			})
-			return s.inTxRetry(ctx, func(tx *sql.Tx) error {
-				evs := make([]store.TagEvent, len(rs))
-				for i, r := range rs {
-					evs[i] = r.ev
-				}
-				moved := false
-				if s.d.Arrays && distinctTags(evs) {
-					m, err := s.putTagArrays(ctx, tx, evs)
-					if err != nil {
-						return err
-					}
-					moved = m
-				} else {
-					for _, ev := range evs {
-						m, err := s.putTag(ctx, tx, ev)
-						if err != nil {
-							return err
-						}
-						moved = moved || m
-					}
-				}
-				if !moved {
-					return nil
-				}
-				// One bump for the batch: the generation only has to change.
-				return s.bump(ctx, tx, tagsGenKey)
-			})
+			evs := make([]store.TagEvent, len(rs))
+			for i, r := range rs {
+				evs[i] = r.ev
+			}
+			return s.inTxRetry(ctx, func(tx *sql.Tx) error { return s.moveTags(ctx, tx, evs) })
 		})
+}
+
+// moveTags records a batch of tag moves (in tag order) in tx: in three
+// statements where the database takes arrays and each tag moves once,
+// else move by move; the tags generation is bumped once if any moved.
+func (s *DB) moveTags(ctx context.Context, tx *sql.Tx, evs []store.TagEvent) error {
+	moved := false
+	if s.d.Arrays && distinctTags(evs) {
+		m, err := s.putTagArrays(ctx, tx, evs)
+		if err != nil {
+			return err
+		}
+		moved = m
+	} else {
+		for _, ev := range evs {
+			m, err := s.putTag(ctx, tx, ev)
+			if err != nil {
+				return err
+			}
+			moved = moved || m
+		}
+	}
+	if !moved {
+		return nil
+	}
+	return s.bump(ctx, tx, tagsGenKey)
 }
 
 // putTag moves one tag and records the move, unless it names the digest
