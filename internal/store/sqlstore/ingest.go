@@ -25,7 +25,12 @@ import (
 // flushes (up to four batches at once made ingest CPU-bound at a third
 // less throughput: bench/README.md). A batch's statements do not grow
 // with its size there (putImages), so a remote database's latency is
-// paid once a batch, not once an image.
+// paid once a batch, not once an image. The cost is at a light load: two
+// concurrent callers wait for each other's batch (BenchmarkStore/
+// PutImageParallel on PostgreSQL, 2 callers: 6.2 ms an image against 3.9
+// ms with four at once). Writing in parallel while few values are queued
+// lost the batching under a heavy load, whose callers come back one by
+// one after a batch: 778 images/s against 966.
 type group[T any] struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
