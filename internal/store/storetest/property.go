@@ -744,6 +744,47 @@ func testConcurrentReindex(t *testing.T, s store.Store) {
 	}
 }
 
+// testBadImageInBatch indexes images from many goroutines at once, one
+// of them with a repository name no PostgreSQL text column takes (a NUL
+// byte, as a crafted push could carry): the store writes a batch's images
+// in one statement a table there, and the bad row must fail only its own
+// call. Where the database takes the name (SQLite), the call succeeds and
+// the name comes back as it was given.
+func testBadImageInBatch(t *testing.T, s store.Store) {
+	t0 := time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
+	const n, bad = 24, 11
+	digest := func(i int) string { return fmt.Sprintf("sha256:bad%02d", i) }
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			repo := "r/batch"
+			if i == bad {
+				repo = "r/\x00evil"
+			}
+			_, errs[i] = s.PutImage(ctx, image(digest(i), repo, t0), []store.ImagePackage{pkg("Debian:12", fmt.Sprint("b", i), "1.0", fmt.Sprint("b", i))})
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		img, err := s.Image(ctx, digest(i))
+		switch {
+		case i == bad && errs[i] != nil:
+			if err == nil {
+				t.Fatalf("the refused image is stored: %+v", img)
+			}
+		case errs[i] != nil:
+			t.Fatalf("image %d failed with the bad one in its batch: %v", i, errs[i])
+		case err != nil:
+			t.Fatalf("image %d: %v", i, err)
+		case i == bad && img.Repository != "r/\x00evil":
+			t.Fatalf("the bad image's repository came back as %q", img.Repository)
+		}
+	}
+}
+
 // testChangedImagesBound matches a package that more images hold than a
 // change lists: the counts stay exact, the list stops at
 // store.MaxChangedImages and says so.

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"LayerLists", testLayerLists},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"ConcurrentReindex", testConcurrentReindex},
+		{"BadImageInBatch", testBadImageInBatch},
 		{"ChangedImagesBound", testChangedImagesBound},
 	}
 	for _, tc := range tests {
