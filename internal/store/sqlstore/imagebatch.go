@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	"github.com/socle-dev/socle/internal/store"
@@ -137,7 +138,9 @@ SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::b
 	ids = make([]int64, len(rs))
 	var fresh []int64
 	for i, r := range rs {
-		ids[i] = idOf[r.img.Digest]
+		if ids[i] = idOf[r.img.Digest]; ids[i] == 0 {
+			return nil, nil, fmt.Errorf("image %s was not stored", r.img.Digest)
+		}
 		if !known[i] {
 			fresh = append(fresh, ids[i])
 		}
