@@ -138,3 +138,12 @@ func Key(b []byte, name string) []byte {
 	b = append(append(b, '"'), name...)
 	return append(b, '"', ':')
 }
+
+// OmitEmpty appends a string member tagged omitempty: nothing when v is
+// empty.
+func OmitEmpty(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return String(Key(b, name), v)
+}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/socle-dev/socle/internal/jsonw"
 	"github.com/socle-dev/socle/internal/order"
 	"github.com/socle-dev/socle/internal/sbom"
 	"github.com/socle-dev/socle/internal/store"
@@ -100,35 +99,12 @@ func rowHash(p *sbom.Package) uint64 {
 // packageExtra is what a package has beyond its store row's columns: the
 // JSON of the package with those left empty, byte for byte what
 // encoding/json writes (the store keeps each distinct value once, by its
-// hash), appended by hand: json.Marshal of every package of every image
-// was a tenth of an ingest's CPU.
+// hash), through sbom.AppendJSON: json.Marshal of every package of every
+// image was a tenth of an ingest's CPU.
 func packageExtra(p *sbom.Package) []byte {
-	b := make([]byte, 0, 160)
-	b = append(b, `{"name":"","version":"","type":""`...)
-	b = optional(b, "source_name", p.SourceName)
-	b = optional(b, "source_version", p.SourceVersion)
-	if p.Epoch != 0 {
-		b = jsonw.Int(jsonw.Key(b, "epoch"), int64(p.Epoch))
-	}
-	b = optional(b, "arch", p.Arch)
-	b = optional(b, "namespace", p.Namespace)
-	if len(p.Licenses) > 0 {
-		b = jsonw.Strings(jsonw.Key(b, "licenses"), p.Licenses)
-	}
-	b = append(b, `,"path":""`...)
-	b = jsonw.String(jsonw.Key(b, "extractor"), p.Extractor)
-	b = optional(b, "ecosystem", p.Ecosystem)
-	b = append(b, `,"layer_index":0`...)
-	b = optional(b, "removed_by", p.RemovedBy)
-	return append(b, '}')
-}
-
-// optional appends a string member tagged omitempty: nothing when empty.
-func optional(b []byte, name, v string) []byte {
-	if v == "" {
-		return b
-	}
-	return jsonw.String(jsonw.Key(b, name), v)
+	e := *p
+	e.Name, e.Version, e.Type, e.PURL, e.Path, e.Layer, e.LayerIndex = "", "", "", "", "", "", 0
+	return sbom.AppendJSON(make([]byte, 0, 160), &e)
 }
 
 // fromStored is a package rebuilt from its store row.

@@ -35,12 +35,12 @@ func appendFinding(b []byte, f *Finding) ([]byte, bool) {
 		b = jsonw.Strings(jsonw.Key(b, "aliases"), f.Aliases)
 	}
 	b = jsonw.Strings(jsonw.Key(b, "advisories"), f.Advisories)
-	b = appendPackage(jsonw.Key(b, "package"), &f.Package)
+	b = sbom.AppendJSON(jsonw.Key(b, "package"), &f.Package)
 	b = appendPackageKey(jsonw.Key(b, "match_key"), f.Key)
 	b = jsonw.String(jsonw.Key(b, "severity"), f.Severity)
 	b, ok = floatMember(b, "score", f.Score, ok)
-	b = stringMember(b, "fixed_version", f.FixedVersion)
-	b = stringMember(b, "summary", f.Summary)
+	b = jsonw.OmitEmpty(b, "fixed_version", f.FixedVersion)
+	b = jsonw.OmitEmpty(b, "summary", f.Summary)
 	if !f.Published.IsZero() {
 		var good bool
 		b, good = jsonw.Time(jsonw.Key(b, "published"), f.Published)
@@ -49,8 +49,8 @@ func appendFinding(b []byte, f *Finding) ([]byte, bool) {
 	if f.Withdrawn {
 		b = jsonw.Bool(jsonw.Key(b, "withdrawn"), true)
 	}
-	b = stringMember(b, "suppressed", f.Suppressed)
-	b = stringMember(b, "severity_source", f.SeveritySource)
+	b = jsonw.OmitEmpty(b, "suppressed", f.Suppressed)
+	b = jsonw.OmitEmpty(b, "severity_source", f.SeveritySource)
 	if len(f.Ratings) > 0 {
 		b = append(jsonw.Key(b, "ratings"), '[')
 		for i := range f.Ratings {
@@ -69,35 +69,11 @@ func appendFinding(b []byte, f *Finding) ([]byte, bool) {
 		ok = ok && good
 	}
 	b, ok = floatMember(b, "epss", f.EPSS, ok)
-	b = stringMember(b, "fix_state", f.FixState)
+	b = jsonw.OmitEmpty(b, "fix_state", f.FixState)
 	var good bool
 	b, good = jsonw.Float(jsonw.Key(b, "risk"), f.Risk)
-	b = stringMember(b, "exposure", f.Exposure)
+	b = jsonw.OmitEmpty(b, "exposure", f.Exposure)
 	return append(b, '}'), ok && good
-}
-
-func appendPackage(b []byte, p *sbom.Package) []byte {
-	b = jsonw.String(jsonw.Key(append(b, '{'), "name"), p.Name)
-	b = jsonw.String(jsonw.Key(b, "version"), p.Version)
-	b = jsonw.String(jsonw.Key(b, "type"), p.Type)
-	b = stringMember(b, "source_name", p.SourceName)
-	b = stringMember(b, "source_version", p.SourceVersion)
-	if p.Epoch != 0 {
-		b = jsonw.Int(jsonw.Key(b, "epoch"), int64(p.Epoch))
-	}
-	b = stringMember(b, "arch", p.Arch)
-	b = stringMember(b, "namespace", p.Namespace)
-	if len(p.Licenses) > 0 {
-		b = jsonw.Strings(jsonw.Key(b, "licenses"), p.Licenses)
-	}
-	b = jsonw.String(jsonw.Key(b, "path"), p.Path)
-	b = jsonw.String(jsonw.Key(b, "extractor"), p.Extractor)
-	b = stringMember(b, "ecosystem", p.Ecosystem)
-	b = stringMember(b, "purl", p.PURL)
-	b = stringMember(b, "layer", p.Layer)
-	b = jsonw.Int(jsonw.Key(b, "layer_index"), int64(p.LayerIndex))
-	b = stringMember(b, "removed_by", p.RemovedBy)
-	return append(b, '}')
 }
 
 func appendPackageKey(b []byte, k store.PackageKey) []byte {
@@ -112,16 +88,8 @@ func appendRating(b []byte, r *store.Rating) ([]byte, bool) {
 	b = jsonw.String(jsonw.Key(b, "source"), r.Source)
 	b = jsonw.String(jsonw.Key(b, "severity"), r.Severity)
 	b, ok := floatMember(b, "score", r.Score, true)
-	b = stringMember(b, "vector", r.Vector)
+	b = jsonw.OmitEmpty(b, "vector", r.Vector)
 	return append(b, '}'), ok
-}
-
-// stringMember appends an omitempty string member.
-func stringMember(b []byte, name, v string) []byte {
-	if v == "" {
-		return b
-	}
-	return jsonw.String(jsonw.Key(b, name), v)
 }
 
 // floatMember appends an omitempty number member; ok stays true while
