@@ -196,16 +196,17 @@ func (c *imageArrays) args() []any {
 		c.baseDigest, c.layers, c.size, c.scannedAt, c.labels, c.chainID}
 }
 
-// distinctImages reports whether rs holds each image once: putImages
-// writes each table's rows in one statement, which may change a row only
-// once.
-func distinctImages(rs []*putRequest) bool {
-	seen := make(map[string]bool, len(rs))
-	for _, r := range rs {
-		if seen[r.img.Digest] {
+// distinct reports whether no two of xs have the same key: a batch
+// written with one statement a table (putImages, putTagArrays) may change
+// a row only once.
+func distinct[T any, K comparable](xs []T, key func(T) K) bool {
+	seen := make(map[K]bool, len(xs))
+	for _, x := range xs {
+		k := key(x)
+		if seen[k] {
 			return false
 		}
-		seen[r.img.Digest] = true
+		seen[k] = true
 	}
 	return true
 }

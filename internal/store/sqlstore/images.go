@@ -756,7 +756,7 @@ func (s *DB) putTags(batch []*tagRequest) {
 // else move by move; the tags generation is bumped once if any moved.
 func (s *DB) moveTags(ctx context.Context, tx *sql.Tx, evs []store.TagEvent) error {
 	moved := false
-	if s.d.Arrays && distinctTags(evs) {
+	if s.d.Arrays && distinct(evs, func(ev store.TagEvent) tagKey { return tagKey{ev.Repository, ev.Tag} }) {
 		m, err := s.putTagArrays(ctx, tx, evs)
 		if err != nil {
 			return err
@@ -845,19 +845,6 @@ ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = ex
 
 // tagKey names a tag.
 type tagKey struct{ repo, tag string }
-
-// distinctTags reports whether evs move each tag once (see putTagArrays).
-func distinctTags(evs []store.TagEvent) bool {
-	seen := make(map[tagKey]bool, len(evs))
-	for _, ev := range evs {
-		k := tagKey{ev.Repository, ev.Tag}
-		if seen[k] {
-			return false
-		}
-		seen[k] = true
-	}
-	return true
-}
 
 func (s *DB) DeleteTag(ctx context.Context, repository, tag string, at time.Time) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {

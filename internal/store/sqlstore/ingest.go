@@ -187,7 +187,7 @@ func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
 			refs[i] = r.refs.clone()
 			r.fresh = refs[i].fill(r.pkgs, ids, bins, extras, freshBy)
 		}
-		if s.d.Arrays && distinctImages(rs) {
+		if s.d.Arrays && distinct(rs, func(r *putRequest) string { return r.img.Digest }) {
 			if err := s.putImages(ctx, tx, rs, refs, &links); err != nil {
 				return err
 			}
