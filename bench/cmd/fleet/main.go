@@ -459,20 +459,27 @@ func synthImage(i, base int, debs []debPkg, pypi []pyPkg, nApp int, rng *rand.Ra
 	return inv
 }
 
-var baseCache struct {
-	sync.Mutex
-	layers map[int]string
-	pkgs   map[int][]sbom.Package
+// baseParts is a base's layer digest and its packages in the analyser's
+// order.
+type baseParts struct {
+	layer string
+	pkgs  []sbom.Package
 }
 
-// baseLayerOf returns base's layer digest and its packages in the
-// analyser's order, made once a base. (sort, not internal/order: the
-// bench is also built against earlier commits, which lack it.)
+var baseCache struct {
+	sync.Mutex
+	parts map[int]baseParts
+}
+
+// baseLayerOf returns base's layer digest and packages, made once a base:
+// the Debian packages, at their patched versions on odd bases. (sort, not
+// internal/order: the bench is also built against earlier commits, which
+// lack it.)
 func baseLayerOf(base int, debs []debPkg) (string, []sbom.Package) {
 	baseCache.Lock()
 	defer baseCache.Unlock()
-	if pkgs, ok := baseCache.pkgs[base]; ok {
-		return baseCache.layers[base], pkgs
+	if p, ok := baseCache.parts[base]; ok {
+		return p.layer, p.pkgs
 	}
 	layer := fmt.Sprintf("sha256:%064x", 1<<40+base)
 	patched := base%2 == 1
@@ -488,10 +495,10 @@ func baseLayerOf(base int, debs []debPkg) (string, []sbom.Package) {
 		})
 	}
 	sort.SliceStable(pkgs, func(a, b int) bool { return sbom.LessPackage(&pkgs[a], &pkgs[b]) })
-	if baseCache.pkgs == nil {
-		baseCache.layers, baseCache.pkgs = map[int]string{}, map[int][]sbom.Package{}
+	if baseCache.parts == nil {
+		baseCache.parts = map[int]baseParts{}
 	}
-	baseCache.layers[base], baseCache.pkgs[base] = layer, pkgs
+	baseCache.parts[base] = baseParts{layer, pkgs}
 	return layer, pkgs
 }
 
