@@ -55,7 +55,7 @@ func main() {
 		bases      = flag.Int("bases", 20, "base image variants")
 		wrk        = flag.String("wrk", "wrk", "wrk binary for the API load")
 		duration   = flag.Duration("load", 10*time.Second, "API load duration per endpoint")
-		profile    = flag.String("cpuprofile", "", "write a CPU profile of the ingest")
+		profile    = flag.String("cpuprofile", "", "write a CPU profile of the ingest (with -replicas, one a process: FILE.0, FILE.1, ...)")
 		conns      = flag.Int("conns", 8, "wrk connections")
 		reuse      = flag.Bool("reuse", false, "reuse the SQLite store of an earlier run: skip the import and the ingest")
 		reeval     = flag.String("reeval", "", "instead of the query and API load: change these many advisories in turn (10,100,1000) and time the re-evaluation")
@@ -72,7 +72,7 @@ func main() {
 	)
 	flag.Parse()
 	ctx := context.Background()
-	opts := scaleOptions{data: *dataDir, db: *db, work: *work, socle: *socleBin, commit: *commit, jsonOut: *jsonOut,
+	opts := scaleOptions{data: *dataDir, db: *db, work: *work, socle: *socleBin, commit: *commit, jsonOut: *jsonOut, profile: *profile,
 		images: *images, pkgs: *pkgs, bases: *bases, replicas: *replicas, workers: *workers, queries: *queries}
 	switch {
 	case *compare != "":
@@ -134,21 +134,32 @@ func main() {
 	queryAndLoad(ctx, st, pairs, digests, ingest, *images, *pkgs, *bases, advisories, *wrk, *duration, *conns, qprof)
 }
 
+// startProfile starts a CPU profile written to path (none if path is
+// empty) and returns what stops it.
+func startProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 func fill(ctx context.Context, st store.Store, dataDir string, pairs []testenv.DebianChangelogPair, images, pkgs, bases, workers int, profile string) (time.Duration, []string) {
 	importAdvisories(ctx, st, dataDir, pairs)
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-	}
+	stop := startProfile(profile)
 	start := time.Now()
 	ingestPart(ctx, st, dataDir, pairs, images, pkgs, bases, workers, 0, 1)
 	ingest := time.Since(start)
-	if profile != "" {
-		pprof.StopCPUProfile()
-	}
+	stop()
 	var digests []string
 	for i := range images {
 		digests = append(digests, imageDigest(i))
@@ -165,14 +176,7 @@ func queryAndLoad(ctx context.Context, st store.Store, pairs []testenv.DebianCha
 	cves := affectingCVEs(ctx, st, pairs)
 	var lat []time.Duration
 	found := 0
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	defer startProfile(profile)()
 	for round := 0; round < 5; round++ {
 		for _, c := range cves {
 			q0 := time.Now()

@@ -106,6 +106,7 @@ type scaleResult struct {
 
 type scaleOptions struct {
 	data, db, work, socle, commit, jsonOut string
+	profile                                string
 	images, pkgs, bases, replicas, workers int
 	queries                                int
 }
@@ -134,7 +135,9 @@ func runScale(ctx context.Context, o scaleOptions) {
 	client0, server0 := ingestCPU()
 	t0 := time.Now()
 	if o.replicas <= 1 {
+		stop := startProfile(o.profile)
 		lat := ingestPart(ctx, st, o.data, pairs, o.images, o.pkgs, o.bases, o.workers, 0, 1)
+		stop()
 		res.IngestLatency = distOf(lat)
 	} else {
 		res.IngestLatency = ingestReplicas(o)
@@ -143,7 +146,8 @@ func runScale(ctx context.Context, o scaleOptions) {
 	client1, server1 := ingestCPU()
 	res.IngestCPUClient, res.IngestCPUServer = client1-client0, server1-server0
 	res.IngestSeconds, res.IngestPerSecond = ingest.Seconds(), float64(o.images)/ingest.Seconds()
-	log.Printf("ingested %d images in %s (%.0f/s)", o.images, ingest.Round(time.Millisecond), res.IngestPerSecond)
+	log.Printf("ingested %d images in %s (%.0f/s; CPU an image: %.3f ms ingesting, %.3f ms PostgreSQL)", o.images, ingest.Round(time.Millisecond),
+		res.IngestPerSecond, 1000*res.IngestCPUClient/float64(o.images), 1000*res.IngestCPUServer/float64(o.images))
 
 	seedChecks(ctx, st, o.data, o.images, o.workers)
 	res.Reeval = reevalRows(ctx, st, o.data, []int{10, 100, 1000})
@@ -422,6 +426,9 @@ func ingestReplicas(o scaleOptions) dist {
 		cmd := exec.Command(os.Args[0], "-data", o.data, "-db", o.db, "-work", o.work, "-images", fmt.Sprint(o.images),
 			"-packages", fmt.Sprint(o.pkgs), "-bases", fmt.Sprint(o.bases), "-workers", fmt.Sprint(o.workers),
 			"-ingest-part", fmt.Sprintf("%d/%d", k, o.replicas))
+		if o.profile != "" {
+			cmd.Args = append(cmd.Args, "-cpuprofile", fmt.Sprintf("%s.%d", o.profile, k))
+		}
 		out := &strings.Builder{}
 		cmd.Stdout, cmd.Stderr = out, os.Stderr
 		if err := cmd.Start(); err != nil {
@@ -460,7 +467,9 @@ func runIngestPart(ctx context.Context, o scaleOptions, spec string) {
 	if err != nil {
 		log.Fatal(err)
 	}
+	stop := startProfile(o.profile)
 	lat := ingestPart(ctx, st, o.data, pairs, o.images, o.pkgs, o.bases, o.workers, part, parts)
+	stop()
 	ms := make([]int64, len(lat))
 	for i, d := range lat {
 		ms[i] = d.Microseconds()
