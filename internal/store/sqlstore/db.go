@@ -59,8 +59,7 @@ type DB struct {
 	db       *sql.DB
 	d        Dialect
 	names    nameCache
-	ingest   group[*putRequest]
-	tagging  group[*tagRequest]
+	writes   group[writeRequest]
 	packages packageIDs
 	writeMu  sync.Mutex
 	advs     advisoryCache

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -50,10 +52,22 @@ func (s *DB) DataGeneration(ctx context.Context) (string, error) {
 	return vals[tagsGenKey] + "." + vals[imagesGenKey] + "." + vals[findingsGenKey] + "." + vals[advisoryGenerationKey], rows.Err()
 }
 
-// bump increments a generation counter in the caller's transaction.
-func (s *DB) bump(ctx context.Context, x execer, key string) error {
-	_, err := s.exec(ctx, x, `INSERT INTO meta (key, value) VALUES (?, '1')
-ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)`, key)
+// bump increments generation counters in the caller's transaction, in
+// one statement, each once, in key order (the order every transaction
+// locks them in).
+func (s *DB) bump(ctx context.Context, x execer, keys ...string) error {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if len(keys) == 0 {
+		return nil
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	_, err := s.exec(ctx, x, `INSERT INTO meta (key, value) VALUES `+strings.TrimSuffix(strings.Repeat("(?, '1'), ", len(keys)), ", ")+`
+ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)`, args...)
 	return err
 }
 

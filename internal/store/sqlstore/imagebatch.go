@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -46,7 +47,7 @@ func (s *DB) putImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, refs [
 		w.inventories = append(w.inventories, nonNilBytes(r.img.Inventory))
 		w.sets = append(w.sets, packSet(r.img.Layers, r.pkgs, &refs[i], since))
 	}
-	return s.writeImageRows(ctx, tx, w)
+	return s.writeImageRows(ctx, tx, w, links)
 }
 
 // batchRows are what putImages writes of a batch besides its image rows
@@ -59,25 +60,39 @@ type batchRows struct {
 	inventories, sets                  [][]byte
 }
 
-// writeImageRows writes w, one statement a table.
-func (s *DB) writeImageRows(ctx context.Context, tx *sql.Tx, w batchRows) error {
+// writeImageRows writes w and the batch's new links in one statement,
+// each table's rows as arrays in a statement of its own within it (one
+// round trip instead of one a table), after removing the package_multi
+// rows of the images stored before (in a statement before it: the
+// inserts would not see that removal).
+func (s *DB) writeImageRows(ctx context.Context, tx *sql.Tx, w batchRows, links *newLinks) error {
 	if len(w.known) > 0 {
 		if _, err := s.exec(ctx, tx, `DELETE FROM package_multi WHERE image_id = ANY(?)`, w.known); err != nil {
 			return err
 		}
 	}
+	var parts []string
+	var args []any
+	part := func(stmt string, a ...any) {
+		parts = append(parts, fmt.Sprintf("w%d AS (%s)", len(parts), stmt))
+		args = append(args, a...)
+	}
 	if len(w.multiPkgs) > 0 {
-		if _, err := s.exec(ctx, tx, `INSERT INTO package_multi (package_id, image_id)
-SELECT * FROM unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING`, w.multiPkgs, w.multiImages); err != nil {
-			return err
-		}
+		part(`INSERT INTO package_multi (package_id, image_id)
+SELECT * FROM unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING`, w.multiPkgs, w.multiImages)
 	}
-	if _, err := s.exec(ctx, tx, `INSERT INTO image_inventories (image_id, data) SELECT * FROM unnest(?::bigint[], ?::bytea[])
-ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, w.ids, w.inventories); err != nil {
-		return err
+	// Where new links go to the link log (SQLite), links.flush writes them.
+	if len(*links) > 0 && !s.d.SingleWriter {
+		links.sort()
+		pkgs, images, since := links.arrays()
+		part(insertLinkArrays("package_images"), pkgs, images, since)
+		*links = (*links)[:0]
 	}
-	_, err := s.exec(ctx, tx, `INSERT INTO image_package_sets (image_id, n, data) SELECT * FROM unnest(?::bigint[], ?::int[], ?::bytea[])
-ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, w.ids, w.counts, w.sets)
+	part(`INSERT INTO image_inventories (image_id, data) SELECT * FROM unnest(?::bigint[], ?::bytea[])
+ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, w.ids, w.inventories)
+	_, err := s.exec(ctx, tx, `WITH `+strings.Join(parts, ", ")+`
+INSERT INTO image_package_sets (image_id, n, data) SELECT * FROM unnest(?::bigint[], ?::int[], ?::bytea[])
+ON CONFLICT (image_id) DO UPDATE SET n = excluded.n, data = excluded.data`, append(args, w.ids, w.counts, w.sets)...)
 	return err
 }
 

@@ -334,10 +334,29 @@ func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
 	if len(*l) == 0 {
 		return nil
 	}
-	slices.SortFunc(*l, func(a, b newLink) int { return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.image, b.image)) })
+	l.sort()
 	err := s.insertLinks(ctx, tx, *l)
 	*l = (*l)[:0]
 	return err
+}
+
+// sort puts l in index order (package, then image).
+func (l newLinks) sort() {
+	slices.SortFunc(l, func(a, b newLink) int {
+		if a.pkg != b.pkg {
+			return cmp.Compare(a.pkg, b.pkg)
+		}
+		return cmp.Compare(a.image, b.image)
+	})
+}
+
+// arrays returns l's columns, one array each.
+func (l newLinks) arrays() (pkgs, images, since []int64) {
+	pkgs, images, since = make([]int64, len(l)), make([]int64, len(l)), make([]int64, len(l))
+	for i, k := range l {
+		pkgs[i], images[i], since[i] = k.pkg, k.image, k.since
+	}
+	return pkgs, images, since
 }
 
 // putMulti records the image's links to package versions that share
@@ -727,54 +746,31 @@ type tagRequest struct {
 	err error
 }
 
-// PutTag moves a tag; concurrent moves are committed together (see
-// group).
+// PutTag moves a tag; concurrent moves are committed together, with the
+// images indexed at once (see group).
 func (s *DB) PutTag(ctx context.Context, ev store.TagEvent) error {
 	r := &tagRequest{ctx: ctx, ev: ev}
-	s.tagging.run(r, maxIngestBatch, s.putTags)
+	s.writes.run(writeRequest{tag: r}, maxIngestBatch, s.writeBatch)
 	return r.err
 }
 
-// putTags writes a batch of tag moves (see writeLive), in tag order:
-// concurrent batches then lock rows in one order.
-func (s *DB) putTags(batch []*tagRequest) {
-	writeLive(batch, func(r *tagRequest) context.Context { return r.ctx }, func(r *tagRequest, err error) { r.err = err },
-		func(ctx context.Context, rs []*tagRequest) error {
-			slices.SortStableFunc(rs, func(a, b *tagRequest) int {
-				return cmp.Or(cmp.Compare(a.ev.Repository, b.ev.Repository), cmp.Compare(a.ev.Tag, b.ev.Tag))
-			})
-			evs := make([]store.TagEvent, len(rs))
-			for i, r := range rs {
-				evs[i] = r.ev
-			}
-			return s.inTxRetry(ctx, func(tx *sql.Tx) error { return s.moveTags(ctx, tx, evs) })
-		})
-}
-
-// moveTags records a batch of tag moves (in tag order) in tx: in three
-// statements where the database takes arrays and each tag moves once,
-// else move by move; the tags generation is bumped once if any moved.
-func (s *DB) moveTags(ctx context.Context, tx *sql.Tx, evs []store.TagEvent) error {
-	moved := false
+// moveTags records a batch of tag moves (in tag order) in tx: in one
+// statement where the database takes arrays and each tag moves once,
+// else move by move. It reports whether any tag moved; the caller then
+// bumps the tags generation.
+func (s *DB) moveTags(ctx context.Context, tx *sql.Tx, evs []store.TagEvent) (bool, error) {
 	if s.d.Arrays && distinct(evs, func(ev store.TagEvent) tagKey { return tagKey{ev.Repository, ev.Tag} }) {
-		m, err := s.putTagArrays(ctx, tx, evs)
+		return s.putTagArrays(ctx, tx, evs)
+	}
+	moved := false
+	for _, ev := range evs {
+		m, err := s.putTag(ctx, tx, ev)
 		if err != nil {
-			return err
+			return false, err
 		}
-		moved = m
-	} else {
-		for _, ev := range evs {
-			m, err := s.putTag(ctx, tx, ev)
-			if err != nil {
-				return err
-			}
-			moved = moved || m
-		}
+		moved = moved || m
 	}
-	if !moved {
-		return nil
-	}
-	return s.bump(ctx, tx, tagsGenKey)
+	return moved, nil
 }
 
 // putTag moves one tag and records the move, unless it names the digest
@@ -804,43 +800,27 @@ ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = ex
 }
 
 // putTagArrays is putTag for a batch of distinct tags (in tag order) on a
-// database that takes arrays: three statements for the batch.
+// database that takes arrays: one statement for the batch, which moves
+// the tags not naming their digest already, in tag order, and records
+// those moves.
 func (s *DB) putTagArrays(ctx context.Context, tx *sql.Tx, evs []store.TagEvent) (bool, error) {
-	repos, tags := make([]string, len(evs)), make([]string, len(evs))
+	repos, tags, digests, at := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]int64, len(evs))
 	for i, ev := range evs {
-		repos[i], tags[i] = ev.Repository, ev.Tag
+		repos[i], tags[i], digests[i], at[i] = ev.Repository, ev.Tag, ev.Digest, ts(ev.At)
 	}
-	cur := map[tagKey]string{}
-	err := s.eachRowIn(ctx, tx, `SELECT t.repository, t.tag, t.digest FROM tags t
-JOIN unnest(?::text[], ?::text[]) AS q (repository, tag) ON t.repository = q.repository AND t.tag = q.tag`, []any{repos, tags},
-		func(r *sql.Rows) error {
-			var k tagKey
-			var d string
-			err := r.Scan(&k.repo, &k.tag, &d)
-			cur[k] = d
-			return err
-		})
+	res, err := s.exec(ctx, tx, `WITH moved AS (
+	SELECT q.repository, q.tag, q.digest, q.at, q.n
+	FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[]) WITH ORDINALITY AS q (repository, tag, digest, at, n)
+	LEFT JOIN tags t ON t.repository = q.repository AND t.tag = q.tag
+	WHERE t.digest IS DISTINCT FROM q.digest),
+up AS (INSERT INTO tags (repository, tag, digest, since) SELECT repository, tag, digest, at FROM moved ORDER BY n
+	ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since)
+INSERT INTO tag_history (repository, tag, digest, at) SELECT repository, tag, digest, at FROM moved ORDER BY n`, repos, tags, digests, at)
 	if err != nil {
 		return false, err
 	}
-	var mRepos, mTags, mDigests []string
-	var mAt []int64
-	for _, ev := range evs {
-		if d, ok := cur[tagKey{ev.Repository, ev.Tag}]; ok && d == ev.Digest {
-			continue
-		}
-		mRepos, mTags, mDigests, mAt = append(mRepos, ev.Repository), append(mTags, ev.Tag), append(mDigests, ev.Digest), append(mAt, ts(ev.At))
-	}
-	if len(mRepos) == 0 {
-		return false, nil
-	}
-	if _, err := s.exec(ctx, tx, `INSERT INTO tags (repository, tag, digest, since) SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[])
-ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since`, mRepos, mTags, mDigests, mAt); err != nil {
-		return false, err
-	}
-	_, err = s.exec(ctx, tx, `INSERT INTO tag_history (repository, tag, digest, at) SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[])`,
-		mRepos, mTags, mDigests, mAt)
-	return err == nil, err
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // tagKey names a tag.

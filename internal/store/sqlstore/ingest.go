@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"slices"
@@ -10,14 +11,17 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// Ingest commits concurrent PutImage calls together (group commit): the
-// first caller to find no batch running writes every image waiting, up to
-// maxIngestBatch, in one transaction, while the next ones queue. A
-// registry receiving pushes in parallel then costs one commit, one
-// generation bump and one write of each shared index page per batch
-// instead of per image. A batch that fails is retried image by image, so
-// one bad image fails only its own call. Tag moves (PutTag), which follow
-// each push, are committed together the same way.
+// Ingest commits concurrent PutImage and PutTag calls together (group
+// commit): the first caller to find no batch running writes every image
+// and tag move waiting, up to maxIngestBatch, in one transaction, while
+// the next ones queue. A registry receiving pushes in parallel then costs
+// one commit, one generation bump and one write of each shared index page
+// per batch instead of per image. A batch that fails is retried item by
+// item, so one bad image fails only its own call. The tag moves that
+// follow each push ride in the next batch of images rather than in
+// transactions of their own: with two groups, one for each, an ingesting
+// process committed two transactions a round, each with its own
+// round trips, commit and generation bump.
 //
 // One batch is written at a time, on every database: on PostgreSQL too,
 // whose transactions could run in parallel, because the batches are then
@@ -100,19 +104,86 @@ func (s *DB) PutImage(ctx context.Context, img store.Image, pkgs []store.ImagePa
 	// What the caches know is looked up here, by each caller at once, not
 	// by the one writer.
 	r := &putRequest{ctx: ctx, img: img, pkgs: pkgs, refs: s.packages.resolve(pkgs)}
-	s.ingest.run(r, maxIngestBatch, s.putBatch)
+	s.writes.run(writeRequest{img: r}, maxIngestBatch, s.writeBatch)
 	return r.fresh, r.err
 }
 
-// putBatch writes a batch of images (see writeLive); an image whose
-// write failed returns no fresh package versions.
-func (s *DB) putBatch(batch []*putRequest) {
-	writeLive(batch, func(r *putRequest) context.Context { return r.ctx },
-		func(r *putRequest, err error) {
-			if r.err = err; err != nil {
-				r.fresh = nil
+// writeRequest is one write of the ingest group: an image (PutImage) or
+// a tag move (PutTag).
+type writeRequest struct {
+	img *putRequest
+	tag *tagRequest
+}
+
+func (w writeRequest) context() context.Context {
+	if w.img != nil {
+		return w.img.ctx
+	}
+	return w.tag.ctx
+}
+
+// finish hands the caller its outcome; an image whose write failed
+// returns no fresh package versions.
+func (w writeRequest) finish(err error) {
+	if w.img == nil {
+		w.tag.err = err
+		return
+	}
+	if w.img.err = err; err != nil {
+		w.img.fresh = nil
+	}
+}
+
+// writeBatch writes a batch of images and tag moves (see writeLive).
+func (s *DB) writeBatch(batch []writeRequest) {
+	writeLive(batch, writeRequest.context, writeRequest.finish, s.writeAll)
+}
+
+// writeAll writes ws in one transaction: the images first, then the tag
+// moves, then the generation bumps, in that order in every transaction.
+func (s *DB) writeAll(ctx context.Context, ws []writeRequest) error {
+	var rs []*putRequest
+	var evs []store.TagEvent
+	for _, w := range ws {
+		if w.img != nil {
+			rs = append(rs, w.img)
+		} else {
+			evs = append(evs, w.tag.ev)
+		}
+	}
+	// Tags in tag order: concurrent batches then lock rows in one order.
+	slices.SortStableFunc(evs, func(a, b store.TagEvent) int {
+		return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag))
+	})
+	var newBins map[binaryKey]int64
+	var newExtras map[string]int64
+	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
+		var bumps []string
+		if len(rs) > 0 {
+			var err error
+			if newBins, newExtras, err = s.putAll(ctx, tx, rs); err != nil {
+				return err
 			}
-		}, s.putAll)
+			// The images and their findings are new or changed: cached
+			// answers go.
+			bumps = append(bumps, findingsGenKey)
+		}
+		if len(evs) > 0 {
+			moved, err := s.moveTags(ctx, tx, evs)
+			if err != nil {
+				return err
+			}
+			if moved {
+				bumps = append(bumps, tagsGenKey)
+			}
+		}
+		return s.bump(ctx, tx, bumps...)
+	})
+	if err == nil {
+		s.packages.rememberBinaries(newBins)
+		s.packages.rememberExtras(newExtras)
+	}
+	return err
 }
 
 // writeLive writes the items whose callers still wait, all in one call
@@ -146,69 +217,57 @@ func writeLive[T any](items []T, ctxOf func(T) context.Context, done func(T, err
 	}
 }
 
-// putAll writes rs in one transaction. The batch's package versions and
-// binaries are resolved first, each kind in one sorted pass, so that
-// concurrent transactions take the unique indexes' locks in the same
-// order (no deadlock on PostgreSQL).
-func (s *DB) putAll(ctx context.Context, rs []*putRequest) error {
-	var newBins map[binaryKey]int64
-	var newExtras map[string]int64
-	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
-		// Only what the callers' lookups did not find is read or written.
-		var unknown []store.ImagePackage
-		for _, r := range rs {
-			for i, p := range r.pkgs {
-				if !r.refs.known(i, p) {
-					unknown = append(unknown, p)
-				}
+// putAll writes rs in tx and returns the binaries and extra data it read
+// (to cache once tx commits). The batch's package versions and binaries
+// are resolved first, each kind in one sorted pass, so that concurrent
+// transactions take the unique indexes' locks in the same order (no
+// deadlock on PostgreSQL).
+func (s *DB) putAll(ctx context.Context, tx *sql.Tx, rs []*putRequest) (map[binaryKey]int64, map[string]int64, error) {
+	// Only what the callers' lookups did not find is read or written.
+	var unknown []store.ImagePackage
+	for _, r := range rs {
+		for i, p := range r.pkgs {
+			if !r.refs.known(i, p) {
+				unknown = append(unknown, p)
 			}
 		}
-		ids, fresh, err := s.ensurePackages(ctx, tx, unknown)
-		if err != nil {
-			return err
-		}
-		bins, readBins, err := s.ensureBinaries(ctx, tx, unknown, ids)
-		if err != nil {
-			return err
-		}
-		extras, readExtras, err := s.ensureExtras(ctx, tx, unknown)
-		if err != nil {
-			return err
-		}
-		newBins, newExtras = readBins, readExtras
-		var links newLinks
-		freshBy := make(map[store.PackageKey]store.PackageRow, len(fresh))
-		for _, f := range fresh {
-			freshBy[f.PackageKey] = f
-		}
-		refs := make([]imageRefs, len(rs))
-		for i, r := range rs {
-			// A transaction retried starts from the callers' lookups.
-			refs[i] = r.refs.clone()
-			r.fresh = refs[i].fill(r.pkgs, ids, bins, extras, freshBy)
-		}
-		if s.d.Arrays && distinct(rs, func(r *putRequest) string { return r.img.Digest }) {
-			if err := s.putImages(ctx, tx, rs, refs, &links); err != nil {
-				return err
-			}
-		} else {
-			for i, r := range rs {
-				if err := s.putImage(ctx, tx, r.img, r.pkgs, &refs[i], &links); err != nil {
-					return err
-				}
-			}
-		}
-		if err := links.flush(ctx, s, tx); err != nil {
-			return err
-		}
-		// The images and their findings are new or changed: cached answers go.
-		return s.bump(ctx, tx, findingsGenKey)
-	})
-	if err == nil {
-		s.packages.rememberBinaries(newBins)
-		s.packages.rememberExtras(newExtras)
 	}
-	return err
+	ids, fresh, err := s.ensurePackages(ctx, tx, unknown)
+	if err != nil {
+		return nil, nil, err
+	}
+	bins, readBins, err := s.ensureBinaries(ctx, tx, unknown, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	extras, readExtras, err := s.ensureExtras(ctx, tx, unknown)
+	if err != nil {
+		return nil, nil, err
+	}
+	var links newLinks
+	freshBy := make(map[store.PackageKey]store.PackageRow, len(fresh))
+	for _, f := range fresh {
+		freshBy[f.PackageKey] = f
+	}
+	refs := make([]imageRefs, len(rs))
+	for i, r := range rs {
+		// A transaction retried starts from the callers' lookups.
+		refs[i] = r.refs.clone()
+		r.fresh = refs[i].fill(r.pkgs, ids, bins, extras, freshBy)
+	}
+	if s.d.Arrays && distinct(rs, func(r *putRequest) string { return r.img.Digest }) {
+		err = s.putImages(ctx, tx, rs, refs, &links)
+	} else {
+		for i, r := range rs {
+			if err = s.putImage(ctx, tx, r.img, r.pkgs, &refs[i], &links); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = links.flush(ctx, s, tx)
+	}
+	return readBins, readExtras, err
 }
 
 // packageIDs caches the IDs of package versions already matched, and of

@@ -65,12 +65,8 @@ SELECT package_id, image_id, since FROM package_images_log ORDER BY package_id, 
 // statement where the database takes arrays, else rows of parameters.
 func (s *DB) insertLinksInto(ctx context.Context, tx *sql.Tx, table string, links []newLink) error {
 	if s.d.Arrays {
-		pkgs, images, since := make([]int64, len(links)), make([]int64, len(links)), make([]int64, len(links))
-		for i, l := range links {
-			pkgs[i], images[i], since[i] = l.pkg, l.image, l.since
-		}
-		_, err := s.exec(ctx, tx, `INSERT INTO `+table+` (package_id, image_id, since)
-SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[])`, pkgs, images, since)
+		pkgs, images, since := newLinks(links).arrays()
+		_, err := s.exec(ctx, tx, insertLinkArrays(table), pkgs, images, since)
 		return err
 	}
 	args := make([]any, 0, 3*len(links))
@@ -78,6 +74,11 @@ SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[])`, pkgs, images, sinc
 		args = append(args, l.pkg, l.image, l.since)
 	}
 	return s.insertRows(ctx, tx, `INSERT INTO `+table+` (package_id, image_id, since) VALUES`, "", 3, args)
+}
+
+// insertLinkArrays inserts links given as three arrays into table.
+func insertLinkArrays(table string) string {
+	return `INSERT INTO ` + table + ` (package_id, image_id, since) SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[])`
 }
 
 // linkCounts counts the images holding each of pkgs (distinct IDs), in

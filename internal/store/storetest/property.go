@@ -744,17 +744,18 @@ func testConcurrentReindex(t *testing.T, s store.Store) {
 	}
 }
 
-// testBadImageInBatch indexes images from many goroutines at once, one
-// of them with a repository name no PostgreSQL text column takes (a NUL
-// byte, as a crafted push could carry): the store writes a batch's images
-// in one statement a table there, and the bad row must fail only its own
+// testBadImageInBatch indexes images from many goroutines at once, each
+// followed by a tag move, one of them with a repository name no
+// PostgreSQL text column takes (a NUL byte, as a crafted push could
+// carry): the store writes a batch's images and tag moves together, in
+// one statement a table there, and the bad row must fail only its own
 // call. Where the database takes the name (SQLite), the call succeeds and
 // the name comes back as it was given.
 func testBadImageInBatch(t *testing.T, s store.Store) {
 	t0 := time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
 	const n, bad = 24, 11
 	digest := func(i int) string { return fmt.Sprintf("sha256:bad%02d", i) }
-	errs := make([]error, n)
+	errs, tagErrs := make([]error, n), make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -765,9 +766,29 @@ func testBadImageInBatch(t *testing.T, s store.Store) {
 				repo = "r/\x00evil"
 			}
 			_, errs[i] = s.PutImage(ctx, image(digest(i), repo, t0), []store.ImagePackage{pkg("Debian:12", fmt.Sprint("b", i), "1.0", fmt.Sprint("b", i))})
+			tagErrs[i] = s.PutTag(ctx, store.TagEvent{Repository: repo, Tag: fmt.Sprint("t", i), Digest: digest(i), At: t0})
 		}()
 	}
 	wg.Wait()
+	for i := range n {
+		repo := "r/batch"
+		if i == bad {
+			repo = "r/\x00evil"
+		}
+		hist, err := s.TagHistory(ctx, repo, fmt.Sprint("t", i))
+		switch {
+		case i == bad && tagErrs[i] != nil:
+			if err == nil && len(hist) > 0 {
+				t.Fatalf("the refused tag move is recorded: %+v", hist)
+			}
+		case tagErrs[i] != nil:
+			t.Fatalf("tag %d failed with the bad one in its batch: %v", i, tagErrs[i])
+		case err != nil:
+			t.Fatalf("tag %d: %v", i, err)
+		case len(hist) != 1 || hist[0].Digest != digest(i) || hist[0].Repository != repo:
+			t.Fatalf("tag %d: history %+v, want one move to %s in %q", i, hist, digest(i), repo)
+		}
+	}
 	for i := range n {
 		img, err := s.Image(ctx, digest(i))
 		switch {
