@@ -36,6 +36,7 @@ type Scanner struct {
 	now      func() time.Time
 	log      *slog.Logger
 	vex      func(ctx context.Context, digests []string) error
+	first    firstMatches
 }
 
 // Option configures a Scanner.
@@ -153,7 +154,7 @@ func (s *Scanner) Index(ctx context.Context, inv *sbom.Inventory, repository str
 	if err != nil {
 		return fmt.Errorf("recording image %s: %w", inv.Digest, err)
 	}
-	if _, err = s.Rematch(ctx, fresh); err != nil {
+	if err := s.matchFirst(ctx, fresh); err != nil {
 		return err
 	}
 	return s.applyVEX(ctx, []string{inv.Digest})
