@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
@@ -23,6 +24,9 @@ var Dialect = sqlstore.Dialect{
 	Numbered:  true,
 	Arrays:    true,
 	HashIndex: " USING hash",
+	// pgx runs a statement given this mode as its unnamed prepared
+	// statement, which PostgreSQL plans with the values it is bound to.
+	PlanEachRun: pgx.QueryExecModeCacheDescribe,
 	// An arbitrary constant names socle's migration lock.
 	LockMigrations: `SELECT pg_advisory_xact_lock(735301)`,
 	SkipLocked:     true,

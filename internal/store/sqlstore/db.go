@@ -52,6 +52,11 @@ type Dialect struct {
 	// index (" USING hash" in PostgreSQL: an entry holds the key's hash,
 	// not the key).
 	HashIndex string
+	// PlanEachRun, when set, is a leading argument that makes the driver
+	// have the database plan a statement for the values it runs with,
+	// each run, instead of reusing a plan made for any values (see
+	// replanned).
+	PlanEachRun any
 }
 
 // DB is a store.Store on a database/sql handle.
@@ -255,6 +260,20 @@ func (s *DB) inTxRetry(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		}
 	}
 	return err
+}
+
+// replanned is args for a lookup by a batch's keys whose best plan
+// changes as its table grows from empty: PostgreSQL reuses a statement's
+// plan made for any values once the first five runs cost no less, and a
+// plan made on a store's first images (a scan of the whole table, then
+// a few pages) stayed while the table grew to 100,000 images (the
+// digests looked up were 250-450 pages a batch, a third of an ingest's
+// database time). Planned for its values each run, it reads the index.
+func (s *DB) replanned(args ...any) []any {
+	if s.d.PlanEachRun == nil {
+		return args
+	}
+	return append([]any{s.d.PlanEachRun}, args...)
 }
 
 // placeholders returns "?, ?, ?" for n values.

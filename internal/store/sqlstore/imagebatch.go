@@ -107,7 +107,7 @@ func (s *DB) placeImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, orde
 		digests[k] = rs[i].img.Digest
 	}
 	oldRepo := map[string]string{}
-	err = s.eachRowIn(ctx, tx, `SELECT digest, repository FROM images WHERE digest = ANY(?)`, []any{digests}, func(r *sql.Rows) error {
+	err = s.eachRowIn(ctx, tx, `SELECT digest, repository FROM images WHERE digest = ANY(?)`, s.replanned(digests), func(r *sql.Rows) error {
 		var d, repo string
 		if err := r.Scan(&d, &repo); err != nil {
 			return err
@@ -167,7 +167,7 @@ SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::b
 	// above (two servers indexing one push): the insert waited for it to
 	// commit, and its rows are visible now.
 	stored := map[int64]bool{}
-	err = s.eachRowIn(ctx, tx, `SELECT image_id FROM image_package_sets WHERE image_id = ANY(?)`, []any{fresh}, func(r *sql.Rows) error {
+	err = s.eachRowIn(ctx, tx, `SELECT image_id FROM image_package_sets WHERE image_id = ANY(?)`, s.replanned(fresh), func(r *sql.Rows) error {
 		var id int64
 		err := r.Scan(&id)
 		stored[id] = true

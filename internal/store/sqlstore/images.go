@@ -815,7 +815,7 @@ func (s *DB) putTagArrays(ctx context.Context, tx *sql.Tx, evs []store.TagEvent)
 	WHERE t.digest IS DISTINCT FROM q.digest),
 up AS (INSERT INTO tags (repository, tag, digest, since) SELECT repository, tag, digest, at FROM moved ORDER BY n
 	ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since)
-INSERT INTO tag_history (repository, tag, digest, at) SELECT repository, tag, digest, at FROM moved ORDER BY n`, repos, tags, digests, at)
+INSERT INTO tag_history (repository, tag, digest, at) SELECT repository, tag, digest, at FROM moved ORDER BY n`, s.replanned(repos, tags, digests, at)...)
 	if err != nil {
 		return false, err
 	}
