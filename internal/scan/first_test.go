@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/sbom"
+	"github.com/socle-dev/socle/internal/scan"
 	"github.com/socle-dev/socle/internal/store"
 )
 

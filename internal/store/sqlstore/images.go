@@ -802,7 +802,9 @@ ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = ex
 // putTagArrays is putTag for a batch of distinct tags (in tag order) on a
 // database that takes arrays: one statement for the batch, which moves
 // the tags not naming their digest already, in tag order, and records
-// those moves.
+// those moves. Each tag's digest is a subquery of its own, which reads
+// the tags index: as a join, PostgreSQL planned a scan of every tag for
+// the ~100 rows it guesses an unnest gives.
 func (s *DB) putTagArrays(ctx context.Context, tx *sql.Tx, evs []store.TagEvent) (bool, error) {
 	repos, tags, digests, at := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]int64, len(evs))
 	for i, ev := range evs {
@@ -811,8 +813,7 @@ func (s *DB) putTagArrays(ctx context.Context, tx *sql.Tx, evs []store.TagEvent)
 	res, err := s.exec(ctx, tx, `WITH moved AS (
 	SELECT q.repository, q.tag, q.digest, q.at, q.n
 	FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[]) WITH ORDINALITY AS q (repository, tag, digest, at, n)
-	LEFT JOIN tags t ON t.repository = q.repository AND t.tag = q.tag
-	WHERE t.digest IS DISTINCT FROM q.digest),
+	WHERE (SELECT t.digest FROM tags t WHERE t.repository = q.repository AND t.tag = q.tag) IS DISTINCT FROM q.digest),
 up AS (INSERT INTO tags (repository, tag, digest, since) SELECT repository, tag, digest, at FROM moved ORDER BY n
 	ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, since = excluded.since)
 INSERT INTO tag_history (repository, tag, digest, at) SELECT repository, tag, digest, at FROM moved ORDER BY n`, s.replanned(repos, tags, digests, at)...)
