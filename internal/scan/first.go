@@ -26,15 +26,15 @@ type firstMatch struct {
 	err  error
 }
 
-// wait is a version another caller is matching.
-type wait struct {
+// theirs is a version another caller is matching.
+type theirs struct {
 	row store.PackageRow
 	m   *firstMatch
 }
 
 // claim splits rows into those the caller matches (now in flight) and
 // those another caller is matching.
-func (f *firstMatches) claim(rows []store.PackageRow) (mine []store.PackageRow, m *firstMatch, others []wait) {
+func (f *firstMatches) claim(rows []store.PackageRow) (mine []store.PackageRow, m *firstMatch, others []theirs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.inflight == nil {
@@ -43,7 +43,7 @@ func (f *firstMatches) claim(rows []store.PackageRow) (mine []store.PackageRow, 
 	m = &firstMatch{done: make(chan struct{})}
 	for _, r := range rows {
 		if o, ok := f.inflight[r.ID]; ok {
-			others = append(others, wait{row: r, m: o})
+			others = append(others, theirs{row: r, m: o})
 			continue
 		}
 		f.inflight[r.ID] = m
@@ -105,7 +105,7 @@ func (s *Scanner) matchFirst(ctx context.Context, rows []store.PackageRow) error
 
 // wait waits for the others' matching and returns the rows whose
 // matching failed there.
-func (f *firstMatches) wait(ctx context.Context, others []wait) ([]store.PackageRow, error) {
+func (f *firstMatches) wait(ctx context.Context, others []theirs) ([]store.PackageRow, error) {
 	defer f.waited()
 	var again []store.PackageRow
 	for _, w := range others {
