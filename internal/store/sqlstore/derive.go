@@ -128,10 +128,11 @@ AND (EXISTS (SELECT 1 FROM package_images pi WHERE pi.package_id = lh.package_id
 	}
 	// Their matches, current and past.
 	for _, batch := range chunks(im.packages(), 500) {
-		in, args := inList(s, batch)
-		err := s.eachRow(ctx, `SELECT package_id, advisory_id, opened_at, 0, '', fixed_version FROM package_matches WHERE package_id `+in+`
-UNION ALL SELECT package_id, advisory_id, opened_at, closed_at, close_reason, '' FROM match_history WHERE package_id `+in,
-			append(args, args...), func(r *sql.Rows) error {
+		current, args := byPackages(s, "package_matches", "pm", batch)
+		past, pastArgs := byPackages(s, "match_history", "mh", batch)
+		err := s.eachRow(ctx, `SELECT pm.package_id, pm.advisory_id, pm.opened_at, 0, '', pm.fixed_version FROM `+current+`
+UNION ALL SELECT mh.package_id, mh.advisory_id, mh.opened_at, mh.closed_at, mh.close_reason, '' FROM `+past,
+			append(args, pastArgs...), func(r *sql.Rows) error {
 				var k pairKey
 				var sn span
 				var fixed string

@@ -107,10 +107,10 @@ func (s *DB) ImageFindings(ctx context.Context, digest string) ([]store.Finding,
 	}
 	var pairs []pairFinding
 	for _, batch := range chunks(im.packages(), 500) {
-		in, args := inList(s, batch)
+		from, args := byPackages(s, "package_matches", "pm", batch)
 		// The image's sticky closures are left out in the same statement.
-		err := s.eachRow(ctx, `SELECT pm.package_id, pm.advisory_id, pm.fixed_version, pm.opened_at FROM package_matches pm
-WHERE pm.package_id `+in+` AND NOT EXISTS (SELECT 1 FROM finding_closures fc
+		err := s.eachRow(ctx, `SELECT pm.package_id, pm.advisory_id, pm.fixed_version, pm.opened_at FROM `+from+`
+WHERE NOT EXISTS (SELECT 1 FROM finding_closures fc
 	WHERE fc.image_id = ? AND fc.package_id = pm.package_id AND fc.advisory_id = pm.advisory_id)`, append(args, im.id), func(r *sql.Rows) error {
 			var p pairFinding
 			if err := r.Scan(&p.pkg, &p.adv, &p.fixed, &p.opened); err != nil {
