@@ -353,6 +353,7 @@ func (a *App) openRegistry(authr *auth.Authenticator) error {
 // jobs finish within the grace period, and returns.
 func (a *App) Run(ctx context.Context) error {
 	defer close(a.done)
+	a.warm(ctx)
 	serveErr := make(chan error, 3)
 	go func() { serveErr <- ignoreClosed(a.apiSrv.Serve(a.apiLn)) }()
 	if a.regSrv != nil {
@@ -615,6 +616,27 @@ func (a *App) alertKEVEvery(ctx context.Context, d time.Duration) {
 			}
 		}
 	}
+}
+
+// warmConnections is how many database connections socle serve readies
+// before it answers: sequential questions use one or two, a dashboard
+// page a few at once.
+const warmConnections = 4
+
+// warm readies the store for the first questions before the listeners
+// answer: a new server's first image findings took 20-57 ms against
+// 3.5 ms at the median of the next 1,000 (new database connections,
+// empty caches, a heap still growing; 30,000 images on PostgreSQL). The
+// wait counts in the time to ready, bounded.
+func (a *App) warm(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	if err := a.st.Warm(ctx, warmConnections); err != nil {
+		a.log.Warn("readying the store for the first questions", "err", err)
+		return
+	}
+	a.log.Debug("store ready for the first questions", "took", time.Since(t0))
 }
 
 // recheckImages queues a check of every image whose last check ran

@@ -52,4 +52,8 @@ type Store interface {
 	// deployments, matches, findings or advisories change, in any process
 	// sharing the store: the key of caches of answers derived from them.
 	DataGeneration(ctx context.Context) (string, error)
+	// Warm readies conns of the database connections, and the store's
+	// caches, for the question asked most (an image's findings), by
+	// asking it of the newest images.
+	Warm(ctx context.Context, conns int) error
 }

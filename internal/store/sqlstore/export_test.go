@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 )
 
 // NewAt opens db with its schema at version last, as an older socle
@@ -33,4 +34,17 @@ func OldStore(ctx context.Context, db *sql.DB, d Dialect, last int, rows []Row) 
 		}
 	}
 	return nil
+}
+
+// CachedAdvisories lists the IDs of the advisories whose texts the store
+// holds in memory, sorted.
+func (s *DB) CachedAdvisories() []string {
+	s.advs.mu.Lock()
+	defer s.advs.mu.Unlock()
+	ids := make([]string, 0, len(s.advs.m))
+	for id := range s.advs.m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
