@@ -53,7 +53,8 @@ type Store interface {
 	// sharing the store: the key of caches of answers derived from them.
 	DataGeneration(ctx context.Context) (string, error)
 	// Warm readies conns of the database connections, and the store's
-	// caches, for the question asked most (an image's findings), by
-	// asking it of the newest images.
+	// caches, for the questions asked most: it asks an image's findings
+	// of the newest images and loads what "affected by" answers show of
+	// each image.
 	Warm(ctx context.Context, conns int) error
 }

@@ -48,3 +48,11 @@ func (s *DB) CachedAdvisories() []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// NamesLoaded reports whether the store holds the images' tags and
+// environments in memory.
+func (s *DB) NamesLoaded() bool {
+	s.names.mu.Lock()
+	defer s.names.mu.Unlock()
+	return s.names.tags != nil
+}

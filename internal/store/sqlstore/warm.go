@@ -20,8 +20,10 @@ const warmImages = 8
 // statements load its catalog caches and are prepared: the first image
 // findings a new connection answered took ~23 ms, the next few 5-15 ms,
 // against ~2 ms once warm. It also fills the store's caches of the
-// advisories and binary packages those images show. A store without
-// images has nothing to warm.
+// advisories and binary packages those images show, and of the image
+// names and tags "affected by" answers show (at 100,000 images, 700 ms
+// the first of those answers took). A store without images has nothing
+// to warm.
 func (s *DB) Warm(ctx context.Context, conns int) error {
 	var digests []string
 	err := s.eachRow(ctx, `SELECT digest FROM images ORDER BY id DESC LIMIT ?`, []any{conns * warmImages}, func(r *sql.Rows) error {
@@ -44,5 +46,6 @@ func (s *DB) Warm(ctx context.Context, conns int) error {
 			return nil
 		})
 	}
+	g.Go(func() error { return s.refreshNames(ctx) })
 	return g.Wait()
 }

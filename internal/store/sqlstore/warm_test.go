@@ -14,8 +14,8 @@ import (
 	"github.com/socle-dev/socle/internal/testenv"
 )
 
-// TestWarm checks that Warm reads what the newest images' findings show
-// into a new store's caches, does nothing on an empty store, and stops
+// TestWarm checks that Warm reads what the newest images' findings show,
+// and the images' names and tags, into a new store's caches, does nothing on an empty store, and stops
 // with its context. Hand-made images and advisories.
 func TestWarm(t *testing.T) {
 	backends := map[string]func(t *testing.T) func(t *testing.T) *sqlstore.DB{
@@ -72,14 +72,14 @@ func TestWarm(t *testing.T) {
 
 			warmed := open(t)
 			defer warmed.Close()
-			if got := warmed.CachedAdvisories(); len(got) != 0 {
-				t.Fatalf("a new store holds advisories %v", got)
+			if got := warmed.CachedAdvisories(); len(got) != 0 || warmed.NamesLoaded() {
+				t.Fatalf("a new store holds advisories %v (names loaded: %v)", got, warmed.NamesLoaded())
 			}
 			if err := warmed.Warm(ctx, 4); err != nil {
 				t.Fatal(err)
 			}
-			if got := warmed.CachedAdvisories(); !slices.Equal(got, want) {
-				t.Fatalf("after Warm the store holds %v, want %v", got, want)
+			if got := warmed.CachedAdvisories(); !slices.Equal(got, want) || !warmed.NamesLoaded() {
+				t.Fatalf("after Warm the store holds %v, want %v (names loaded: %v)", got, want, warmed.NamesLoaded())
 			}
 
 			stopped := open(t)
