@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // NewAt opens db with its schema at version last, as an older socle
@@ -55,4 +56,12 @@ func (s *DB) NamesLoaded() bool {
 	s.names.mu.Lock()
 	defer s.names.mu.Unlock()
 	return s.names.tags != nil
+}
+
+// SetNamesReloadEvery sets how often moved tags reload every image's
+// tags, until the test ends.
+func SetNamesReloadEvery(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := namesReloadEvery
+	namesReloadEvery = d
+	t.Cleanup(func() { namesReloadEvery = old })
 }

@@ -214,7 +214,8 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 	if err != nil || len(hits) == 0 {
 		return res, err
 	}
-	if err := s.refreshNames(ctx); err != nil {
+	current, err := s.refreshNames(ctx)
+	if err != nil {
 		return res, err
 	}
 	// Every image holding a matched package version has the finding
@@ -274,12 +275,19 @@ func (s *DB) AffectedImages(ctx context.Context, q store.AffectedQuery) (store.A
 	if err != nil {
 		return res, err
 	}
+	digests := make([]string, 0, len(names))
+	for _, n := range names {
+		digests = append(digests, n.digest)
+	}
+	tags, envs, err := s.tagsAndEnvs(ctx, current, digests)
+	if err != nil {
+		return res, err
+	}
 	res.Rows = make([]store.AffectedImage, 0, len(rows))
 	for _, r := range rows {
 		h, n := hits[r.hit], names[r.id]
-		tags, envs := s.tagsAndEnvs(n.digest)
 		res.Rows = append(res.Rows, store.AffectedImage{
-			Digest: n.digest, Repository: n.repository, Tags: tags, Environments: envs,
+			Digest: n.digest, Repository: n.repository, Tags: tags[n.digest], Environments: envs[n.digest],
 			AdvisoryID: h.adv, FixedVersion: h.fixed, Severity: h.sev,
 			Package: store.ImagePackage{Key: h.key, Name: h.name, Version: h.key.Version},
 		})

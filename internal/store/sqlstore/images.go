@@ -718,22 +718,20 @@ type pairThreat struct {
 }
 
 func (s *DB) tagsOf(ctx context.Context, digests []string) (map[string][]string, error) {
+	return s.byDigest(ctx, `SELECT digest, tag FROM tags WHERE digest IN (%s) ORDER BY tag`, digests)
+}
+
+// byDigest runs query (a SELECT of digest and a value, %s where the
+// digests' placeholders go) for digests, 500 at a time, and returns the
+// values by digest, in the query's order.
+func (s *DB) byDigest(ctx context.Context, query string, digests []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for _, batch := range chunks(digests, 500) {
-		rows, err := s.query(ctx, s.db, `SELECT digest, tag FROM tags WHERE digest IN (`+placeholders(len(batch))+`) ORDER BY tag`, anySlice(batch)...)
+		rows, err := s.query(ctx, s.db, fmt.Sprintf(query, placeholders(len(batch))), anySlice(batch)...)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var d, t string
-			if err := rows.Scan(&d, &t); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[d] = append(out[d], t)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := collect(rows, out); err != nil {
 			return nil, err
 		}
 	}

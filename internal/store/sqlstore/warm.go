@@ -46,6 +46,9 @@ func (s *DB) Warm(ctx context.Context, conns int) error {
 			return nil
 		})
 	}
-	g.Go(func() error { return s.refreshNames(ctx) })
+	g.Go(func() error {
+		_, err := s.refreshNames(ctx)
+		return err
+	})
 	return g.Wait()
 }

@@ -18,29 +18,7 @@ import (
 // and the images' names and tags, into a new store's caches, does nothing on an empty store, and stops
 // with its context. Hand-made images and advisories.
 func TestWarm(t *testing.T) {
-	backends := map[string]func(t *testing.T) func(t *testing.T) *sqlstore.DB{
-		"sqlite": func(t *testing.T) func(t *testing.T) *sqlstore.DB {
-			path := filepath.Join(t.TempDir(), "socle.db")
-			return func(t *testing.T) *sqlstore.DB {
-				s, err := sqlite.Open(context.Background(), path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-		},
-		"postgres": func(t *testing.T) func(t *testing.T) *sqlstore.DB {
-			url := testenv.FreshPostgres(t, testenv.Postgres(t))
-			return func(t *testing.T) *sqlstore.DB {
-				s, err := postgres.Open(context.Background(), url)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-		},
-	}
-	for name, backend := range backends {
+	for name, backend := range backends() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			open := backend(t)
@@ -135,4 +113,31 @@ func seedWarm(t *testing.T, s *sqlstore.DB) []string {
 		t.Fatal(err)
 	}
 	return digests
+}
+
+// backends are the databases a test runs on: each gives a function that
+// opens a new store on one database of its kind.
+func backends() map[string]func(t *testing.T) func(t *testing.T) *sqlstore.DB {
+	return map[string]func(t *testing.T) func(t *testing.T) *sqlstore.DB{
+		"sqlite": func(t *testing.T) func(t *testing.T) *sqlstore.DB {
+			path := filepath.Join(t.TempDir(), "socle.db")
+			return func(t *testing.T) *sqlstore.DB {
+				s, err := sqlite.Open(context.Background(), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+		},
+		"postgres": func(t *testing.T) func(t *testing.T) *sqlstore.DB {
+			url := testenv.FreshPostgres(t, testenv.Postgres(t))
+			return func(t *testing.T) *sqlstore.DB {
+				s, err := postgres.Open(context.Background(), url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+		},
+	}
 }
