@@ -16,7 +16,7 @@ import (
 // generation counters the writers bump in their transactions, so every
 // server sharing the database sees changes at its next query. Every
 // image's tags are read again at most every namesReloadEvery after a tag
-// moved (at 100,000 images a reload took 150-270 ms); until then the
+// moved (at 100,000 images a reload took 150-360 ms); until then the
 // answers read their own page's tags and environments.
 type nameCache struct {
 	mu        sync.Mutex
