@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -57,4 +58,33 @@ func BenchmarkStore(b *testing.B) {
 		}
 		return s
 	})
+}
+
+// TestLinkTablesVacuumedSoon checks that the link tables carry the
+// settings that make autovacuum visit them after fewer inserts (the
+// "affected by" counts read their visibility maps).
+func TestLinkTablesVacuumedSoon(t *testing.T) {
+	s, err := postgres.Open(context.Background(), freshDatabase(t, testURL(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, table := range []string{"package_images", "package_multi"} {
+		var opts []string
+		rows, err := s.SQL().Query(`SELECT unnest(reloptions) FROM pg_class WHERE relname = $1`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var o string
+			if err := rows.Scan(&o); err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, o)
+		}
+		rows.Close()
+		if !slices.Contains(opts, "autovacuum_vacuum_insert_threshold=100000") || !slices.Contains(opts, "autovacuum_vacuum_insert_scale_factor=0") {
+			t.Fatalf("%s options %v", table, opts)
+		}
+	}
 }

@@ -57,6 +57,10 @@ type Dialect struct {
 	// each run, instead of reusing a plan made for any values (see
 	// replanned).
 	PlanEachRun any
+	// VacuumInserts, when set, is the ALTER TABLE clause that makes the
+	// database's background vacuum visit a table after fewer inserts
+	// (vacuumSoon).
+	VacuumInserts string
 }
 
 // DB is a store.Store on a database/sql handle.

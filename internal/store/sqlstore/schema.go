@@ -248,6 +248,8 @@ ALTER TABLE images ADD COLUMN layer_list {{blob}};`,
 	// in key order.
 	`CREATE TABLE package_images_log (package_id BIGINT NOT NULL, image_id BIGINT NOT NULL, since BIGINT NOT NULL,
 	PRIMARY KEY (package_id, image_id)){{without_rowid}};`,
+	// 20: the link tables are vacuumed soon after inserts (vacuumSoon).
+	``,
 }
 
 // migrationSteps run after the statements of the migration they are
@@ -255,6 +257,26 @@ ALTER TABLE images ADD COLUMN layer_list {{blob}};`,
 var migrationSteps = map[int]func(ctx context.Context, s *DB, tx *sql.Tx) error{
 	17: convertPackRows,
 	18: convertLayerLists,
+	20: vacuumSoon,
+}
+
+// vacuumSoon makes the database's background vacuum visit the link
+// tables after fewer inserts, where the dialect can (PostgreSQL). The
+// "affected by" counts are index-only scans of them, which read the
+// table too for every entry on a page not yet marked all-visible: with
+// package_images' visibility map cleared, the median answer took 29 ms
+// against 6.5 ms (100,000 images), and a growing table by default waits
+// for a fifth of its size in new rows before it is vacuumed.
+func vacuumSoon(ctx context.Context, s *DB, tx *sql.Tx) error {
+	if s.d.VacuumInserts == "" {
+		return nil
+	}
+	for _, table := range []string{"package_images", "package_multi"} {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+table+s.d.VacuumInserts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // convertPackRows turns each image's image_packages rows into its
