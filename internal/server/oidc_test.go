@@ -18,6 +18,7 @@ import (
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/testenv"
 )
 
 // oidcProvider is a real OpenID Connect provider process: zitadel's
@@ -86,20 +87,7 @@ func (op *oidcProvider) start(t *testing.T, callback string, users map[string]op
 			t.Logf("OIDC provider log:\n%s", b)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(op.issuer + ".well-known/openid-configuration")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the OIDC provider did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitOK(t, op.issuer+".well-known/openid-configuration", "the OIDC provider", 30*time.Second)
 }
 
 var opRequestID = regexp.MustCompile(`name="id" value="([^"]+)"`)

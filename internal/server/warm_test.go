@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/testenv"
 )
 
 // warmRecorder is a real store that records when it was warmed.
@@ -105,18 +105,5 @@ func startApp(t *testing.T, st store.Store) {
 		app.Shutdown(sctx)
 		<-stopped
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("socle serve not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitOK(t, "http://"+addr+"/readyz", "socle serve", 20*time.Second)
 }
