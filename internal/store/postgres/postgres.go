@@ -34,6 +34,7 @@ var Dialect = sqlstore.Dialect{
 	// An arbitrary constant names socle's migration lock.
 	LockMigrations: `SELECT pg_advisory_xact_lock(735301)`,
 	SkipLocked:     true,
+	ClaimFunction:  true,
 	IsUnique: func(err error) bool {
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505"

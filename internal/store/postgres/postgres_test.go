@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -86,5 +87,40 @@ func TestLinkTablesVacuumedSoon(t *testing.T) {
 		if !slices.Contains(opts, "autovacuum_vacuum_insert_threshold=100000") || !slices.Contains(opts, "autovacuum_vacuum_insert_scale_factor=0") {
 			t.Fatalf("%s options %v", table, opts)
 		}
+	}
+}
+
+// TestPendingJobsClaimedByIndex checks what keeps a claim's cost from
+// growing with the queue: pending jobs are claimed through
+// claim_pending_job, planned with sorting off, over an index of the
+// pending jobs alone (BenchmarkStore/ClaimJob measures it).
+func TestPendingJobsClaimedByIndex(t *testing.T) {
+	s, err := postgres.Open(context.Background(), freshDatabase(t, testURL(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var config []string
+	rows, err := s.SQL().Query(`SELECT unnest(proconfig) FROM pg_proc WHERE proname = 'claim_pending_job'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		config = append(config, c)
+	}
+	rows.Close()
+	if !slices.Equal(config, []string{"enable_sort=off"}) {
+		t.Fatalf("claim_pending_job settings %v", config)
+	}
+	var def string
+	if err := s.SQL().QueryRow(`SELECT pg_get_indexdef('jobs_queue'::regclass)`).Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(def, "(id) WHERE (state = 'pending'::text)") {
+		t.Fatalf("jobs_queue: %s", def)
 	}
 }

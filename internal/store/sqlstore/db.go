@@ -61,6 +61,10 @@ type Dialect struct {
 	// database's background vacuum visit a table after fewer inserts
 	// (vacuumSoon).
 	VacuumInserts string
+	// ClaimFunction is true when pending jobs are claimed through a
+	// function whose statement is planned with sorting off, over an
+	// index of the pending jobs (claimFunction, migration 21).
+	ClaimFunction bool
 }
 
 // DB is a store.Store on a database/sql handle.

@@ -250,6 +250,9 @@ ALTER TABLE images ADD COLUMN layer_list {{blob}};`,
 	PRIMARY KEY (package_id, image_id)){{without_rowid}};`,
 	// 20: the link tables are vacuumed soon after inserts (vacuumSoon).
 	``,
+	// 21: pending jobs are claimed through a function where the dialect
+	// has one (claimFunction).
+	``,
 }
 
 // migrationSteps run after the statements of the migration they are
@@ -258,6 +261,7 @@ var migrationSteps = map[int]func(ctx context.Context, s *DB, tx *sql.Tx) error{
 	17: convertPackRows,
 	18: convertLayerLists,
 	20: vacuumSoon,
+	21: claimFunction,
 }
 
 // vacuumSoon makes the database's background vacuum visit the link

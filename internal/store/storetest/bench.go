@@ -59,6 +59,24 @@ func Bench(b *testing.B, newStore BenchFactory) {
 			}
 		}
 	})
+	b.Run("ClaimJob/queued=20000", func(b *testing.B) {
+		// A runner's turn (claim the oldest job, finish it) with a long
+		// queue ahead of it, as after an upgrade that queues a check of
+		// every image: its cost must not grow with the jobs done before.
+		s := newStore(b)
+		defer s.Close()
+		queue(b, s, 20000+b.N)
+		b.ResetTimer()
+		for range b.N {
+			j, err := s.ClaimJob(ctx, "bench", []string{"check"}, time.Minute)
+			if err != nil || j == nil {
+				b.Fatalf("%v %v", j, err)
+			}
+			if err := s.FinishJob(ctx, j.ID, "bench", "", false, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, images := range []int{100, 2000} {
 		b.Run(fmt.Sprintf("EndMatch/images=%d", images), func(b *testing.B) {
 			s := newStore(b)
@@ -80,6 +98,28 @@ func Bench(b *testing.B, newStore BenchFactory) {
 				}
 			}
 		})
+	}
+}
+
+// queue enqueues n check jobs, from 8 goroutines.
+func queue(b *testing.B, s store.Store, n int) {
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if _, _, err := s.EnqueueJob(ctx, "check", fmt.Sprint("check:", i), []byte("{}")); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"FindingTrend", testFindingTrend},
 		{"JobsQueue", testJobs},
 		{"JobsConcurrentClaim", testJobsConcurrentClaim},
+		{"JobsClaimOrder", testJobsClaimOrder},
 		{"JobLeaseExpiry", testJobLeaseExpiry},
 		{"Tokens", testTokens},
 		{"Sessions", testSessions},
@@ -588,6 +589,47 @@ func testJobs(t *testing.T, s store.Store) {
 	}
 	if _, err := s.JobByID(ctx, 999999); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing job: %v", err)
+	}
+}
+
+// testJobsClaimOrder: a job whose runner's lease ran out is claimed
+// first, then pending jobs oldest first, each of the kinds asked only;
+// a finished job is not claimed again.
+func testJobsClaimOrder(t *testing.T, s store.Store) {
+	var ids []int64
+	for i, kind := range []string{"scan", "sync", "scan", "scan", "sync"} {
+		id, _, err := s.EnqueueJob(ctx, kind, fmt.Sprint("order-", i), nil)
+		must(t, err)
+		ids = append(ids, id)
+	}
+	claim := func(kinds ...string) int64 {
+		t.Helper()
+		j, err := s.ClaimJob(ctx, "w", kinds, time.Minute)
+		must(t, err)
+		if j == nil {
+			return 0
+		}
+		return j.ID
+	}
+	// The first scan job's runner holds it for no time: its lease has run
+	// out when the next claim comes.
+	j, err := s.ClaimJob(ctx, "gone", []string{"scan"}, -time.Second)
+	must(t, err)
+	if j == nil || j.ID != ids[0] {
+		t.Fatalf("first claim %+v, want job %d", j, ids[0])
+	}
+	var got []int64
+	for id := claim("scan"); id != 0; id = claim("scan") {
+		got = append(got, id)
+		if len(got) == 1 {
+			must(t, s.FinishJob(ctx, id, "w", "", false, 0))
+		}
+	}
+	if want := []int64{ids[0], ids[2], ids[3]}; !slices.Equal(got, want) {
+		t.Fatalf("scan jobs claimed %v, want %v", got, want)
+	}
+	if got := []int64{claim("sync", "scan"), claim("sync"), claim("sync")}; !slices.Equal(got, []int64{ids[1], ids[4], 0}) {
+		t.Fatalf("sync jobs claimed %v, want %v", got, []int64{ids[1], ids[4], 0})
 	}
 }
 
