@@ -104,6 +104,8 @@ RETURNING `
 // with 20,000 queued); with statistics that count them, it walked the
 // primary key past every job done before. The index holds only pending
 // jobs, so walking it is the cheapest plan whatever the statistics say.
+// The function returns the table's row type: a migration that replaces
+// the jobs table drops it first and creates it again after.
 func claimFunction(ctx context.Context, s *DB, tx *sql.Tx) error {
 	if !s.d.ClaimFunction {
 		return nil
