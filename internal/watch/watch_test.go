@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -135,6 +136,45 @@ func TestReconcileQueuesWhatWasMissed(t *testing.T) {
 	sort.Strings(tags)
 	if len(tags) != 2 || tags[0] != "1" || tags[1] != "2" {
 		t.Fatalf("tags %v", tags)
+	}
+}
+
+// tagReads is a real store that records which repositories' tags were read.
+type tagReads struct {
+	store.Store
+	repos []string
+}
+
+func (r *tagReads) Tags(ctx context.Context, repository string) ([]store.TagEvent, error) {
+	r.repos = append(r.repos, repository)
+	return r.Store.Tags(ctx, repository)
+}
+
+// TestReconcileReadsTheRegistrysTags: reconciling reads the index's tags
+// of the repositories the embedded registry holds, not every tag of a
+// store that also indexes other registries (hand-made tag), and nothing
+// for an empty registry.
+func TestReconcileReadsTheRegistrysTags(t *testing.T) {
+	for _, images := range []int{0, 1} {
+		reg := registrytest.Start(t, registry.Options{})
+		if images > 0 {
+			push(t, reg.Host, "app:1", "a")
+		}
+		_, st := newWatcher(t, nil)
+		if err := st.PutTag(ctx, store.TagEvent{Repository: "other/x", Tag: "1",
+			Digest: "sha256:e15e000000000000000000000000000000000000000000000000000000000000", At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		rec := &tagReads{Store: st}
+		an, _ := sbom.NewAnalyzer()
+		w := watch.New(rec, scan.New(st, an), watch.Options{Embedded: reg.Registry, EmbeddedHost: reg.Host})
+		n, err := w.Reconcile(ctx)
+		if err != nil || n != images {
+			t.Fatalf("%d images: reconcile queued %d, %v", images, n, err)
+		}
+		if want := []string{"app"}[:images]; !slices.Equal(rec.repos, want) {
+			t.Fatalf("%d images: tags read of %q, want %q", images, rec.repos, want)
+		}
 	}
 }
 
