@@ -3,11 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/check"
 	"github.com/socle-dev/socle/internal/config"
 	"github.com/socle-dev/socle/internal/server"
@@ -34,6 +37,53 @@ func TestServeWarmsStoreFirst(t *testing.T) {
 	startApp(t, rec)
 	if n := rec.conns.Load(); n <= 0 {
 		t.Fatalf("socle serve answered before warming its store (conns %d)", n)
+	}
+}
+
+// findingsRecorder is a real store that counts the image findings the
+// API asks of it.
+type findingsRecorder struct {
+	store.Store
+	asked atomic.Int64
+}
+
+func (f *findingsRecorder) ImageFindings(ctx context.Context, digest string) ([]store.Finding, error) {
+	f.asked.Add(1)
+	return f.Store.ImageFindings(ctx, digest)
+}
+
+// TestServeWarmsAnswers checks that socle serve computes the findings
+// answers of the newest images before it answers anything, and keeps
+// none of them: the first question about one is computed again, not
+// served from the answer cache. Hand-made image records.
+func TestServeWarmsAnswers(t *testing.T) {
+	ctx := context.Background()
+	rec := &findingsRecorder{Store: openSQLite(t)}
+	var digests []string
+	for i := range 2 {
+		d := fmt.Sprintf("sha256:%064x", 0xa0+i)
+		if _, err := rec.PutImage(ctx, store.Image{Digest: d, Repository: "apps/warm", ScannedAt: time.Now()}, nil); err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	addr := startApp(t, rec)
+	if n := rec.asked.Load(); n < int64(len(digests)) {
+		t.Fatalf("socle serve answered before computing the newest images' findings (%d asked)", n)
+	}
+	secret, _, err := auth.Create(ctx, rec, auth.Spec{User: "viewer", Name: "viewer", Role: store.RoleViewer}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v1/images/"+digests[0]+"/findings", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Socle-Cache") == "hit" {
+		t.Fatalf("first question: %s, cache %q", resp.Status, resp.Header.Get("X-Socle-Cache"))
 	}
 }
 
@@ -81,9 +131,9 @@ func openSQLite(t *testing.T) store.Store {
 	return st
 }
 
-// startApp runs socle serve in process on st and returns once /readyz
-// answers 200.
-func startApp(t *testing.T, st store.Store) {
+// startApp runs socle serve in process on st and returns its API
+// address once /readyz answers 200.
+func startApp(t *testing.T, st store.Store) string {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := config.Parse("socle.yaml", nil)
@@ -106,4 +156,5 @@ func startApp(t *testing.T, st store.Store) {
 		<-stopped
 	})
 	testenv.WaitOK(t, "http://"+addr+"/readyz", "socle serve", 20*time.Second)
+	return addr
 }
