@@ -641,7 +641,7 @@ func (a *App) warm(ctx context.Context) {
 		a.log.Warn("readying the store for the first questions", "err", err)
 		return
 	}
-	if err := a.api.warmAnswers(ctx, warmAnswers); err != nil {
+	if err := a.api.warmAnswers(ctx, warmAnswerCount); err != nil {
 		a.log.Warn("readying the first answers", "err", err)
 		return
 	}

@@ -8,9 +8,9 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// warmAnswers is how many image findings answers socle serve computes,
+// warmAnswerCount is how many image findings answers socle serve computes,
 // and throws away, before its listeners answer.
-const warmAnswers = 100
+const warmAnswerCount = 100
 
 // warmAnswers computes the image findings answers of the n newest
 // images as a question would and throws them away, leaving the answer

@@ -83,7 +83,9 @@ func (s *DB) ClaimJob(ctx context.Context, owner string, kinds []string, lease t
 // claimStatement is the UPDATE that gives owner, until lease, the
 // oldest job in state (a literal) of one of the kinds (kindIn: "IN
 // (...)" or "= ANY(...)") whose lease_until is below before, as of now,
-// ending in RETURNING; the values are the expressions given.
+// ending in RETURNING; the values are the expressions given. Migration
+// 21 wrote it into claim_pending_job as it was then: a change here needs
+// a migration that creates the function again.
 func (s *DB) claimStatement(state, owner, lease, now, kindIn, before string) string {
 	lock := ""
 	if s.d.SkipLocked {
