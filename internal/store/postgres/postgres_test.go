@@ -10,6 +10,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/postgres"
+	"github.com/socle-dev/socle/internal/store/sqlstore"
 	"github.com/socle-dev/socle/internal/store/storetest"
 	"github.com/socle-dev/socle/internal/testenv"
 )
@@ -65,25 +66,9 @@ func BenchmarkStore(b *testing.B) {
 // settings that make autovacuum visit them after fewer inserts (the
 // "affected by" counts read their visibility maps).
 func TestLinkTablesVacuumedSoon(t *testing.T) {
-	s, err := postgres.Open(context.Background(), freshDatabase(t, testURL(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openFresh(t)
 	for _, table := range []string{"package_images", "package_multi"} {
-		var opts []string
-		rows, err := s.SQL().Query(`SELECT unnest(reloptions) FROM pg_class WHERE relname = $1`, table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var o string
-			if err := rows.Scan(&o); err != nil {
-				t.Fatal(err)
-			}
-			opts = append(opts, o)
-		}
-		rows.Close()
+		opts := texts(t, s, `SELECT unnest(reloptions) FROM pg_class WHERE relname = $1`, table)
 		if !slices.Contains(opts, "autovacuum_vacuum_insert_threshold=100000") || !slices.Contains(opts, "autovacuum_vacuum_insert_scale_factor=0") {
 			t.Fatalf("%s options %v", table, opts)
 		}
@@ -95,24 +80,8 @@ func TestLinkTablesVacuumedSoon(t *testing.T) {
 // claim_pending_job, planned with sorting off, over an index of the
 // pending jobs alone (BenchmarkStore/ClaimJob measures it).
 func TestPendingJobsClaimedByIndex(t *testing.T) {
-	s, err := postgres.Open(context.Background(), freshDatabase(t, testURL(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var config []string
-	rows, err := s.SQL().Query(`SELECT unnest(proconfig) FROM pg_proc WHERE proname = 'claim_pending_job'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			t.Fatal(err)
-		}
-		config = append(config, c)
-	}
-	rows.Close()
+	s := openFresh(t)
+	config := texts(t, s, `SELECT unnest(proconfig) FROM pg_proc WHERE proname = 'claim_pending_job'`)
 	if !slices.Equal(config, []string{"enable_sort=off"}) {
 		t.Fatalf("claim_pending_job settings %v", config)
 	}
@@ -123,4 +92,37 @@ func TestPendingJobsClaimedByIndex(t *testing.T) {
 	if !strings.Contains(def, "(id) WHERE (state = 'pending'::text)") {
 		t.Fatalf("jobs_queue: %s", def)
 	}
+}
+
+// openFresh opens a store on a new database, closed when the test ends.
+func openFresh(t *testing.T) *sqlstore.DB {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), freshDatabase(t, testURL(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// texts returns the one text column of query's rows.
+func texts(t *testing.T, s *sqlstore.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.SQL().Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
