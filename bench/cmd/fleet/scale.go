@@ -550,15 +550,16 @@ func countMatches(ctx context.Context, st store.Store, ids []string) int {
 }
 
 // storeSizes returns the store's size, what its package links take
-// (image_package_sets, package_images, its log and link_history with their
-// indexes)
+// (image_package_sets, package_images, its log, the link groups and
+// link_history with their indexes)
 // and what the advisories take.
 func storeSizes(ctx context.Context, st store.Store) (total, links, advisories int64, tables map[string]int64) {
 	tables = map[string]int64{}
 	db := st.(interface{ SQL() *sql.DB }).SQL()
 	linkTables := map[string]bool{"image_package_sets": true, "image_packages": true, "image_packages_img": true, "image_packages_name": true,
 		"package_images": true, "package_images_img": true, "package_images_log": true, "package_images_log_pkey": true, "link_history": true, "binaries": true, "binaries_name": true,
-		"binary_extras": true, "package_multi": true, "package_multi_img": true}
+		"binary_extras": true, "package_multi": true, "package_multi_img": true,
+		"link_groups": true, "link_groups_hash_key": true, "group_packages": true, "image_groups": true, "image_groups_img": true}
 	advTables := map[string]bool{"advisories": true, "advisory_aliases": true, "advisory_aliases_adv": true,
 		"advisory_affected": true, "advisory_affected_pkg": true, "ratings": true, "exploits": true}
 	var q string

@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -19,6 +21,10 @@ func testURL(t *testing.T) string { return testenv.Postgres(t) }
 
 func freshDatabase(t *testing.T, url string) string { return testenv.FreshPostgres(t, url) }
 
+// TestStoreSuite runs the suite with every lower layer's links a group
+// (the suite's images hold a few packages a layer; the size that makes a
+// group is the same code on both databases, and the SQLite suite also
+// runs with the default).
 func TestStoreSuite(t *testing.T) {
 	url := testURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
@@ -26,6 +32,7 @@ func TestStoreSuite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.SetLinkGroupMin(1)
 		return s
 	})
 }
@@ -125,4 +132,48 @@ func texts(t *testing.T, s *sqlstore.DB, query string, args ...any) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestReplicasShareLinkGroups has two stores on one database (two
+// replicas) store images on one new base at once: both write the base's
+// group in the same moments, one of them creates it and the other links
+// to it, and every image is linked once.
+func TestReplicasShareLinkGroups(t *testing.T) {
+	url := freshDatabase(t, testURL(t))
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	var replicas []*sqlstore.DB
+	for range 2 {
+		s, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		replicas = append(replicas, s)
+	}
+	t.Run("put", func(t *testing.T) {
+		for i, s := range replicas {
+			for w := range 4 {
+				t.Run(fmt.Sprint(i, w), func(t *testing.T) {
+					t.Parallel()
+					storetest.SharedBase(t, s, fmt.Sprintf("r%dw%d", i, w), 10, t0)
+				})
+			}
+		}
+	})
+	s := replicas[0]
+	for query, want := range map[string]string{
+		`SELECT COUNT(*) FROM link_groups`:                  "1",
+		`SELECT COUNT(*) FROM group_packages`:               "10",
+		`SELECT COUNT(*) FROM image_groups`:                 "80",
+		`SELECT COUNT(DISTINCT image_id) FROM image_groups`: "80",
+		`SELECT COUNT(*) FROM package_images`:               "160",
+	} {
+		if got := texts(t, s, query); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %v, want %s", query, got, want)
+		}
+	}
+	res, err := replicas[1].AffectedImages(context.Background(), store.AffectedQuery{Package: "b3", Ecosystem: "Debian:12"})
+	if err != nil || res.Total != 80 || res.Images != 80 || len(res.Rows) != 80 {
+		t.Fatalf("holders of b3: total %d, images %d, rows %d, %v", res.Total, res.Images, len(res.Rows), err)
+	}
 }

@@ -80,6 +80,10 @@ type DB struct {
 	// The link log (linklog.go): the rows it holds as the writer counts
 	// them (-1 until read), and the count that folds it.
 	logged, linkFold int
+	// Link groups (linkgroups.go): the IDs known, and the size that
+	// makes a layer's links one.
+	groups   groupCache
+	groupMin int
 }
 
 var _ store.Store = (*DB)(nil)

@@ -111,8 +111,7 @@ func (s *DB) readImageSpans(ctx context.Context, im *imageRows) (*imageSpans, er
 	}
 	// Past links of the packages held now.
 	err := s.eachRow(ctx, `SELECT lh.package_id, lh.since, lh.until FROM link_history lh WHERE lh.image_id = ?
-AND (EXISTS (SELECT 1 FROM package_images pi WHERE pi.package_id = lh.package_id AND pi.image_id = lh.image_id)
-	OR EXISTS (SELECT 1 FROM package_images_log pl WHERE pl.package_id = lh.package_id AND pl.image_id = lh.image_id))`,
+AND `+linkHeld("lh.package_id", "lh.image_id"),
 		[]any{im.id}, func(r *sql.Rows) error {
 			var id int64
 			var sn span

@@ -389,6 +389,7 @@ func (s *DB) FindingTrend(ctx context.Context, from, to time.Time, step time.Dur
 		err := s.queryRow(ctx, s.db, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN cur.fixed_version <> '' THEN 1 ELSE 0 END), 0)
 FROM (SELECT image_id, package_id, since, 0 AS until FROM package_images
 	UNION ALL SELECT image_id, package_id, since, 0 AS until FROM package_images_log
+	UNION ALL SELECT ig.image_id, gp.package_id, ig.since, 0 AS until FROM group_packages gp JOIN image_groups ig ON ig.group_id = gp.group_id
 	UNION ALL SELECT image_id, package_id, since, until FROM link_history) l
 JOIN (SELECT package_id, advisory_id, opened_at, 0 AS closed_at FROM package_matches
 	UNION ALL SELECT package_id, advisory_id, opened_at, closed_at FROM match_history) m ON m.package_id = l.package_id

@@ -19,7 +19,7 @@ import (
 // microseconds of both processes' CPU; the rows written are the same.
 // Rows go in digest order, then image ID order, so that concurrent
 // batches take their locks in one order.
-func (s *DB) putImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, refs []imageRefs, links *newLinks) error {
+func (s *DB) putImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, refs []imageRefs, links *batchLinks) error {
 	order := make([]int, len(rs))
 	for i := range order {
 		order[i] = i
@@ -33,7 +33,7 @@ func (s *DB) putImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, refs [
 	var w batchRows
 	for _, i := range order {
 		r, id := rs[i], ids[i]
-		since, err := s.relink(ctx, tx, id, known[i], refs[i].pkg, linkTime(r.img), links)
+		since, err := s.relink(ctx, tx, id, known[i], refs[i].pkg, layerIndexOf(r.pkgs), len(r.img.Layers)-1, linkTime(r.img), links)
 		if err != nil {
 			return err
 		}
@@ -65,7 +65,7 @@ type batchRows struct {
 // round trip instead of one a table), after removing the package_multi
 // rows of the images stored before (in a statement before it: the
 // inserts would not see that removal).
-func (s *DB) writeImageRows(ctx context.Context, tx *sql.Tx, w batchRows, links *newLinks) error {
+func (s *DB) writeImageRows(ctx context.Context, tx *sql.Tx, w batchRows, links *batchLinks) error {
 	if len(w.known) > 0 {
 		if _, err := s.exec(ctx, tx, `DELETE FROM package_multi WHERE image_id = ANY(?)`, w.known); err != nil {
 			return err
@@ -82,11 +82,19 @@ func (s *DB) writeImageRows(ctx context.Context, tx *sql.Tx, w batchRows, links 
 SELECT * FROM unnest(?::bigint[], ?::bigint[]) ON CONFLICT DO NOTHING`, w.multiPkgs, w.multiImages)
 	}
 	// Where new links go to the link log (SQLite), links.flush writes them.
-	if len(*links) > 0 && !s.d.SingleWriter {
-		links.sort()
-		pkgs, images, since := links.arrays()
+	if len(links.rows) > 0 && !s.d.SingleWriter {
+		links.rows.sort()
+		pkgs, images, since := links.rows.arrays()
 		part(insertLinkArrays("package_images"), pkgs, images, since)
-		*links = (*links)[:0]
+		links.rows = links.rows[:0]
+	}
+	if len(links.groups) > 0 {
+		ids, err := s.groupIDs(ctx, tx, links)
+		if err != nil {
+			return err
+		}
+		groups, images, since := links.groupRows(ids)
+		part(insertGroupArrays, groups, images, since)
 	}
 	part(`INSERT INTO image_inventories (image_id, data) SELECT * FROM unnest(?::bigint[], ?::bytea[])
 ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, w.ids, w.inventories)

@@ -20,7 +20,7 @@ import (
 // imageRefs), and its new links to package versions join links, which
 // the caller writes. The caller bumps the findings generation.
 func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []store.ImagePackage,
-	refs *imageRefs, links *newLinks) error {
+	refs *imageRefs, links *batchLinks) error {
 	layers := encodeLayerList(img.Layers)
 	labels, _ := json.Marshal(img.Labels)
 	return func() error {
@@ -74,7 +74,7 @@ func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []s
 ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes(img.Inventory)); err != nil {
 			return err
 		}
-		since, err := s.relink(ctx, tx, imageID, known, refs.pkg, linkTime(img), links)
+		since, err := s.relink(ctx, tx, imageID, known, refs.pkg, layerIndexOf(pkgs), len(img.Layers)-1, linkTime(img), links)
 		if err != nil {
 			return err
 		}
@@ -273,12 +273,15 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 }
 
 // relink makes the image's package links those to ids (known: the image
-// was stored before): a package it gains is linked since now (its
-// findings open now; the row joins links), one it lost moves to link_history (its findings
-// close as store.ClosePackageRemoved), and a kept one keeps its time. It
-// returns each package's link time.
-func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids []int64, now int64,
-	links *newLinks) (map[int64]int64, error) {
+// was stored before; layerOf gives each one's layer, top the image's top
+// layer): a package it gains is linked since now (its findings open now;
+// the row joins links), one it lost moves to link_history (its findings
+// close as store.ClosePackageRemoved), and a kept one keeps its time. A
+// new image's lower layers become group links (linkgroups.go); a stored
+// image whose links change has its group links turned into rows first.
+// It returns each package's link time.
+func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids []int64, layerOf func(i int) int, top int,
+	now int64, links *batchLinks) (map[int64]int64, error) {
 	old := map[int64]int64{}
 	if known {
 		rows, err := s.packRowsOf(ctx, tx, imageID)
@@ -290,7 +293,8 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 		}
 	}
 	keep := make(map[int64]int64, len(ids))
-	for _, id := range ids {
+	var fresh []int
+	for i, id := range ids {
 		if _, ok := keep[id]; ok {
 			continue
 		}
@@ -298,7 +302,7 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 			keep[id] = since
 		} else {
 			keep[id] = now
-			*links = append(*links, newLink{pkg: id, image: imageID, since: now})
+			fresh = append(fresh, i)
 		}
 	}
 	var gone []any
@@ -307,6 +311,16 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 			gone = append(gone, imageID, p, since, now)
 		}
 	}
+	if known && (len(fresh) > 0 || len(gone) > 0) {
+		if err := s.ungroup(ctx, tx, imageID, keep, links); err != nil {
+			return nil, err
+		}
+	}
+	min := s.groupMin
+	if min <= 0 {
+		min = defaultGroupMin
+	}
+	links.addFresh(imageID, now, ids, fresh, layerOf, top, !known, min)
 	for _, batch := range chunks(gone, 400) {
 		if _, err := s.exec(ctx, tx, `INSERT INTO link_history (image_id, package_id, since, until) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
 ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`, batch...); err != nil {
@@ -323,22 +337,12 @@ ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`,
 	return keep, nil
 }
 
-// newLinks are a batch's new links, written together in index order
-// (flush, insertLinks): consecutive rows then fall in the same index
-// pages, which a batch of images sharing bases makes common.
+// newLinks are a batch's new link rows, written together in index order
+// (batchLinks.flush, insertLinks): consecutive rows then fall in the same
+// index pages, which a batch of images sharing bases makes common.
 type newLinks []newLink
 
 type newLink struct{ pkg, image, since int64 }
-
-func (l *newLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
-	if len(*l) == 0 {
-		return nil
-	}
-	l.sort()
-	err := s.insertLinks(ctx, tx, *l)
-	*l = (*l)[:0]
-	return err
-}
 
 // sort puts l in index order (package, then image).
 func (l newLinks) sort() {

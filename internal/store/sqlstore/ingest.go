@@ -155,13 +155,12 @@ func (s *DB) writeAll(ctx context.Context, ws []writeRequest) error {
 	slices.SortStableFunc(evs, func(a, b store.TagEvent) int {
 		return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag))
 	})
-	var newBins map[binaryKey]int64
-	var newExtras map[string]int64
+	var learned learnedIDs
 	err := s.inTxRetry(ctx, func(tx *sql.Tx) error {
 		var bumps []string
 		if len(rs) > 0 {
 			var err error
-			if newBins, newExtras, err = s.putAll(ctx, tx, rs); err != nil {
+			if learned, err = s.putAll(ctx, tx, rs); err != nil {
 				return err
 			}
 			// The images and their findings are new or changed: cached
@@ -180,10 +179,19 @@ func (s *DB) writeAll(ctx context.Context, ws []writeRequest) error {
 		return s.bump(ctx, tx, bumps...)
 	})
 	if err == nil {
-		s.packages.rememberBinaries(newBins)
-		s.packages.rememberExtras(newExtras)
+		s.packages.rememberBinaries(learned.bins)
+		s.packages.rememberExtras(learned.extras)
+		s.groups.remember(learned.groups)
 	}
 	return err
+}
+
+// learnedIDs are the IDs a transaction read or wrote of rows that never
+// change (binaries, extra data, link groups), cached once it commits.
+type learnedIDs struct {
+	bins   map[binaryKey]int64
+	extras map[string]int64
+	groups map[[32]byte]int64
 }
 
 // writeLive writes the items whose callers still wait, all in one call
@@ -217,12 +225,12 @@ func writeLive[T any](items []T, ctxOf func(T) context.Context, done func(T, err
 	}
 }
 
-// putAll writes rs in tx and returns the binaries and extra data it read
-// (to cache once tx commits). The batch's package versions and binaries
+// putAll writes rs in tx and returns the binaries, extra data and link
+// groups it read (to cache once tx commits). The batch's package versions and binaries
 // are resolved first, each kind in one sorted pass, so that concurrent
 // transactions take the unique indexes' locks in the same order (no
 // deadlock on PostgreSQL).
-func (s *DB) putAll(ctx context.Context, tx *sql.Tx, rs []*putRequest) (map[binaryKey]int64, map[string]int64, error) {
+func (s *DB) putAll(ctx context.Context, tx *sql.Tx, rs []*putRequest) (learnedIDs, error) {
 	// Only what the callers' lookups did not find is read or written.
 	var unknown []store.ImagePackage
 	for _, r := range rs {
@@ -234,17 +242,17 @@ func (s *DB) putAll(ctx context.Context, tx *sql.Tx, rs []*putRequest) (map[bina
 	}
 	ids, fresh, err := s.ensurePackages(ctx, tx, unknown)
 	if err != nil {
-		return nil, nil, err
+		return learnedIDs{}, err
 	}
 	bins, readBins, err := s.ensureBinaries(ctx, tx, unknown, ids)
 	if err != nil {
-		return nil, nil, err
+		return learnedIDs{}, err
 	}
 	extras, readExtras, err := s.ensureExtras(ctx, tx, unknown)
 	if err != nil {
-		return nil, nil, err
+		return learnedIDs{}, err
 	}
-	var links newLinks
+	var links batchLinks
 	freshBy := make(map[store.PackageKey]store.PackageRow, len(fresh))
 	for _, f := range fresh {
 		freshBy[f.PackageKey] = f
@@ -267,7 +275,7 @@ func (s *DB) putAll(ctx context.Context, tx *sql.Tx, rs []*putRequest) (map[bina
 	if err == nil {
 		err = links.flush(ctx, s, tx)
 	}
-	return readBins, readExtras, err
+	return learnedIDs{bins: readBins, extras: readExtras, groups: links.learned}, err
 }
 
 // packageIDs caches the IDs of package versions already matched, and of

@@ -82,7 +82,8 @@ func insertLinkArrays(table string) string {
 }
 
 // linkCounts counts the images holding each of pkgs (distinct IDs), in
-// one query a table and a few hundred versions instead of one a version:
+// one query a link table (and one for the groups) and a few hundred
+// versions instead of one a version:
 // an advisory can match dozens, and each was a round trip.
 func (s *DB) linkCounts(ctx context.Context, x execer, pkgs []int64) (map[int64]int, error) {
 	out := make(map[int64]int, len(pkgs))
@@ -102,6 +103,9 @@ func (s *DB) linkCounts(ctx context.Context, x execer, pkgs []int64) (map[int64]
 			if err != nil {
 				return nil, err
 			}
+		}
+		if err := s.groupCounts(ctx, x, batch, out); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -276,8 +276,7 @@ func (s *DB) stickyCounts(ctx context.Context, tx *sql.Tx, ps []matchPair) (map[
 		vals, args := pairValues(batch)
 		rows, err := s.query(ctx, tx, `SELECT fc.package_id, fc.advisory_id, COUNT(*) FROM finding_closures fc
 WHERE (fc.package_id, fc.advisory_id) IN (VALUES `+vals+`)
-AND (EXISTS (SELECT 1 FROM package_images pi WHERE pi.package_id = fc.package_id AND pi.image_id = fc.image_id)
-	OR EXISTS (SELECT 1 FROM package_images_log pl WHERE pl.package_id = fc.package_id AND pl.image_id = fc.image_id))
+AND `+linkHeld("fc.package_id", "fc.image_id")+`
 GROUP BY fc.package_id, fc.advisory_id`, args...)
 		if err != nil {
 			return nil, err
@@ -305,8 +304,10 @@ func (s *DB) someHolders(ctx context.Context, tx *sql.Tx, pkgs []int64, max int)
 	seen := map[string]bool{}
 	for _, p := range pkgs {
 		err := s.eachRowIn(ctx, tx, `SELECT i.digest FROM (SELECT image_id FROM package_images WHERE package_id = ?
-	UNION ALL SELECT image_id FROM package_images_log WHERE package_id = ?) pi JOIN images i ON i.id = pi.image_id LIMIT ?`,
-			[]any{p, p, max + 1}, func(r *sql.Rows) error {
+	UNION ALL SELECT image_id FROM package_images_log WHERE package_id = ?
+	UNION ALL SELECT ig.image_id FROM group_packages gp JOIN image_groups ig ON ig.group_id = gp.group_id WHERE gp.package_id = ?) pi
+JOIN images i ON i.id = pi.image_id LIMIT ?`,
+			[]any{p, p, p, max + 1}, func(r *sql.Rows) error {
 				var d string
 				if err := r.Scan(&d); err != nil {
 					return err
@@ -362,18 +363,18 @@ func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]ma
 }
 
 // imageIDsHolding lists limit images holding a package version, after
-// the first offset, oldest first, from the (package_id, image_id)
-// primary keys alone: SQLite merges the two tables' index scans. Where
-// the log stays empty (PostgreSQL), package_images alone is read: asked
-// with the log, PostgreSQL sorted every holder for the page.
+// the first offset, oldest first: the branches of holderBranches, each
+// read in its index's order and merged, not sorted (asked as one branch,
+// PostgreSQL sorted every holder for the page).
 func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64, limit, offset int) ([]int64, error) {
-	query, args := `SELECT image_id FROM package_images WHERE package_id = ? ORDER BY image_id LIMIT ? OFFSET ?`, []any{pkgID, limit, offset}
-	if s.d.SingleWriter {
-		query, args = `SELECT image_id FROM package_images WHERE package_id = ?
-UNION ALL SELECT image_id FROM package_images_log WHERE package_id = ? ORDER BY 1 LIMIT ? OFFSET ?`, []any{pkgID, pkgID, limit, offset}
+	branches, args, err := s.holderBranches(ctx, pkgID)
+	if err != nil {
+		return nil, err
 	}
+	query := branches + ` ORDER BY 1 LIMIT ? OFFSET ?`
+	args = append(args, limit, offset)
 	var out []int64
-	err := s.eachRow(ctx, query, args, func(r *sql.Rows) error {
+	err = s.eachRow(ctx, query, args, func(r *sql.Rows) error {
 		var id int64
 		if err := r.Scan(&id); err != nil {
 			return err
@@ -406,7 +407,9 @@ func (s *DB) distinctHolders(ctx context.Context, pkgs []int64, keys map[int64]s
 	if !one {
 		in := placeholders(len(pkgs))
 		err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM (SELECT image_id FROM package_images WHERE package_id IN (`+in+`)
-UNION SELECT image_id FROM package_images_log WHERE package_id IN (`+in+`)) d`, append(anySlice(pkgs), anySlice(pkgs)...)...).Scan(&n)
+UNION SELECT image_id FROM package_images_log WHERE package_id IN (`+in+`)
+UNION SELECT ig.image_id FROM group_packages gp JOIN image_groups ig ON ig.group_id = gp.group_id WHERE gp.package_id IN (`+in+`)) d`,
+			append(append(anySlice(pkgs), anySlice(pkgs)...), anySlice(pkgs)...)...).Scan(&n)
 		return n, err
 	}
 	err := s.queryRow(ctx, s.db, `SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c FROM package_multi WHERE package_id IN (`+

@@ -253,6 +253,13 @@ ALTER TABLE images ADD COLUMN layer_list {{blob}};`,
 	// 21: pending jobs are claimed through a function where the dialect
 	// has one (claimFunction).
 	``,
+	// 22: link groups (linkgroups.go): a lower layer's links stored once,
+	// shared by the images linking to them.
+	`CREATE TABLE link_groups (id {{serial}} PRIMARY KEY, hash {{blob}} NOT NULL UNIQUE, packages {{blob}} NOT NULL);
+CREATE TABLE group_packages (package_id BIGINT NOT NULL, group_id BIGINT NOT NULL, PRIMARY KEY (package_id, group_id)){{without_rowid}};
+CREATE TABLE image_groups (group_id BIGINT NOT NULL, image_id BIGINT NOT NULL, since BIGINT NOT NULL,
+	PRIMARY KEY (group_id, image_id)){{without_rowid}};
+CREATE INDEX image_groups_img ON image_groups (image_id);`,
 }
 
 // migrationSteps run after the statements of the migration they are
@@ -262,6 +269,7 @@ var migrationSteps = map[int]func(ctx context.Context, s *DB, tx *sql.Tx) error{
 	18: convertLayerLists,
 	20: vacuumSoon,
 	21: claimFunction,
+	22: vacuumGroupsSoon,
 }
 
 // vacuumSoon makes the database's background vacuum visit the link
@@ -272,10 +280,20 @@ var migrationSteps = map[int]func(ctx context.Context, s *DB, tx *sql.Tx) error{
 // against 6.5 ms (100,000 images), and a growing table by default waits
 // for a fifth of its size in new rows before it is vacuumed.
 func vacuumSoon(ctx context.Context, s *DB, tx *sql.Tx) error {
+	return vacuumTablesSoon(ctx, s, tx, "package_images", "package_multi")
+}
+
+// vacuumGroupsSoon does what vacuumSoon does for the group links, which
+// the "affected by" counts read the same way.
+func vacuumGroupsSoon(ctx context.Context, s *DB, tx *sql.Tx) error {
+	return vacuumTablesSoon(ctx, s, tx, "image_groups")
+}
+
+func vacuumTablesSoon(ctx context.Context, s *DB, tx *sql.Tx, tables ...string) error {
 	if s.d.VacuumInserts == "" {
 		return nil
 	}
-	for _, table := range []string{"package_images", "package_multi"} {
+	for _, table := range tables {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+table+s.d.VacuumInserts); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -111,10 +112,12 @@ func (m *fleetModel) putImage(digest string, pkgs []store.ImagePackage, at time.
 func (m *fleetModel) setMatches(p store.PackageKey, next map[string]string, reasons map[string]string, at time.Time) (ch store.FindingChanges) {
 	old := m.matches[p]
 	m.matches[p] = next
+	changed := false
 	for adv := range old {
 		if _, ok := next[adv]; ok {
 			continue
 		}
+		changed = true
 		reason := reasons[adv]
 		if reason == "" {
 			reason = store.CloseNoLongerAffected
@@ -129,6 +132,7 @@ func (m *fleetModel) setMatches(p store.PackageKey, next map[string]string, reas
 		if _, had := old[adv]; had {
 			continue
 		}
+		changed = true
 		for d, pkgs := range m.images {
 			if keysOf(pkgs)[p] && m.openRow(mKey{d, p, adv}, at) {
 				ch.Opened++
@@ -136,6 +140,13 @@ func (m *fleetModel) setMatches(p store.PackageKey, next map[string]string, reas
 					ch.OpenedFixable++
 				}
 			}
+		}
+	}
+	// The images holding a version whose matches changed: those whose
+	// findings may have.
+	for d, pkgs := range m.images {
+		if changed && keysOf(pkgs)[p] {
+			ch.Images = append(ch.Images, d)
 		}
 	}
 	return ch
@@ -273,13 +284,20 @@ func runFleetProperty(t *testing.T, s store.Store, seed uint64) {
 	ids := map[store.PackageKey]int64{}
 	var keys []store.PackageKey
 	at := t0
+	// Three layers: sources 0 and 3 in the first, 1 in the second, 2 in
+	// the top one, so that images share their lower layers' versions now
+	// and then (a store grouping them links the group).
+	layers := []string{"sha256:pl0", "sha256:pl1", "sha256:pl2"}
 	randomPackages := func() []store.ImagePackage {
 		var out []store.ImagePackage
 		for src := range 4 {
 			v := rng.IntN(2)
 			for _, bin := range []string{"a", "b"} {
 				if rng.IntN(2) == 0 {
-					out = append(out, pkg("Debian:12", fmt.Sprint("src", src), fmt.Sprintf("1.%d", v), fmt.Sprintf("src%d-%s", src, bin)))
+					p := pkg("Debian:12", fmt.Sprint("src", src), fmt.Sprintf("1.%d", v), fmt.Sprintf("src%d-%s", src, bin))
+					p.LayerIndex = src % 3
+					p.Layer = layers[p.LayerIndex]
+					out = append(out, p)
 				}
 				// Now and then a binary of another version of the same
 				// source: the image holds two versions of one package.
@@ -298,6 +316,7 @@ func runFleetProperty(t *testing.T, s store.Store, seed uint64) {
 			d := digests[rng.IntN(len(digests))]
 			pkgs := randomPackages()
 			img := image(d, "r/prop", at)
+			img.Layers = layers
 			_, err := s.PutImage(ctx, img, pkgs)
 			must(t, err)
 			m.putImage(d, pkgs, at)
@@ -344,10 +363,14 @@ func runFleetProperty(t *testing.T, s store.Store, seed uint64) {
 				want.Opened += c.Opened
 				want.Closed += c.Closed
 				want.OpenedFixable += c.OpenedFixable
+				want.Images = append(want.Images, c.Images...)
 			}
+			slices.Sort(want.Images)
+			want.Images = slices.Compact(want.Images)
 			got, err := s.SetMatches(ctx, ups, at)
 			must(t, err)
-			if got.Opened != want.Opened || got.Closed != want.Closed || got.OpenedFixable != want.OpenedFixable {
+			if got.Opened != want.Opened || got.Closed != want.Closed || got.OpenedFixable != want.OpenedFixable ||
+				!slices.Equal(got.Images, want.Images) {
 				t.Fatalf("step %d: SetMatches changes = %+v, recomputed %+v", step, got, want)
 			}
 		case op < 8:

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentReindex", testConcurrentReindex},
 		{"BadImageInBatch", testBadImageInBatch},
 		{"ChangedImagesBound", testChangedImagesBound},
+		{"SharedBase", testSharedBase},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
