@@ -332,57 +332,97 @@ func linkHeld(pkgCol, imageCol string) string {
 }
 
 // maxGroupBranches is how many groups of one version holderBranches
-// reads as ordered branches of their own; past it, one branch reads
-// them all (and the database sorts).
+// reads as branches of their own; past it, one branch reads them all.
 const maxGroupBranches = 32
 
-// holderBranches returns the SELECTs (UNION ALL) of the IDs of the images
-// holding pkgID, each in image order: its rows, the log's where the
-// writer keeps one, and each of its groups' image links, so that a page
-// ordered by image merges them instead of sorting every holder.
-func (s *DB) holderBranches(ctx context.Context, pkgID int64) (string, []any, error) {
-	var groups []int64
-	err := s.eachRow(ctx, `SELECT group_id FROM group_packages WHERE package_id = ?`, []any{pkgID}, func(r *sql.Rows) error {
-		var id int64
-		if err := r.Scan(&id); err != nil {
-			return err
-		}
-		groups = append(groups, id)
-		return nil
-	})
+// holderBranches returns the SELECTs (UNION ALL) of the first IDs of
+// the images holding pkgID, each branch its first first in image order:
+// its rows, the log's where the writer keeps one, and each of its
+// groups' image links. A page ordered by image then merges a few short
+// index scans: asked without the branches' limits, PostgreSQL read and
+// sorted every holder for the page (57 ms for 30,000 against 1.2 ms).
+func (s *DB) holderBranches(ctx context.Context, pkgID int64, first int) (string, []any, error) {
+	groups, err := s.groupsHolding(ctx, s.db, []int64{pkgID})
 	if err != nil {
 		return "", nil, err
 	}
-	parts := []string{`SELECT image_id FROM package_images WHERE package_id = ?`}
-	args := []any{pkgID}
-	if s.d.SingleWriter {
-		parts, args = append(parts, `SELECT image_id FROM package_images_log WHERE package_id = ?`), append(args, pkgID)
+	var parts []string
+	var args []any
+	branch := func(from string, a ...any) {
+		parts = append(parts, fmt.Sprintf(`SELECT image_id FROM (SELECT image_id FROM %s ORDER BY image_id LIMIT ?) b%d`, from, len(parts)))
+		args = append(append(args, a...), first)
 	}
-	if len(groups) > maxGroupBranches {
-		parts = append(parts, `SELECT image_id FROM image_groups WHERE group_id IN (`+placeholders(len(groups))+`)`)
-		args = append(args, anySlice(groups)...)
+	branch(`package_images WHERE package_id = ?`, pkgID)
+	if s.d.SingleWriter {
+		branch(`package_images_log WHERE package_id = ?`, pkgID)
+	}
+	ids := make([]int64, 0, len(groups))
+	for _, g := range groups {
+		ids = append(ids, g.group)
+	}
+	if len(ids) > maxGroupBranches {
+		branch(`image_groups WHERE group_id IN (`+placeholders(len(ids))+`)`, anySlice(ids)...)
 	} else {
-		for _, g := range groups {
-			parts, args = append(parts, `SELECT image_id FROM image_groups WHERE group_id = ?`), append(args, g)
+		for _, g := range ids {
+			branch(`image_groups WHERE group_id = ?`, g)
 		}
 	}
 	return strings.Join(parts, "\nUNION ALL "), args, nil
 }
 
-// groupCounts adds to out, per version of pkgs, the images linked to it
-// through groups.
-func (s *DB) groupCounts(ctx context.Context, x execer, pkgs []int64, out map[int64]int) error {
+// groupMember is a version's membership of a group.
+type groupMember struct{ pkg, group int64 }
+
+// groupsHolding lists the groups holding each of pkgs.
+func (s *DB) groupsHolding(ctx context.Context, x execer, pkgs []int64) ([]groupMember, error) {
+	var out []groupMember
 	in, args := inList(s, pkgs)
-	return s.eachRowIn(ctx, x, `SELECT gp.package_id, COUNT(*) FROM group_packages gp JOIN image_groups ig ON ig.group_id = gp.group_id
-WHERE gp.package_id `+in+` GROUP BY gp.package_id`, args, func(r *sql.Rows) error {
-		var id int64
-		var n int
-		if err := r.Scan(&id, &n); err != nil {
+	err := s.eachRowIn(ctx, x, `SELECT package_id, group_id FROM group_packages WHERE package_id `+in, args, func(r *sql.Rows) error {
+		var m groupMember
+		if err := r.Scan(&m.pkg, &m.group); err != nil {
 			return err
 		}
-		out[id] += n
+		out = append(out, m)
 		return nil
 	})
+	return out, err
+}
+
+// groupCounts adds to out, per version of pkgs, the images linked to it
+// through groups: each group's images counted once (one index range
+// each), however many of pkgs it holds.
+func (s *DB) groupCounts(ctx context.Context, x execer, pkgs []int64, out map[int64]int) error {
+	members, err := s.groupsHolding(ctx, x, pkgs)
+	if err != nil || len(members) == 0 {
+		return err
+	}
+	var groups []int64
+	seen := map[int64]bool{}
+	for _, m := range members {
+		if !seen[m.group] {
+			seen[m.group] = true
+			groups = append(groups, m.group)
+		}
+	}
+	size := make(map[int64]int, len(groups))
+	in, args := inList(s, groups)
+	err = s.eachRowIn(ctx, x, `SELECT lg.id, (SELECT COUNT(*) FROM image_groups ig WHERE ig.group_id = lg.id) FROM link_groups lg WHERE lg.id `+in, args,
+		func(r *sql.Rows) error {
+			var id int64
+			var n int
+			if err := r.Scan(&id, &n); err != nil {
+				return err
+			}
+			size[id] = n
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		out[m.pkg] += size[m.group]
+	}
+	return nil
 }
 
 // layerIndexOf returns, for an image's packages, the layer index of each.

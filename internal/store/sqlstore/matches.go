@@ -363,11 +363,9 @@ func (s *DB) matchesOf(ctx context.Context, x execer, ids []int64) (map[int64]ma
 }
 
 // imageIDsHolding lists limit images holding a package version, after
-// the first offset, oldest first: the branches of holderBranches, each
-// read in its index's order and merged, not sorted (asked as one branch,
-// PostgreSQL sorted every holder for the page).
+// the first offset, oldest first: the branches of holderBranches merged.
 func (s *DB) imageIDsHolding(ctx context.Context, pkgID int64, limit, offset int) ([]int64, error) {
-	branches, args, err := s.holderBranches(ctx, pkgID)
+	branches, args, err := s.holderBranches(ctx, pkgID, offset+limit)
 	if err != nil {
 		return nil, err
 	}
