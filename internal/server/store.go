@@ -32,6 +32,7 @@ type Store interface {
 	Feeds(ctx context.Context) ([]store.Feed, error)
 
 	Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSummary, error)
+	NewestDigests(ctx context.Context, n int) ([]string, error)
 	TagHistory(ctx context.Context, repository, tag string) ([]store.TagEvent, error)
 
 	Jobs(ctx context.Context, limit int) ([]store.Job, error)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-
-	"github.com/socle-dev/socle/internal/store"
 )
 
 // warmAnswerCount is how many image findings answers socle serve computes,
@@ -21,20 +19,20 @@ const warmAnswerCount = 100
 // handed it yet, a page fault at a time. The store's caches are warmed
 // before (Store.Warm); this readies what an answer costs on this side.
 func (s *API) warmAnswers(ctx context.Context, n int) error {
-	sums, err := s.st.Images(ctx, store.ImageFilter{Limit: n})
+	digests, err := s.st.NewestDigests(ctx, n)
 	if err != nil {
 		return err
 	}
-	for _, sm := range sums {
-		r, err := http.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/images/"+sm.Digest+"/findings", nil)
+	for _, d := range digests {
+		r, err := http.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/images/"+d+"/findings", nil)
 		if err != nil {
 			return err
 		}
-		r.SetPathValue("digest", sm.Digest)
+		r.SetPathValue("digest", d)
 		w := &discardWriter{header: http.Header{}, code: http.StatusOK}
 		s.apiImageFindings(w, r)
 		if w.code != http.StatusOK {
-			return fmt.Errorf("the findings of %s: status %d", sm.Digest, w.code)
+			return fmt.Errorf("the findings of %s: status %d", d, w.code)
 		}
 	}
 	return nil

@@ -127,6 +127,9 @@ type Images interface {
 	Images(ctx context.Context, f ImageFilter) ([]ImageSummary, error)
 	// ImageCount returns the number of images.
 	ImageCount(ctx context.Context) (int, error)
+	// NewestDigests returns the digests of the n images stored last,
+	// newest first.
+	NewestDigests(ctx context.Context, n int) ([]string, error)
 	// PutTag records that repository:tag points at digest from at on. A
 	// tag that already points there is left as is.
 	PutTag(ctx context.Context, ev TagEvent) error

@@ -74,7 +74,7 @@ func BenchmarkStore(b *testing.B) {
 // "affected by" counts read their visibility maps).
 func TestLinkTablesVacuumedSoon(t *testing.T) {
 	s := openFresh(t)
-	for _, table := range []string{"package_images", "package_multi"} {
+	for _, table := range []string{"package_images", "package_multi", "image_groups"} {
 		opts := texts(t, s, `SELECT unnest(reloptions) FROM pg_class WHERE relname = $1`, table)
 		if !slices.Contains(opts, "autovacuum_vacuum_insert_threshold=100000") || !slices.Contains(opts, "autovacuum_vacuum_insert_scale_factor=0") {
 			t.Fatalf("%s options %v", table, opts)

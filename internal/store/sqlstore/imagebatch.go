@@ -33,7 +33,7 @@ func (s *DB) putImages(ctx context.Context, tx *sql.Tx, rs []*putRequest, refs [
 	var w batchRows
 	for _, i := range order {
 		r, id := rs[i], ids[i]
-		since, err := s.relink(ctx, tx, id, known[i], refs[i].pkg, layerIndexOf(r.pkgs), len(r.img.Layers)-1, linkTime(r.img), links)
+		since, err := s.relink(ctx, tx, id, known[i], heldVersions{refs[i].pkg, r.pkgs, len(r.img.Layers) - 1}, linkTime(r.img), links)
 		if err != nil {
 			return err
 		}

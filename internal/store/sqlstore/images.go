@@ -74,7 +74,7 @@ func (s *DB) putImage(ctx context.Context, tx *sql.Tx, img store.Image, pkgs []s
 ON CONFLICT (image_id) DO UPDATE SET data = excluded.data`, imageID, nonNilBytes(img.Inventory)); err != nil {
 			return err
 		}
-		since, err := s.relink(ctx, tx, imageID, known, refs.pkg, layerIndexOf(pkgs), len(img.Layers)-1, linkTime(img), links)
+		since, err := s.relink(ctx, tx, imageID, known, heldVersions{refs.pkg, pkgs, len(img.Layers) - 1}, linkTime(img), links)
 		if err != nil {
 			return err
 		}
@@ -272,16 +272,15 @@ func (s *DB) ensureBinaries(ctx context.Context, tx *sql.Tx, pkgs []store.ImageP
 	return out, read, nil
 }
 
-// relink makes the image's package links those to ids (known: the image
-// was stored before; layerOf gives each one's layer, top the image's top
-// layer): a package it gains is linked since now (its findings open now;
+// relink makes the image's package links those to held's (known: the
+// image was stored before): a package it gains is linked since now (its findings open now;
 // the row joins links), one it lost moves to link_history (its findings
 // close as store.ClosePackageRemoved), and a kept one keeps its time. A
 // new image's lower layers become group links (linkgroups.go); a stored
 // image whose links change has its group links turned into rows first.
 // It returns each package's link time.
-func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, ids []int64, layerOf func(i int) int, top int,
-	now int64, links *batchLinks) (map[int64]int64, error) {
+func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, held heldVersions, now int64,
+	links *batchLinks) (map[int64]int64, error) {
 	old := map[int64]int64{}
 	if known {
 		rows, err := s.packRowsOf(ctx, tx, imageID)
@@ -292,9 +291,9 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 			old[r.pkg] = r.since
 		}
 	}
-	keep := make(map[int64]int64, len(ids))
+	keep := make(map[int64]int64, len(held.ids))
 	var fresh []int
-	for i, id := range ids {
+	for i, id := range held.ids {
 		if _, ok := keep[id]; ok {
 			continue
 		}
@@ -320,7 +319,7 @@ func (s *DB) relink(ctx context.Context, tx *sql.Tx, imageID int64, known bool, 
 	if min <= 0 {
 		min = defaultGroupMin
 	}
-	links.addFresh(imageID, now, ids, fresh, layerOf, top, !known, min)
+	links.addFresh(imageID, now, held, fresh, !known, min)
 	for _, batch := range chunks(gone, 400) {
 		if _, err := s.exec(ctx, tx, `INSERT INTO link_history (image_id, package_id, since, until) VALUES `+rowPlaceholders(len(batch)/4, 4)+`
 ON CONFLICT (image_id, package_id, since) DO UPDATE SET until = excluded.until`, batch...); err != nil {

@@ -69,17 +69,26 @@ func (l *batchLinks) flush(ctx context.Context, s *DB, tx *sql.Tx) error {
 	return s.writeGroupLinks(ctx, tx, l)
 }
 
-// addFresh adds an image's new links: ids[i] for each i in fresh, the
-// versions the image did not hold. With grouped, each layer below top
-// holding at least min of them becomes a group link, the rest rows.
-func (l *batchLinks) addFresh(image, since int64, ids []int64, fresh []int, layerOf func(i int) int, top int, grouped bool, min int) {
+// heldVersions are the package versions an image holds: their IDs
+// (refs.pkg), aligned with its packages, and the index of its top layer.
+type heldVersions struct {
+	ids  []int64
+	pkgs []store.ImagePackage
+	top  int
+}
+
+// addFresh adds an image's new links: held.ids[i] for each i in fresh,
+// the versions the image did not hold. With grouped, each layer below
+// the top one holding at least min of them becomes a group link, the rest
+// rows.
+func (l *batchLinks) addFresh(image, since int64, held heldVersions, fresh []int, grouped bool, min int) {
 	byLayer := map[int][]int64{}
 	for _, i := range fresh {
-		if layer := layerOf(i); grouped && layer < top {
-			byLayer[layer] = append(byLayer[layer], ids[i])
+		if layer := held.pkgs[i].LayerIndex; grouped && layer < held.top {
+			byLayer[layer] = append(byLayer[layer], held.ids[i])
 			continue
 		}
-		l.rows = append(l.rows, newLink{pkg: ids[i], image: image, since: since})
+		l.rows = append(l.rows, newLink{pkg: held.ids[i], image: image, since: since})
 	}
 	for _, pkgs := range byLayer {
 		if len(pkgs) < min {
@@ -423,9 +432,4 @@ func (s *DB) groupCounts(ctx context.Context, x execer, pkgs []int64, out map[in
 		out[m.pkg] += size[m.group]
 	}
 	return nil
-}
-
-// layerIndexOf returns, for an image's packages, the layer index of each.
-func layerIndexOf(pkgs []store.ImagePackage) func(i int) int {
-	return func(i int) int { return pkgs[i].LayerIndex }
 }

@@ -25,13 +25,7 @@ const warmImages = 8
 // the first of those answers took). A store without images has nothing
 // to warm.
 func (s *DB) Warm(ctx context.Context, conns int) error {
-	var digests []string
-	err := s.eachRow(ctx, `SELECT digest FROM images ORDER BY id DESC LIMIT ?`, []any{conns * warmImages}, func(r *sql.Rows) error {
-		var d string
-		err := r.Scan(&d)
-		digests = append(digests, d)
-		return err
-	})
+	digests, err := s.NewestDigests(ctx, conns*warmImages)
 	if err != nil {
 		return err
 	}
@@ -51,4 +45,15 @@ func (s *DB) Warm(ctx context.Context, conns int) error {
 		return err
 	})
 	return g.Wait()
+}
+
+func (s *DB) NewestDigests(ctx context.Context, n int) ([]string, error) {
+	var digests []string
+	err := s.eachRow(ctx, `SELECT digest FROM images ORDER BY id DESC LIMIT ?`, []any{n}, func(r *sql.Rows) error {
+		var d string
+		err := r.Scan(&d)
+		digests = append(digests, d)
+		return err
+	})
+	return digests, err
 }

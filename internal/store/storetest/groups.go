@@ -52,6 +52,9 @@ func SharedBase(t testing.TB, s store.Store, prefix string, n int, at time.Time)
 func testSharedBase(t *testing.T, s store.Store) {
 	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	digests := SharedBase(t, s, "sb", 3, t0)
+	if newest, err := s.NewestDigests(ctx, 2); err != nil || !slices.Equal(newest, []string{digests[2], digests[1]}) {
+		t.Fatalf("NewestDigests(2) = %v, %v; want the last two stored, newest first", newest, err)
+	}
 	_, err := s.UpsertAdvisories(ctx, []store.Advisory{
 		advisory(SharedBaseAdvisory, t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "b3", Spec: []byte("hand-made")}),
 		advisory("PYSEC-2026-1", t0, nil, store.Affected{Ecosystem: "PyPI", Name: "shared", Spec: []byte("hand-made")}),
