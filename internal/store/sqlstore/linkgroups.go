@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -125,14 +126,15 @@ func encodeGroup(pkgs []int64) []byte {
 
 func decodeGroup(b []byte) ([]int64, error) {
 	var out []int64
-	var last int64
+	var last uint64
 	for len(b) > 0 {
+		// IDs start at 1 and rise: a delta is at least 1.
 		d, n := binary.Uvarint(b)
-		if n <= 0 {
+		if n <= 0 || d == 0 || d > math.MaxInt64-last {
 			return nil, fmt.Errorf("link group: bad encoding")
 		}
-		last += int64(d)
-		out = append(out, last)
+		last += d
+		out = append(out, int64(last))
 		b = b[n:]
 	}
 	return out, nil
