@@ -28,10 +28,11 @@ import (
 // whatever the layers' digests.
 //
 // Every link of an image is in exactly one place, so that counts add up:
-// versions of its top layer, of a layer holding fewer than groupMin, and
-// every link of an image whose links change once stored (ungroup) are
-// rows of package_images (or its log) as before. Readers ask the groups
-// too: linkHeld, groupHolders, holderBranches.
+// versions of its top layer, of a layer holding fewer than
+// defaultGroupMin, and every link of an image whose links change once
+// stored (ungroup) are rows of package_images (or its log) as before.
+// Readers ask the groups too: linkHeld, holderBranches, groupCounts and
+// the queries naming image_groups.
 const defaultGroupMin = 8
 
 // maxCachedGroups bounds the group IDs a process keeps (~50 bytes each).
@@ -211,20 +212,8 @@ func (s *DB) placeGroups(ctx context.Context, tx *sql.Tx, batch []*groupLink, id
 		args = append(args, g.hash[:], encodeGroup(g.pkgs))
 	}
 	var created []int64
-	scan := func(r *sql.Rows) error {
-		var id int64
-		var h []byte
-		if err := r.Scan(&id, &h); err != nil {
-			return err
-		}
-		if len(h) == 32 {
-			ids[[32]byte(h)] = id
-		}
-		created = append(created, id)
-		return nil
-	}
 	err := s.eachRowIn(ctx, tx, `INSERT INTO link_groups (hash, packages) VALUES `+rowPlaceholders(len(batch), 2)+`
-ON CONFLICT (hash) DO NOTHING RETURNING id, hash`, args, scan)
+ON CONFLICT (hash) DO NOTHING RETURNING id, hash`, args, scanGroupID(ids, func(id int64) { created = append(created, id) }))
 	if err != nil {
 		return err
 	}
@@ -253,17 +242,25 @@ ON CONFLICT (hash) DO NOTHING RETURNING id, hash`, args, scan)
 		}
 	}
 	return s.eachRowIn(ctx, tx, `SELECT id, hash FROM link_groups WHERE hash IN (`+placeholders(len(hashes))+`)`, hashes,
-		func(r *sql.Rows) error {
-			var id int64
-			var h []byte
-			if err := r.Scan(&id, &h); err != nil {
-				return err
-			}
-			if len(h) == 32 {
-				ids[[32]byte(h)] = id
-			}
-			return nil
-		})
+		scanGroupID(ids, func(int64) {}))
+}
+
+// scanGroupID reads a row of (id, hash) of link_groups into ids and
+// hands seen the ID.
+func scanGroupID(ids map[[32]byte]int64, seen func(id int64)) func(*sql.Rows) error {
+	return func(r *sql.Rows) error {
+		var id int64
+		var h []byte
+		if err := r.Scan(&id, &h); err != nil {
+			return err
+		}
+		if len(h) != 32 {
+			return fmt.Errorf("link group %d: a hash of %d bytes", id, len(h))
+		}
+		ids[[32]byte(h)] = id
+		seen(id)
+		return nil
+	}
 }
 
 // groupRows returns l's group links as image_groups columns, in key
