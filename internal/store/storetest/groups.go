@@ -9,8 +9,8 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// SharedBaseAdvisory matches base package b3 of SharedBase's images.
-const SharedBaseAdvisory = "CVE-2026-3"
+// sharedBaseAdvisory matches base package b3 of SharedBase's images.
+const sharedBaseAdvisory = "CVE-2026-3"
 
 // SharedBase puts n images (hand-made; digests sha256:<prefix>-<i>) on
 // one base layer of ten Debian packages (b0 to b9), each with a top
@@ -56,7 +56,7 @@ func testSharedBase(t *testing.T, s store.Store) {
 		t.Fatalf("NewestDigests(2) = %v, %v; want the last two stored, newest first", newest, err)
 	}
 	_, err := s.UpsertAdvisories(ctx, []store.Advisory{
-		advisory(SharedBaseAdvisory, t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "b3", Spec: []byte("hand-made")}),
+		advisory(sharedBaseAdvisory, t0, nil, store.Affected{Ecosystem: "Debian:12", Name: "b3", Spec: []byte("hand-made")}),
 		advisory("PYSEC-2026-1", t0, nil, store.Affected{Ecosystem: "PyPI", Name: "shared", Spec: []byte("hand-made")}),
 	})
 	must(t, err)
@@ -71,7 +71,7 @@ func testSharedBase(t *testing.T, s store.Store) {
 		must(t, err)
 	}
 	t1 := t0.Add(time.Hour)
-	matchAll("Debian:12", "b3", SharedBaseAdvisory, t1)
+	matchAll("Debian:12", "b3", sharedBaseAdvisory, t1)
 	matchAll("PyPI", "shared", "PYSEC-2026-1", t1)
 
 	affected := func(adv string) []string {
@@ -90,7 +90,7 @@ func testSharedBase(t *testing.T, s store.Store) {
 			}
 		}
 	}
-	for _, adv := range []string{SharedBaseAdvisory, "PYSEC-2026-1"} {
+	for _, adv := range []string{sharedBaseAdvisory, "PYSEC-2026-1"} {
 		if got := affected(adv); !slices.Equal(got, digests) {
 			t.Fatalf("affected by %s: %v, want %v (oldest first)", adv, got, digests)
 		}
@@ -105,7 +105,7 @@ func testSharedBase(t *testing.T, s store.Store) {
 		return out
 	}
 	for _, d := range digests {
-		if fs := openOf(d); len(fs) != 2 || !fs[SharedBaseAdvisory].OpenedAt.Equal(t1) || !fs[SharedBaseAdvisory].ClosedAt.IsZero() {
+		if fs := openOf(d); len(fs) != 2 || !fs[sharedBaseAdvisory].OpenedAt.Equal(t1) || !fs[sharedBaseAdvisory].ClosedAt.IsZero() {
 			t.Fatalf("%s findings: %+v", d, fs)
 		}
 	}
@@ -122,13 +122,13 @@ func testSharedBase(t *testing.T, s store.Store) {
 	_, err = s.PutImage(ctx, img, pkgs)
 	must(t, err)
 	fs := openOf(digests[1])
-	if _, open := fs[SharedBaseAdvisory]; open {
+	if _, open := fs[sharedBaseAdvisory]; open {
 		t.Fatalf("b3 removed: its finding is still open: %+v", fs)
 	}
 	if f := fs["PYSEC-2026-1"]; !f.OpenedAt.Equal(t1) || !f.ClosedAt.IsZero() {
 		t.Fatalf("kept package: finding %+v", f)
 	}
-	if got, want := affected(SharedBaseAdvisory), []string{digests[0], digests[2]}; !slices.Equal(got, want) {
+	if got, want := affected(sharedBaseAdvisory), []string{digests[0], digests[2]}; !slices.Equal(got, want) {
 		t.Fatalf("affected after the change: %v, want %v", got, want)
 	}
 	if got := affected("PYSEC-2026-1"); !slices.Equal(got, digests) {
@@ -142,10 +142,10 @@ func testSharedBase(t *testing.T, s store.Store) {
 	pkgs = append(pkgs, all[slices.IndexFunc(all, func(p store.ImagePackage) bool { return p.Key.Name == "b3" })])
 	_, err = s.PutImage(ctx, img, pkgs)
 	must(t, err)
-	if f := openOf(digests[1])[SharedBaseAdvisory]; !f.OpenedAt.Equal(t3) || !f.ClosedAt.IsZero() {
+	if f := openOf(digests[1])[sharedBaseAdvisory]; !f.OpenedAt.Equal(t3) || !f.ClosedAt.IsZero() {
 		t.Fatalf("b3 back: finding %+v", f)
 	}
-	if got := affected(SharedBaseAdvisory); !slices.Equal(got, digests) {
+	if got := affected(sharedBaseAdvisory); !slices.Equal(got, digests) {
 		t.Fatalf("affected once b3 is back: %v", got)
 	}
 }
