@@ -415,15 +415,7 @@ func (s *DB) groupCounts(ctx context.Context, x execer, pkgs []int64, out map[in
 	size := make(map[int64]int, len(groups))
 	in, args := inList(s, groups)
 	err = s.eachRowIn(ctx, x, `SELECT lg.id, (SELECT COUNT(*) FROM image_groups ig WHERE ig.group_id = lg.id) FROM link_groups lg WHERE lg.id `+in, args,
-		func(r *sql.Rows) error {
-			var id int64
-			var n int
-			if err := r.Scan(&id, &n); err != nil {
-				return err
-			}
-			size[id] = n
-			return nil
-		})
+		addCounts(size))
 	if err != nil {
 		return err
 	}

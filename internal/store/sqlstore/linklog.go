@@ -91,15 +91,7 @@ func (s *DB) linkCounts(ctx context.Context, x execer, pkgs []int64) (map[int64]
 		for _, table := range s.linkTables() {
 			in, args := inList(s, batch)
 			err := s.eachRowIn(ctx, x, `SELECT package_id, COUNT(*) FROM `+table+` WHERE package_id `+in+` GROUP BY package_id`, args,
-				func(r *sql.Rows) error {
-					var id int64
-					var n int
-					if err := r.Scan(&id, &n); err != nil {
-						return err
-					}
-					out[id] += n
-					return nil
-				})
+				addCounts(out))
 			if err != nil {
 				return nil, err
 			}
@@ -109,6 +101,19 @@ func (s *DB) linkCounts(ctx context.Context, x execer, pkgs []int64) (map[int64]
 		}
 	}
 	return out, nil
+}
+
+// addCounts reads rows of (ID, count), adding each count to out[ID].
+func addCounts(out map[int64]int) func(*sql.Rows) error {
+	return func(r *sql.Rows) error {
+		var id int64
+		var n int
+		if err := r.Scan(&id, &n); err != nil {
+			return err
+		}
+		out[id] += n
+		return nil
+	}
 }
 
 // linkTables are the tables holding current links: package_images, and
